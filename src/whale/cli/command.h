@@ -1,0 +1,17 @@
+// A subcommand: its CLI11 node and the action run when it is chosen. Each cli/*.cc registers one.
+#pragma once
+
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+namespace whale::cli {
+
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<void()> run;
+};
+
+Command register_logits(CLI::App& root);
+
+}  // namespace whale::cli

@@ -1,0 +1,41 @@
+// whale: one binary, one subcommand per capability. Errors are caught here, once: one line, non-zero exit.
+#include <cstdio>
+#include <exception>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "whale/cli/command.h"
+#include "whale/core/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"whale: run DeepSeek-architecture language models (V2, V2-Lite, V3, R1) on your own hardware.",
+               "whale"};
+  app.require_subcommand(1);
+  app.footer("Run 'whale SUBCOMMAND --help' for the options of each subcommand.");
+
+  const std::vector<whale::cli::Command> commands = {
+      whale::cli::register_logits(app),
+  };
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  try {
+    for (const auto& command : commands)
+      if (command.app->parsed()) command.run();
+  } catch (const whale::Error& e) {
+    std::fprintf(stderr, "whale: error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "whale: error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "whale: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

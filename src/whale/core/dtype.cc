@@ -1,0 +1,80 @@
+#include "whale/core/dtype.h"
+
+#include <array>
+#include <cmath>
+#include <limits>
+#include <utility>
+
+namespace whale {
+namespace {
+
+constexpr std::array<std::pair<DType, std::string_view>, 15> kNames = {{
+    {DType::BOOL, "BOOL"}, {DType::U8, "U8"},     {DType::I8, "I8"},     {DType::I16, "I16"},
+    {DType::U16, "U16"},   {DType::I32, "I32"},   {DType::U32, "U32"},   {DType::I64, "I64"},
+    {DType::U64, "U64"},   {DType::F16, "F16"},   {DType::BF16, "BF16"}, {DType::F32, "F32"},
+    {DType::F64, "F64"},   {DType::F8_E4M3, "F8_E4M3"}, {DType::F8_E5M2, "F8_E5M2"},
+}};
+
+}  // namespace
+
+std::string_view dtype_name(DType t) {
+  for (const auto& [dt, name] : kNames)
+    if (dt == t) return name;
+  return "?";
+}
+
+std::optional<DType> dtype_from_name(std::string_view name) {
+  for (const auto& [dt, n] : kNames)
+    if (n == name) return dt;
+  return std::nullopt;
+}
+
+size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::BOOL: case DType::U8: case DType::I8: case DType::F8_E4M3: case DType::F8_E5M2: return 1;
+    case DType::I16: case DType::U16: case DType::F16: case DType::BF16: return 2;
+    case DType::I32: case DType::U32: case DType::F32: return 4;
+    case DType::I64: case DType::U64: case DType::F64: return 8;
+  }
+  return 0;
+}
+
+float f16_to_f32(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
+  const uint32_t exp = (h >> 10) & 0x1F;
+  const uint32_t mant = h & 0x3FF;
+  if (exp == 0) {
+    // Zero or subnormal: mant * 2^-24, exact in f32.
+    const float v = std::ldexp(static_cast<float>(mant), -24);
+    return sign ? -v : v;
+  }
+  if (exp == 31) return bits_to_f32(sign | 0x7F800000u | (mant << 13));
+  return bits_to_f32(sign | ((exp + 112) << 23) | (mant << 13));
+}
+
+float e4m3_to_f32(uint8_t v) {
+  const bool negative = v & 0x80;
+  const int exp = (v >> 3) & 0xF;
+  const int mant = v & 0x7;
+  float magnitude;
+  if (exp == 0xF && mant == 0x7) {
+    magnitude = std::numeric_limits<float>::quiet_NaN();
+  } else if (exp == 0) {
+    magnitude = std::ldexp(static_cast<float>(mant) / 8.0f, -6);
+  } else {
+    magnitude = std::ldexp(1.0f + static_cast<float>(mant) / 8.0f, exp - 7);
+  }
+  return negative ? -magnitude : magnitude;
+}
+
+float load_as_f32(DType t, const uint8_t* p, size_t i) {
+  switch (t) {
+    case DType::F32: return load_f32(p, i);
+    case DType::BF16: return bf16_to_f32(load_u16(p, i));
+    case DType::F16: return f16_to_f32(load_u16(p, i));
+    case DType::F8_E4M3: return e4m3_to_f32(p[i]);
+    default: return std::numeric_limits<float>::quiet_NaN();
+  }
+}
+
+}  // namespace whale

@@ -1,0 +1,54 @@
+// Element types of checkpoint tensors and their scalar conversions to f32.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string_view>
+
+namespace whale {
+
+// The safetensors dtype set (huggingface/safetensors Dtype). Model code accepts only some of them.
+enum class DType : uint8_t { BOOL, U8, I8, I16, U16, I32, U32, I64, U64, F16, BF16, F32, F64, F8_E4M3, F8_E5M2 };
+
+std::string_view dtype_name(DType t);
+std::optional<DType> dtype_from_name(std::string_view name);
+size_t dtype_size(DType t);
+
+inline float bits_to_f32(uint32_t bits) {
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+inline uint32_t f32_to_bits(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  return bits;
+}
+
+inline float bf16_to_f32(uint16_t h) { return bits_to_f32(static_cast<uint32_t>(h) << 16); }
+
+// IEEE binary16 to f32, exact for every value including subnormals, inf and NaN.
+float f16_to_f32(uint16_t h);
+
+// float8_e4m3fn to f32: bias 7, no infinities, 0x7F/0xFF are NaN, max finite 448 (deepseek-spec §3.3).
+float e4m3_to_f32(uint8_t v);
+
+// Loads element i of a little-endian array whose start may be unaligned (safetensors data need not be).
+inline uint16_t load_u16(const uint8_t* p, size_t i) {
+  uint16_t v;
+  std::memcpy(&v, p + 2 * i, 2);
+  return v;
+}
+inline float load_f32(const uint8_t* p, size_t i) {
+  float v;
+  std::memcpy(&v, p + 4 * i, 4);
+  return v;
+}
+
+// Element i of a BF16, F16, F32 or F8_E4M3 array as f32 (no block scale applied).
+float load_as_f32(DType t, const uint8_t* p, size_t i);
+
+}  // namespace whale

@@ -1,0 +1,96 @@
+#include "whale/io/checkpoint.h"
+
+#include <fstream>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "whale/core/error.h"
+
+namespace whale {
+namespace fs = std::filesystem;
+
+namespace {
+
+nlohmann::json read_json_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("{}: cannot open", path.string());
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: not valid JSON: {}", path.string(), e.what());
+  }
+}
+
+}  // namespace
+
+Checkpoint::Checkpoint(const fs::path& dir) : dir_(dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) fail("{}: model directory not found", dir.string());
+  const fs::path index = dir / "model.safetensors.index.json";
+  const fs::path single = dir / "model.safetensors";
+
+  if (fs::exists(index, ec)) {
+    index_path_ = index.string();
+    const nlohmann::json j = read_json_file(index);
+    const auto map = j.find("weight_map");
+    if (!j.is_object() || map == j.end() || !map->is_object())
+      fail("{}: missing \"weight_map\" object", index_path_);
+    std::map<std::string, const SafetensorsFile*> by_file;
+    for (const auto& [name, file] : map->items()) {
+      if (!file.is_string()) fail("{}: weight_map.{} is not a file name", index_path_, name);
+      const std::string& shard = file.get_ref<const std::string&>();
+      if (shard.empty() || shard.find('/') != std::string::npos || shard == "." || shard == "..")
+        fail("{}: weight_map.{} names \"{}\", which is not a file in the model directory", index_path_, name, shard);
+      auto it = by_file.find(shard);
+      if (it == by_file.end()) {
+        const fs::path shard_path = dir / shard;
+        if (!fs::exists(shard_path, ec))
+          fail("{}: weight_map.{} names shard {}, which does not exist", index_path_, name, shard_path.string());
+        shards_.push_back(std::make_unique<SafetensorsFile>(shard_path.string()));
+        it = by_file.emplace(shard, shards_.back().get()).first;
+      }
+      if (!it->second->has(name))
+        fail("{}: tensor {} is listed in {} but that shard does not contain it", it->second->path(), name,
+             index_path_);
+      location_[name] = it->second;
+    }
+  } else if (fs::exists(single, ec)) {
+    shards_.push_back(std::make_unique<SafetensorsFile>(single.string()));
+    for (const auto& [name, entry] : shards_.back()->header().tensors) location_[name] = shards_.back().get();
+  } else {
+    size_t n_shards = 0;
+    for (const auto& e : fs::directory_iterator(dir, ec))
+      if (e.path().extension() == ".safetensors") ++n_shards;
+    if (n_shards > 0)
+      fail("{}: {} .safetensors shards but no model.safetensors.index.json to say which tensor is where",
+           dir.string(), n_shards);
+    fail("{}: no model.safetensors or model.safetensors.index.json", dir.string());
+  }
+}
+
+TensorView Checkpoint::get(const std::string& name) const {
+  const auto it = location_.find(name);
+  if (it != location_.end()) return it->second->view(name);
+  if (!index_path_.empty()) {
+    for (const auto& shard : shards_)
+      if (shard->has(name))
+        fail("{}: no entry for tensor {} (it is present in {})", index_path_, name, shard->path());
+    fail("{}: no entry for required tensor {}", index_path_, name);
+  }
+  fail("{}: missing required tensor {}", shards_.front()->path(), name);
+}
+
+std::vector<std::string> Checkpoint::names() const {
+  std::vector<std::string> out;
+  for (const auto& [name, file] : location_) out.push_back(name);
+  return out;
+}
+
+uint64_t Checkpoint::total_file_bytes() const {
+  uint64_t total = 0;
+  for (const auto& s : shards_) total += s->file_size();
+  return total;
+}
+
+}  // namespace whale

@@ -1,0 +1,22 @@
+// A 2-D weight matrix [rows, cols] in its stored dtype, read in place from the mapped checkpoint.
+#pragma once
+
+#include <cstdint>
+
+#include "whale/core/dtype.h"
+
+namespace whale {
+
+struct Weight2D {
+  DType dtype = DType::BF16;  // F32, F16, BF16 or F8_E4M3
+  int64_t rows = 0;
+  int64_t cols = 0;
+  const uint8_t* data = nullptr;  // row-major, possibly unaligned
+  // F8_E4M3 only: f32 multipliers, one per [block_rows x block_cols] block, row-major over
+  // [ceil(rows/block_rows), ceil(cols/block_cols)]; edge blocks may be partial (deepseek-spec §3.3).
+  const float* block_scale = nullptr;
+  int block_rows = 128;
+  int block_cols = 128;
+};
+
+}  // namespace whale

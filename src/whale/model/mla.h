@@ -1,0 +1,34 @@
+// Multi-head Latent Attention over the latent cache (deepseek-spec §2.4, §2.7).
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+#include "whale/core/thread_pool.h"
+#include "whale/model/config.h"
+#include "whale/model/latent_kv_cache.h"
+#include "whale/model/weights.h"
+
+namespace whale {
+
+// Absorbed: queries are folded through W_UK and attend over the 576-value latents directly (the reference's
+// default). Naive: per-head keys and values are expanded from the cached latents, then standard attention.
+// Both read the same latent cache and agree up to rounding.
+enum class AttentionForm { Absorbed, Naive };
+
+// Parses "absorbed" or "naive"; throws Error otherwise.
+AttentionForm parse_attention_form(std::string_view name);
+
+struct MlaContext {
+  const ModelConfig& config;
+  const std::vector<double>& rope_inv_freq;
+  AttentionForm form;
+  ThreadPool& pool;
+};
+
+// out[T, hidden] = MLA(x[T, hidden]) for tokens at positions pos0 .. pos0+T-1 of layer `layer`, causal over all
+// cached tokens. Writes the tokens' latent entries into the cache (rows pos0 .. pos0+T-1); does not commit them.
+void mla_forward(const MlaContext& ctx, const AttentionWeights& w, int layer, LatentKvCache& cache, int pos0,
+                 const float* x, int n_tokens, float* out);
+
+}  // namespace whale

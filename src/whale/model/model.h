@@ -1,0 +1,46 @@
+// A loaded DeepSeek model: config, mapped checkpoint and validated weights, and its forward pass.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <vector>
+
+#include "whale/core/thread_pool.h"
+#include "whale/io/checkpoint.h"
+#include "whale/model/config.h"
+#include "whale/model/latent_kv_cache.h"
+#include "whale/model/mla.h"
+#include "whale/model/router.h"
+#include "whale/model/weights.h"
+
+namespace whale {
+
+class Model {
+ public:
+  // Reads DIR/config.json, maps the safetensors and validates every tensor. Throws Error naming the file at fault.
+  explicit Model(const std::filesystem::path& dir);
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const ModelConfig& config() const { return config_; }
+  const Checkpoint& checkpoint() const { return checkpoint_; }
+  const ModelWeights& weights() const { return weights_; }
+
+  LatentKvCache make_cache(int capacity) const;
+
+  // Runs `tokens` at positions cache.size() onward, appends them to the cache and returns their logits
+  // [tokens.size(), vocab_size], row-major. Feeding a sequence in chunks gives the same logits as one call.
+  // Throws Error if a token id is out of range or the cache is too small.
+  std::vector<float> forward(std::span<const int32_t> tokens, LatentKvCache& cache, ThreadPool& pool,
+                             AttentionForm form = AttentionForm::Absorbed) const;
+
+ private:
+  ModelConfig config_;
+  Checkpoint checkpoint_;
+  ModelWeights weights_;
+  std::vector<double> rope_inv_freq_;
+  RouterFn router_;
+};
+
+}  // namespace whale
