@@ -13,5 +13,6 @@ struct Command {
 };
 
 Command register_logits(CLI::App& root);
+Command register_tokenize(CLI::App& root);
 
 }  // namespace whale::cli

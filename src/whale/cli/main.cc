@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
 
   const std::vector<whale::cli::Command> commands = {
       whale::cli::register_logits(app),
+      whale::cli::register_tokenize(app),
   };
 
   try {

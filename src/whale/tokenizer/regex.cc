@@ -1,0 +1,70 @@
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "whale/tokenizer/regex.h"
+
+#include <pcre2.h>
+
+#include "whale/core/error.h"
+
+namespace whale {
+
+struct Regex::Impl {
+  pcre2_code* code = nullptr;
+  bool jit = false;
+  ~Impl() {
+    if (code) pcre2_code_free(code);
+  }
+};
+
+Regex::Regex(const std::string& pattern) : pattern_(pattern), impl_(std::make_unique<Impl>()) {
+  int error = 0;
+  PCRE2_SIZE offset = 0;
+  impl_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+                              PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &error, &offset, nullptr);
+  if (!impl_->code) {
+    PCRE2_UCHAR message[256];
+    pcre2_get_error_message(error, message, sizeof message);
+    fail("regex /{}/ does not compile at offset {}: {}", pattern, offset, reinterpret_cast<const char*>(message));
+  }
+  impl_->jit = pcre2_jit_compile(impl_->code, PCRE2_JIT_COMPLETE) == 0;
+}
+
+Regex::~Regex() = default;
+Regex::Regex(Regex&&) noexcept = default;
+Regex& Regex::operator=(Regex&&) noexcept = default;
+
+std::vector<std::pair<size_t, size_t>> Regex::find_all(std::string_view text) const {
+  std::vector<std::pair<size_t, size_t>> out;
+  // One match block per thread, shared by all patterns: only the whole-match offsets are read, so one pair suffices
+  // (PCRE2 then returns 0 for "ovector too small" but still fills pair 0).
+  struct MatchData {
+    pcre2_match_data* md = pcre2_match_data_create(1, nullptr);
+    ~MatchData() { pcre2_match_data_free(md); }
+  };
+  thread_local MatchData block;
+  pcre2_match_data* md = block.md;
+  const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
+  size_t start = 0;
+  while (start <= text.size()) {
+    const int rc = impl_->jit ? pcre2_jit_match(impl_->code, subject, text.size(), start, 0, md, nullptr)
+                              : pcre2_match(impl_->code, subject, text.size(), start, PCRE2_NO_UTF_CHECK, md, nullptr);
+    if (rc < 0) {
+      if (rc == PCRE2_ERROR_NOMATCH) break;
+      fail("regex /{}/ failed to match (PCRE2 error {})", pattern_, rc);
+    }
+    const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
+    const size_t b = ov[0], e = ov[1];
+    if (e > b) {
+      out.emplace_back(b, e);
+      start = e;
+    } else {
+      // An empty match yields nothing; move on by one character.
+      if (b >= text.size()) break;
+      size_t next = b + 1;
+      while (next < text.size() && (static_cast<unsigned char>(text[next]) & 0xC0) == 0x80) ++next;
+      start = next;
+    }
+  }
+  return out;
+}
+
+}  // namespace whale
