@@ -1,8 +1,7 @@
 #include "whale/tokenizer/bpe.h"
 
+#include <algorithm>
 #include <queue>
-
-#include <nlohmann/json.hpp>
 
 #include "whale/core/error.h"
 #include "whale/tokenizer/byte_level.h"
@@ -16,58 +15,37 @@ constexpr size_t kCacheMaxPieceBytes = 64;
 
 }  // namespace
 
-BpeModel::BpeModel(const nlohmann::json& model, bool byte_level) : byte_level_(byte_level) {
-  if (!model.is_object()) fail("tokenizer.json: \"model\" is not an object");
-  const std::string type = model.value("type", std::string("BPE"));
-  if (type != "BPE") fail("tokenizer.json: model type \"{}\" is not supported (only BPE)", type);
-  if (const auto d = model.find("dropout"); d != model.end() && !d->is_null() && d->get<double>() != 0.0)
-    fail("tokenizer.json: BPE dropout is not supported");
-  for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"})
-    if (const auto it = model.find(key); it != model.end() && !it->is_null() && !it->get<std::string>().empty())
-      fail("tokenizer.json: BPE \"{}\" is not supported", key);
-  ignore_merges_ = model.value("ignore_merges", false);
-  byte_fallback_ = model.value("byte_fallback", false);
-
-  const auto vocab = model.find("vocab");
-  if (vocab == model.end() || !vocab->is_object()) fail("tokenizer.json: model.vocab is not an object");
-  vocab_.reserve(vocab->size());
-  for (const auto& [text, id] : vocab->items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= (1 << 30))
-      fail("tokenizer.json: model.vocab entry \"{}\" has an invalid id", text);
-    const int32_t i = id.get<int32_t>();
-    vocab_[text] = i;
-    if (static_cast<size_t>(i) >= tokens_.size()) tokens_.resize(i + 1);
-    tokens_[i] = text;
+BpeModel::BpeModel(const BpeModelData& data, bool byte_level)
+    : byte_level_(byte_level), ignore_merges_(data.ignore_merges), byte_fallback_(data.byte_fallback) {
+  int64_t max_id = -1;
+  for (const auto& [text, id] : data.vocab) {
+    if (id < 0 || id >= (1 << 30)) fail("model.vocab entry \"{}\" has an invalid id {}", text, id);
+    max_id = std::max(max_id, id);
   }
+  tokens_.resize(static_cast<size_t>(max_id + 1));
+  std::vector<bool> seen(tokens_.size());
+  for (const auto& [text, id] : data.vocab) {
+    if (seen[id]) fail("model.vocab gives id {} to more than one token (\"{}\")", id, text);
+    seen[id] = true;
+    tokens_[id] = std::string(text);
+  }
+  vocab_.reserve(data.vocab.size());
+  for (const auto& [text, id] : data.vocab) vocab_[tokens_[id]] = static_cast<int32_t>(id);
 
-  const auto merges = model.find("merges");
-  if (merges == model.end() || !merges->is_array()) fail("tokenizer.json: model.merges is not an array");
-  merges_.reserve(merges->size());
+  merges_.reserve(data.merges.size());
+  std::string joined;
   int32_t rank = 0;
-  for (const auto& m : *merges) {
-    std::string left, right;
-    if (m.is_string()) {
-      const std::string& s = m.get_ref<const std::string&>();
-      const size_t space = s.find(' ');
-      if (space == std::string::npos || s.find(' ', space + 1) != std::string::npos)
-        fail("tokenizer.json: merge {} (\"{}\") is not two tokens separated by a space", rank, s);
-      left = s.substr(0, space);
-      right = s.substr(space + 1);
-    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-      left = m[0].get<std::string>();
-      right = m[1].get<std::string>();
-    } else {
-      fail("tokenizer.json: merge {} is neither \"a b\" nor [\"a\", \"b\"]", rank);
-    }
-    const int32_t a = id_of(left), b = id_of(right), merged = id_of(left + right);
+  for (const auto& [left, right] : data.merges) {
+    joined.assign(left);
+    joined.append(right);
+    const int32_t a = id_of(left), b = id_of(right), merged = id_of(joined);
     if (a < 0 || b < 0 || merged < 0)
-      fail("tokenizer.json: merge {} (\"{} {}\") uses a token missing from the vocabulary", rank, left, right);
+      fail("model.merges[{}] (\"{} {}\") uses a token missing from the vocabulary", rank, left, right);
     merges_.emplace(pair_key(a, b), Merge{rank, merged});  // the first (lowest-rank) duplicate wins
     ++rank;
   }
 
-  if (const auto unk = model.find("unk_token"); unk != model.end() && unk->is_string())
-    unk_id_ = id_of(unk->get<std::string>());
+  if (!data.unk_token.empty()) unk_id_ = id_of(data.unk_token);
   for (int b = 0; b < 256; ++b) byte_ids_[b] = byte_level_ ? id_of(byte_level_text(static_cast<uint8_t>(b))) : -1;
 }
 
@@ -76,7 +54,7 @@ const std::string& BpeModel::token(int32_t id) const {
   return id >= 0 && static_cast<size_t>(id) < tokens_.size() ? tokens_[id] : empty;
 }
 
-int32_t BpeModel::id_of(const std::string& token) const {
+int32_t BpeModel::id_of(std::string_view token) const {
   const auto it = vocab_.find(token);
   return it == vocab_.end() ? -1 : it->second;
 }
@@ -136,7 +114,7 @@ void BpeModel::encode_uncached(std::string_view piece, std::vector<int32_t>& out
       if (const int32_t id = byte_ids_[static_cast<uint8_t>(c)]; id >= 0) symbols.push_back(id);
   } else {
     if (ignore_merges_)
-      if (const int32_t id = id_of(std::string(piece)); id >= 0) {
+      if (const int32_t id = id_of(piece); id >= 0) {
         out.push_back(id);
         return;
       }

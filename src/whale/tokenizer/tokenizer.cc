@@ -7,6 +7,7 @@
 
 #include "whale/core/error.h"
 #include "whale/tokenizer/byte_level.h"
+#include "whale/tokenizer/tokenizer_json.h"
 
 namespace whale {
 namespace {
@@ -72,27 +73,25 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
   const std::string json_file = source + "/tokenizer.json";
   const std::string config_file = source + "/tokenizer_config.json";
   Tokenizer t;
-  const nlohmann::json j = parse_json(tokenizer_json, json_file);
   try {
     with_context(json_file, [&] {
-      if (!j.is_object()) fail("not a JSON object");
-      t.normalizer_ = make_normalizer(j.value("normalizer", nlohmann::json()));
-      t.pre_tokenizer_ = make_pre_tokenizer(j.value("pre_tokenizer", nlohmann::json()));
+      const TokenizerJson j = parse_tokenizer_json(tokenizer_json);
+      t.normalizer_ = make_normalizer(j.normalizer);
+      t.pre_tokenizer_ = make_pre_tokenizer(j.pre_tokenizer);
       const bool byte_level = t.pre_tokenizer_ && t.pre_tokenizer_->byte_level();
-      if (!j.contains("model")) fail("missing \"model\"");
-      t.model_ = std::make_unique<BpeModel>(j["model"], byte_level);
+      t.model_ = std::make_unique<BpeModel>(j.model, byte_level);
       t.vocab_size_ = t.model_->size();
 
-      const nlohmann::json decoder = j.value("decoder", nlohmann::json());
+      const nlohmann::json& decoder = j.decoder;
       if (!decoder.is_null()) {
         const std::string type = decoder.value("type", std::string());
         if (type != "ByteLevel") fail("decoder type \"{}\" is not supported (only ByteLevel)", type);
         t.byte_level_decoder_ = true;
       }
 
-      if (const auto added = j.find("added_tokens"); added != j.end() && !added->is_null()) {
-        if (!added->is_array()) fail("\"added_tokens\" is not an array");
-        for (const auto& a : *added) {
+      if (!j.added_tokens.is_null()) {
+        if (!j.added_tokens.is_array()) fail("\"added_tokens\" is not an array");
+        for (const auto& a : j.added_tokens) {
           if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() || !a.contains("content") ||
               !a["content"].is_string())
             fail("added_tokens entry {} needs an integer \"id\" and a string \"content\"", a.dump());
@@ -117,7 +116,7 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
       t.normalized_matcher_ = std::make_unique<AddedTokenMatcher>(normalized);
 
       // A TemplateProcessing post-processor states the special tokens around a single sequence.
-      const nlohmann::json post = j.value("post_processor", nlohmann::json());
+      const nlohmann::json& post = j.post_processor;
       if (post.is_object() && post.value("type", std::string()) == "TemplateProcessing" && post.contains("single")) {
         bool after_sequence = false;
         for (const auto& item : post["single"]) {
