@@ -1,0 +1,157 @@
+#!/usr/bin/python3
+"""Compares `whale logits` against the float64 PyTorch reference (deepseek_ref.py).
+
+Usage:
+  /usr/bin/python3 scripts/reference/check_logits.py --whale BIN --model DIR [--tokens 5,17,42] [--tol 1e-3]
+      [--chunks none,1,7] [--attention absorbed,naive] [--timeout SECONDS]
+
+Computes the reference once, then runs
+  BIN logits --model DIR --tokens T1,T2,... [--chunk N] [--attention A]
+for every chunk in --chunks ("none" = no --chunk flag) and every A in --attention, and checks for each run: same
+token list, same [T, vocab] shape, all values finite, max |whale - reference| <= tol. Also fails if the reference itself
+is trivial (max |logit| <= 1 or std <= 0.1), so that the comparison can fail at all.
+Prints one line per run; exit status 0 if everything passes, 1 otherwise.
+
+Default tokens: 19 ids from a fixed seeded rng, including 0 and vocab_size-1.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import deepseek_ref  # noqa: E402
+
+
+def default_tokens(vocab, n=19):
+    rng = np.random.default_rng(20240917)
+    toks = rng.integers(2, max(vocab - 1, 3), size=n).tolist()
+    toks[0] = 0
+    toks[n // 2] = vocab - 1
+    return [int(t) for t in toks]
+
+
+def parse_json_output(stdout):
+    """The whole stdout should be one JSON object; tolerate extra lines by taking the last line that parses."""
+    text = stdout.strip()
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    for line in reversed(text.splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                continue
+    raise ValueError("no JSON object found in stdout (first 300 chars: %r)" % text[:300])
+
+
+def run_whale(whale, model, tokens, chunk, attention, timeout):
+    cmd = [whale, "logits", "--model", model, "--tokens", ",".join(str(t) for t in tokens)]
+    if chunk is not None:
+        cmd += ["--chunk", str(chunk)]
+    if attention is not None:
+        cmd += ["--attention", attention]
+    t0 = time.time()
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, f"timed out after {timeout} s: {' '.join(cmd)}", time.time() - t0
+    except OSError as e:
+        return None, f"cannot run {whale}: {e}", time.time() - t0
+    dt = time.time() - t0
+    if p.returncode != 0:
+        err = p.stderr.decode("utf-8", "replace").strip()
+        return None, f"exit status {p.returncode}: {' '.join(cmd)}\n  stderr: {err}", dt
+    try:
+        return parse_json_output(p.stdout.decode("utf-8", "replace")), None, dt
+    except ValueError as e:
+        return None, f"bad output: {e}", dt
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--whale", required=True, help="path of the whale binary")
+    ap.add_argument("--model", required=True, help="Hugging Face model directory")
+    ap.add_argument("--tokens", default=None, help="comma-separated token ids (default: 19 fixed ids)")
+    ap.add_argument("--tol", type=float, default=1e-3, help="max allowed |whale - reference| per logit")
+    ap.add_argument("--chunks", default="none,1,7", help="comma list of --chunk values; 'none' = flag omitted")
+    ap.add_argument("--attention", default="absorbed,naive", help="comma list of --attention values")
+    ap.add_argument("--timeout", type=float, default=600, help="seconds allowed per whale run")
+    args = ap.parse_args()
+
+    if os.sep not in args.whale and shutil.which(args.whale):
+        args.whale = shutil.which(args.whale)
+    if not (os.path.isfile(args.whale) and os.access(args.whale, os.X_OK)):
+        print(f"check_logits: whale binary {args.whale!r} does not exist or is not executable", file=sys.stderr)
+        return 1
+    if not os.path.isfile(os.path.join(args.model, "config.json")):
+        print(f"check_logits: {args.model!r} has no config.json", file=sys.stderr)
+        return 1
+
+    model = deepseek_ref.Model(args.model)
+    vocab = model.cfg.vocab
+    tokens = deepseek_ref.parse_tokens(args.tokens) if args.tokens else default_tokens(vocab)
+    chunks = [None if c.strip() == "none" else int(c) for c in args.chunks.split(",") if c.strip()]
+    attns = [a.strip() for a in args.attention.split(",") if a.strip()]
+
+    t0 = time.time()
+    import torch
+    with torch.no_grad():
+        ref = model.forward(tokens).numpy()
+    ref_max, ref_std = float(np.abs(ref).max()), float(ref.std())
+    ok = True
+    triv = "ok" if (ref_max > 1.0 and ref_std > 0.1) else "TRIVIAL"
+    print(f"reference: {len(tokens)} tokens x {vocab} vocab, max|logit| {ref_max:.4g}, std {ref_std:.4g} "
+          f"({time.time() - t0:.1f} s) {triv}")
+    if triv != "ok":
+        print("FAIL: the reference logits are trivial (need max|logit| > 1 and std > 0.1); the check cannot fail")
+        ok = False
+
+    for attn in attns:
+        for chunk in chunks:
+            label = f"attention={attn:<8} chunk={'none' if chunk is None else chunk:<4}"
+            out, err, dt = run_whale(args.whale, args.model, tokens, chunk, attn, args.timeout)
+            if err:
+                print(f"{label} FAIL ({err})")
+                ok = False
+                continue
+            problems = []
+            got_tokens = out.get("tokens") if isinstance(out, dict) else None
+            if got_tokens != tokens:
+                problems.append(f"tokens {got_tokens} != {tokens}")
+            try:
+                got = np.array(out.get("logits"), dtype=np.float64)
+            except (TypeError, ValueError) as e:
+                got = None
+                problems.append(f"logits not a numeric matrix: {e}")
+            maxd = float("nan")
+            if got is not None:
+                if got.shape != ref.shape:
+                    problems.append(f"shape {got.shape} != {ref.shape}")
+                elif not np.all(np.isfinite(got)):
+                    problems.append(f"{int((~np.isfinite(got)).sum())} non-finite logits")
+                else:
+                    maxd = float(np.abs(got - ref).max())
+                    if not maxd <= args.tol:
+                        pos, col = np.unravel_index(int(np.abs(got - ref).argmax()), ref.shape)
+                        problems.append(f"max|d| {maxd:.3e} > tol {args.tol:g} at position {pos}, id {col} "
+                                        f"(whale {got[pos, col]:.6g}, ref {ref[pos, col]:.6g})")
+            status = "PASS" if not problems else "FAIL"
+            ok &= not problems
+            print(f"{label} max|d| {maxd:.3e}  {status}  ({dt:.1f} s)" + ("" if not problems else
+                                                                          "  " + "; ".join(problems)))
+    print("check_logits: " + ("all PASS" if ok else "FAILED"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
