@@ -1,6 +1,7 @@
 #include "whale/core/thread_pool.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace whale {
 namespace {
@@ -44,17 +45,26 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     ++generation_;
   }
   work_ready_.notify_all();
-  const auto [b, e] = slice_bounds(n, slices, 0);
-  fn(b, e);
+  run_slice(n, slices, 0);
   std::unique_lock lock(mutex_);
   work_done_.wait(lock, [this] { return pending_ == 0; });
   job_ = nullptr;
+  if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+}
+
+void ThreadPool::run_slice(int64_t n, int slices, int index) {
+  const auto [b, e] = slice_bounds(n, slices, index);
+  try {
+    (*job_)(b, e);
+  } catch (...) {
+    std::lock_guard lock(mutex_);
+    if (!error_) error_ = std::current_exception();
+  }
 }
 
 void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int64_t, int64_t)>* job;
     int64_t n;
     int slices;
     {
@@ -62,13 +72,11 @@ void ThreadPool::worker_loop(int index) {
       work_ready_.wait(lock, [&] { return stopping_ || generation_ != seen; });
       if (stopping_) return;
       seen = generation_;
-      job = job_;
       n = job_n_;
       slices = job_slices_;
     }
     if (index < slices) {
-      const auto [b, e] = slice_bounds(n, slices, index);
-      (*job)(b, e);
+      run_slice(n, slices, index);
       std::lock_guard lock(mutex_);
       if (--pending_ == 0) work_done_.notify_one();
     }

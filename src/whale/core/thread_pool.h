@@ -3,6 +3,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -22,10 +23,12 @@ class ThreadPool {
 
   // Calls fn(begin, end) on disjoint slices covering [0, n), one slice per thread, and waits for all of them.
   // Slices are contiguous and at least `grain` long. Not reentrant: fn must not call parallel_for.
+  // If fn throws, the first exception is rethrown here once every slice has finished.
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain = 1);
 
  private:
   void worker_loop(int index);
+  void run_slice(int64_t n, int slices, int index);
 
   std::vector<std::thread> workers_;
   std::mutex mutex_;
@@ -36,6 +39,7 @@ class ThreadPool {
   int job_slices_ = 0;
   uint64_t generation_ = 0;
   int pending_ = 0;
+  std::exception_ptr error_;
   bool stopping_ = false;
 };
 

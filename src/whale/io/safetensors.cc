@@ -12,6 +12,7 @@ namespace {
 
 // A header larger than this is corrupt, not a model (real DeepSeek-V3 shards have headers of a few hundred KB).
 constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
+constexpr int kMaxHeaderDepth = 8;
 
 SafetensorsEntry parse_entry(const std::string& name, const nlohmann::json& j, uint64_t buffer_size) {
   auto ctx = [&](const std::string& what) { return fmt::format("tensor {}: {}", name, what); };
@@ -62,6 +63,23 @@ SafetensorsHeader parse_safetensors_header(const uint8_t* bytes, size_t size) {
   for (int i = 7; i >= 0; --i) n = (n << 8) | bytes[i];
   if (n > kMaxHeaderBytes) fail("header length {} is implausible (corrupt file?)", n);
   if (n > size - 8) fail("header length {} runs past the end of the {}-byte file (truncated?)", n, size);
+
+  // The header is three levels deep (object, entry, shape); refuse deep nesting before the parser allocates for it.
+  int depth = 0;
+  bool in_string = false;
+  for (uint64_t i = 8; i < 8 + n; ++i) {
+    const uint8_t c = bytes[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > kMaxHeaderDepth) fail("header nests JSON deeper than {} levels", kMaxHeaderDepth);
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
 
   nlohmann::json root;
   try {

@@ -1,6 +1,8 @@
 #include "whale/model/router.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <numeric>
 #include <vector>
 
@@ -21,8 +23,11 @@ void score(ScoringFunc f, const float* logits, int n, float* out) {
 void top_k(std::span<const float> values, int k, int32_t* out) {
   std::vector<int32_t> order(values.size());
   std::iota(order.begin(), order.end(), 0);
+  // NaN ranks below everything, so the comparator stays a strict weak order whatever the scores hold.
+  auto key = [&](int32_t i) { return std::isnan(values[i]) ? -std::numeric_limits<float>::infinity() : values[i]; };
   std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
-    return values[a] > values[b] || (values[a] == values[b] && a < b);
+    const float va = key(a), vb = key(b);
+    return va > vb || (va == vb && a < b);
   });
   std::copy(order.begin(), order.begin() + k, out);
 }

@@ -1,0 +1,321 @@
+#include "whale/kernels/matmul.h"
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "whale/core/dtype.h"
+#include "whale/core/thread_pool.h"
+
+namespace whale {
+namespace {
+
+constexpr double kF32Eps = 0x1p-24;  // unit roundoff u of f32 (round to nearest)
+constexpr double kF64Eps = 0x1p-53;  // unit roundoff of double
+
+// Decoders written from the format definitions (value = integer · 2^power), independent of core/dtype.cc.
+double decode_bf16(uint16_t h) {  // 1 sign, 8 exponent (bias 127), 7 mantissa bits
+  const int sign = h >> 15, exp = (h >> 7) & 0xFF, mant = h & 0x7F;
+  const double integer = exp == 0 ? mant : 128 + mant;
+  return (sign ? -1.0 : 1.0) * std::ldexp(integer, (exp == 0 ? 1 : exp) - 127 - 7);
+}
+double decode_f16(uint16_t h) {  // 1 sign, 5 exponent (bias 15), 10 mantissa bits
+  const int sign = h >> 15, exp = (h >> 10) & 0x1F, mant = h & 0x3FF;
+  const double integer = exp == 0 ? mant : 1024 + mant;
+  return (sign ? -1.0 : 1.0) * std::ldexp(integer, (exp == 0 ? 1 : exp) - 15 - 10);
+}
+double decode_e4m3(uint8_t v) {  // 1 sign, 4 exponent (bias 7), 3 mantissa bits (deepseek-spec §3.3)
+  const int sign = v >> 7, exp = (v >> 3) & 0xF, mant = v & 0x7;
+  const double integer = exp == 0 ? mant : 8 + mant;
+  return (sign ? -1.0 : 1.0) * std::ldexp(integer, (exp == 0 ? 1 : exp) - 7 - 3);
+}
+
+// A random weight in its stored form, at a chosen misalignment, plus its exact values W[r][c] (block scale applied)
+// computed in double by the decoders above.
+struct TestWeight {
+  Weight2D w;
+  std::vector<uint8_t> storage;
+  std::vector<float> scales;
+  std::vector<double> values;  // [rows, cols]
+};
+
+TestWeight make_weight(DType dtype, int64_t rows, int64_t cols, size_t misalign, std::mt19937& rng,
+                       int block_rows = 128, int block_cols = 128) {
+  TestWeight t;
+  const size_t elem = dtype == DType::F32 ? 4 : dtype == DType::F8_E4M3 ? 1 : 2;
+  const size_t n = static_cast<size_t>(rows * cols);
+  t.storage.assign(n * elem + misalign, 0xAB);
+  uint8_t* data = t.storage.data() + misalign;
+  t.values.resize(n);
+  std::uniform_int_distribution<int> bit(0, 1);
+  for (size_t i = 0; i < n; ++i) {
+    switch (dtype) {
+      case DType::F32: {
+        const float v = std::uniform_real_distribution<float>(-2.0f, 2.0f)(rng);
+        std::memcpy(data + 4 * i, &v, 4);
+        t.values[i] = v;
+        break;
+      }
+      case DType::BF16: {
+        // Exponents 117..136: magnitudes 2^-10 .. 2^10, no inf/NaN.
+        const uint16_t code = static_cast<uint16_t>(bit(rng) << 15 |
+                                                    std::uniform_int_distribution<int>(117, 136)(rng) << 7 |
+                                                    std::uniform_int_distribution<int>(0, 0x7F)(rng));
+        data[2 * i] = code & 0xFF;
+        data[2 * i + 1] = code >> 8;
+        t.values[i] = decode_bf16(code);
+        break;
+      }
+      case DType::F16: {
+        // Every finite code: exponent field 0..30 (subnormals included, inf/NaN excluded).
+        const uint16_t code = static_cast<uint16_t>(bit(rng) << 15 |
+                                                    std::uniform_int_distribution<int>(0, 30)(rng) << 10 |
+                                                    std::uniform_int_distribution<int>(0, 0x3FF)(rng));
+        data[2 * i] = code & 0xFF;
+        data[2 * i + 1] = code >> 8;
+        t.values[i] = decode_f16(code);
+        break;
+      }
+      case DType::F8_E4M3: {
+        uint8_t code;
+        do code = static_cast<uint8_t>(std::uniform_int_distribution<int>(0, 255)(rng));
+        while ((code & 0x7F) == 0x7F);  // NaN
+        data[i] = code;
+        t.values[i] = decode_e4m3(code);
+        break;
+      }
+      default:
+        ADD_FAILURE() << "unsupported dtype";
+    }
+  }
+  t.w.dtype = dtype;
+  t.w.rows = rows;
+  t.w.cols = cols;
+  t.w.data = data;
+  if (dtype == DType::F8_E4M3) {
+    const int64_t grid_rows = (rows + block_rows - 1) / block_rows, grid_cols = (cols + block_cols - 1) / block_cols;
+    t.scales.resize(static_cast<size_t>(grid_rows * grid_cols));
+    // Scales like a real weight_scale_inv (≈ max|w| / 448): a random mantissa times 2^-12 .. 2^-4.
+    for (float& s : t.scales)
+      s = std::ldexp(std::uniform_real_distribution<float>(1.0f, 2.0f)(rng),
+                     std::uniform_int_distribution<int>(-12, -4)(rng));
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c)
+        t.values[r * cols + c] *= t.scales[(r / block_rows) * grid_cols + c / block_cols];
+    t.w.block_scale = t.scales.data();
+    t.w.block_rows = block_rows;
+    t.w.block_cols = block_cols;
+  }
+  return t;
+}
+
+std::vector<float> random_activations(int64_t n, std::mt19937& rng) {
+  std::vector<float> x(static_cast<size_t>(n));
+  for (float& v : x) v = std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng);
+  return x;
+}
+
+// Bounds on |computed − exact| for y[i][r] = Σ_c W[r][c]·x[i][c], with S = Σ_c |W[r][c]·x[i][c]|:
+// * matmul: an f32 dot product of K terms (any summation order, SIMD partial sums included) is within γ_K·S of the
+//   exact value, γ_n = n·u / (1 − n·u) (Higham, Accuracy and Stability, §3.1); decoding an FP8 weight multiplies
+//   by its block scale in f32, one more rounding per term: γ_{K+1}·S.
+// * matmul_reference: products and sums in double, γ^(double)_{K+1}·S, then one rounding to f32: u·|y|.
+// The "exact" value is itself summed in double, so each bound gains γ^(double)_{K+1}·S for the expectation's error.
+double gamma(double n, double u) { return n * u / (1.0 - n * u); }
+
+struct Expected {
+  std::vector<double> y;    // exact (to double precision) products
+  std::vector<double> abs;  // S for each output
+};
+
+Expected exact_product(const TestWeight& t, const std::vector<float>& x, int64_t m) {
+  const int64_t n = t.w.rows, k = t.w.cols;
+  Expected e{std::vector<double>(static_cast<size_t>(m * n)), std::vector<double>(static_cast<size_t>(m * n))};
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t r = 0; r < n; ++r) {
+      double acc = 0.0, abs = 0.0;
+      for (int64_t c = 0; c < k; ++c) {
+        const double term = t.values[r * k + c] * static_cast<double>(x[i * k + c]);
+        acc += term;
+        abs += std::fabs(term);
+      }
+      e.y[i * n + r] = acc;
+      e.abs[i * n + r] = abs;
+    }
+  return e;
+}
+
+std::string label(DType dtype, int64_t m, int64_t n, int64_t k, size_t misalign, int br = 0, int bc = 0) {
+  std::string s = std::string(dtype_name(dtype)) + " M " + std::to_string(m) + " N " +
+                  std::to_string(n) + " K " + std::to_string(k) + " misalign " + std::to_string(misalign);
+  if (br) s += " block " + std::to_string(br) + "x" + std::to_string(bc);
+  return s;
+}
+
+// Checks matmul and matmul_reference against the exact product and each other, and matmul's row independence.
+void check_matmul(const TestWeight& t, int64_t m, std::mt19937& rng, ThreadPool& pool) {
+  const int64_t n = t.w.rows, k = t.w.cols;
+  const std::vector<float> x = random_activations(m * k, rng);
+  const Expected e = exact_product(t, x, m);
+  std::vector<float> y(static_cast<size_t>(m * n), NAN), y_ref(static_cast<size_t>(m * n), NAN);
+  matmul(t.w, x.data(), m, y.data(), pool);
+  matmul_reference(t.w, x.data(), m, y_ref.data());
+  const double g_f32 = gamma(static_cast<double>(k + 1), kF32Eps), g_f64 = gamma(static_cast<double>(k + 1), kF64Eps);
+  for (int64_t j = 0; j < m * n; ++j) {
+    const double expectation_error = g_f64 * e.abs[j];
+    const double tol_matmul = g_f32 * e.abs[j] + expectation_error;
+    const double tol_ref = kF32Eps * std::fabs(e.y[j]) + g_f64 * e.abs[j] + expectation_error;
+    ASSERT_LE(std::fabs(y[j] - e.y[j]), tol_matmul) << "matmul y[" << j / n << "][" << j % n << "]";
+    ASSERT_LE(std::fabs(y_ref[j] - e.y[j]), tol_ref) << "matmul_reference y[" << j / n << "][" << j % n << "]";
+    ASSERT_LE(std::fabs(static_cast<double>(y[j]) - y_ref[j]), tol_matmul + tol_ref) << "matmul vs reference " << j;
+  }
+  // "A row's result does not depend on M": each row alone gives bit-identical output.
+  for (int64_t i = 0; i < m; ++i) {
+    std::vector<float> row(static_cast<size_t>(n));
+    matmul(t.w, x.data() + i * k, 1, row.data(), pool);
+    for (int64_t r = 0; r < n; ++r) ASSERT_EQ(row[r], y[i * n + r]) << "row " << i << " col " << r;
+  }
+}
+
+const int64_t kM[] = {1, 2, 5};
+const int64_t kN[] = {1, 3, 8, 13, 130};
+const int64_t kK[] = {1, 2, 7, 31, 128, 129, 258};
+const size_t kMisalign[] = {0, 1, 3};
+
+TEST(Matmul, F32) {
+  std::mt19937 rng(1);
+  ThreadPool pool(3);
+  for (int64_t m : kM)
+    for (int64_t n : kN)
+      for (int64_t k : kK)
+        for (size_t mis : kMisalign) {
+          SCOPED_TRACE(label(DType::F32, m, n, k, mis));
+          check_matmul(make_weight(DType::F32, n, k, mis, rng), m, rng, pool);
+          if (HasFatalFailure()) return;
+        }
+}
+
+TEST(Matmul, BF16) {
+  std::mt19937 rng(2);
+  ThreadPool pool(3);
+  for (int64_t m : kM)
+    for (int64_t n : kN)
+      for (int64_t k : kK)
+        for (size_t mis : kMisalign) {
+          SCOPED_TRACE(label(DType::BF16, m, n, k, mis));
+          check_matmul(make_weight(DType::BF16, n, k, mis, rng), m, rng, pool);
+          if (HasFatalFailure()) return;
+        }
+}
+
+TEST(Matmul, F16) {
+  std::mt19937 rng(3);
+  ThreadPool pool(3);
+  for (int64_t m : kM)
+    for (int64_t n : kN)
+      for (int64_t k : kK)
+        for (size_t mis : kMisalign) {
+          SCOPED_TRACE(label(DType::F16, m, n, k, mis));
+          check_matmul(make_weight(DType::F16, n, k, mis, rng), m, rng, pool);
+          if (HasFatalFailure()) return;
+        }
+}
+
+TEST(Matmul, F8E4M3BlockScaled) {
+  // 128×128 is the DeepSeek-V3 block (deepseek-spec §3.3); the small blocks put partial edge blocks in both
+  // directions into every shape below.
+  const std::pair<int, int> blocks[] = {{128, 128}, {4, 3}, {1, 1}, {5, 2}, {3, 128}};
+  std::mt19937 rng(4);
+  ThreadPool pool(3);
+  for (const auto& [br, bc] : blocks)
+    for (int64_t m : kM)
+      for (int64_t n : kN)
+        for (int64_t k : kK)
+          for (size_t mis : kMisalign) {
+            SCOPED_TRACE(label(DType::F8_E4M3, m, n, k, mis, br, bc));
+            check_matmul(make_weight(DType::F8_E4M3, n, k, mis, rng, br, bc), m, rng, pool);
+            if (HasFatalFailure()) return;
+          }
+}
+
+TEST(Matmul, LargerShapesUseSeveralThreads) {
+  // Enough rows that the 8-row tiles are spread over the pool; a partial last tile (N % 8 != 0), a partial last
+  // 128-block in both directions (like kv_a_proj_with_mqa's 576 rows), and a K of no particular factor.
+  std::mt19937 rng(5);
+  ThreadPool pool(3);
+  for (DType dtype : {DType::F32, DType::BF16, DType::F16, DType::F8_E4M3}) {
+    SCOPED_TRACE(label(dtype, 3, 581, 1031, 1));
+    check_matmul(make_weight(dtype, 581, 1031, 1, rng), 3, rng, pool);
+  }
+}
+
+TEST(Matmul, SameResultForEveryPoolSize) {
+  std::mt19937 rng(6);
+  const TestWeight t = make_weight(DType::F8_E4M3, 203, 517, 1, rng);
+  const std::vector<float> x = random_activations(4 * 517, rng);
+  std::vector<float> first;
+  for (int threads : {1, 2, 3, 8}) {
+    ThreadPool pool(threads);
+    std::vector<float> y(4 * 203);
+    matmul(t.w, x.data(), 4, y.data(), pool);
+    if (first.empty()) first = y;
+    for (size_t j = 0; j < y.size(); ++j) ASSERT_EQ(y[j], first[j]) << threads << " threads, output " << j;
+  }
+}
+
+TEST(Matmul, ZeroRowsOfActivations) {
+  std::mt19937 rng(7);
+  ThreadPool pool(2);
+  const TestWeight t = make_weight(DType::BF16, 16, 8, 0, rng);
+  float sentinel = 42.0f;
+  matmul(t.w, nullptr, 0, &sentinel, pool);
+  matmul_reference(t.w, nullptr, 0, &sentinel);
+  EXPECT_EQ(sentinel, 42.0f);
+}
+
+TEST(DecodeRows, MatchesIndependentDecoder) {
+  // Decoding is exact for F32/BF16/F16. For FP8, code × scale is one f32 multiplication of two f32 values, whose
+  // exact product fits in a double: the result is that product rounded once to f32.
+  std::mt19937 rng(8);
+  for (DType dtype : {DType::F32, DType::BF16, DType::F16, DType::F8_E4M3})
+    for (size_t mis : {0, 1, 2, 3})
+      for (const auto& [br, bc] : {std::pair{128, 128}, std::pair{4, 3}, std::pair{1, 5}}) {
+        const int64_t rows = 37, cols = 133;
+        const TestWeight t = make_weight(dtype, rows, cols, mis, rng, br, bc);
+        const std::vector<std::pair<int64_t, int64_t>> ranges = {{0, rows}, {0, 1}, {5, 6}, {3, 11}, {36, 37}, {7, 7}};
+        for (const auto& [r0, r1] : ranges) {
+          SCOPED_TRACE(label(dtype, 0, rows, cols, mis, br, bc) + " rows " + std::to_string(r0) + ".." +
+                       std::to_string(r1));
+          std::vector<float> out(static_cast<size_t>((r1 - r0) * cols + 1), NAN);
+          out.back() = 1234.5f;  // guard: nothing may be written past (r1 - r0) rows
+          decode_rows(t.w, r0, r1, out.data());
+          for (int64_t r = r0; r < r1; ++r)
+            for (int64_t c = 0; c < cols; ++c)
+              ASSERT_EQ(out[(r - r0) * cols + c], static_cast<float>(t.values[r * cols + c])) << r << "," << c;
+          ASSERT_EQ(out.back(), 1234.5f);
+        }
+        if (dtype != DType::F8_E4M3) break;  // block sizes only matter for FP8
+      }
+}
+
+TEST(Dot, MatchesDouble) {
+  std::mt19937 rng(9);
+  for (int64_t n : {0, 1, 2, 3, 7, 8, 15, 16, 17, 31, 64, 65, 1000, 4097}) {
+    const std::vector<float> a = random_activations(n, rng), b = random_activations(n, rng);
+    double exact = 0.0, abs = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+      exact += static_cast<double>(a[i]) * b[i];
+      abs += std::fabs(static_cast<double>(a[i]) * b[i]);
+    }
+    // f32 dot product of n terms: |error| ≤ γ_n · Σ|a_i b_i|; the double reference adds γ^(double)_n · Σ|a_i b_i|.
+    const double tol = (gamma(static_cast<double>(n), kF32Eps) + gamma(static_cast<double>(n), kF64Eps)) * abs;
+    EXPECT_LE(std::fabs(dot(a.data(), b.data(), n) - exact), tol) << "n " << n;
+  }
+}
+
+}  // namespace
+}  // namespace whale

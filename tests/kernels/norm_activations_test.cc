@@ -1,0 +1,212 @@
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "whale/kernels/activations.h"
+#include "whale/kernels/norm.h"
+
+namespace whale {
+namespace {
+
+constexpr double kF32Eps = 0x1p-24;  // unit roundoff u of f32
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+std::vector<float> uniform(int64_t n, float lo, float hi, std::mt19937& rng) {
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = std::uniform_real_distribution<float>(lo, hi)(rng);
+  return v;
+}
+
+// ---- RMSNorm: y = w ⊙ x / sqrt(mean(x²) + ε) (deepseek-spec §2.2) ---------------------------------------------
+
+std::vector<double> rmsnorm_double(const std::vector<float>& x, const std::vector<float>& w, double eps) {
+  double sum_sq = 0.0;
+  for (float v : x) sum_sq += static_cast<double>(v) * v;
+  const double r = 1.0 / std::sqrt(sum_sq / static_cast<double>(x.size()) + eps);
+  std::vector<double> y(x.size());
+  for (size_t i = 0; i < x.size(); ++i) y[i] = static_cast<double>(w[i]) * x[i] * r;
+  return y;
+}
+
+// The statistic is accumulated in double (error ~n·2^-53, negligible); then three f32 roundings: the reciprocal
+// root, x·r and w·(x·r), each ≤ u relative, so |y − exact| ≤ ((1+u)³ − 1)·|exact| < 4u·|exact|. ε is an f32
+// argument, so the double reference uses the same f32 value of it.
+constexpr double kRmsnormRelTol = 4 * kF32Eps;
+
+void check_rmsnorm(const std::vector<float>& x, const std::vector<float>& w, float eps, bool in_place) {
+  const std::vector<double> expected = rmsnorm_double(x, w, eps);
+  std::vector<float> out = x;
+  if (in_place) {
+    rmsnorm(out.data(), w.data(), static_cast<int64_t>(x.size()), eps, out.data());
+  } else {
+    rmsnorm(x.data(), w.data(), static_cast<int64_t>(x.size()), eps, out.data());
+  }
+  for (size_t i = 0; i < x.size(); ++i)
+    ASSERT_LE(std::fabs(out[i] - expected[i]), kRmsnormRelTol * std::fabs(expected[i]))
+        << "n " << x.size() << " i " << i << " in_place " << in_place;
+}
+
+TEST(RmsNorm, MatchesDoubleFormula) {
+  std::mt19937 rng(11);
+  for (int64_t n : {1, 2, 3, 7, 16, 17, 512, 2048, 7168})
+    for (bool in_place : {false, true}) {
+      const std::vector<float> x = uniform(n, -3.0f, 3.0f, rng), w = uniform(n, -2.0f, 2.0f, rng);
+      check_rmsnorm(x, w, 1e-6f, in_place);
+    }
+}
+
+TEST(RmsNorm, ExtremeMagnitudes) {
+  std::mt19937 rng(12);
+  // Large values: x² overflows f32 (1e30² > FLT_MAX) but not the double accumulator.
+  std::vector<float> big = uniform(64, 1e29f, 1e30f, rng), w = uniform(64, 0.5f, 1.5f, rng);
+  check_rmsnorm(big, w, 1e-6f, false);
+  // Tiny values: ε dominates mean(x²) and the output shrinks accordingly.
+  check_rmsnorm(uniform(64, -1e-5f, 1e-5f, rng), w, 1e-6f, false);
+  // All zeros: output is exactly 0.
+  std::vector<float> zeros(64, 0.0f), out(64, 1.0f);
+  rmsnorm(zeros.data(), w.data(), 64, 1e-6f, out.data());
+  for (float v : out) EXPECT_EQ(v, 0.0f);
+}
+
+TEST(RmsNorm, HandComputed) {
+  // x = [3, 4]: mean(x²) = 12.5; with ε = 0 → y = w·x / sqrt(12.5).
+  const float x[2] = {3.0f, 4.0f}, w[2] = {1.0f, 2.0f};
+  float y[2];
+  rmsnorm(x, w, 2, 0.0f, y);
+  EXPECT_NEAR(y[0], 3.0 / std::sqrt(12.5), kRmsnormRelTol * 3.0 / std::sqrt(12.5));
+  EXPECT_NEAR(y[1], 8.0 / std::sqrt(12.5), kRmsnormRelTol * 8.0 / std::sqrt(12.5));
+}
+
+// ---- Softmax -----------------------------------------------------------------------------------------------------
+
+std::vector<double> softmax_double(const std::vector<float>& x) {
+  double mx = -std::numeric_limits<double>::infinity();
+  for (float v : x) mx = std::max(mx, static_cast<double>(v));
+  std::vector<double> p(x.size());
+  double sum = 0.0;
+  for (size_t i = 0; i < x.size(); ++i) sum += p[i] = std::exp(static_cast<double>(x[i]) - mx);
+  for (double& v : p) v /= sum;
+  return p;
+}
+
+// Error of p_i = exp(x_i − m) / Σ_j exp(x_j − m) in f32 (m = max): the subtraction rounds by ≤ u·|x_i − m|, which
+// exp turns into a relative error of the same size; exp itself is within 2 ulp (glibc expf: < 1 ulp, so 2u);
+// the double sum of f32 terms inherits the largest term error, u·(max_j |x_j − m| + 2); 1/sum rounds to f32 (u) and
+// the final product rounds (u). So |p_i − exact| ≤ u·(|x_i − m| + max_j |x_j − m| + 6)·exact_i, and we allow 8.
+double softmax_tol(const std::vector<float>& x, size_t i, double exact) {
+  float mx = -kInf;
+  for (float v : x) mx = std::max(mx, v);
+  double spread = 0.0;
+  for (float v : x)
+    if (v != -kInf) spread = std::max(spread, static_cast<double>(mx) - v);
+  return kF32Eps * (static_cast<double>(mx) - x[i] + spread + 8.0) * exact + std::numeric_limits<float>::denorm_min();
+}
+
+void check_softmax(const std::vector<float>& x) {
+  const std::vector<double> expected = softmax_double(x);
+  std::vector<float> p = x;
+  softmax_inplace(p.data(), static_cast<int64_t>(p.size()));
+  double sum = 0.0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    sum += p[i];
+    if (x[i] == -kInf) {
+      ASSERT_EQ(p[i], 0.0f) << "-inf entry " << i;
+      continue;
+    }
+    ASSERT_LE(std::fabs(p[i] - expected[i]), softmax_tol(x, i, expected[i])) << "n " << x.size() << " i " << i;
+  }
+  // Σ p_i is 1 within the sum of the per-entry bounds (≤ u·(2·spread + 8)) plus n roundings of the check's sum.
+  EXPECT_NEAR(sum, 1.0, 1e-4);
+}
+
+TEST(Softmax, MatchesDoubleFormula) {
+  std::mt19937 rng(13);
+  for (int64_t n : {1, 2, 3, 5, 8, 64, 160, 1000})
+    for (float range : {0.1f, 5.0f, 30.0f}) check_softmax(uniform(n, -range, range, rng));
+}
+
+TEST(Softmax, LargeLogitsDoNotOverflow) {
+  // exp(1000) overflows; subtracting the max first keeps every term ≤ 1.
+  check_softmax({1000.0f, 1001.0f, 999.5f, -1000.0f});
+  check_softmax({-1e30f, -1e30f});  // equal entries: 1/2 each
+  std::vector<float> p = {88.0f, 89.0f, 90.0f};
+  softmax_inplace(p.data(), 3);
+  for (float v : p) EXPECT_TRUE(std::isfinite(v));
+}
+
+TEST(Softmax, NegativeInfinityEntriesBecomeZero) {
+  // Masked entries (router group masking, causal attention) are -inf and must get exactly 0.
+  check_softmax({-kInf, 1.0f, 2.0f, -kInf, 0.5f});
+  check_softmax({3.0f, -kInf});
+  check_softmax({-kInf, -kInf, -kInf, 7.0f});  // one finite entry takes all the mass: exactly 1
+  std::vector<float> p = {-kInf, -kInf, -kInf, 7.0f};
+  softmax_inplace(p.data(), 4);
+  EXPECT_EQ(p[3], 1.0f);
+}
+
+TEST(Softmax, SingleEntryIsOne) {
+  for (float v : {-50.0f, 0.0f, 3.5f, 1e20f}) {
+    float p = v;
+    softmax_inplace(&p, 1);
+    EXPECT_EQ(p, 1.0f) << v;
+  }
+}
+
+TEST(Softmax, HandComputed) {
+  // softmax(0, ln 3) = (1/4, 3/4).
+  std::vector<float> p = {0.0f, static_cast<float>(std::log(3.0))};
+  softmax_inplace(p.data(), 2);
+  EXPECT_NEAR(p[0], 0.25, 1e-6);
+  EXPECT_NEAR(p[1], 0.75, 1e-6);
+}
+
+// ---- SwiGLU: silu(g)·u, silu(z) = z·σ(z) = z / (1 + e^{−z}) (deepseek-spec §2.3) -------------------------------
+
+// f32 steps: e^{−z} (≤ 2u with glibc expf; −z is exact), 1 + e^{−z} (u), 1/(·) (u), z·σ (u), ·up (u): at most
+// 6 roundings of relative size u, all multiplicative (the sum 1 + e^{−z} has positive terms, so no cancellation):
+// |y − exact| ≤ ((1+u)^6·(1+2u) − 1)·|exact| < 9u·|exact|.
+constexpr double kSwigluRelTol = 9 * kF32Eps;
+
+double silu_double(double z) { return z / (1.0 + std::exp(-z)); }
+
+TEST(SwiGLU, MatchesDoubleFormula) {
+  std::mt19937 rng(14);
+  for (int64_t n : {1, 2, 7, 64, 1408}) {
+    std::vector<float> gate = uniform(n, -20.0f, 20.0f, rng);
+    const std::vector<float> up = uniform(n, -3.0f, 3.0f, rng), g0 = gate;
+    swiglu_inplace(gate.data(), up.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      const double expected = silu_double(g0[i]) * up[i];
+      ASSERT_LE(std::fabs(gate[i] - expected), kSwigluRelTol * std::fabs(expected)) << "n " << n << " i " << i;
+    }
+  }
+}
+
+TEST(SwiGLU, SiluAndSigmoidKnownValues) {
+  EXPECT_EQ(sigmoid(0.0f), 0.5f);
+  EXPECT_EQ(silu(0.0f), 0.0f);
+  // σ(ln 3) = 3/4, silu(ln 3) = 0.75·ln 3.
+  const float l3 = static_cast<float>(std::log(3.0));
+  EXPECT_NEAR(sigmoid(l3), 0.75, 4 * kF32Eps);
+  EXPECT_NEAR(silu(l3), 0.75 * l3, 4 * kF32Eps);
+  // Saturation: silu(z) → z for large z, → 0⁻ for very negative z; never NaN.
+  EXPECT_EQ(silu(100.0f), 100.0f);
+  EXPECT_LE(std::fabs(silu(-100.0f)), 1e-30f);
+  EXPECT_FALSE(std::isnan(silu(-1000.0f)));
+  EXPECT_FALSE(std::isnan(silu(1000.0f)));
+}
+
+TEST(SwiGLU, HandComputed) {
+  float gate[3] = {0.0f, 1.0f, -1.0f};
+  const float up[3] = {5.0f, 2.0f, -4.0f};
+  swiglu_inplace(gate, up, 3);
+  EXPECT_EQ(gate[0], 0.0f);
+  EXPECT_NEAR(gate[1], 2.0 / (1.0 + std::exp(-1.0)), kSwigluRelTol * 2);         // 2·silu(1) = 1.4621172
+  EXPECT_NEAR(gate[2], -4.0 * -1.0 / (1.0 + std::exp(1.0)), kSwigluRelTol * 2);  // −4·silu(−1) = 1.0757656
+}
+
+}  // namespace
+}  // namespace whale
