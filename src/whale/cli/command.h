@@ -14,5 +14,6 @@ struct Command {
 
 Command register_logits(CLI::App& root);
 Command register_tokenize(CLI::App& root);
+Command register_chat_template(CLI::App& root);
 
 }  // namespace whale::cli

@@ -2,15 +2,18 @@
 
 #include <utf8proc.h>
 
+#include "whale/tokenizer/regex.h"
 #include "whale/tokenizer/utf8.h"
 
 namespace whale {
 namespace {
 
-bool is_word_char(char32_t c) {
-  const auto cat = utf8proc_category(static_cast<utf8proc_int32_t>(c));
-  return c == '_' || (cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO) ||
-         (cat >= UTF8PROC_CATEGORY_ND && cat <= UTF8PROC_CATEGORY_NO);
+// A word character as Hugging Face tokenizers decides single_word: the Rust regex crate's Unicode \w.
+bool is_word_char(std::string_view text, size_t pos) {
+  static const Regex word("^[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}]");
+  size_t end = pos;
+  utf8_next(text, end);
+  return !word.find_all(text.substr(pos, end - pos)).empty();
 }
 
 bool is_space(char32_t c) {
@@ -76,12 +79,10 @@ std::vector<TextSegment> AddedTokenMatcher::split(std::string_view text) const {
     const AddedToken& t = *tokens_[index];
     size_t start = pos, stop = pos + length;
     if (t.single_word) {
-      size_t i = previous_char_start(text, start);
-      const bool word_before = start > 0 && is_word_char(utf8_next(text, i));
-      size_t j = stop;
-      const bool word_after = stop < text.size() && is_word_char(utf8_next(text, j));
+      const bool word_before = start > 0 && is_word_char(text, previous_char_start(text, start));
+      const bool word_after = stop < text.size() && is_word_char(text, stop);
       if (word_before || word_after) {
-        ++pos;
+        pos = stop;  // tokenizers skips a rejected match whole and searches on after it
         continue;
       }
     }

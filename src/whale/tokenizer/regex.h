@@ -9,6 +9,10 @@
 
 namespace whale {
 
+// `\s` and `\S` are rewritten to Unicode White_Space (as Hugging Face tokenizers' Oniguruma and Rust's regex
+// crate define it): PCRE2 also counts U+180E MONGOLIAN VOWEL SEPARATOR, which Unicode 6.3 took out.
+std::string with_unicode_white_space(const std::string& pattern);
+
 class Regex {
  public:
   // Compiles `pattern`; throws Error with the PCRE2 message and offset if it does not compile.

@@ -153,6 +153,8 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
           if (c.value("add_bos_token", false) && t.bos_id_) t.prefix_.push_back(*t.bos_id_);
           if (c.value("add_eos_token", false) && t.eos_id_) t.suffix_.push_back(*t.eos_id_);
         }
+        if (const auto clean = c.find("clean_up_tokenization_spaces"); clean != c.end() && clean->is_boolean())
+          t.clean_up_tokenization_spaces_ = clean->get<bool>();
         if (const auto tpl = c.find("chat_template"); tpl != c.end() && !tpl->is_null()) {
           if (tpl->is_string()) {
             t.chat_template_ = tpl->get<std::string>();
@@ -219,13 +221,31 @@ std::string Tokenizer::token_bytes(int32_t id) const {
   return byte_level_decoder_ ? byte_level_decode(model_->token(id)) : model_->token(id);
 }
 
-std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
+std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens,
+                              std::optional<bool> clean_up_tokenization_spaces) const {
   std::string bytes;
   for (const int32_t id : ids) {
     if (skip_special_tokens && is_special(id)) continue;
     bytes += token_bytes(id);
   }
-  return utf8_lossy(bytes);
+  std::string text = utf8_lossy(bytes);
+  if (!clean_up_tokenization_spaces.value_or(clean_up_tokenization_spaces_)) return text;
+  // transformers PreTrainedTokenizerBase.clean_up_tokenization, in its order.
+  static const std::pair<std::string_view, std::string_view> kRules[] = {
+      {" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"},
+      {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
+  for (const auto& [from, to] : kRules) {
+    std::string out;
+    size_t prev = 0;
+    for (size_t pos = text.find(from); pos != std::string::npos; pos = text.find(from, prev)) {
+      out.append(text, prev, pos - prev);
+      out += to;
+      prev = pos + from.size();
+    }
+    out.append(text, prev);
+    text = std::move(out);
+  }
+  return text;
 }
 
 std::string StreamingDecoder::push(int32_t id) {

@@ -35,8 +35,11 @@ class Tokenizer {
   // Ids of `text` (UTF-8; throws Error naming the offset of invalid UTF-8). With add_special_tokens, the BOS/EOS
   // of tokenizer_config.json (or the post_processor's template) are added.
   std::vector<int32_t> encode(std::string_view text, bool add_special_tokens = false) const;
-  // Text of `ids`; invalid UTF-8 becomes U+FFFD. Throws Error for an id outside the vocabulary.
-  std::string decode(std::span<const int32_t> ids, bool skip_special_tokens = false) const;
+  // Text of `ids`; invalid UTF-8 becomes U+FFFD. Throws Error for an id outside the vocabulary. Applies
+  // transformers' clean_up_tokenization (" ." -> ".", " n't" -> "n't", ...) when tokenizer_config.json asks for it.
+  // clean_up_tokenization_spaces overrides the config's choice when given.
+  std::string decode(std::span<const int32_t> ids, bool skip_special_tokens = false,
+                     std::optional<bool> clean_up_tokenization_spaces = std::nullopt) const;
   // The bytes one token stands for (an added token's content, or its vocabulary string through the decoder).
   std::string token_bytes(int32_t id) const;
 
@@ -64,10 +67,12 @@ class Tokenizer {
   int32_t vocab_size_ = 0;
   std::optional<int32_t> bos_id_, eos_id_;
   std::string bos_token_, eos_token_, chat_template_;
+  bool clean_up_tokenization_spaces_ = false;
 };
 
 // Decodes a stream of ids as they are generated: each push returns the text that is complete so far, never part of
-// a UTF-8 sequence. The concatenation of all pushes and finish() equals Tokenizer::decode of all ids.
+// a UTF-8 sequence. The concatenation of all pushes and finish() equals Tokenizer::decode of all ids (before
+// clean_up_tokenization, which needs the whole text).
 class StreamingDecoder {
  public:
   explicit StreamingDecoder(const Tokenizer& tokenizer, bool skip_special_tokens = false)
