@@ -14,7 +14,7 @@
 // add_generation_prompt, bos_token, eos_token, expected | error}]}; `error` means the reference refused to
 // render (whale must then throw too).
 import { createRequire } from "node:module";
-import { readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -190,6 +190,7 @@ function main() {
     }
   }
   const generator = `@huggingface/jinja ${version}`;
+  mkdirSync(path.dirname(path.resolve(outPath)), { recursive: true });
   writeFileSync(outPath, JSON.stringify({ generator, templates, cases }, null, 1) + "\n");
   console.log(`${generator}: ${Object.keys(templates).length} templates, ${cases.length} cases ` +
               `(${errors} refused by the reference) -> ${outPath}`);

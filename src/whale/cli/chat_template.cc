@@ -57,8 +57,10 @@ void run_chat_template(const ChatTemplateOptions& opt) {
     fail("{}/tokenizer_config.json: no \"chat_template\" to render", opt.model);
   const std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
   const nlohmann::ordered_json messages = read_messages(input);
-  const ChatTemplate tpl = ChatTemplate::parse(tok.chat_template());
-  const std::string text = tpl.render_chat(messages, !opt.no_generation_prompt, tok.bos_token(), tok.eos_token());
+  const std::string text = with_context(opt.model + "/tokenizer_config.json", [&] {
+    const ChatTemplate tpl = ChatTemplate::parse(tok.chat_template());
+    return tpl.render_chat(messages, !opt.no_generation_prompt, tok.bos_token(), tok.eos_token());
+  });
   std::fwrite(text.data(), 1, text.size(), stdout);
   if (std::fflush(stdout) != 0) fail("cannot write to stdout");
 }

@@ -127,7 +127,7 @@ class StripNormalizer : public Normalizer {
 
 std::string string_field(const nlohmann::json& j, const char* key, const std::string& where) {
   const auto it = j.find(key);
-  if (it == j.end() || !it->is_string()) fail("tokenizer.json: {}: missing string field \"{}\"", where, key);
+  if (it == j.end() || !it->is_string()) fail("{}: missing string field \"{}\"", where, key);
   return it->get<std::string>();
 }
 
@@ -135,12 +135,12 @@ std::string string_field(const nlohmann::json& j, const char* key, const std::st
 
 std::unique_ptr<Normalizer> make_normalizer(const nlohmann::json& j) {
   if (j.is_null()) return nullptr;
-  if (!j.is_object()) fail("tokenizer.json: normalizer is not an object");
+  if (!j.is_object()) fail("normalizer is not an object");
   const std::string type = string_field(j, "type", "normalizer");
   const std::string where = "normalizer " + type;
   if (type == "Sequence") {
     const auto it = j.find("normalizers");
-    if (it == j.end() || !it->is_array()) fail("tokenizer.json: {}: missing array \"normalizers\"", where);
+    if (it == j.end() || !it->is_array()) fail("{}: missing array \"normalizers\"", where);
     std::vector<std::unique_ptr<Normalizer>> parts;
     for (const auto& p : *it)
       if (auto n = make_normalizer(p)) parts.push_back(std::move(n));
@@ -152,7 +152,7 @@ std::unique_ptr<Normalizer> make_normalizer(const nlohmann::json& j) {
   if (type == "NFKD") return std::make_unique<UnicodeNormalizer>(UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT);
   if (type == "Replace") {
     const auto pattern = j.find("pattern");
-    if (pattern == j.end() || !pattern->is_object()) fail("tokenizer.json: {}: missing object \"pattern\"", where);
+    if (pattern == j.end() || !pattern->is_object()) fail("{}: missing object \"pattern\"", where);
     const std::string content = string_field(j, "content", where);
     if (pattern->contains("Regex"))
       return std::make_unique<ReplaceNormalizer>(std::make_unique<Regex>(string_field(*pattern, "Regex", where)), "",
@@ -163,7 +163,7 @@ std::unique_ptr<Normalizer> make_normalizer(const nlohmann::json& j) {
   if (type == "Lowercase") return std::make_unique<LowercaseNormalizer>();
   if (type == "Strip")
     return std::make_unique<StripNormalizer>(j.value("strip_left", true), j.value("strip_right", true));
-  fail("tokenizer.json: normalizer type \"{}\" is not supported", type);
+  fail("normalizer type \"{}\" is not supported", type);
 }
 
 }  // namespace whale

@@ -155,7 +155,7 @@ SplitBehavior parse_behavior(const std::string& name) {
   if (name == "MergedWithPrevious") return SplitBehavior::MergedWithPrevious;
   if (name == "MergedWithNext") return SplitBehavior::MergedWithNext;
   if (name == "Contiguous") return SplitBehavior::Contiguous;
-  fail("tokenizer.json: Split behavior \"{}\" is not supported", name);
+  fail("Split behavior \"{}\" is not supported", name);
 }
 
 }  // namespace
@@ -163,11 +163,11 @@ SplitBehavior parse_behavior(const std::string& name) {
 std::unique_ptr<PreTokenizer> make_pre_tokenizer(const nlohmann::json& j) {
   if (j.is_null()) return nullptr;
   if (!j.is_object() || !j.contains("type") || !j["type"].is_string())
-    fail("tokenizer.json: pre_tokenizer needs a string \"type\"");
+    fail("pre_tokenizer needs a string \"type\"");
   const std::string type = j["type"].get<std::string>();
   if (type == "Sequence") {
     const auto it = j.find("pretokenizers");
-    if (it == j.end() || !it->is_array()) fail("tokenizer.json: pre_tokenizer Sequence needs an array \"pretokenizers\"");
+    if (it == j.end() || !it->is_array()) fail("pre_tokenizer Sequence needs an array \"pretokenizers\"");
     std::vector<std::unique_ptr<PreTokenizer>> parts;
     for (const auto& p : *it)
       if (auto t = make_pre_tokenizer(p)) parts.push_back(std::move(t));
@@ -175,18 +175,18 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const nlohmann::json& j) {
   }
   if (type == "Split") {
     const auto pattern = j.find("pattern");
-    if (pattern == j.end() || !pattern->is_object()) fail("tokenizer.json: pre_tokenizer Split needs an object \"pattern\"");
+    if (pattern == j.end() || !pattern->is_object()) fail("pre_tokenizer Split needs an object \"pattern\"");
     const SplitBehavior behavior = parse_behavior(j.value("behavior", std::string("Isolated")));
     const bool invert = j.value("invert", false);
     if (const auto r = pattern->find("Regex"); r != pattern->end() && r->is_string())
       return std::make_unique<SplitPreTokenizer>(std::make_unique<Regex>(r->get<std::string>()), "", behavior, invert);
     if (const auto s = pattern->find("String"); s != pattern->end() && s->is_string())
       return std::make_unique<SplitPreTokenizer>(nullptr, s->get<std::string>(), behavior, invert);
-    fail("tokenizer.json: pre_tokenizer Split pattern needs \"Regex\" or \"String\"");
+    fail("pre_tokenizer Split pattern needs \"Regex\" or \"String\"");
   }
   if (type == "ByteLevel") return std::make_unique<ByteLevelPreTokenizer>(j.value("add_prefix_space", false), j.value("use_regex", true));
   if (type == "Digits") return std::make_unique<DigitsPreTokenizer>(j.value("individual_digits", false));
-  fail("tokenizer.json: pre_tokenizer type \"{}\" is not supported", type);
+  fail("pre_tokenizer type \"{}\" is not supported", type);
 }
 
 }  // namespace whale
