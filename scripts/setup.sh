@@ -15,6 +15,9 @@ packages=(
   clang libclang-rt-14-dev
 )
 
+# Node.js runs the reference tokenizers and Jinja from npm; Debian's own is used unless a node is already installed.
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
