@@ -28,6 +28,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import make_tokenizer  # noqa: E402
 import tensor_io as tio  # noqa: E402
 
 YARN = {"type": "yarn", "factor": 40, "original_max_position_embeddings": 4096, "beta_fast": 32, "beta_slow": 1}
@@ -376,6 +377,8 @@ def write_model(flavour, out_dir, seed):
         json.dump({"bos_token_id": cfg["bos_token_id"], "eos_token_id": cfg["eos_token_id"], "do_sample": True,
                    "temperature": 0.3, "top_p": 0.95}, f, indent=2)
         f.write("\n")
+    # A small byte-level BPE tokenizer whose vocabulary fills the model's, for end-to-end generation tests.
+    make_tokenizer.write_tokenizer(out_dir, cfg["vocab_size"], make_tokenizer.r1_chat_template())
     gen = Generator(cfg, policy, seed)
     metadata = {"format": "pt"}
 
