@@ -12,8 +12,12 @@ struct Command {
   std::function<void()> run;
 };
 
+// "must be 0 or more" style checks with short messages (CLI11's numeric ranges print the whole double range).
+CLI::Validator at_least(double minimum);
+
 Command register_logits(CLI::App& root);
 Command register_tokenize(CLI::App& root);
 Command register_chat_template(CLI::App& root);
+Command register_run(CLI::App& root);
 
 }  // namespace whale::cli

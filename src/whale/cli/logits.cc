@@ -108,10 +108,10 @@ Command register_logits(CLI::App& root) {
   app->add_option("--tokens", opt->tokens, "Comma-separated token ids, e.g. 5,17,42")->required();
   app->add_option("--chunk", opt->chunk,
                   "Feed the tokens N at a time through the latent cache (1 = pure decode; default: one pass)")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   app->add_option("--attention", opt->attention, "MLA form: absorbed (latent, the default) or naive")
       ->check(CLI::IsMember({"absorbed", "naive"}));
-  app->add_option("--threads", opt->threads, "Worker threads (default: one per CPU)")->check(CLI::NonNegativeNumber);
+  app->add_option("--threads", opt->threads, "Worker threads (default: one per CPU)")->check(at_least(0));
   app->add_flag("--verbose", opt->verbose, "Report load time and memory use on stderr");
   return {app, [opt] { run_logits(*opt); }};
 }

@@ -4,9 +4,31 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 #include "whale/cli/command.h"
 #include "whale/core/error.h"
+
+namespace whale::cli {
+
+CLI::Validator at_least(double minimum) {
+  return CLI::Validator(
+      [minimum](std::string& value) -> std::string {
+        double v = 0;
+        try {
+          size_t used = 0;
+          v = std::stod(value, &used);
+          if (used != value.size()) return "\"" + value + "\" is not a number";
+        } catch (const std::exception&) {
+          return "\"" + value + "\" is not a number";
+        }
+        if (!(v >= minimum)) return fmt::format("{} is out of range: must be {} or more", value, minimum);
+        return "";
+      },
+      fmt::format(">={}", minimum));
+}
+
+}  // namespace whale::cli
 
 int main(int argc, char** argv) {
   CLI::App app{"whale: run DeepSeek-architecture language models (V2, V2-Lite, V3, R1) on your own hardware.",
@@ -15,6 +37,7 @@ int main(int argc, char** argv) {
   app.footer("Run 'whale SUBCOMMAND --help' for the options of each subcommand.");
 
   const std::vector<whale::cli::Command> commands = {
+      whale::cli::register_run(app),
       whale::cli::register_logits(app),
       whale::cli::register_tokenize(app),
       whale::cli::register_chat_template(app),

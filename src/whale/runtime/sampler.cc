@@ -178,9 +178,10 @@ std::optional<Sampler::Candidate> Sampler::truncation_cut(double max) {
   // the cut does not depend on the standard library.
   const size_t vocab = w_.size();
   bucket_of_.resize(vocab);
-  std::fill(bucket_count_.begin(), bucket_count_.end(), 0);
-  std::fill(bucket_mass_.begin(), bucket_mass_.end(), 0.0);
-  size_t n = 0;
+  // Only buckets [0, buckets_used_) can be non-zero from the last call.
+  std::fill_n(bucket_count_.begin(), buckets_used_, 0);
+  std::fill_n(bucket_mass_.begin(), buckets_used_, 0.0);
+  size_t n = 0, end = 0;
   for (size_t i = 0; i < vocab; ++i) {
     if (!(w_[i] > 0.0)) {
       bucket_of_[i] = kNoBucket;
@@ -192,7 +193,9 @@ std::optional<Sampler::Candidate> Sampler::truncation_cut(double max) {
     ++bucket_count_[b];
     bucket_mass_[b] += w_[i];
     ++n;
+    end = std::max<size_t>(end, b + 1);
   }
+  buckets_used_ = end;
   // Fills candidates_ with the members of bucket b, best first.
   auto load_bucket = [&](size_t b) {
     candidates_.clear();
@@ -216,13 +219,13 @@ std::optional<Sampler::Candidate> Sampler::truncation_cut(double max) {
     for (size_t b = 0; b < k_bucket; ++b) total += bucket_mass_[b];
     for (size_t j = 0; j < k_take; ++j) total += w_[candidates_[j].id];
   } else {
-    for (size_t b = 0; b < kBuckets; ++b) total += bucket_mass_[b];
+    for (size_t b = 0; b < end; ++b) total += bucket_mass_[b];
   }
 
   // Top-p: walk the buckets best first to the one where the mass reaches (top_p - slack) * total, then its members.
   const double target = (params_.top_p - kTopPSlack) * total;
   double cum = 0.0;
-  for (size_t b = 0; b < kBuckets && b <= k_bucket; ++b) {
+  for (size_t b = 0; b < end && b <= k_bucket; ++b) {
     if (bucket_count_[b] == 0) continue;
     const bool partial = b == k_bucket;
     if (!partial && cum + bucket_mass_[b] < target) {

@@ -120,6 +120,7 @@ class Sampler {
   std::vector<uint16_t> bucket_of_;
   std::vector<size_t> bucket_count_ = std::vector<size_t>(kBuckets);
   std::vector<double> bucket_mass_ = std::vector<double>(kBuckets);
+  size_t buckets_used_ = 0;  // 1 + the last bucket the previous call filled
 };
 
 }  // namespace whale

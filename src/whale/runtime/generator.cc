@@ -1,0 +1,126 @@
+#include "whale/runtime/generator.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "whale/core/error.h"
+
+namespace whale {
+
+std::string_view finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::Eos: return "eos";
+    case FinishReason::Stop: return "stop";
+    case FinishReason::Length: return "length";
+    case FinishReason::Context: return "context";
+    case FinishReason::Cancelled: return "cancelled";
+  }
+  return "?";
+}
+
+std::string StopStringFilter::push(std::string_view text) {
+  if (matched_) return "";
+  pending_ += text;
+  // The earliest complete stop string ends generation; what precedes it is released.
+  size_t first = std::string::npos;
+  for (const std::string& s : stops_)
+    if (!s.empty()) first = std::min(first, pending_.find(s));
+  if (first != std::string::npos) {
+    matched_ = true;
+    std::string out = pending_.substr(0, first);
+    pending_.clear();
+    return out;
+  }
+  // Keep the longest tail that is a proper prefix of some stop string.
+  size_t keep = 0;
+  for (const std::string& s : stops_)
+    for (size_t n = std::min(s.size() - (s.empty() ? 0 : 1), pending_.size()); n > keep; --n)
+      if (pending_.compare(pending_.size() - n, n, s, 0, n) == 0) {
+        keep = n;
+        break;
+      }
+  std::string out = pending_.substr(0, pending_.size() - keep);
+  pending_.erase(0, pending_.size() - keep);
+  return out;
+}
+
+std::string StopStringFilter::flush() {
+  std::string out = matched_ ? "" : pending_;
+  pending_.clear();
+  return out;
+}
+
+Generator::Generator(const Model& model, const Tokenizer& tokenizer, ThreadPool& pool, int context,
+                     AttentionForm form)
+    : model_(model), tokenizer_(tokenizer), pool_(pool), context_(context), form_(form) {}
+
+GenerationResult Generator::generate(std::span<const int32_t> prompt, Sampler& sampler, const GenerateOptions& options,
+                                     const std::function<bool(std::string_view)>& on_text) {
+  using clock = std::chrono::steady_clock;
+  if (prompt.empty()) fail("the prompt is empty");
+  if (static_cast<int>(prompt.size()) >= context_)
+    fail("the prompt is {} tokens; the context holds {} (raise --ctx)", prompt.size(), context_);
+  const int vocab = model_.config().vocab_size;
+  const std::optional<int32_t> eos =
+      tokenizer_.eos_id() ? tokenizer_.eos_id()
+                          : (model_.config().eos_token_id >= 0 ? std::optional<int32_t>(model_.config().eos_token_id)
+                                                               : std::nullopt);
+
+  GenerationResult result;
+  result.prompt_tokens = static_cast<int>(prompt.size());
+  LatentKvCache cache = model_.make_cache(context_);
+  std::vector<int32_t> history(prompt.begin(), prompt.end());
+  StreamingDecoder decoder(tokenizer_, options.skip_special_tokens);
+  StopStringFilter stops(options.stop);
+
+  auto emit = [&](const std::string& piece) {
+    if (piece.empty()) return true;
+    result.text += piece;
+    return on_text(piece);
+  };
+
+  auto t0 = clock::now();
+  std::vector<float> logits = model_.forward(prompt, cache, pool_, form_);
+  result.prefill_seconds = std::chrono::duration<double>(clock::now() - t0).count();
+  std::span<const float> last(logits.data() + logits.size() - vocab, vocab);
+  t0 = clock::now();
+
+  result.finish = FinishReason::Length;
+  for (;;) {
+    if (options.max_tokens && static_cast<int>(result.tokens.size()) >= *options.max_tokens) {
+      result.finish = FinishReason::Length;
+      break;
+    }
+    const SampledToken next = sampler.sample(last, history);
+    if (eos && next.id == *eos) {
+      result.finish = FinishReason::Eos;
+      break;
+    }
+    result.tokens.push_back(next.id);
+    history.push_back(next.id);
+    if (!emit(stops.push(decoder.push(next.id)))) {
+      result.finish = FinishReason::Cancelled;
+      break;
+    }
+    if (stops.matched()) {
+      result.finish = FinishReason::Stop;
+      break;
+    }
+    if (cache.size() >= context_) {
+      result.finish = FinishReason::Context;
+      break;
+    }
+    const int32_t id = next.id;
+    logits = model_.forward(std::span(&id, 1), cache, pool_, form_);
+    last = std::span<const float>(logits.data(), vocab);
+  }
+  if (result.finish != FinishReason::Cancelled && result.finish != FinishReason::Stop) {
+    emit(stops.push(decoder.finish()));
+    if (!stops.matched()) emit(stops.flush());
+    else result.finish = FinishReason::Stop;
+  }
+  result.decode_seconds = std::chrono::duration<double>(clock::now() - t0).count();
+  return result;
+}
+
+}  // namespace whale
