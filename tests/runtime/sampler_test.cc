@@ -323,14 +323,14 @@ TEST(SamplerStats, TopKThenTopPInsideTiedTokens) {
 }
 
 TEST(SamplerStats, TopPOverManyTokens) {
-  // 300 flat-ish tokens: top_p 0.95 keeps most of them, across many of the sampler's histogram buckets.
-  const std::vector<float> logits = random_logits(300, 5, 0.3f);
+  // 120 flat-ish tokens: top_p 0.95 keeps most of them, across many of the sampler's histogram buckets.
+  const std::vector<float> logits = random_logits(120, 5, 0.3f);
   const SamplingParams sp = params(1.0f, 0, 0.95f, 0.0f, 17);
   const std::vector<double> p = reference_distribution(logits, sp);
-  EXPECT_GT(std::count_if(p.begin(), p.end(), [](double v) { return v > 0; }), 200);
-  EXPECT_LT(std::count_if(p.begin(), p.end(), [](double v) { return v > 0; }), 300);
+  EXPECT_GT(std::count_if(p.begin(), p.end(), [](double v) { return v > 0; }), 90);
+  EXPECT_LT(std::count_if(p.begin(), p.end(), [](double v) { return v > 0; }), 120);
   expect_frequencies(sp, logits, p);
-  expect_reference_frequencies(params(0.9f, 250, 0.97f, 0.3f, 18), logits);
+  expect_reference_frequencies(params(0.9f, 100, 0.97f, 0.3f, 18), logits);
 }
 
 // ---- penalties ----------------------------------------------------------------------------------------------------
@@ -486,6 +486,7 @@ TEST(SamplerLargeVocab, DrawsOverDeepSeekVocabulary) {
     EXPECT_EQ(outside, 0);
     std::printf("vocab %zu, T %.1f top_k %d top_p %.2f min_p %.2f: %d draws in %.0f ms\n", kVocab, sp.temperature,
                 sp.top_k, sp.top_p, sp.min_p, draws, ms);
+    if (draws < 1000) continue;
     // With penalties over a 2,000-token history.
     SamplingParams pen = sp;
     pen.repetition_penalty = 1.1f;

@@ -19,5 +19,6 @@ Command register_logits(CLI::App& root);
 Command register_tokenize(CLI::App& root);
 Command register_chat_template(CLI::App& root);
 Command register_run(CLI::App& root);
+Command register_chat(CLI::App& root);
 
 }  // namespace whale::cli

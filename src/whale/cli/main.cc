@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
 
   const std::vector<whale::cli::Command> commands = {
       whale::cli::register_run(app),
+      whale::cli::register_chat(app),
       whale::cli::register_logits(app),
       whale::cli::register_tokenize(app),
       whale::cli::register_chat_template(app),

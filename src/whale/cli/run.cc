@@ -28,6 +28,7 @@ struct RunOptions {
   std::vector<std::string> stop;
   bool chat = false;
   bool special = false;
+  bool ignore_eos = false;
   int threads = 0;
   int context = 4096;
   std::string attention = "absorbed";
@@ -87,6 +88,7 @@ void run_generate(const RunOptions& opt) {
   GenerateOptions g;
   if (opt.n_predict >= 0) g.max_tokens = opt.n_predict;
   g.stop = opt.stop;
+  g.ignore_eos = opt.ignore_eos;
   g.skip_special_tokens = !opt.special;
   const GenerationResult r = generator.generate(prompt, sampler, g, [](std::string_view piece) {
     std::fwrite(piece.data(), 1, piece.size(), stdout);
@@ -124,6 +126,7 @@ Command register_run(CLI::App& root) {
   app->add_option("--stop", opt->stop, "Stop before this string (repeatable)");
   app->add_flag("--chat", opt->chat, "Wrap the prompt in the model's chat template as one user turn");
   app->add_flag("--special", opt->special, "Print special tokens (such as BOS) instead of hiding them");
+  app->add_flag("--ignore-eos", opt->ignore_eos, "Keep generating past the end-of-sequence token");
   app->add_option("--threads", opt->threads, "Worker threads (default: one per CPU)")->check(at_least(0));
   app->add_option("--ctx", opt->context, "Context length in tokens: prompt and output together (default 4096)")
       ->check(at_least(1));

@@ -52,7 +52,17 @@ std::string StopStringFilter::flush() {
 
 Generator::Generator(const Model& model, const Tokenizer& tokenizer, ThreadPool& pool, int context,
                      AttentionForm form)
-    : model_(model), tokenizer_(tokenizer), pool_(pool), context_(context), form_(form) {}
+    : model_(model),
+      tokenizer_(tokenizer),
+      pool_(pool),
+      context_(context),
+      form_(form),
+      cache_(model.make_cache(context)) {}
+
+void Generator::reset() {
+  cache_.truncate(0);
+  cached_.clear();
+}
 
 GenerationResult Generator::generate(std::span<const int32_t> prompt, Sampler& sampler, const GenerateOptions& options,
                                      const std::function<bool(std::string_view)>& on_text) {
@@ -68,8 +78,14 @@ GenerationResult Generator::generate(std::span<const int32_t> prompt, Sampler& s
 
   GenerationResult result;
   result.prompt_tokens = static_cast<int>(prompt.size());
-  LatentKvCache cache = model_.make_cache(context_);
   std::vector<int32_t> history(prompt.begin(), prompt.end());
+  // Reuse the cached prefix; at least the last prompt token runs, for its logits.
+  size_t keep = 0;
+  const size_t cached = std::min(cached_.size(), static_cast<size_t>(cache_.size()));
+  while (keep < cached && keep + 1 < prompt.size() && cached_[keep] == prompt[keep]) ++keep;
+  cache_.truncate(static_cast<int>(keep));
+  cached_.assign(prompt.begin(), prompt.end());
+  result.cached_tokens = static_cast<int>(keep);
   StreamingDecoder decoder(tokenizer_, options.skip_special_tokens);
   StopStringFilter stops(options.stop);
 
@@ -80,7 +96,7 @@ GenerationResult Generator::generate(std::span<const int32_t> prompt, Sampler& s
   };
 
   auto t0 = clock::now();
-  std::vector<float> logits = model_.forward(prompt, cache, pool_, form_);
+  std::vector<float> logits = model_.forward(prompt.subspan(keep), cache_, pool_, form_);
   result.prefill_seconds = std::chrono::duration<double>(clock::now() - t0).count();
   std::span<const float> last(logits.data() + logits.size() - vocab, vocab);
   t0 = clock::now();
@@ -92,7 +108,7 @@ GenerationResult Generator::generate(std::span<const int32_t> prompt, Sampler& s
       break;
     }
     const SampledToken next = sampler.sample(last, history);
-    if (eos && next.id == *eos) {
+    if (eos && next.id == *eos && !options.ignore_eos) {
       result.finish = FinishReason::Eos;
       break;
     }
@@ -106,12 +122,13 @@ GenerationResult Generator::generate(std::span<const int32_t> prompt, Sampler& s
       result.finish = FinishReason::Stop;
       break;
     }
-    if (cache.size() >= context_) {
+    if (cache_.size() >= context_) {
       result.finish = FinishReason::Context;
       break;
     }
     const int32_t id = next.id;
-    logits = model_.forward(std::span(&id, 1), cache, pool_, form_);
+    logits = model_.forward(std::span(&id, 1), cache_, pool_, form_);
+    cached_.push_back(id);
     last = std::span<const float>(logits.data(), vocab);
   }
   if (result.finish != FinishReason::Cancelled && result.finish != FinishReason::Stop) {

@@ -24,6 +24,7 @@ struct GenerateOptions {
   std::optional<int> max_tokens;  // unset: until EOS, a stop string or the end of the context
   std::vector<std::string> stop;  // generation ends before the first occurrence of any of these
   bool skip_special_tokens = true;  // as DeepSeek's generate.py decodes
+  bool ignore_eos = false;          // keep going past EOS (benchmarks, tests)
 };
 
 struct GenerationResult {
@@ -31,9 +32,12 @@ struct GenerationResult {
   std::vector<int32_t> tokens;  // generated ids (the EOS that ended generation is not included)
   std::string text;             // the streamed text, up to (not including) a stop string
   int prompt_tokens = 0;
+  int cached_tokens = 0;  // prompt tokens reused from the previous call's cache
   double prefill_seconds = 0, decode_seconds = 0;
 };
 
+// Keeps one latent cache across calls: a prompt that starts with the tokens of the previous call (a chat's history)
+// only runs its new tokens through the model.
 class Generator {
  public:
   // `context` is the most tokens (prompt and generated) the latent cache holds.
@@ -43,8 +47,13 @@ class Generator {
   // Generates a continuation of `prompt` (ids, BOS included if wanted). on_text receives each piece of text as soon
   // as it is complete (never part of a UTF-8 character, never part of a possible stop string); returning false
   // cancels. Throws Error if the prompt is empty or does not fit the context.
+  // result.prompt_tokens counts the prompt; only the ones not already cached are run (result.cached_tokens).
   GenerationResult generate(std::span<const int32_t> prompt, Sampler& sampler, const GenerateOptions& options,
                             const std::function<bool(std::string_view)>& on_text);
+
+  int context() const { return context_; }
+  // Forgets the cached tokens (a new conversation).
+  void reset();
 
  private:
   const Model& model_;
@@ -52,6 +61,8 @@ class Generator {
   ThreadPool& pool_;
   int context_;
   AttentionForm form_;
+  LatentKvCache cache_;
+  std::vector<int32_t> cached_;  // the tokens whose entries are in cache_
 };
 
 // Holds back streamed text that could still turn into a stop string. push() returns the text safe to show;
