@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "whale/cli/command.h"
+#include "whale/cli/progress.h"
 #include "whale/core/error.h"
 #include "whale/runtime/generator.h"
 #include "whale/tokenizer/chat_template.h"
@@ -94,7 +95,9 @@ bool ends_with(const std::string& s, std::string_view suffix) {
 void run_chat(const ChatOptions& opt) {
   const bool tty_out = ::isatty(STDOUT_FILENO);
   const bool tty_in = ::isatty(STDIN_FILENO);
-  const Model model(opt.model);
+  ProgressBar bar("loading " + opt.model);
+  const Model model(opt.model, [&](int done, int total) { bar.update(done, total); });
+  bar.finish();
   const Tokenizer tokenizer = Tokenizer::load(opt.model);
   if (tokenizer.chat_template().empty())
     fail("{}/tokenizer_config.json: no \"chat_template\"; whale chat needs one", opt.model);

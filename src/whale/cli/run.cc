@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "whale/cli/command.h"
+#include "whale/cli/progress.h"
 #include "whale/core/error.h"
 #include "whale/runtime/generator.h"
 #include "whale/tokenizer/chat_template.h"
@@ -65,7 +66,9 @@ SamplingParams sampling_params(const RunOptions& opt) {
 }
 
 void run_generate(const RunOptions& opt) {
-  const Model model(opt.model);
+  ProgressBar bar("loading " + opt.model);
+  const Model model(opt.model, [&](int done, int total) { bar.update(done, total); });
+  bar.finish();
   const Tokenizer tokenizer = Tokenizer::load(opt.model);
   const SamplingParams params = sampling_params(opt);
   Sampler sampler(params);

@@ -11,10 +11,10 @@
 
 namespace whale {
 
-Model::Model(const std::filesystem::path& dir)
+Model::Model(const std::filesystem::path& dir, const LoadProgress& progress)
     : config_(load_model_config(dir)),
       checkpoint_(dir),
-      weights_(load_model_weights(checkpoint_, config_)),
+      weights_(load_model_weights(checkpoint_, config_, progress)),
       rope_inv_freq_(rope_inverse_frequencies(config_.qk_rope_head_dim, config_.rope_theta, config_.rope_scaling)),
       router_(make_router(config_.topk_method)) {}
 

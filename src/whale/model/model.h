@@ -19,7 +19,7 @@ namespace whale {
 class Model {
  public:
   // Reads DIR/config.json, maps the safetensors and validates every tensor. Throws Error naming the file at fault.
-  explicit Model(const std::filesystem::path& dir);
+  explicit Model(const std::filesystem::path& dir, const LoadProgress& progress = nullptr);
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 

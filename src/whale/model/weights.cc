@@ -135,15 +135,22 @@ class Loader {
 
 }  // namespace
 
-ModelWeights load_model_weights(const Checkpoint& ckpt, const ModelConfig& config) {
+ModelWeights load_model_weights(const Checkpoint& ckpt, const ModelConfig& config, const LoadProgress& progress) {
   const Loader load(ckpt, config);
+  const int total = config.num_hidden_layers + config.num_nextn_predict_layers;
   ModelWeights w;
   w.embed_tokens = load.linear("model.embed_tokens.weight", config.vocab_size, config.hidden_size);
   w.layers.reserve(config.num_hidden_layers);
-  for (int i = 0; i < config.num_hidden_layers; ++i) w.layers.push_back(load.layer(i));
+  for (int i = 0; i < config.num_hidden_layers; ++i) {
+    w.layers.push_back(load.layer(i));
+    if (progress) progress(i + 1, total);
+  }
   w.norm = load.vector("model.norm.weight", config.hidden_size);
   w.lm_head = load.linear("lm_head.weight", config.vocab_size, config.hidden_size);
-  for (int i = 0; i < config.num_nextn_predict_layers; ++i) w.mtp.push_back(load.mtp(config.num_hidden_layers + i));
+  for (int i = 0; i < config.num_nextn_predict_layers; ++i) {
+    w.mtp.push_back(load.mtp(config.num_hidden_layers + i));
+    if (progress) progress(config.num_hidden_layers + i + 1, total);
+  }
   return w;
 }
 

@@ -2,6 +2,7 @@
 // (deepseek-spec §3.2). Only block scales and norm vectors (a few KB per layer) are copied, to f32.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -74,8 +75,12 @@ struct ModelWeights {
   std::vector<MtpWeights> mtp;
 };
 
+// Reports loading progress: layers done of all layers (MTP included).
+using LoadProgress = std::function<void(int done, int total)>;
+
 // Finds, validates (dtype, shape, scales) and views every tensor the config calls for.
 // Errors name the tensor and the file that holds it.
-ModelWeights load_model_weights(const Checkpoint& ckpt, const ModelConfig& config);
+ModelWeights load_model_weights(const Checkpoint& ckpt, const ModelConfig& config,
+                                const LoadProgress& progress = nullptr);
 
 }  // namespace whale
