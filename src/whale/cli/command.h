@@ -20,5 +20,6 @@ Command register_tokenize(CLI::App& root);
 Command register_chat_template(CLI::App& root);
 Command register_run(CLI::App& root);
 Command register_chat(CLI::App& root);
+Command register_bench(CLI::App& root);
 
 }  // namespace whale::cli

@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
       whale::cli::register_logits(app),
       whale::cli::register_tokenize(app),
       whale::cli::register_chat_template(app),
+      whale::cli::register_bench(app),
   };
 
   try {
