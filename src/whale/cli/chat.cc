@@ -61,12 +61,7 @@ class ThinkingSplitter {
       }
       const size_t end = pending_.find(kClose);
       if (end == std::string::npos) {
-        size_t keep = 0;  // a tail that may be the start of </think>
-        for (size_t n = std::min(pending_.size(), kClose.size() - 1); n > 0; --n)
-          if (pending_.compare(pending_.size() - n, n, kClose, 0, n) == 0) {
-            keep = n;
-            break;
-          }
+        const size_t keep = partial_match_length(pending_, kClose);  // a tail that may start </think>
         out(pending_.substr(0, pending_.size() - keep), true);
         pending_.erase(0, pending_.size() - keep);
         return;

@@ -18,6 +18,12 @@ std::string_view finish_reason_name(FinishReason r) {
   return "?";
 }
 
+size_t partial_match_length(std::string_view text, std::string_view pattern) {
+  for (size_t n = std::min(text.size(), pattern.empty() ? 0 : pattern.size() - 1); n > 0; --n)
+    if (text.substr(text.size() - n) == pattern.substr(0, n)) return n;
+  return 0;
+}
+
 std::string StopStringFilter::push(std::string_view text) {
   if (matched_) return "";
   pending_ += text;
@@ -33,12 +39,7 @@ std::string StopStringFilter::push(std::string_view text) {
   }
   // Keep the longest tail that is a proper prefix of some stop string.
   size_t keep = 0;
-  for (const std::string& s : stops_)
-    for (size_t n = std::min(s.size() - (s.empty() ? 0 : 1), pending_.size()); n > keep; --n)
-      if (pending_.compare(pending_.size() - n, n, s, 0, n) == 0) {
-        keep = n;
-        break;
-      }
+  for (const std::string& s : stops_) keep = std::max(keep, partial_match_length(pending_, s));
   std::string out = pending_.substr(0, pending_.size() - keep);
   pending_.erase(0, pending_.size() - keep);
   return out;

@@ -65,6 +65,10 @@ class Generator {
   std::vector<int32_t> cached_;  // the tokens whose entries are in cache_
 };
 
+// Length of the longest proper prefix of `pattern` that ends `text`: how much streamed text must wait because the
+// next piece could complete the pattern.
+size_t partial_match_length(std::string_view text, std::string_view pattern);
+
 // Holds back streamed text that could still turn into a stop string. push() returns the text safe to show;
 // matched() says a stop string was completed (the text before it has then been returned).
 class StopStringFilter {
