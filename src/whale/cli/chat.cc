@@ -112,8 +112,12 @@ void run_chat(const ChatOptions& opt) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
 
-  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
-  if (!opt.system.empty()) messages.push_back({{"role", "system"}, {"content", opt.system}});
+  auto fresh_history = [&] {
+    nlohmann::ordered_json m = nlohmann::ordered_json::array();
+    if (!opt.system.empty()) m.push_back({{"role", "system"}, {"content", opt.system}});
+    return m;
+  };
+  nlohmann::ordered_json messages = fresh_history();
   const std::string dim = tty_out ? "\x1b[2m" : "", reset = tty_out ? "\x1b[0m" : "";
   if (tty_in) fmt::print(stderr, "whale chat: {}. {}", opt.model, kHelp);
 
@@ -151,8 +155,7 @@ void run_chat(const ChatOptions& opt) {
       continue;
     }
     if (message == "/clear") {
-      messages = nlohmann::ordered_json::array();
-      if (!opt.system.empty()) messages.push_back({{"role", "system"}, {"content", opt.system}});
+      messages = fresh_history();
       generator.reset();
       fmt::print(stdout, "(conversation cleared)\n");
       continue;

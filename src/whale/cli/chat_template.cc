@@ -1,7 +1,5 @@
 // whale chat-template: an OpenAI-style conversation on stdin, rendered by the model's chat template.
 #include <cstdio>
-#include <iostream>
-#include <iterator>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -55,14 +53,12 @@ void run_chat_template(const ChatTemplateOptions& opt) {
   const Tokenizer tok = Tokenizer::load(opt.model);
   if (tok.chat_template().empty())
     fail("{}/tokenizer_config.json: no \"chat_template\" to render", opt.model);
-  const std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-  const nlohmann::ordered_json messages = read_messages(input);
+  const nlohmann::ordered_json messages = read_messages(read_stdin());
   const std::string text = with_context(opt.model + "/tokenizer_config.json", [&] {
     const ChatTemplate tpl = ChatTemplate::parse(tok.chat_template());
     return tpl.render_chat(messages, !opt.no_generation_prompt, tok.bos_token(), tok.eos_token());
   });
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  if (std::fflush(stdout) != 0) fail("cannot write to stdout");
+  write_stdout(text);
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <functional>
+#include <string>
+#include <string_view>
 
 #include <CLI/CLI.hpp>
 
@@ -14,6 +16,11 @@ struct Command {
 
 // "must be 0 or more" style checks with short messages (CLI11's numeric ranges print the whole double range).
 CLI::Validator at_least(double minimum);
+
+// All of standard input (throws Error if it cannot be read).
+std::string read_stdin();
+// Writes `text` to stdout and flushes (throws Error if the write fails, e.g. a closed pipe).
+void write_stdout(std::string_view text);
 
 Command register_logits(CLI::App& root);
 Command register_tokenize(CLI::App& root);

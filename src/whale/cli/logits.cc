@@ -94,8 +94,7 @@ void run_logits(const LogitsOptions& opt) {
     out += "]";
   }
   out += "]}\n";
-  std::fwrite(out.data(), 1, out.size(), stdout);
-  if (std::fflush(stdout) != 0) fail("cannot write to stdout");
+  write_stdout(out);
 }
 
 }  // namespace

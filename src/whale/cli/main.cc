@@ -1,6 +1,8 @@
 // whale: one binary, one subcommand per capability. Errors are caught here, once: one line, non-zero exit.
 #include <cstdio>
 #include <exception>
+#include <iostream>
+#include <iterator>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -26,6 +28,17 @@ CLI::Validator at_least(double minimum) {
         return "";
       },
       fmt::format(">={}", minimum));
+}
+
+std::string read_stdin() {
+  std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+  if (std::cin.bad()) whale::fail("cannot read standard input");
+  return text;
+}
+
+void write_stdout(std::string_view text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  if (std::fflush(stdout) != 0) whale::fail("cannot write to stdout");
 }
 
 }  // namespace whale::cli

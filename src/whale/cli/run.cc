@@ -94,11 +94,9 @@ void run_generate(const RunOptions& opt) {
   g.ignore_eos = opt.ignore_eos;
   g.skip_special_tokens = !opt.special;
   const GenerationResult r = generator.generate(prompt, sampler, g, [](std::string_view piece) {
-    std::fwrite(piece.data(), 1, piece.size(), stdout);
-    std::fflush(stdout);
+    write_stdout(piece);
     return true;
   });
-  if (std::fflush(stdout) != 0) fail("cannot write to stdout");
   fmt::print(stderr, "\n[{} tokens, stopped: {}]\n", r.tokens.size(), finish_reason_name(r.finish));
   if (opt.verbose)
     fmt::print(stderr, "prompt {} tokens in {:.3f} s ({:.1f} tok/s); generated {} tokens in {:.3f} s ({:.1f} tok/s); seed {}\n",

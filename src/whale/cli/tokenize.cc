@@ -1,6 +1,5 @@
 // whale tokenize: text on stdin to a JSON array of ids, or (--decode) a JSON array of ids to text.
 #include <cstdio>
-#include <iostream>
 #include <iterator>
 #include <string>
 
@@ -20,17 +19,6 @@ struct TokenizeOptions {
   bool bos = false;
   bool skip_special = false;
 };
-
-std::string read_stdin() {
-  std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-  if (std::cin.bad()) fail("cannot read standard input");
-  return text;
-}
-
-void write_stdout(const std::string& s) {
-  std::fwrite(s.data(), 1, s.size(), stdout);
-  if (std::fflush(stdout) != 0) fail("cannot write to stdout");
-}
 
 void run_tokenize(const TokenizeOptions& opt) {
   const Tokenizer tok = Tokenizer::load(opt.model);
