@@ -6,7 +6,9 @@ packages=(
   # build
   cmake ninja-build g++ pkg-config
   # libraries
-  nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev libutf8proc-dev libsimdjson-dev
+  nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev libutf8proc-dev libsimdjson-dev libhwy-dev
+  # benchmarks (Google Benchmark)
+  libbenchmark-dev
   # tests
   libgtest-dev libgmock-dev
   # reference forward pass (PyTorch) and checkpoint generator; Debian's python3, not a virtualenv

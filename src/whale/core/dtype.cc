@@ -18,6 +18,8 @@ constexpr std::array<std::pair<DType, std::string_view>, 15> kNames = {{
 }  // namespace
 
 std::string_view dtype_name(DType t) {
+  if (t == DType::Q8) return "whale q8";
+  if (t == DType::Q4) return "whale q4";
   for (const auto& [dt, name] : kNames)
     if (dt == t) return name;
   return "?";
@@ -35,6 +37,7 @@ size_t dtype_size(DType t) {
     case DType::I16: case DType::U16: case DType::F16: case DType::BF16: return 2;
     case DType::I32: case DType::U32: case DType::F32: return 4;
     case DType::I64: case DType::U64: case DType::F64: return 8;
+    case DType::Q8: case DType::Q4: return 0;  // block formats: see kernels/quant_format.h
   }
   return 0;
 }

@@ -9,8 +9,10 @@
 
 namespace whale {
 
-// The safetensors dtype set (huggingface/safetensors Dtype). Model code accepts only some of them.
-enum class DType : uint8_t { BOOL, U8, I8, I16, U16, I32, U32, I64, U64, F16, BF16, F32, F64, F8_E4M3, F8_E5M2 };
+// The safetensors dtype set (huggingface/safetensors Dtype), then whale's block-quantized weight formats Q8 and Q4
+// (kernels/quant_format.h), which are stored as U8 tensors and never appear in a safetensors header.
+// Model code accepts only some of them.
+enum class DType : uint8_t { BOOL, U8, I8, I16, U16, I32, U32, I64, U64, F16, BF16, F32, F64, F8_E4M3, F8_E5M2, Q8, Q4 };
 
 std::string_view dtype_name(DType t);
 std::optional<DType> dtype_from_name(std::string_view name);

@@ -8,15 +8,17 @@
 namespace whale {
 
 struct Weight2D {
-  DType dtype = DType::BF16;  // F32, F16, BF16 or F8_E4M3
+  DType dtype = DType::BF16;  // F32, F16, BF16, F8_E4M3, or whale's Q8 / Q4 (kernels/quant_format.h)
   int64_t rows = 0;
   int64_t cols = 0;
-  const uint8_t* data = nullptr;  // row-major, possibly unaligned
+  const uint8_t* data = nullptr;  // row-major, possibly unaligned; Q8/Q4: interleaved blocks (quant_format.h)
   // F8_E4M3 only: f32 multipliers, one per [block_rows x block_cols] block, row-major over
   // [ceil(rows/block_rows), ceil(cols/block_cols)]; edge blocks may be partial (deepseek-spec §3.3).
   const float* block_scale = nullptr;
   int block_rows = 128;
   int block_cols = 128;
+  // Q8/Q4 only: the f16 block scales, [padded_rows/4, padded_cols/32, 4], 2-byte aligned.
+  const uint16_t* qscale = nullptr;
 };
 
 }  // namespace whale
