@@ -7,9 +7,11 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <hwy/targets.h>
 
 #include "whale/core/dtype.h"
 #include "whale/core/thread_pool.h"
+#include "whale/kernels/quant_format.h"
 
 namespace whale {
 namespace {
@@ -315,6 +317,153 @@ TEST(Dot, MatchesDouble) {
     const double tol = (gamma(static_cast<double>(n), kF32Eps) + gamma(static_cast<double>(n), kF64Eps)) * abs;
     EXPECT_LE(std::fabs(dot(a.data(), b.data(), n) - exact), tol) << "n " << n;
   }
+}
+
+// ---- whale q8 / q4 (kernels/quant_format.h) ----
+
+// Random codes and f16 scales laid out as the format specifies, padding (rows to 4, cols to 32) holding the zero
+// code; values[r][c] decoded here from the spec, independently of the library.
+TestWeight make_quant_weight(DType dtype, int64_t rows, int64_t cols, std::mt19937& rng) {
+  TestWeight t;
+  const bool q8 = dtype == DType::Q8;
+  const int64_t pr = (rows + 3) / 4 * 4, pc = (cols + 31) / 32 * 32, blocks = pc / 32;
+  const int block_bytes = q8 ? 32 : 16;
+  t.storage.assign(static_cast<size_t>(pr * blocks * block_bytes + pr * blocks * 2), 0);
+  uint8_t* codes = t.storage.data();
+  auto* scales = reinterpret_cast<uint16_t*>(codes + pr * blocks * block_bytes);
+  t.values.assign(static_cast<size_t>(rows * cols), 0.0);
+  std::uniform_int_distribution<int> code8(1, 255), code4(0, 15), mant(0, 0x3FF), expo(5, 20);
+  for (int64_t r = 0; r < pr; ++r)
+    for (int64_t kb = 0; kb < blocks; ++kb) {
+      const int64_t group_block = (r / 4 * blocks + kb) * 4 + r % 4;  // [rows/4][blocks][4]
+      const uint16_t sbits = static_cast<uint16_t>(expo(rng) << 10 | mant(rng));
+      scales[group_block] = sbits;
+      uint8_t* block = codes + group_block * block_bytes;
+      for (int j = 0; j < 32; ++j) {
+        const int64_t c = kb * 32 + j;
+        const bool real = r < rows && c < cols;
+        const int code = real ? (q8 ? code8(rng) : code4(rng)) : (q8 ? 128 : 8);
+        if (q8) block[j] = static_cast<uint8_t>(code);
+        else if (j < 16) block[j] = static_cast<uint8_t>((block[j] & 0xF0) | code);
+        else block[j - 16] = static_cast<uint8_t>((block[j - 16] & 0x0F) | code << 4);
+        if (real) t.values[r * cols + c] = (code - (q8 ? 128 : 8)) * decode_f16(sbits);
+      }
+    }
+  t.w.dtype = dtype;
+  t.w.rows = rows;
+  t.w.cols = cols;
+  t.w.data = codes;
+  t.w.qscale = scales;
+  return t;
+}
+
+// Up to 4 tokens, q8/q4 weights multiply activations quantized per 32-block to int8 (scale = absmax/127, so each
+// value moves by at most half a step); beyond that, a decoded f32 panel. The bound allows the quantization error,
+// Σ_blocks (absmax/254)·Σ|w|, plus f32 rounding of the products and sums.
+void check_quant_matmul(const TestWeight& t, int64_t m, std::mt19937& rng, ThreadPool& pool) {
+  const int64_t n = t.w.rows, k = t.w.cols;
+  const std::vector<float> x = random_activations(m * k, rng);
+  const Expected e = exact_product(t, x, m);
+  std::vector<float> y(static_cast<size_t>(m * n), NAN), y_ref(static_cast<size_t>(m * n), NAN);
+  matmul(t.w, x.data(), m, y.data(), pool);
+  matmul_reference(t.w, x.data(), m, y_ref.data());
+  const double g = gamma(static_cast<double>(k + 4), kF32Eps);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t r = 0; r < n; ++r) {
+      double quant_err = 0.0;
+      if (m <= 4)
+        for (int64_t c0 = 0; c0 < k; c0 += 32) {
+          double amax = 0.0, wabs = 0.0;
+          for (int64_t c = c0; c < std::min(k, c0 + 32); ++c) {
+            amax = std::max(amax, std::fabs(static_cast<double>(x[i * k + c])));
+            wabs += std::fabs(t.values[r * k + c]);
+          }
+          quant_err += amax / 254.0 * wabs * 1.0001;
+        }
+      const int64_t j = i * n + r;
+      // The quantized path's S is at most the float S plus the quantization error.
+      const double tol = g * (e.abs[j] + quant_err) * 2 + quant_err;
+      ASSERT_LE(std::fabs(y[j] - e.y[j]), tol) << "matmul y[" << i << "][" << r << "]";
+      ASSERT_LE(std::fabs(y_ref[j] - e.y[j]), kF32Eps * std::fabs(e.y[j]) + 2 * gamma(k + 1.0, kF64Eps) * e.abs[j])
+          << "matmul_reference y[" << i << "][" << r << "]";
+    }
+}
+
+TEST(Matmul, QuantizedQ8AndQ4) {
+  std::mt19937 rng(10);
+  ThreadPool pool(3);
+  for (DType dtype : {DType::Q8, DType::Q4})
+    for (int64_t m : {1, 2, 3, 4, 5, 9})
+      for (int64_t n : {1, 3, 4, 13, 130})
+        for (int64_t k : {1, 31, 32, 33, 128, 200}) {
+          SCOPED_TRACE(label(dtype, m, n, k, 0));
+          check_quant_matmul(make_quant_weight(dtype, n, k, rng), m, rng, pool);
+          if (HasFatalFailure()) return;
+        }
+}
+
+TEST(DecodeRows, QuantizedMatchesSpec) {
+  std::mt19937 rng(11);
+  for (DType dtype : {DType::Q8, DType::Q4}) {
+    const int64_t rows = 13, cols = 77;
+    const TestWeight t = make_quant_weight(dtype, rows, cols, rng);
+    std::vector<float> out(static_cast<size_t>(rows * cols + 1), NAN);
+    out.back() = 1234.5f;
+    decode_rows(t.w, 0, rows, out.data());
+    for (int64_t j = 0; j < rows * cols; ++j) ASSERT_EQ(out[j], static_cast<float>(t.values[j])) << j;
+    ASSERT_EQ(out.back(), 1234.5f);
+  }
+}
+
+// Every instruction set Highway compiled and this CPU supports (AVX-512 VNNI, AVX-512, AVX2, SSE4, ... or NEON)
+// passes the same checks: the scalar reference is the oracle for each SIMD path, not just the one dispatched.
+TEST(Matmul, EveryInstructionSet) {
+  std::vector<int64_t> targets;
+  for (int64_t bits = hwy::SupportedTargets(); bits != 0; bits &= bits - 1) targets.push_back(bits & -bits);
+  ASSERT_FALSE(targets.empty());
+  std::mt19937 rng(12);
+  ThreadPool pool(2);
+  for (int64_t target : targets) {
+    hwy::SetSupportedTargetsForTest(target);
+    SCOPED_TRACE(std::string("target ") + matmul_target_name());
+    for (DType dtype : {DType::F32, DType::BF16, DType::F16, DType::F8_E4M3})
+      for (int64_t m : {1, 3, 6}) {
+        check_matmul(make_weight(dtype, 21, 67, 1, rng, 128, 32), m, rng, pool);
+        if (HasFatalFailure()) break;
+      }
+    for (DType dtype : {DType::Q8, DType::Q4})
+      for (int64_t m : {1, 4, 6}) {
+        check_quant_matmul(make_quant_weight(dtype, 21, 100, rng), m, rng, pool);
+        if (HasFatalFailure()) break;
+      }
+    if (HasFatalFailure()) break;
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+TEST(MatmulBatch, EqualsSeparateProducts) {
+  std::mt19937 rng(13);
+  ThreadPool pool(3);
+  for (DType dtype : {DType::BF16, DType::Q8, DType::Q4})
+    for (int64_t m : {1, 2, 7}) {
+      std::vector<TestWeight> ws;
+      for (int64_t rows : {5, 64, 3}) ws.push_back(dtype == DType::BF16 ? make_weight(dtype, rows, 96, 0, rng)
+                                                                          : make_quant_weight(dtype, rows, 96, rng));
+      const std::vector<float> x = random_activations(m * 96, rng), x2 = random_activations(m * 96, rng);
+      std::vector<std::vector<float>> batched(ws.size()), separate(ws.size());
+      std::vector<MatmulJob> jobs;
+      for (size_t i = 0; i < ws.size(); ++i) {
+        batched[i].assign(static_cast<size_t>(m * ws[i].w.rows), NAN);
+        separate[i].assign(batched[i].size(), NAN);
+        const float* xi = i == 2 ? x2.data() : x.data();  // jobs 0 and 1 share their activations
+        jobs.push_back({ws[i].w, xi, m, batched[i].data()});
+        matmul(ws[i].w, xi, m, separate[i].data(), pool);
+      }
+      matmul_batch(jobs, pool);
+      for (size_t i = 0; i < ws.size(); ++i)
+        for (size_t j = 0; j < batched[i].size(); ++j)
+          ASSERT_EQ(batched[i][j], separate[i][j]) << dtype_name(dtype) << " m " << m << " job " << i << " " << j;
+    }
 }
 
 }  // namespace

@@ -1,63 +1,92 @@
 #include "whale/kernels/matmul.h"
 
 #include <algorithm>
-#include <array>
 #include <vector>
+
+#include "whale/kernels/matmul_simd.h"
+#include "whale/kernels/quant_format.h"
 
 namespace whale {
 namespace {
 
-std::array<float, 256> make_e4m3_table() {
-  std::array<float, 256> t{};
-  for (int i = 0; i < 256; ++i) t[i] = e4m3_to_f32(static_cast<uint8_t>(i));
-  return t;
+constexpr int64_t kTileTokens = 4;          // tokens per tile; up to this many use the streaming (decode) path
+constexpr int64_t kPanelBytes = 256 << 10;  // f32 panel of decoded rows kept in L2 by the prefill path
+
+bool is_quant(DType t) { return t == DType::Q8 || t == DType::Q4; }
+
+QuantType quant_type(DType t) { return t == DType::Q8 ? QuantType::Q8 : QuantType::Q4; }
+
+int64_t row_groups(const Weight2D& w) { return (w.rows + kQuantRowGroup - 1) / kQuantRowGroup; }
+
+// The streaming path reads the weights directly; it needs FP8 block columns aligned to whole vectors.
+bool streams(const MatmulJob& j) {
+  if (j.m > kTileTokens) return false;
+  return j.w.dtype != DType::F8_E4M3 || j.w.block_cols % 16 == 0;
 }
 
-const std::array<float, 256>& e4m3_table() {
-  static const std::array<float, 256> table = make_e4m3_table();
-  return table;
-}
-
-void decode_row(const Weight2D& w, int64_t r, float* out) {
-  const int64_t k = w.cols;
-  switch (w.dtype) {
-    case DType::F32: {
-      const uint8_t* p = w.data + r * k * 4;
-      for (int64_t c = 0; c < k; ++c) out[c] = load_f32(p, c);
-      break;
-    }
-    case DType::BF16: {
-      const uint8_t* p = w.data + r * k * 2;
-      for (int64_t c = 0; c < k; ++c) out[c] = bf16_to_f32(load_u16(p, c));
-      break;
-    }
-    case DType::F16: {
-      const uint8_t* p = w.data + r * k * 2;
-      for (int64_t c = 0; c < k; ++c) out[c] = f16_to_f32(load_u16(p, c));
-      break;
-    }
-    case DType::F8_E4M3: {
-      const auto& table = e4m3_table();
-      const uint8_t* p = w.data + r * k;
-      const int64_t blocks_per_row = (k + w.block_cols - 1) / w.block_cols;
-      const float* scales = w.block_scale + (r / w.block_rows) * blocks_per_row;
-      for (int64_t b = 0; b < blocks_per_row; ++b) {
-        const float s = scales[b];
-        const int64_t c1 = std::min<int64_t>(k, (b + 1) * w.block_cols);
-        for (int64_t c = b * w.block_cols; c < c1; ++c) out[c] = table[p[c]] * s;
-      }
-      break;
-    }
-    default:
-      std::fill(out, out + k, 0.0f);  // unreachable: weights are validated at load
+// Rows [4·g0, 4·g1) of job j, all tokens. `panel` is this thread's scratch.
+void run_groups(const MatmulJob& j, const simd::QuantizedActivations* xq, int64_t g0, int64_t g1,
+                std::vector<float>& panel) {
+  const Weight2D& w = j.w;
+  const int64_t n = w.rows, k = w.cols;
+  auto rows_in = [n](int64_t g) { return static_cast<int>(std::min<int64_t>(kQuantRowGroup, n - g * kQuantRowGroup)); };
+  if (xq) {
+    for (int64_t g = g0; g < g1; ++g)
+      simd::tile_quant(w, g, rows_in(g), *xq, 0, static_cast<int>(j.m), j.y + g * kQuantRowGroup, n);
+    return;
   }
+  if (streams(j)) {
+    for (int64_t g = g0; g < g1; ++g)
+      simd::tile_float(w, g * kQuantRowGroup, rows_in(g), j.x, k, static_cast<int>(j.m), j.y + g * kQuantRowGroup, n);
+    return;
+  }
+  // Prefill: decode a panel of rows to f32 once, then sweep all tokens over it in tiles.
+  const int64_t panel_rows = std::clamp<int64_t>(kPanelBytes / (4 * std::max<int64_t>(k, 1)) / kQuantRowGroup *
+                                                     kQuantRowGroup, kQuantRowGroup, 64);
+  for (int64_t r0 = g0 * kQuantRowGroup; r0 < std::min(n, g1 * kQuantRowGroup); r0 += panel_rows) {
+    const int64_t r1 = std::min({n, g1 * kQuantRowGroup, r0 + panel_rows});
+    Weight2D p = w;
+    if (w.dtype != DType::F32) {
+      panel.resize(static_cast<size_t>((r1 - r0) * k));
+      simd::decode_rows(w, r0, r1, panel.data());
+      p = Weight2D{};
+      p.dtype = DType::F32;
+      p.rows = r1 - r0;
+      p.cols = k;
+      p.data = reinterpret_cast<const uint8_t*>(panel.data());
+    } else {
+      p.data = w.data + static_cast<size_t>(r0 * k) * 4;
+      p.rows = r1 - r0;
+    }
+    for (int64_t t0 = 0; t0 < j.m; t0 += kTileTokens) {
+      const int tokens = static_cast<int>(std::min(kTileTokens, j.m - t0));
+      for (int64_t r = 0; r < p.rows; r += kQuantRowGroup) {
+        const int rows = static_cast<int>(std::min<int64_t>(kQuantRowGroup, p.rows - r));
+        simd::tile_float(p, r, rows, j.x + t0 * k, k, tokens, j.y + t0 * n + r0 + r, n);
+      }
+    }
+  }
+}
+
+// W[r, c] in double: exact, the FP8 block scale applied without rounding.
+double scalar_weight(const Weight2D& w, int64_t r, int64_t c) {
+  const int64_t k = w.cols;
+  if (is_quant(w.dtype)) {
+    const QuantType t = quant_type(w.dtype);
+    const int64_t pc = quant_padded_cols(k), kb = c / kQuantBlock, j = c % kQuantBlock;
+    const uint8_t* block = w.data + quant_block_offset(t, pc, r, kb);
+    const int code = t == QuantType::Q8 ? block[j] - 128 : ((j < 16 ? block[j] & 0x0F : block[j - 16] >> 4) - 8);
+    return static_cast<double>(code) * f16_to_f32(w.qscale[quant_scale_index(pc, r, kb)]);
+  }
+  double v = load_as_f32(w.dtype, w.data, static_cast<size_t>(r * k + c));
+  if (w.dtype == DType::F8_E4M3)
+    v *= w.block_scale[(r / w.block_rows) * ((k + w.block_cols - 1) / w.block_cols) + c / w.block_cols];
+  return v;
 }
 
 }  // namespace
 
-void decode_rows(const Weight2D& w, int64_t r0, int64_t r1, float* out) {
-  for (int64_t r = r0; r < r1; ++r) decode_row(w, r, out + (r - r0) * w.cols);
-}
+void decode_rows(const Weight2D& w, int64_t r0, int64_t r1, float* out) { simd::decode_rows(w, r0, r1, out); }
 
 float dot(const float* a, const float* b, int64_t n) {
   float acc = 0.0f;
@@ -67,20 +96,45 @@ float dot(const float* a, const float* b, int64_t n) {
 }
 
 void matmul(const Weight2D& w, const float* x, int64_t m, float* y, ThreadPool& pool) {
-  const int64_t n = w.rows, k = w.cols;
-  constexpr int64_t kTileRows = 8;
+  const MatmulJob job{w, x, m, y};
+  matmul_batch({&job, 1}, pool);
+}
+
+void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
+  // Quantize each distinct activation matrix once for the streaming q8/q4 path (gate and up share theirs).
+  std::vector<simd::QuantizedActivations> quantized(jobs.size());
+  std::vector<const simd::QuantizedActivations*> xq(jobs.size(), nullptr);
+  std::vector<int64_t> first_group(jobs.size() + 1, 0);
+  int64_t max_k = 1;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const MatmulJob& j = jobs[i];
+    first_group[i + 1] = first_group[i] + (j.m > 0 ? row_groups(j.w) : 0);
+    max_k = std::max(max_k, j.w.cols);
+    if (!is_quant(j.w.dtype) || j.m == 0 || j.m > kTileTokens) continue;
+    for (size_t p = 0; p < i && !xq[i]; ++p)
+      if (xq[p] && jobs[p].x == j.x && jobs[p].m == j.m && jobs[p].w.cols == j.w.cols &&
+          jobs[p].w.dtype == j.w.dtype)
+        xq[i] = xq[p];
+    if (!xq[i]) {
+      simd::quantize_activations(j.x, j.m, j.w.cols, j.w.cols, quant_type(j.w.dtype), quant_padded_cols(j.w.cols),
+                                 quantized[i]);
+      xq[i] = &quantized[i];
+    }
+  }
+  const int64_t total = first_group.back();
+  if (total == 0) return;
+  // Enough row groups per thread that a slice's weights (≈ 4 rows × K) amortize the fork/join.
+  const int64_t grain = std::max<int64_t>(1, 4096 / max_k);
   pool.parallel_for(
-      (n + kTileRows - 1) / kTileRows,
-      [&](int64_t t0, int64_t t1) {
-        std::vector<float> tile(kTileRows * k);
-        for (int64_t t = t0; t < t1; ++t) {
-          const int64_t r0 = t * kTileRows, r1 = std::min(n, r0 + kTileRows);
-          decode_rows(w, r0, r1, tile.data());
-          for (int64_t i = 0; i < m; ++i)
-            for (int64_t r = r0; r < r1; ++r) y[i * n + r] = dot(tile.data() + (r - r0) * k, x + i * k, k);
+      total,
+      [&](int64_t g0, int64_t g1) {
+        std::vector<float> panel;
+        for (size_t i = 0; i < jobs.size(); ++i) {
+          const int64_t a = std::max(g0, first_group[i]), b = std::min(g1, first_group[i + 1]);
+          if (a < b) run_groups(jobs[i], xq[i], a - first_group[i], b - first_group[i], panel);
         }
       },
-      std::max<int64_t>(1, 4096 / std::max<int64_t>(k, 1)));
+      grain);
 }
 
 void matmul_reference(const Weight2D& w, const float* x, int64_t m, float* y) {
@@ -88,14 +142,11 @@ void matmul_reference(const Weight2D& w, const float* x, int64_t m, float* y) {
   for (int64_t i = 0; i < m; ++i)
     for (int64_t r = 0; r < n; ++r) {
       double acc = 0.0;
-      for (int64_t c = 0; c < k; ++c) {
-        double v = load_as_f32(w.dtype, w.data, static_cast<size_t>(r * k + c));
-        if (w.dtype == DType::F8_E4M3)
-          v *= w.block_scale[(r / w.block_rows) * ((k + w.block_cols - 1) / w.block_cols) + c / w.block_cols];
-        acc += v * x[i * k + c];
-      }
+      for (int64_t c = 0; c < k; ++c) acc += scalar_weight(w, r, c) * x[i * k + c];
       y[i * n + r] = static_cast<float>(acc);
     }
 }
+
+const char* matmul_target_name() { return simd::target_name(); }
 
 }  // namespace whale

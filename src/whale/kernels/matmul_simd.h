@@ -1,0 +1,44 @@
+// The SIMD building blocks of matmul (matmul_simd.cc: Highway, one copy per instruction set, chosen at run time).
+// matmul.cc tiles and threads them; tests compare each against the scalar references.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "whale/kernels/quant_format.h"
+#include "whale/kernels/weight.h"
+
+namespace whale::simd {
+
+// Activations quantized for Q8/Q4 weights: each token's row in blocks of kQuantBlock int8 values q with one f32
+// scale (x ≈ scale · q, scale = absmax / 127), zero-padded to the weight's padded_cols.
+struct QuantizedActivations {
+  QuantType type = QuantType::Q8;
+  int64_t m = 0, blocks = 0;
+  std::vector<int8_t> q;       // [m, blocks · 32]
+  std::vector<float> scale;    // [m, blocks]
+  std::vector<int32_t> corr;   // [m, blocks]: −bias · Σ q, bias = 128 (q8) or 8 (q4), the unsigned-code correction
+};
+
+// Quantizes x [m, k] (row stride ldx) for weights of type t with padded_cols columns.
+void quantize_activations(const float* x, int64_t m, int64_t k, int64_t ldx, QuantType t, int64_t padded_cols,
+                          QuantizedActivations& out);
+
+// out[r - r0, c] = W[r, c] as f32 for r in [r0, r1), any dtype; bitwise equal to the scalar decode.
+void decode_rows(const Weight2D& w, int64_t r0, int64_t r1, float* out);
+
+// Float weights (F32, BF16, F16, F8_E4M3 with block_cols a multiple of 16): y[t·ldy + i] = W[r0 + i] · x[t·ldx]
+// for i < n_rows ≤ 4 and t < n_tokens ≤ 4. The per-(row, token) arithmetic does not depend on n_rows, n_tokens, or on
+// whether W is the checkpoint's tensor or an F32 panel decoded from it.
+void tile_float(const Weight2D& w, int64_t r0, int n_rows, const float* x, int64_t ldx, int n_tokens, float* y,
+                int64_t ldy);
+
+// Q8/Q4 weights: the same for row group g (rows 4g..4g+3, of which n_rows ≤ 4 are written) and quantized tokens
+// [t0, t0 + n_tokens), n_tokens ≤ 4. Arithmetic per (row, token) is independent of n_rows and n_tokens.
+void tile_quant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0, int n_tokens,
+                float* y, int64_t ldy);
+
+// Name of the instruction set the dispatcher picked (for bench output and logs).
+const char* target_name();
+
+}  // namespace whale::simd
