@@ -3,8 +3,53 @@
 #include <algorithm>
 #include <utility>
 
+#include "whale/core/error.h"
+
+#if defined(__x86_64__) || defined(__i386__) || defined(_M_X64) || defined(_M_IX86)
+#include <immintrin.h>
+#endif
+
 namespace whale {
 namespace {
+
+constexpr int kSliceBits = 16;
+constexpr uint64_t kSliceMask = (uint64_t{1} << kSliceBits) - 1;
+constexpr int kMaxThreads = static_cast<int>(kSliceMask);
+
+// Tells the core this is a spin-wait loop: less power, and the sibling hyperthread gets the pipeline.
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__) || defined(_M_X64) || defined(_M_IX86)
+  _mm_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+  asm volatile("yield" ::: "memory");
+#else
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+#endif
+}
+
+// Spins until done() is true or `budget` has passed; returns done()'s last value. The clock is read every
+// kSpinsPerClockRead pauses only (a pause is ~10-150 cycles depending on the CPU). After kPureSpin the loop also
+// yields the core between rounds: on a machine with more runnable threads than cores (other processes, a test run
+// in parallel), the thread being waited for may need this very core to finish; when nothing else is runnable the
+// yield returns at once.
+template <typename Done>
+bool spin_until(std::chrono::microseconds budget, Done done) {
+  if (done()) return true;
+  if (budget.count() <= 0) return false;
+  constexpr int kSpinsPerClockRead = 16;
+  constexpr std::chrono::microseconds kPureSpin{20};
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + budget, start_yielding = start + kPureSpin;
+  for (;;) {
+    for (int i = 0; i < kSpinsPerClockRead; ++i) {
+      cpu_relax();
+      if (done()) return true;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return done();
+    if (now >= start_yielding) std::this_thread::yield();
+  }
+}
 
 // Slice s of n split into `slices` nearly equal contiguous parts.
 std::pair<int64_t, int64_t> slice_bounds(int64_t n, int slices, int s) {
@@ -15,16 +60,19 @@ std::pair<int64_t, int64_t> slice_bounds(int64_t n, int slices, int s) {
 
 }  // namespace
 
-ThreadPool::ThreadPool(int n_threads) {
-  if (n_threads <= 0) n_threads = std::max(1u, std::thread::hardware_concurrency());
+ThreadPool::ThreadPool(int n_threads, std::chrono::microseconds spin) {
+  const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (n_threads <= 0) n_threads = hardware;
+  if (n_threads > kMaxThreads) fail("thread pool: {} threads requested, at most {}", n_threads, kMaxThreads);
+  spin_ = (n_threads > 1 && n_threads <= hardware) ? std::max(spin, std::chrono::microseconds(0))
+                                                   : std::chrono::microseconds(0);
+  workers_.reserve(n_threads - 1);
   for (int i = 1; i < n_threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
 ThreadPool::~ThreadPool() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
+  stopping_.store(true, std::memory_order_seq_cst);
+  { std::lock_guard lock(mutex_); }  // a worker between its last check and its wait is now waiting
   work_ready_.notify_all();
   for (auto& t : workers_) t.join();
 }
@@ -36,20 +84,36 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     fn(0, n);
     return;
   }
+  // Every worker that took a slice of the previous job has finished it (pending_ reached 0), and workers without a
+  // slice never read job_ or job_n_, so these plain writes race with nothing.
+  job_ = &fn;
+  job_n_ = n;
+  pending_.store(slices - 1, std::memory_order_relaxed);
+  ++generation_;
+  // seq_cst store, then seq_cst load of sleepers_: pairs with the worker's increment of sleepers_ and re-check of
+  // job_word_ (wait_for_job), so either the worker sees the job or this thread sees the sleeper.
+  job_word_.store(generation_ << kSliceBits | static_cast<uint64_t>(slices), std::memory_order_seq_cst);
+  if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+    { std::lock_guard lock(mutex_); }
+    work_ready_.notify_all();
+  }
+  run_slice(n, slices, 0);
+  wait_for_workers();
+  job_ = nullptr;
+  std::exception_ptr error;
   {
     std::lock_guard lock(mutex_);
-    job_ = &fn;
-    job_n_ = n;
-    job_slices_ = slices;
-    pending_ = slices - 1;
-    ++generation_;
+    error = std::exchange(error_, nullptr);
   }
-  work_ready_.notify_all();
-  run_slice(n, slices, 0);
+  if (error) std::rethrow_exception(error);
+}
+
+void ThreadPool::wait_for_workers() {
+  if (spin_until(spin_, [this] { return pending_.load(std::memory_order_acquire) == 0; })) return;
   std::unique_lock lock(mutex_);
-  work_done_.wait(lock, [this] { return pending_ == 0; });
-  job_ = nullptr;
-  if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+  caller_waiting_.store(true, std::memory_order_seq_cst);
+  work_done_.wait(lock, [this] { return pending_.load(std::memory_order_seq_cst) == 0; });
+  caller_waiting_.store(false, std::memory_order_relaxed);
 }
 
 void ThreadPool::run_slice(int64_t n, int slices, int index) {
@@ -62,23 +126,36 @@ void ThreadPool::run_slice(int64_t n, int slices, int index) {
   }
 }
 
+uint64_t ThreadPool::wait_for_job(uint64_t seen) {
+  uint64_t word = seen;
+  const auto ready = [&] {
+    word = job_word_.load(std::memory_order_acquire);
+    return word != seen || stopping_.load(std::memory_order_relaxed);
+  };
+  if (spin_until(spin_, ready)) return word;
+  std::unique_lock lock(mutex_);
+  sleepers_.fetch_add(1, std::memory_order_seq_cst);
+  work_ready_.wait(lock, [&] {
+    word = job_word_.load(std::memory_order_seq_cst);
+    return word != seen || stopping_.load(std::memory_order_seq_cst);
+  });
+  sleepers_.fetch_sub(1, std::memory_order_relaxed);
+  return word;
+}
+
 void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0;
   for (;;) {
-    int64_t n;
-    int slices;
-    {
-      std::unique_lock lock(mutex_);
-      work_ready_.wait(lock, [&] { return stopping_ || generation_ != seen; });
-      if (stopping_) return;
-      seen = generation_;
-      n = job_n_;
-      slices = job_slices_;
-    }
-    if (index < slices) {
-      run_slice(n, slices, index);
-      std::lock_guard lock(mutex_);
-      if (--pending_ == 0) work_done_.notify_one();
+    const uint64_t word = wait_for_job(seen);
+    if (stopping_.load(std::memory_order_acquire)) return;
+    seen = word;
+    const int slices = static_cast<int>(word & kSliceMask);
+    if (index >= slices) continue;  // no slice of this job: job_ and job_n_ may already belong to the next one
+    run_slice(job_n_, slices, index);
+    // seq_cst: pairs with the caller's store of caller_waiting_ and its re-check of pending_ (wait_for_workers).
+    if (pending_.fetch_sub(1, std::memory_order_seq_cst) == 1 && caller_waiting_.load(std::memory_order_seq_cst)) {
+      { std::lock_guard lock(mutex_); }
+      work_done_.notify_one();
     }
   }
 }
