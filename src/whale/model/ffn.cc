@@ -1,7 +1,6 @@
 #include "whale/model/ffn.h"
 
 #include <algorithm>
-#include <numeric>
 #include <vector>
 
 #include "whale/kernels/activations.h"
@@ -12,8 +11,8 @@ namespace whale {
 void mlp_forward(const MlpWeights& w, const float* x, int n_tokens, float* out, ThreadPool& pool) {
   const int64_t inter = w.gate_proj.rows();
   std::vector<float> gate(static_cast<size_t>(n_tokens) * inter), up(gate.size());
-  matmul(w.gate_proj.view(), x, n_tokens, gate.data(), pool);
-  matmul(w.up_proj.view(), x, n_tokens, up.data(), pool);
+  const MatmulJob gate_up[] = {{w.gate_proj.view(), x, n_tokens, gate.data()}, {w.up_proj.view(), x, n_tokens, up.data()}};
+  matmul_batch(gate_up, pool);
   swiglu_inplace(gate.data(), up.data(), static_cast<int64_t>(gate.size()));
   matmul(w.down_proj.view(), gate.data(), n_tokens, out, pool);
 }
@@ -21,8 +20,19 @@ void mlp_forward(const MlpWeights& w, const float* x, int n_tokens, float* out, 
 void moe_forward(const ModelConfig& c, const MoeWeights& w, RouterFn router, const float* x, int n_tokens,
                  float* out, ThreadPool& pool) {
   const int hidden = c.hidden_size, n_experts = c.n_routed_experts, top_k = c.num_experts_per_tok;
-  std::vector<float> logits(static_cast<size_t>(n_tokens) * n_experts);
-  matmul(w.gate.view(), x, n_tokens, logits.data(), pool);
+  const size_t T = static_cast<size_t>(n_tokens);
+
+  // The router and the shared experts' gate and up read the same input: one pass.
+  std::vector<float> logits(T * n_experts), shared_gate, shared_up;
+  std::vector<MatmulJob> jobs = {{w.gate.view(), x, n_tokens, logits.data()}};
+  if (w.shared_experts) {
+    const int64_t si = w.shared_experts->gate_proj.rows();
+    shared_gate.resize(T * si);
+    shared_up.resize(T * si);
+    jobs.push_back({w.shared_experts->gate_proj.view(), x, n_tokens, shared_gate.data()});
+    jobs.push_back({w.shared_experts->up_proj.view(), x, n_tokens, shared_up.data()});
+  }
+  matmul_batch(jobs, pool);
 
   RouterParams params;
   params.n_experts = n_experts;
@@ -34,40 +44,68 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, RouterFn router, con
   params.routed_scaling_factor = static_cast<float>(c.routed_scaling_factor);
   params.correction_bias = w.e_score_correction_bias.empty() ? nullptr : w.e_score_correction_bias.data();
 
-  std::vector<int32_t> ids(static_cast<size_t>(n_tokens) * top_k);
+  std::vector<int32_t> ids(T * top_k);
   std::vector<float> weights(ids.size());
-  for (int t = 0; t < n_tokens; ++t)
-    router(params, logits.data() + static_cast<size_t>(t) * n_experts, ids.data() + t * top_k,
-           weights.data() + t * top_k);
+  for (size_t t = 0; t < T; ++t)
+    router(params, logits.data() + t * n_experts, ids.data() + t * top_k, weights.data() + t * top_k);
 
   // Per expert, the tokens routed to it (ascending token order) and their gate weights.
   std::vector<std::vector<std::pair<int, float>>> assigned(n_experts);
-  for (int t = 0; t < n_tokens; ++t)
-    for (int k = 0; k < top_k; ++k) assigned[ids[t * top_k + k]].emplace_back(t, weights[t * top_k + k]);
+  for (size_t t = 0; t < T; ++t)
+    for (int k = 0; k < top_k; ++k)
+      assigned[ids[t * top_k + k]].emplace_back(static_cast<int>(t), weights[t * top_k + k]);
 
-  std::fill(out, out + static_cast<size_t>(n_tokens) * hidden, 0.0f);
-  std::vector<float> xs, ys;
+  // Every active expert's gate and up in one pass, then every down (and the shared experts' down) in another:
+  // only the routed experts' weights are read, each once.
+  struct Active {
+    int expert;
+    int64_t m;
+    size_t x_at, h_at;  // offsets into xs ([m, hidden]) and gate/up ([m, inter])
+  };
+  std::vector<Active> active;
+  size_t x_total = 0, h_total = 0;
+  const int64_t inter = c.moe_intermediate_size;
   for (int e = 0; e < n_experts; ++e) {
-    const auto& list = assigned[e];
-    if (list.empty()) continue;
-    const int m = static_cast<int>(list.size());
-    xs.resize(static_cast<size_t>(m) * hidden);
-    ys.resize(xs.size());
-    for (int i = 0; i < m; ++i)
-      std::copy_n(x + static_cast<size_t>(list[i].first) * hidden, hidden, xs.data() + static_cast<size_t>(i) * hidden);
-    mlp_forward(w.experts[e], xs.data(), m, ys.data(), pool);
-    for (int i = 0; i < m; ++i) {
-      float* dst = out + static_cast<size_t>(list[i].first) * hidden;
-      const float* src = ys.data() + static_cast<size_t>(i) * hidden;
-      for (int j = 0; j < hidden; ++j) dst[j] += list[i].second * src[j];
+    const int64_t m = static_cast<int64_t>(assigned[e].size());
+    if (m == 0) continue;
+    active.push_back({e, m, x_total, h_total});
+    x_total += static_cast<size_t>(m) * hidden;
+    h_total += static_cast<size_t>(m) * inter;
+  }
+  std::vector<float> xs(x_total), gate(h_total), up(h_total), ys(x_total);
+  jobs.clear();
+  for (const Active& a : active) {
+    float* dst = xs.data() + a.x_at;
+    for (const auto& [t, _] : assigned[a.expert])
+      dst = std::copy_n(x + static_cast<size_t>(t) * hidden, hidden, dst);
+    const MlpWeights& e = w.experts[a.expert];
+    jobs.push_back({e.gate_proj.view(), xs.data() + a.x_at, a.m, gate.data() + a.h_at});
+    jobs.push_back({e.up_proj.view(), xs.data() + a.x_at, a.m, up.data() + a.h_at});
+  }
+  matmul_batch(jobs, pool);
+  swiglu_inplace(gate.data(), up.data(), static_cast<int64_t>(h_total));
+  if (w.shared_experts) swiglu_inplace(shared_gate.data(), shared_up.data(), static_cast<int64_t>(shared_gate.size()));
+
+  jobs.clear();
+  for (const Active& a : active)
+    jobs.push_back({w.experts[a.expert].down_proj.view(), gate.data() + a.h_at, a.m, ys.data() + a.x_at});
+  std::vector<float> shared_out;
+  if (w.shared_experts) {
+    shared_out.resize(T * hidden);
+    jobs.push_back({w.shared_experts->down_proj.view(), shared_gate.data(), n_tokens, shared_out.data()});
+  }
+  matmul_batch(jobs, pool);
+
+  std::fill(out, out + T * hidden, 0.0f);
+  for (const Active& a : active) {
+    const float* src = ys.data() + a.x_at;
+    for (const auto& [t, weight] : assigned[a.expert]) {
+      float* dst = out + static_cast<size_t>(t) * hidden;
+      for (int j = 0; j < hidden; ++j) dst[j] += weight * src[j];
+      src += hidden;
     }
   }
-
-  if (w.shared_experts) {
-    ys.resize(static_cast<size_t>(n_tokens) * hidden);
-    mlp_forward(*w.shared_experts, x, n_tokens, ys.data(), pool);
-    for (size_t i = 0; i < ys.size(); ++i) out[i] += ys[i];
-  }
+  for (size_t i = 0; i < shared_out.size(); ++i) out[i] += shared_out[i];
 }
 
 }  // namespace whale

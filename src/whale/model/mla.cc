@@ -58,13 +58,18 @@ void mla_forward(const MlaContext& ctx, const AttentionWeights& w, int layer, La
   const float eps = static_cast<float>(c.rms_norm_eps);
   ThreadPool& pool = ctx.pool;
 
-  // Queries [T, heads·dqk].
+  // Queries [T, heads·dqk] (through q_lora when the model has it), and the latents with the shared rope key: the
+  // projections that read x go in one pass.
   std::vector<float> q(static_cast<size_t>(T) * heads * d.dqk);
+  std::vector<float> kva(static_cast<size_t>(T) * cache.row_size());
+  std::vector<float> qa;
   if (w.q_proj) {
-    matmul(w.q_proj->view(), x, T, q.data(), pool);
+    const MatmulJob jobs[] = {{w.q_proj->view(), x, T, q.data()}, {w.kv_a_proj_with_mqa.view(), x, T, kva.data()}};
+    matmul_batch(jobs, pool);
   } else {
-    std::vector<float> qa(static_cast<size_t>(T) * c.q_lora_rank);
-    matmul(w.q_a_proj->view(), x, T, qa.data(), pool);
+    qa.resize(static_cast<size_t>(T) * c.q_lora_rank);
+    const MatmulJob jobs[] = {{w.q_a_proj->view(), x, T, qa.data()}, {w.kv_a_proj_with_mqa.view(), x, T, kva.data()}};
+    matmul_batch(jobs, pool);
     for (int t = 0; t < T; ++t) {
       float* row = qa.data() + static_cast<size_t>(t) * c.q_lora_rank;
       rmsnorm(row, w.q_a_layernorm.data(), c.q_lora_rank, eps, row);
@@ -75,9 +80,6 @@ void mla_forward(const MlaContext& ctx, const AttentionWeights& w, int layer, La
     for (int h = 0; h < heads; ++h)
       rope_interleaved(q.data() + (static_cast<size_t>(t) * heads + h) * d.dqk + d.dn, ctx.rope_inv_freq, pos0 + t);
 
-  // Latents and the shared rope key go straight into the cache.
-  std::vector<float> kva(static_cast<size_t>(T) * cache.row_size());
-  matmul(w.kv_a_proj_with_mqa.view(), x, T, kva.data(), pool);
   for (int t = 0; t < T; ++t) {
     const float* src = kva.data() + static_cast<size_t>(t) * cache.row_size();
     float* row = cache.row(layer, pos0 + t);
