@@ -1,10 +1,19 @@
-// whale bench: prefill and decode speed of a model, the bytes of weights each decoded token reads, and the memory
-// read bandwidth measured in the same run, as one JSON object.
+// whale bench: prefill and decode speed of a model, the bytes each decoded token reads, and the memory read bandwidth
+// measured in the same run (runtime/memory_bandwidth.h), as one JSON object on stdout. Progress goes to stderr.
+//
+// For each thread count: R repetitions of [prefill of p tokens, decode of n tokens, bandwidth probe], alternating so
+// that a slow phase of the machine hits all three alike; medians (and min/max) of the R values are reported.
+// See docs/performance.md for every field.
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
-#include <cstdio>
-#include <numeric>
+#include <cstring>
+#include <fstream>
+#include <memory>
 #include <random>
+#include <span>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -14,147 +23,345 @@
 #include "whale/cli/progress.h"
 #include "whale/core/error.h"
 #include "whale/core/process_stats.h"
+#include "whale/kernels/quant_format.h"
+#include "whale/model/config.h"
 #include "whale/model/model.h"
+#include "whale/runtime/memory_bandwidth.h"
 
 namespace whale::cli {
 namespace {
+
+// Decode runs start from a short random prompt of this many tokens (prefilled, not timed), so decode speed does not
+// depend on -p and the mean context of decode is kDecodePrompt + (n + 1) / 2.
+constexpr int kDecodePrompt = 16;
+constexpr int kMaxTokens = 1 << 20;
+constexpr int kMaxRepetitions = 1000;
+constexpr int kMaxThreads = 4096;
+constexpr int kMaxBandwidthMib = 1 << 20;
+constexpr int kBandwidthPasses = 3;  // per probe: the best of these
 
 struct BenchOptions {
   std::string model;
   int prompt = 512;
   int generate = 128;
-  int threads = 0;
+  std::string threads;  // comma list; not given: one per hardware thread
+  bool threads_given = false;
   int repetitions = 3;
   int bandwidth_mib = 1024;
+  std::string json_file;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-double median(std::vector<double> v) {
+struct Stats {
+  double median = 0, min = 0, max = 0;
+};
+
+// Median (the mean of the middle two for an even count), min and max.
+Stats stats(std::vector<double> v) {
   std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
+  const size_t n = v.size();
+  return {n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2, v.front(), v.back()};
 }
 
-uint64_t linear_bytes(const Linear& l) {
-  return static_cast<uint64_t>(l.rows()) * l.cols() * dtype_size(l.base.dtype) + l.scale.size() * sizeof(float);
+std::vector<int> parse_thread_list(const std::string& text, bool given) {
+  std::vector<int> threads;
+  if (!given) return {static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))};
+  size_t start = 0;
+  for (;;) {
+    const size_t comma = text.find(',', start);
+    const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    size_t used = 0;
+    long value = 0;
+    try {
+      value = std::stol(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (item.empty() || used != item.size() || value < 1 || value > kMaxThreads)
+      fail("--threads {}: \"{}\" is not a thread count (a comma-separated list of integers from 1 to {}, e.g. 1,2)",
+           text, item, kMaxThreads);
+    threads.push_back(static_cast<int>(value));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return threads;
 }
-uint64_t mlp_bytes(const MlpWeights& m) { return linear_bytes(m.gate_proj) + linear_bytes(m.up_proj) + linear_bytes(m.down_proj); }
 
-// Weight bytes one decoded token reads: every layer's attention and dense or shared FFN, top_k routed experts per
-// MoE layer (experts of one layer have equal size), the router, one embedding row and the LM head.
-uint64_t weight_bytes_per_token(const Model& model) {
+// Bytes one full read of a weight touches. A local copy of the rule the quantization work adds to kernels/weight.h:
+// rows · cols · element size for F32/BF16/F16; F8_E4M3 plus its f32 block scales; Q8/Q4 the padded blocks (32 or 16
+// bytes per 32 weights) plus one f16 scale per block (kernels/quant_format.h).
+uint64_t bench_weight_bytes(const Weight2D& w) {
+  const auto rows = static_cast<uint64_t>(w.rows), cols = static_cast<uint64_t>(w.cols);
+  switch (w.dtype) {
+    case DType::F8_E4M3: {
+      const uint64_t br = std::max(w.block_rows, 1), bc = std::max(w.block_cols, 1);
+      return rows * cols + (rows + br - 1) / br * ((cols + bc - 1) / bc) * sizeof(float);
+    }
+    case DType::Q8:
+    case DType::Q4: {
+      const QuantType t = w.dtype == DType::Q8 ? QuantType::Q8 : QuantType::Q4;
+      const auto blocks = static_cast<uint64_t>(quant_padded_rows(w.rows) * (quant_padded_cols(w.cols) / kQuantBlock));
+      return blocks * (static_cast<uint64_t>(quant_block_bytes(t)) + 2);
+    }
+    default:
+      return rows * cols * dtype_size(w.dtype);
+  }
+}
+
+uint64_t linear_bytes(const Linear& l) { return bench_weight_bytes(l.base); }
+uint64_t mlp_bytes(const MlpWeights& m) {
+  return linear_bytes(m.gate_proj) + linear_bytes(m.up_proj) + linear_bytes(m.down_proj);
+}
+uint64_t vector_bytes(const std::vector<float>& v) { return v.size() * sizeof(float); }
+
+struct TokenBytes {
+  uint64_t weights = 0;         // every weight byte one decoded token reads, routed experts included
+  uint64_t routed_experts = 0;  // of which: num_experts_per_tok average-sized experts per MoE layer
+};
+
+// Weight bytes one decoded token reads: every layer's attention, norms, dense MLP or router and shared experts, and
+// num_experts_per_tok routed experts of the layer's average expert size; one row of the embedding table; the final
+// norm and the LM head. The MTP layer is not used by decode and not counted.
+TokenBytes weight_bytes_per_token(const Model& model) {
   const ModelConfig& c = model.config();
   const ModelWeights& w = model.weights();
-  uint64_t bytes = linear_bytes(w.lm_head) + linear_bytes(w.embed_tokens) / std::max(c.vocab_size, 1);
+  TokenBytes t;
+  t.weights = linear_bytes(w.lm_head) + vector_bytes(w.norm) +
+              linear_bytes(w.embed_tokens) / static_cast<uint64_t>(std::max<int64_t>(w.embed_tokens.rows(), 1));
   for (const LayerWeights& l : w.layers) {
     const AttentionWeights& a = l.self_attn;
-    for (const auto* lin : {a.q_proj ? &*a.q_proj : nullptr, a.q_a_proj ? &*a.q_a_proj : nullptr,
-                            a.q_b_proj ? &*a.q_b_proj : nullptr, &a.kv_a_proj_with_mqa, &a.kv_b_proj, &a.o_proj})
-      if (lin) bytes += linear_bytes(*lin);
-    if (l.mlp) bytes += mlp_bytes(*l.mlp);
+    for (const Linear* lin : {a.q_proj ? &*a.q_proj : nullptr, a.q_a_proj ? &*a.q_a_proj : nullptr,
+                              a.q_b_proj ? &*a.q_b_proj : nullptr, &a.kv_a_proj_with_mqa, &a.kv_b_proj, &a.o_proj})
+      if (lin) t.weights += linear_bytes(*lin);
+    t.weights += vector_bytes(l.input_layernorm) + vector_bytes(l.post_attention_layernorm) +
+                 vector_bytes(a.q_a_layernorm) + vector_bytes(a.kv_a_layernorm);
+    if (l.mlp) t.weights += mlp_bytes(*l.mlp);
     if (l.moe) {
-      bytes += linear_bytes(l.moe->gate) + static_cast<uint64_t>(c.num_experts_per_tok) * mlp_bytes(l.moe->experts[0]);
-      if (l.moe->shared_experts) bytes += mlp_bytes(*l.moe->shared_experts);
+      t.weights += linear_bytes(l.moe->gate) + vector_bytes(l.moe->e_score_correction_bias);
+      if (l.moe->shared_experts) t.weights += mlp_bytes(*l.moe->shared_experts);
+      if (!l.moe->experts.empty()) {
+        uint64_t all = 0;
+        for (const MlpWeights& e : l.moe->experts) all += mlp_bytes(e);
+        const auto k = static_cast<uint64_t>(std::min<size_t>(c.num_experts_per_tok, l.moe->experts.size()));
+        const uint64_t routed = all * k / l.moe->experts.size();
+        t.weights += routed;
+        t.routed_experts += routed;
+      }
     }
   }
-  return bytes;
+  return t;
 }
 
-// Read bandwidth: every thread sums its slice of a buffer much larger than the caches; GB/s of the median run.
-double measure_read_bandwidth(ThreadPool& pool, size_t mib, int repetitions) {
-  const size_t n = mib * (1 << 20) / sizeof(float);
-  std::vector<float> buffer(n);
-  pool.parallel_for(static_cast<int64_t>(n), [&](int64_t b, int64_t e) { std::fill(buffer.begin() + b, buffer.begin() + e, 1.0f); });
-  std::vector<double> rates;
-  std::vector<double> sums(pool.size());
-  for (int r = 0; r < repetitions; ++r) {
+struct ThreadResult {
+  int threads = 0;
+  std::vector<double> prefill, decode, bandwidth;
+};
+
+class BenchRun {
+ public:
+  explicit BenchRun(const BenchOptions& opt) : opt_(opt) {}
+
+  void run() {
+    const std::vector<int> thread_counts = parse_thread_list(opt_.threads, opt_.threads_given);
+    check_limits();
+    std::ofstream json_out;
+    if (!opt_.json_file.empty()) {  // opened now, so that a bad path fails before minutes of measuring
+      json_out.open(opt_.json_file, std::ios::binary | std::ios::trunc);
+      if (!json_out) fail("--json {}: cannot write: {}", opt_.json_file, std::strerror(errno));
+    }
+
+    check_context(load_model_config(opt_.model));  // before the (possibly long) load
+
+    const auto t_load = std::chrono::steady_clock::now();
+    ProgressBar bar("loading " + opt_.model);
+    const Model model(opt_.model, [&](int done, int total) { bar.update(done, total); });
+    bar.finish();
+    const double load_seconds = seconds_since(t_load);
+
+    std::vector<ThreadResult> results;
+    uint64_t peak_rss = peak_resident_bytes();
+    bool peak_clean = true;  // VmHWM does not include a bandwidth buffer
+    std::string kernel;
+    bool huge_pages = false;
+    size_t buffer_bytes = 0;
+    for (int threads : thread_counts) {
+      ThreadPool pool(threads);
+      ThreadResult r;
+      r.threads = pool.size();
+      std::unique_ptr<ReadBandwidthProbe> probe;
+      for (int rep = 0; rep < opt_.repetitions; ++rep) {
+        if (opt_.prompt > 0) r.prefill.push_back(run_prefill(model, pool));
+        if (opt_.generate > 0) r.decode.push_back(run_decode(model, pool));
+        if (!probe) {
+          // The peak of the model's own memory: load, and a prefill and a decode at this thread count, before the
+          // bandwidth buffer exists.
+          if (peak_clean) peak_rss = std::max(peak_rss, peak_resident_bytes());
+          probe = std::make_unique<ReadBandwidthProbe>(pool, static_cast<size_t>(opt_.bandwidth_mib) << 20);
+          huge_pages = probe->huge_pages();
+          buffer_bytes = probe->total_bytes();
+        }
+        r.bandwidth.push_back(probe->best(kBandwidthPasses));
+        fmt::print(stderr, "threads {} run {}/{}:{}{} memory read {:.2f} GB/s\n", r.threads, rep + 1, opt_.repetitions,
+                   r.prefill.empty() ? "" : fmt::format(" prefill {:.2f} tok/s,", r.prefill.back()),
+                   r.decode.empty() ? "" : fmt::format(" decode {:.2f} tok/s,", r.decode.back()),
+                   r.bandwidth.back());
+      }
+      probe.reset();
+      peak_clean = peak_clean && reset_peak_resident();
+      results.push_back(std::move(r));
+    }
+    kernel = read_kernel_target();
+
+    const std::string text = report(model, load_seconds, results, peak_rss, kernel, huge_pages, buffer_bytes).dump(2);
+    write_stdout(text + "\n");
+    if (json_out.is_open()) {
+      json_out << text << "\n";
+      json_out.flush();
+      if (!json_out) fail("--json {}: cannot write: {}", opt_.json_file, std::strerror(errno));
+    }
+  }
+
+ private:
+  void check_limits() const {
+    if (opt_.prompt > kMaxTokens) fail("-p {}: at most {} prompt tokens", opt_.prompt, kMaxTokens);
+    if (opt_.generate > kMaxTokens) fail("-n {}: at most {} generated tokens", opt_.generate, kMaxTokens);
+    if (opt_.prompt == 0 && opt_.generate == 0) fail("-p 0 -n 0: nothing to measure (give -p or -n above 0)");
+    if (opt_.repetitions > kMaxRepetitions) fail("-r {}: at most {} repetitions", opt_.repetitions, kMaxRepetitions);
+    if (opt_.bandwidth_mib > kMaxBandwidthMib)
+      fail("--bandwidth-mib {}: at most {}", opt_.bandwidth_mib, kMaxBandwidthMib);
+  }
+
+  // Prefill needs p positions; decode kDecodePrompt + n.
+  void check_context(const ModelConfig& c) const {
+    const int needed = std::max(opt_.prompt, opt_.generate > 0 ? kDecodePrompt + opt_.generate : 0);
+    if (needed > c.max_position_embeddings)
+      fail("-p {} -n {}: needs a context of {} tokens (prefill: -p, decode: {} + -n), but the model's "
+           "max_position_embeddings is {}",
+           opt_.prompt, opt_.generate, needed, kDecodePrompt, c.max_position_embeddings);
+  }
+
+  std::vector<int32_t> random_tokens(int n, int vocab) {
+    std::vector<int32_t> t(static_cast<size_t>(n));
+    for (int32_t& x : t) x = static_cast<int32_t>(rng_() % static_cast<uint32_t>(vocab));
+    return t;
+  }
+
+  // tok/s of one prefill of p random tokens into a fresh cache.
+  double run_prefill(const Model& model, ThreadPool& pool) {
+    const std::vector<int32_t> prompt = random_tokens(opt_.prompt, model.config().vocab_size);
+    LatentKvCache cache = model.make_cache(opt_.prompt);
     const auto t0 = std::chrono::steady_clock::now();
-    pool.parallel_for(static_cast<int64_t>(n), [&](int64_t b, int64_t e) {
-      float acc[16] = {};
-      int64_t i = b;
-      for (; i + 16 <= e; i += 16)
-        for (int k = 0; k < 16; ++k) acc[k] += buffer[i + k];
-      for (; i < e; ++i) acc[0] += buffer[i];
-      sums[b * pool.size() / n] = std::accumulate(acc, acc + 16, 0.0);
-    });
-    rates.push_back(static_cast<double>(n * sizeof(float)) / seconds_since(t0) / 1e9);
+    model.forward(prompt, cache, pool);
+    return opt_.prompt / seconds_since(t0);
   }
-  if (std::accumulate(sums.begin(), sums.end(), 0.0) < 0) fmt::print(stderr, "?");  // keeps the sums alive
-  return median(rates);
-}
 
-void run_bench(const BenchOptions& opt) {
-  const auto t_load = std::chrono::steady_clock::now();
-  ProgressBar bar("loading " + opt.model);
-  const Model model(opt.model, [&](int done, int total) { bar.update(done, total); });
-  bar.finish();
-  const double load_seconds = seconds_since(t_load);
-  const ModelConfig& c = model.config();
-  ThreadPool pool(opt.threads);
-
-  std::mt19937 rng(1234);
-  std::vector<int32_t> prompt(opt.prompt);
-  for (int32_t& t : prompt) t = static_cast<int32_t>(rng() % c.vocab_size);
-
-  std::vector<double> prefill, decode;
-  for (int r = 0; r < opt.repetitions; ++r) {
-    LatentKvCache cache = model.make_cache(opt.prompt + opt.generate + 1);
-    auto t0 = std::chrono::steady_clock::now();
-    if (opt.prompt > 0) {
-      model.forward(prompt, cache, pool);
-      prefill.push_back(opt.prompt / seconds_since(t0));
-    }
-    t0 = std::chrono::steady_clock::now();
-    int32_t token = static_cast<int32_t>(rng() % c.vocab_size);
-    for (int i = 0; i < opt.generate; ++i) {
-      const std::vector<float> logits = model.forward(std::span(&token, 1), cache, pool);
+  // tok/s of n greedy decode steps after a short prompt (prefilled untimed) in a fresh cache.
+  double run_decode(const Model& model, ThreadPool& pool) {
+    const int vocab = model.config().vocab_size;
+    const std::vector<int32_t> prompt = random_tokens(kDecodePrompt, vocab);
+    LatentKvCache cache = model.make_cache(kDecodePrompt + opt_.generate);
+    std::vector<float> logits = model.forward(prompt, cache, pool);
+    int32_t token = static_cast<int32_t>(std::max_element(logits.end() - vocab, logits.end()) - (logits.end() - vocab));
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < opt_.generate; ++i) {
+      logits = model.forward(std::span(&token, 1), cache, pool);
       token = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
     }
-    if (opt.generate > 0) decode.push_back(opt.generate / seconds_since(t0));
+    return opt_.generate / seconds_since(t0);
   }
-  const double bandwidth = measure_read_bandwidth(pool, opt.bandwidth_mib, std::max(opt.repetitions, 3));
 
-  const uint64_t weight_bytes = weight_bytes_per_token(model);
-  // The latent cache read per decoded token, at the mean context length of the decode phase.
-  const uint64_t cache_bytes = static_cast<uint64_t>(c.num_hidden_layers) * c.latent_dim() * sizeof(float) *
-                               (opt.prompt + opt.generate / 2);
-  nlohmann::ordered_json j;
-  j["model"] = opt.model;
-  j["threads"] = pool.size();
-  j["prompt_tokens"] = opt.prompt;
-  j["generated_tokens"] = opt.generate;
-  j["repetitions"] = opt.repetitions;
-  j["load_seconds"] = load_seconds;
-  j["checkpoint_bytes"] = model.checkpoint().total_file_bytes();
-  if (!prefill.empty()) j["prefill_tok_s"] = median(prefill);
-  if (!decode.empty()) {
-    const double tps = median(decode);
-    j["decode_tok_s"] = tps;
-    j["bytes_per_token"] = weight_bytes + cache_bytes;
-    j["decode_gb_s"] = (weight_bytes + cache_bytes) * tps / 1e9;
-    j["bandwidth_percent"] = 100.0 * (weight_bytes + cache_bytes) * tps / 1e9 / bandwidth;
+  nlohmann::ordered_json report(const Model& model, double load_seconds, const std::vector<ThreadResult>& results,
+                                uint64_t peak_rss, const std::string& kernel, bool huge_pages,
+                                size_t buffer_bytes) const {
+    const ModelConfig& c = model.config();
+    const TokenBytes w = weight_bytes_per_token(model);
+    // The latent cache (f32 rows of kv_lora_rank + qk_rope_head_dim per layer) read by the attention of each decoded
+    // token, at the mean context of the decode phase: token i of n attends to kDecodePrompt + i + 1 positions.
+    const double mean_context = opt_.generate > 0 ? kDecodePrompt + (opt_.generate + 1) / 2.0 : 0;
+    const auto cache_bytes = static_cast<uint64_t>(static_cast<double>(c.num_hidden_layers) * c.latent_dim() *
+                                                   sizeof(float) * mean_context + 0.5);
+    const uint64_t bytes_per_token = w.weights + cache_bytes;
+
+    nlohmann::ordered_json j;
+    j["model"] = opt_.model;
+    j["prompt_tokens"] = opt_.prompt;
+    j["generated_tokens"] = opt_.generate;
+    j["decode_prompt_tokens"] = opt_.generate > 0 ? kDecodePrompt : 0;
+    j["repetitions"] = opt_.repetitions;
+    j["load_seconds"] = load_seconds;
+    j["checkpoint_bytes"] = model.checkpoint().total_file_bytes();
+    j["bytes_per_token"] = bytes_per_token;
+    j["weight_bytes_per_token"] = w.weights;
+    j["routed_expert_bytes_per_token"] = w.routed_experts;
+    j["cache_bytes_per_token"] = cache_bytes;
+    j["decode_mean_context"] = mean_context;
+    j["bandwidth_buffer_bytes"] = buffer_bytes;
+    j["bandwidth_kernel"] = kernel;
+    j["bandwidth_huge_pages"] = huge_pages;
+    nlohmann::ordered_json list = nlohmann::ordered_json::array();
+    const ThreadResult& first = results.front();
+    for (const ThreadResult& r : results) {
+      nlohmann::ordered_json o;
+      o["threads"] = r.threads;
+      const auto put = [&](const std::string& key, const std::vector<double>& v) {
+        const Stats s = stats(v);
+        o[key] = s.median;
+        o[key + "_min"] = s.min;
+        o[key + "_max"] = s.max;
+      };
+      if (!r.prefill.empty()) put("prefill_tok_s", r.prefill);
+      if (!r.decode.empty()) put("decode_tok_s", r.decode);
+      put("memory_read_gb_s", r.bandwidth);
+      const double bandwidth = stats(r.bandwidth).median;
+      if (!r.decode.empty()) {
+        const double gb_s = static_cast<double>(bytes_per_token) * stats(r.decode).median / 1e9;
+        o["decode_gb_s"] = gb_s;
+        o["bandwidth_percent"] = 100.0 * gb_s / bandwidth;
+      }
+      if (!r.prefill.empty()) o["prefill_speedup"] = stats(r.prefill).median / stats(first.prefill).median;
+      if (!r.decode.empty()) o["decode_speedup"] = stats(r.decode).median / stats(first.decode).median;
+      o["memory_read_speedup"] = bandwidth / stats(first.bandwidth).median;
+      list.push_back(std::move(o));
+    }
+    j["results"] = std::move(list);
+    j["peak_rss_bytes"] = peak_rss;
+    return j;
   }
-  j["memory_read_gb_s"] = bandwidth;
-  j["peak_rss_bytes"] = peak_resident_bytes();
-  fmt::print("{}\n", j.dump(2));
-}
+
+  const BenchOptions& opt_;
+  std::mt19937 rng_{1234};
+};
 
 }  // namespace
 
 Command register_bench(CLI::App& root) {
   auto opt = std::make_shared<BenchOptions>();
   CLI::App* app = root.add_subcommand(
-      "bench", "Measure prefill and decode speed, bytes read per token and memory bandwidth (JSON)");
+      "bench", "Measure prefill and decode speed, bytes read per token and memory bandwidth (JSON on stdout)");
   app->add_option("--model", opt->model, "Model directory")->required();
-  app->add_option("-p,--prompt", opt->prompt, "Prompt tokens to prefill (default 512)")->check(at_least(0));
-  app->add_option("-n,--n-gen", opt->generate, "Tokens to decode after the prompt (default 128)")->check(at_least(0));
-  app->add_option("--threads", opt->threads, "Worker threads (default: one per CPU)")->check(at_least(0));
-  app->add_option("-r,--repetitions", opt->repetitions, "Runs to take the median of (default 3)")->check(at_least(1));
-  app->add_option("--bandwidth-mib", opt->bandwidth_mib, "Buffer for the bandwidth measurement (default 1024)")
+  app->add_option("-p,--prompt", opt->prompt, "Prompt tokens to prefill (default 512; 0: no prefill)")
+      ->check(at_least(0));
+  app->add_option("-n,--n-gen", opt->generate,
+                  fmt::format("Tokens to decode after a {}-token prompt (default 128; 0: no decode)", kDecodePrompt))
+      ->check(at_least(0));
+  app->add_option_function<std::string>(
+      "--threads",
+      [opt](const std::string& v) {
+        opt->threads = v;
+        opt->threads_given = true;
+      },
+      "Threads, or a comma-separated list of thread counts to compare, e.g. 1,2 (default: one per CPU)");
+  app->add_option("-r,--repetitions", opt->repetitions,
+                  "Runs of prefill, decode and bandwidth probe, alternating; medians are reported (default 3)")
       ->check(at_least(1));
-  return {app, [opt] { run_bench(*opt); }};
+  app->add_option("--bandwidth-mib", opt->bandwidth_mib,
+                  "Buffer of the memory bandwidth probe, all threads together (default 1024)")
+      ->check(at_least(1));
+  app->add_option("--json", opt->json_file, "Also write the JSON to this file");
+  return {app, [opt] { BenchRun(*opt).run(); }};
 }
 
 }  // namespace whale::cli

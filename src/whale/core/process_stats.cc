@@ -19,4 +19,11 @@ uint64_t status_kib(const std::string& key) {
 uint64_t resident_bytes() { return status_kib("VmRSS") * 1024; }
 uint64_t peak_resident_bytes() { return status_kib("VmHWM") * 1024; }
 
+bool reset_peak_resident() {
+  std::ofstream out("/proc/self/clear_refs");
+  out << "5";
+  out.flush();
+  return static_cast<bool>(out);
+}
+
 }  // namespace whale
