@@ -13,6 +13,7 @@
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "whale/runtime/memory_bandwidth.cc"
 #include <hwy/foreach_target.h>  // NOLINT: re-includes this file once per target
+#include <hwy/cache_control.h>
 #include <hwy/highway.h>
 
 HWY_BEFORE_NAMESPACE();
@@ -20,17 +21,20 @@ namespace whale::bandwidth {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// Sum of the 64-bit words of p[0, bytes), bytes a multiple of 8 vectors, p aligned to a vector. Eight independent
-// accumulators: an integer add has one cycle of latency, so the loop is bound by the loads (and memory behind them).
+// Sum of the 64-bit words of p[0, bytes), p aligned to a vector. Eight independent accumulators: an integer add has
+// one cycle of latency, so the loop is bound by the loads (and memory behind them). A software prefetch one 4 KiB page
+// ahead starts the next page early (hardware prefetchers stop at page boundaries): a few percent on one thread.
 uint64_t SumWords(const uint8_t* p, size_t bytes) {
   const hn::ScalableTag<uint64_t> d;
   const size_t lanes = hn::Lanes(d);
   const auto* w = reinterpret_cast<const uint64_t*>(p);
   const size_t n = bytes / sizeof(uint64_t);
+  constexpr size_t kAhead = 4096 / sizeof(uint64_t);
   auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
   auto a4 = hn::Zero(d), a5 = hn::Zero(d), a6 = hn::Zero(d), a7 = hn::Zero(d);
   size_t i = 0;
   for (; i + 8 * lanes <= n; i += 8 * lanes) {
+    if (i + kAhead < n) hwy::Prefetch(w + i + kAhead);
     a0 = hn::Add(a0, hn::Load(d, w + i));
     a1 = hn::Add(a1, hn::Load(d, w + i + lanes));
     a2 = hn::Add(a2, hn::Load(d, w + i + 2 * lanes));
