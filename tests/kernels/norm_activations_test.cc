@@ -210,3 +210,42 @@ TEST(SwiGLU, HandComputed) {
 
 }  // namespace
 }  // namespace whale
+
+namespace whale {
+namespace {
+
+// add_scaled_rows against a double sum: an f32 sum of k+1 terms (the initial y included) is within γ_{k+1}·S.
+TEST(AddScaledRows, MatchesDouble) {
+  std::mt19937 rng(21);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (int64_t m : {1, 3, 6})
+    for (int64_t k : {1, 5, 64})
+      for (int64_t n : {1, 15, 16, 70, 512}) {
+        const int64_t ldc = k + 2, ldr = n + 3, ldy = n + 1;
+        std::vector<float> coef(m * ldc), rows(k * ldr), y(m * ldy);
+        for (float& v : coef) v = u(rng);
+        for (float& v : rows) v = u(rng);
+        for (float& v : y) v = u(rng);
+        const std::vector<float> y0 = y;
+        add_scaled_rows(coef.data(), ldc, m, rows.data(), ldr, k, n, y.data(), ldy);
+        for (int64_t t = 0; t < m; ++t)
+          for (int64_t c = 0; c < ldy; ++c) {
+            if (c >= n) {
+              ASSERT_EQ(y[t * ldy + c], y0[t * ldy + c]) << "wrote past n";
+              continue;
+            }
+            double exact = y0[t * ldy + c], abs = std::fabs(exact);
+            for (int64_t j = 0; j < k; ++j) {
+              const double term = static_cast<double>(coef[t * ldc + j]) * rows[j * ldr + c];
+              exact += term;
+              abs += std::fabs(term);
+            }
+            const double n_terms = static_cast<double>(k + 1);
+            ASSERT_LE(std::fabs(y[t * ldy + c] - exact), n_terms * 0x1p-24 / (1 - n_terms * 0x1p-24) * abs + 1e-30)
+                << "m " << m << " k " << k << " n " << n << " t " << t << " c " << c;
+          }
+      }
+}
+
+}  // namespace
+}  // namespace whale

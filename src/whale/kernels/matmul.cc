@@ -100,6 +100,34 @@ void matmul(const Weight2D& w, const float* x, int64_t m, float* y, ThreadPool& 
   matmul_batch({&job, 1}, pool);
 }
 
+void matmul_serial(const Weight2D& w, const float* x, int64_t m, float* y) {
+  if (m == 0) return;
+  const MatmulJob job{w, x, m, y};
+  simd::QuantizedActivations xq;
+  const bool quantize = is_quant(w.dtype) && m <= kTileTokens;
+  if (quantize) simd::quantize_activations(x, m, w.cols, w.cols, quant_type(w.dtype), quant_padded_cols(w.cols), xq);
+  std::vector<float> panel;
+  run_groups(job, quantize ? &xq : nullptr, 0, row_groups(w), panel);
+}
+
+std::optional<Weight2D> weight_rows(const Weight2D& w, int64_t r0, int64_t r1) {
+  Weight2D s = w;
+  s.rows = r1 - r0;
+  if (is_quant(w.dtype)) {
+    if (r0 % kQuantRowGroup != 0) return std::nullopt;
+    const int64_t blocks = quant_padded_cols(w.cols) / kQuantBlock;
+    s.data = w.data + r0 * blocks * quant_block_bytes(quant_type(w.dtype));
+    s.qscale = w.qscale + r0 * blocks;
+    return s;
+  }
+  if (w.dtype == DType::F8_E4M3) {
+    if (r0 % w.block_rows != 0) return std::nullopt;
+    s.block_scale = w.block_scale + (r0 / w.block_rows) * ((w.cols + w.block_cols - 1) / w.block_cols);
+  }
+  s.data = w.data + static_cast<size_t>(r0 * w.cols) * dtype_size(w.dtype);
+  return s;
+}
+
 void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
   // Quantize each distinct activation matrix once for the streaming q8/q4 path (gate and up share theirs).
   std::vector<simd::QuantizedActivations> quantized(jobs.size());

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 
 #include "whale/core/thread_pool.h"
@@ -30,6 +31,13 @@ struct MatmulJob {
   int64_t m = 0;
   float* y = nullptr;
 };
+
+// matmul on the calling thread only, for callers that already spread their work over the pool.
+void matmul_serial(const Weight2D& w, const float* x, int64_t m, float* y);
+
+// Rows [r0, r1) of w as a weight of their own, read in place, if the format allows a cut there (q8/q4: r0 a multiple
+// of 4; FP8: of block_rows); otherwise nullopt.
+std::optional<Weight2D> weight_rows(const Weight2D& w, int64_t r0, int64_t r1);
 
 // Runs independent products in one pass over the pool (one fork/join instead of one per product): the experts of a
 // token, or gate and up projections. Jobs may share x; their outputs must not overlap.

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
+#include <vector>
 
 #include "whale/core/error.h"
 #include "whale/kernels/activations.h"
@@ -21,31 +23,139 @@ namespace {
 
 struct HeadDims {
   int dn, dr, dv, dqk, rank;
+  static HeadDims of(const ModelConfig& c) {
+    return {c.qk_nope_head_dim, c.qk_rope_head_dim, c.v_head_dim, c.qk_head_dim(), c.kv_lora_rank};
+  }
 };
 
-// o[dv] for one query of head h, absorbed form: scores against latents, then W_UV on the latent mix.
-void attend_absorbed(const HeadDims& d, const float* w_head, const float* q_nope, const float* q_rope,
-                     const LatentKvCache& cache, int layer, int n_ctx, float scale, float* o, std::vector<float>& buf) {
-  buf.assign(d.rank + d.rank + n_ctx, 0.0f);
-  float* q_latent = buf.data();          // W_UKᵀ · q_nope
-  float* mixed = q_latent + d.rank;      // Σ α_t c_t
-  float* scores = mixed + d.rank;
-  for (int j = 0; j < d.dn; ++j) {
-    const float qj = q_nope[j];
-    const float* wj = w_head + static_cast<size_t>(j) * d.rank;
-    for (int c = 0; c < d.rank; ++c) q_latent[c] += wj[c] * qj;
+constexpr int kQueryChunk = 64;  // queries per causal chunk: keys past the chunk's last position are never scored
+
+// o [T, heads·dv] from q [T, heads·dqk] and the cached latents, naive form: every cached latent is expanded to this
+// head's k_nope and v through W_UK and W_UV (deepseek-spec §2.2, the reference's "naive" attention).
+void attend_naive(const MlaContext& ctx, const AttentionWeights& w, int layer, const LatentKvCache& cache, int pos0,
+                  const float* q, int T, float* o) {
+  const ModelConfig& c = ctx.config;
+  const HeadDims d = HeadDims::of(c);
+  const int heads = c.num_attention_heads, rows_per_head = d.dn + d.dv, n_ctx = pos0 + T;
+  const float scale = static_cast<float>(c.softmax_scale());
+  const Weight2D kv_b = w.kv_b_proj.view();
+  ctx.pool.parallel_for(heads, [&](int64_t h0, int64_t h1) {
+    std::vector<float> w_head(static_cast<size_t>(rows_per_head) * d.rank), buf, keys, values;
+    for (int64_t h = h0; h < h1; ++h) {
+      decode_rows(kv_b, h * rows_per_head, (h + 1) * rows_per_head, w_head.data());
+      keys.resize(static_cast<size_t>(n_ctx) * d.dn);
+      values.resize(static_cast<size_t>(n_ctx) * d.dv);
+      for (int s = 0; s < n_ctx; ++s) {
+        const float* latent = cache.row(layer, s);
+        for (int j = 0; j < d.dn; ++j) keys[s * d.dn + j] = dot(w_head.data() + j * d.rank, latent, d.rank);
+        for (int i = 0; i < d.dv; ++i) values[s * d.dv + i] = dot(w_head.data() + (d.dn + i) * d.rank, latent, d.rank);
+      }
+      for (int t = 0; t < T; ++t) {
+        const float* qh = q + (static_cast<size_t>(t) * heads + h) * d.dqk;
+        const int ctx_len = pos0 + t + 1;
+        buf.resize(ctx_len);
+        for (int s = 0; s < ctx_len; ++s)
+          buf[s] = scale * (dot(qh, keys.data() + s * d.dn, d.dn) + dot(qh + d.dn, cache.row(layer, s) + d.rank, d.dr));
+        softmax_inplace(buf.data(), ctx_len);
+        float* oh = o + (static_cast<size_t>(t) * heads + h) * d.dv;
+        std::fill(oh, oh + d.dv, 0.0f);
+        for (int s = 0; s < ctx_len; ++s)
+          for (int i = 0; i < d.dv; ++i) oh[i] += buf[s] * values[s * d.dv + i];
+      }
+    }
+  });
+}
+
+// The same, absorbed form (DeepSeek-V3 inference/model.py): queries move into latent space, q_lat = W_UKᵀ·q_nope,
+// score against the cached latents directly, mix latents, and only the mix goes through W_UV. Per head, as
+// products: q_lat [T, rank] = q_nope·W_UK; scores [T, ctx] = [q_lat ‖ q_rope]·[c ‖ k_rope]ᵀ; mixed = softmax·c;
+// o = mixed·W_UVᵀ, read in place from kv_b_proj.
+void attend_absorbed(const MlaContext& ctx, const AttentionWeights& w, int layer, const LatentKvCache& cache,
+                     int pos0, const float* q, int T, float* o) {
+  const ModelConfig& c = ctx.config;
+  const HeadDims d = HeadDims::of(c);
+  const int heads = c.num_attention_heads, rows_per_head = d.dn + d.dv, n_total = pos0 + T;
+  const int row = cache.row_size();  // rank + dr
+  const float scale = static_cast<float>(c.softmax_scale());
+  const Weight2D kv_b = w.kv_b_proj.view();
+  const bool many = T > 4;
+
+  // For many queries the latent mix is a matmul against the latents transposed, [rank, n_total], shared by heads.
+  std::vector<float> latents_t;
+  if (many) {
+    latents_t.resize(static_cast<size_t>(d.rank) * n_total);
+    for (int s = 0; s < n_total; ++s) {
+      const float* src = cache.row(layer, s);
+      for (int j = 0; j < d.rank; ++j) latents_t[static_cast<size_t>(j) * n_total + s] = src[j];
+    }
   }
-  for (int t = 0; t < n_ctx; ++t) {
-    const float* row = cache.row(layer, t);
-    scores[t] = scale * (dot(q_latent, row, d.rank) + dot(q_rope, row + d.rank, d.dr));
-  }
-  softmax_inplace(scores, n_ctx);
-  for (int t = 0; t < n_ctx; ++t) {
-    const float* row = cache.row(layer, t);
-    const float a = scores[t];
-    for (int c = 0; c < d.rank; ++c) mixed[c] += a * row[c];
-  }
-  for (int i = 0; i < d.dv; ++i) o[i] = dot(w_head + static_cast<size_t>(d.dn + i) * d.rank, mixed, d.rank);
+  Weight2D latents{};  // [n_ctx, rank + dr] f32, rows in place in the cache
+  latents.dtype = DType::F32;
+  latents.cols = row;
+  latents.data = reinterpret_cast<const uint8_t*>(cache.row(layer, 0));
+  Weight2D mix_weight{};
+  mix_weight.dtype = DType::F32;
+  mix_weight.rows = d.rank;
+  mix_weight.cols = n_total;
+  mix_weight.data = reinterpret_cast<const uint8_t*>(latents_t.data());
+
+  ctx.pool.parallel_for(heads, [&](int64_t h0, int64_t h1) {
+    std::vector<float> w_uk(static_cast<size_t>(d.dn) * d.rank), w_uv_f32, q_nope(static_cast<size_t>(T) * d.dn);
+    std::vector<float> q_cat(static_cast<size_t>(T) * row), scores, mixed, oh(static_cast<size_t>(T) * d.dv);
+    for (int64_t h = h0; h < h1; ++h) {
+      const int64_t r_uk = h * rows_per_head, r_uv = r_uk + d.dn;
+      decode_rows(kv_b, r_uk, r_uv, w_uk.data());
+      for (int t = 0; t < T; ++t) {
+        const float* qh = q + (static_cast<size_t>(t) * heads + h) * d.dqk;
+        std::copy_n(qh, d.dn, q_nope.data() + static_cast<size_t>(t) * d.dn);
+        float* qc = q_cat.data() + static_cast<size_t>(t) * row;
+        std::fill(qc, qc + d.rank, 0.0f);
+        std::copy_n(qh + d.dn, d.dr, qc + d.rank);
+      }
+      add_scaled_rows(q_nope.data(), d.dn, T, w_uk.data(), d.rank, d.dn, d.rank, q_cat.data(), row);
+
+      std::optional<Weight2D> w_uv = weight_rows(kv_b, r_uv, r_uv + d.dv);
+      if (!w_uv) {  // this format cannot be cut at the head's rows: decode them
+        w_uv_f32.resize(static_cast<size_t>(d.dv) * d.rank);
+        decode_rows(kv_b, r_uv, r_uv + d.dv, w_uv_f32.data());
+        Weight2D f{};
+        f.dtype = DType::F32;
+        f.rows = d.dv;
+        f.cols = d.rank;
+        f.data = reinterpret_cast<const uint8_t*>(w_uv_f32.data());
+        w_uv = f;
+      }
+
+      for (int t0 = 0; t0 < T; t0 += kQueryChunk) {
+        const int m = std::min(kQueryChunk, T - t0), n_ctx = pos0 + t0 + m;
+        latents.rows = n_ctx;
+        scores.assign(static_cast<size_t>(m) * n_ctx, 0.0f);
+        matmul_serial(latents, q_cat.data() + static_cast<size_t>(t0) * row, m, scores.data());
+        const int width = many ? n_total : n_ctx;  // row stride of the probabilities fed to the mix
+        std::vector<float> probs;
+        float* p = scores.data();
+        if (many) {
+          probs.assign(static_cast<size_t>(m) * n_total, 0.0f);
+          p = probs.data();
+        }
+        for (int i = 0; i < m; ++i) {
+          const int len = pos0 + t0 + i + 1;
+          float* srow = scores.data() + static_cast<size_t>(i) * n_ctx;
+          for (int s = 0; s < len; ++s) srow[s] *= scale;
+          softmax_inplace(srow, len);
+          float* prow = p + static_cast<size_t>(i) * width;
+          if (many) std::copy_n(srow, len, prow);
+          else std::fill(prow + len, prow + n_ctx, 0.0f);
+        }
+        mixed.assign(static_cast<size_t>(m) * d.rank, 0.0f);
+        if (many) matmul_serial(mix_weight, p, m, mixed.data());
+        else add_scaled_rows(p, width, m, cache.row(layer, 0), row, n_ctx, d.rank, mixed.data(), d.rank);
+        matmul_serial(*w_uv, mixed.data(), m, oh.data() + static_cast<size_t>(t0) * d.dv);
+      }
+      for (int t = 0; t < T; ++t)
+        std::copy_n(oh.data() + static_cast<size_t>(t) * d.dv, d.dv, o + (static_cast<size_t>(t) * heads + h) * d.dv);
+    }
+  });
 }
 
 }  // namespace
@@ -53,7 +163,7 @@ void attend_absorbed(const HeadDims& d, const float* w_head, const float* q_nope
 void mla_forward(const MlaContext& ctx, const AttentionWeights& w, int layer, LatentKvCache& cache, int pos0,
                  const float* x, int n_tokens, float* out) {
   const ModelConfig& c = ctx.config;
-  const HeadDims d{c.qk_nope_head_dim, c.qk_rope_head_dim, c.v_head_dim, c.qk_head_dim(), c.kv_lora_rank};
+  const HeadDims d = HeadDims::of(c);
   const int heads = c.num_attention_heads, T = n_tokens;
   const float eps = static_cast<float>(c.rms_norm_eps);
   ThreadPool& pool = ctx.pool;
@@ -88,50 +198,9 @@ void mla_forward(const MlaContext& ctx, const AttentionWeights& w, int layer, La
     rope_interleaved(row + d.rank, ctx.rope_inv_freq, pos0 + t);
   }
 
-  const float scale = static_cast<float>(c.softmax_scale());
-  const int rows_per_head = d.dn + d.dv;
   std::vector<float> o(static_cast<size_t>(T) * heads * d.dv);
-  const Weight2D kv_b = w.kv_b_proj.view();
-  pool.parallel_for(heads, [&](int64_t h0, int64_t h1) {
-    std::vector<float> w_head(static_cast<size_t>(rows_per_head) * d.rank);
-    std::vector<float> buf;
-    std::vector<float> keys, values;
-    for (int64_t h = h0; h < h1; ++h) {
-      decode_rows(kv_b, h * rows_per_head, (h + 1) * rows_per_head, w_head.data());
-      if (ctx.form == AttentionForm::Naive) {
-        // Expand k_nope and v of every cached token for this head.
-        const int n_ctx = pos0 + T;
-        keys.resize(static_cast<size_t>(n_ctx) * d.dn);
-        values.resize(static_cast<size_t>(n_ctx) * d.dv);
-        for (int s = 0; s < n_ctx; ++s) {
-          const float* latent = cache.row(layer, s);
-          for (int j = 0; j < d.dn; ++j) keys[s * d.dn + j] = dot(w_head.data() + j * d.rank, latent, d.rank);
-          for (int i = 0; i < d.dv; ++i)
-            values[s * d.dv + i] = dot(w_head.data() + (d.dn + i) * d.rank, latent, d.rank);
-        }
-        for (int t = 0; t < T; ++t) {
-          const float* qh = q.data() + (static_cast<size_t>(t) * heads + h) * d.dqk;
-          const int ctx_len = pos0 + t + 1;
-          buf.resize(ctx_len);
-          for (int s = 0; s < ctx_len; ++s)
-            buf[s] = scale * (dot(qh, keys.data() + s * d.dn, d.dn) +
-                              dot(qh + d.dn, cache.row(layer, s) + d.rank, d.dr));
-          softmax_inplace(buf.data(), ctx_len);
-          float* oh = o.data() + (static_cast<size_t>(t) * heads + h) * d.dv;
-          std::fill(oh, oh + d.dv, 0.0f);
-          for (int s = 0; s < ctx_len; ++s)
-            for (int i = 0; i < d.dv; ++i) oh[i] += buf[s] * values[s * d.dv + i];
-        }
-      } else {
-        for (int t = 0; t < T; ++t) {
-          const float* qh = q.data() + (static_cast<size_t>(t) * heads + h) * d.dqk;
-          attend_absorbed(d, w_head.data(), qh, qh + d.dn, cache, layer, pos0 + t + 1, scale,
-                          o.data() + (static_cast<size_t>(t) * heads + h) * d.dv, buf);
-        }
-      }
-    }
-  });
-
+  if (ctx.form == AttentionForm::Naive) attend_naive(ctx, w, layer, cache, pos0, q.data(), T, o.data());
+  else attend_absorbed(ctx, w, layer, cache, pos0, q.data(), T, o.data());
   matmul(w.o_proj.view(), o.data(), T, out, pool);
 }
 

@@ -1,0 +1,118 @@
+// SIMD softmax, SwiGLU and row accumulation (Highway, runtime dispatch). exp is Highway's contrib Exp.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "whale/kernels/activations.h"
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "whale/kernels/activations_simd.cc"
+#include <hwy/foreach_target.h>  // NOLINT: re-includes this file once per target
+#include <hwy/highway.h>
+#include <hwy/contrib/math/math-inl.h>
+
+HWY_BEFORE_NAMESPACE();
+namespace whale {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+void Softmax(float* x, int64_t n) {
+  const hn::ScalableTag<float> df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
+  const auto vmx = hn::Set(df, mx);
+  double sum = 0.0;
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto e = hn::Exp(df, hn::Sub(hn::LoadU(df, x + i), vmx));
+    hn::StoreU(e, df, x + i);
+    sum += static_cast<double>(hn::GetLane(hn::SumOfLanes(df, e)));
+  }
+  for (; i < n; ++i) {
+    x[i] = std::exp(x[i] - mx);
+    sum += x[i];
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  const auto vinv = hn::Set(df, inv);
+  i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(hn::Mul(hn::LoadU(df, x + i), vinv), df, x + i);
+  for (; i < n; ++i) x[i] *= inv;
+}
+
+void Swiglu(float* gate, const float* up, int64_t n) {
+  const hn::ScalableTag<float> df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  const auto one = hn::Set(df, 1.0f);
+  // e^{-z} overflows f32 beyond 88.7; there silu(z) = z·σ(z) is below 1e-36 in magnitude either way.
+  const auto cap = hn::Set(df, 88.0f);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto z = hn::LoadU(df, gate + i);
+    const auto e = hn::Exp(df, hn::Min(hn::Neg(z), cap));
+    hn::StoreU(hn::Mul(hn::Div(z, hn::Add(one, e)), hn::LoadU(df, up + i)), df, gate + i);
+  }
+  for (; i < n; ++i) gate[i] = silu(gate[i]) * up[i];
+}
+
+// y[t, :n] += Σ_j coef[t, j] · rows[j, :n] for t < m, j < k.
+void AddScaledRows(const float* coef, int64_t ldc, int64_t m, const float* rows, int64_t ldr, int64_t k, int64_t n,
+                   float* y, int64_t ldy) {
+  const hn::ScalableTag<float> df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  for (int64_t t = 0; t < m; ++t) {
+    float* yt = y + t * ldy;
+    const float* ct = coef + t * ldc;
+    int64_t c = 0;
+    for (; c + 4 * N <= n; c += 4 * N) {
+      auto a0 = hn::LoadU(df, yt + c), a1 = hn::LoadU(df, yt + c + N), a2 = hn::LoadU(df, yt + c + 2 * N),
+           a3 = hn::LoadU(df, yt + c + 3 * N);
+      for (int64_t j = 0; j < k; ++j) {
+        const auto s = hn::Set(df, ct[j]);
+        const float* r = rows + j * ldr + c;
+        a0 = hn::MulAdd(s, hn::LoadU(df, r), a0);
+        a1 = hn::MulAdd(s, hn::LoadU(df, r + N), a1);
+        a2 = hn::MulAdd(s, hn::LoadU(df, r + 2 * N), a2);
+        a3 = hn::MulAdd(s, hn::LoadU(df, r + 3 * N), a3);
+      }
+      hn::StoreU(a0, df, yt + c);
+      hn::StoreU(a1, df, yt + c + N);
+      hn::StoreU(a2, df, yt + c + 2 * N);
+      hn::StoreU(a3, df, yt + c + 3 * N);
+    }
+    for (; c + N <= n; c += N) {
+      auto a = hn::LoadU(df, yt + c);
+      for (int64_t j = 0; j < k; ++j) a = hn::MulAdd(hn::Set(df, ct[j]), hn::LoadU(df, rows + j * ldr + c), a);
+      hn::StoreU(a, df, yt + c);
+    }
+    for (; c < n; ++c) {
+      float a = yt[c];
+      for (int64_t j = 0; j < k; ++j) a += ct[j] * rows[j * ldr + c];
+      yt[c] = a;
+    }
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace whale
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace whale {
+
+HWY_EXPORT(Softmax);
+HWY_EXPORT(Swiglu);
+HWY_EXPORT(AddScaledRows);
+
+void softmax_inplace(float* x, int64_t n) { HWY_DYNAMIC_DISPATCH(Softmax)(x, n); }
+
+void swiglu_inplace(float* gate, const float* up, int64_t n) { HWY_DYNAMIC_DISPATCH(Swiglu)(gate, up, n); }
+
+void add_scaled_rows(const float* coef, int64_t ldc, int64_t m, const float* rows, int64_t ldr, int64_t k, int64_t n,
+                     float* y, int64_t ldy) {
+  HWY_DYNAMIC_DISPATCH(AddScaledRows)(coef, ldc, m, rows, ldr, k, n, y, ldy);
+}
+
+}  // namespace whale
+#endif  // HWY_ONCE
