@@ -27,30 +27,6 @@ inline void cpu_relax() {
 #endif
 }
 
-// Spins until done() is true or `budget` has passed; returns done()'s last value. The clock is read every
-// kSpinsPerClockRead pauses only (a pause is ~10-150 cycles depending on the CPU). After kPureSpin the loop also
-// yields the core between rounds: on a machine with more runnable threads than cores (other processes, a test run
-// in parallel), the thread being waited for may need this very core to finish; when nothing else is runnable the
-// yield returns at once.
-template <typename Done>
-bool spin_until(std::chrono::microseconds budget, Done done) {
-  if (done()) return true;
-  if (budget.count() <= 0) return false;
-  constexpr int kSpinsPerClockRead = 16;
-  constexpr std::chrono::microseconds kPureSpin{20};
-  const auto start = std::chrono::steady_clock::now();
-  const auto deadline = start + budget, start_yielding = start + kPureSpin;
-  for (;;) {
-    for (int i = 0; i < kSpinsPerClockRead; ++i) {
-      cpu_relax();
-      if (done()) return true;
-    }
-    const auto now = std::chrono::steady_clock::now();
-    if (now >= deadline) return done();
-    if (now >= start_yielding) std::this_thread::yield();
-  }
-}
-
 // Slice s of n split into `slices` nearly equal contiguous parts.
 std::pair<int64_t, int64_t> slice_bounds(int64_t n, int slices, int s) {
   const int64_t base = n / slices, extra = n % slices;
@@ -58,7 +34,47 @@ std::pair<int64_t, int64_t> slice_bounds(int64_t n, int slices, int s) {
   return {begin, begin + base + (s < extra ? 1 : 0)};
 }
 
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace
+
+// Spins until done() is true or the spin budget has passed; returns done()'s last value. The clock is read every
+// kSpinsPerClockRead pauses only (a pause is ~10-150 cycles depending on the CPU). After kPureSpin the loop also yields
+// the core between rounds, for the case where the thread being waited for needs this very core.
+//
+// Spinning only pays when every thread of the pool has a core to itself. On a machine with more runnable threads than
+// cores (other processes, tests in parallel) a spinning thread uses up its share of the CPU and is then scheduled
+// after the threads that slept, so hand-offs get slower than with blocking. That shows as a gap between two clock
+// reads of the loop (the thread was descheduled, or a yield ran another task): then the pool stops spinning for
+// kContendedPause and every wait blocks at once, as a pool without spinning would, until it tries again.
+template <typename Done>
+bool ThreadPool::spin_until(Done done) {
+  if (done()) return true;
+  if (spin_.count() <= 0) return false;
+  constexpr int kSpinsPerClockRead = 16;
+  constexpr int64_t kPureSpin = 20'000, kPreempted = 50'000, kContendedPause = 50'000'000;  // ns
+  const int64_t start = now_ns();
+  if (start < no_spin_until_ns_.load(std::memory_order_relaxed)) return false;
+  const int64_t deadline = start + std::chrono::duration_cast<std::chrono::nanoseconds>(spin_).count();
+  int64_t last = start;
+  for (;;) {
+    for (int i = 0; i < kSpinsPerClockRead; ++i) {
+      cpu_relax();
+      if (done()) return true;
+    }
+    const int64_t now = now_ns();
+    if (now - last > kPreempted) {
+      no_spin_until_ns_.store(now + kContendedPause, std::memory_order_relaxed);
+      return done();
+    }
+    if (now >= deadline) return done();
+    if (now - start >= kPureSpin) std::this_thread::yield();
+    last = now;
+  }
+}
 
 ThreadPool::ThreadPool(int n_threads, std::chrono::microseconds spin) {
   const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -109,7 +125,7 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
 }
 
 void ThreadPool::wait_for_workers() {
-  if (spin_until(spin_, [this] { return pending_.load(std::memory_order_acquire) == 0; })) return;
+  if (spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; })) return;
   std::unique_lock lock(mutex_);
   caller_waiting_.store(true, std::memory_order_seq_cst);
   work_done_.wait(lock, [this] { return pending_.load(std::memory_order_seq_cst) == 0; });
@@ -132,7 +148,7 @@ uint64_t ThreadPool::wait_for_job(uint64_t seen) {
     word = job_word_.load(std::memory_order_acquire);
     return word != seen || stopping_.load(std::memory_order_relaxed);
   };
-  if (spin_until(spin_, ready)) return word;
+  if (spin_until(ready)) return word;
   std::unique_lock lock(mutex_);
   sleepers_.fetch_add(1, std::memory_order_seq_cst);
   work_ready_.wait(lock, [&] {

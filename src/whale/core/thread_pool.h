@@ -44,6 +44,8 @@ class ThreadPool {
 
  private:
   void worker_loop(int index);
+  template <typename Done>
+  bool spin_until(Done done);
   // Waits until the job word differs from `seen` or the pool is stopping; returns the job word.
   uint64_t wait_for_job(uint64_t seen);
   void wait_for_workers();
@@ -51,6 +53,8 @@ class ThreadPool {
 
   std::vector<std::thread> workers_;
   std::chrono::microseconds spin_{0};
+  // steady_clock time (ns) before which nobody spins: set when a spinning thread finds it was descheduled.
+  std::atomic<int64_t> no_spin_until_ns_{0};
 
   // The current job. job_ and job_n_ are written by the caller before it publishes job_word_ and read only by
   // threads that take a slice of it; the caller does not write them again before all of those have finished.
