@@ -55,6 +55,29 @@ float f16_to_f32(uint16_t h) {
   return bits_to_f32(sign | ((exp + 112) << 23) | (mant << 13));
 }
 
+uint16_t f32_to_f16(float f) {
+  const uint32_t x = f32_to_bits(f);
+  const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000);
+  const uint32_t ax = x & 0x7FFFFFFFu;
+  if (ax > 0x7F800000u) return static_cast<uint16_t>(sign | 0x7E00 | ((ax >> 13) & 0x3FF));  // NaN
+  if (ax >= 0x477FF000u) return static_cast<uint16_t>(sign | 0x7C00);  // >= 65520 (or inf): infinity
+  if (ax >= 0x38800000u) {
+    // Normal f16 (>= 2^-14): rebias the exponent (127 -> 15), then round the 13 dropped mantissa bits to nearest
+    // even; a carry out of the mantissa correctly moves to the next binade.
+    const uint32_t h = ax - 0x38000000u;
+    return static_cast<uint16_t>(sign | ((h + 0xFFFu + ((h >> 13) & 1u)) >> 13));
+  }
+  // Subnormal f16 (or zero): the value in units of 2^-24, m · 2^(e - 126) with m the 24-bit significand.
+  const uint32_t e = ax >> 23;
+  if (e < 102) return sign;  // below 2^-25: rounds to zero (2^-25 itself is a tie, handled below)
+  const uint64_t m = (ax & 0x7FFFFFu) | 0x800000u;
+  const uint32_t shift = 126 - e;  // 14..24
+  uint64_t q = m >> shift;
+  const uint64_t rem = m & ((uint64_t{1} << shift) - 1), half = uint64_t{1} << (shift - 1);
+  if (rem > half || (rem == half && (q & 1))) ++q;  // q may reach 0x400, the smallest normal: still correct
+  return static_cast<uint16_t>(sign | q);
+}
+
 float e4m3_to_f32(uint8_t v) {
   const bool negative = v & 0x80;
   const int exp = (v >> 3) & 0xF;

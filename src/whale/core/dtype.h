@@ -35,6 +35,10 @@ inline float bf16_to_f32(uint16_t h) { return bits_to_f32(static_cast<uint32_t>(
 // IEEE binary16 to f32, exact for every value including subnormals, inf and NaN.
 float f16_to_f32(uint16_t h);
 
+// f32 to IEEE binary16, round to nearest, ties to even: subnormal results rounded correctly, magnitudes from 65520
+// (halfway between 65504, the largest finite f16, and 2^16) become infinity, NaN stays NaN (quiet, sign kept).
+uint16_t f32_to_f16(float f);
+
 // float8_e4m3fn to f32: bias 7, no infinities, 0x7F/0xFF are NaN, max finite 448 (deepseek-spec §3.3).
 float e4m3_to_f32(uint8_t v);
 
