@@ -21,4 +21,8 @@ struct Weight2D {
   const uint16_t* qscale = nullptr;
 };
 
+// Bytes one full read of the weight touches: rows · cols · element size for F32 / BF16 / F16; for F8_E4M3 plus its
+// f32 block scales (4 bytes per block); for Q8 / Q4 the padded block data plus the f16 scales (2 bytes per block).
+int64_t weight_bytes(const Weight2D& w);
+
 }  // namespace whale

@@ -1,0 +1,299 @@
+#include "whale/kernels/quantize.h"
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "whale/core/dtype.h"
+#include "whale/core/error.h"
+
+namespace whale {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+
+// f16 bits of 2^e for a normal f16 power of two (-14 <= e <= 15).
+uint16_t f16_pow2(int e) { return static_cast<uint16_t>((e + 15) << 10); }
+
+std::string block_error(QuantType t, const std::vector<float>& w) {
+  uint8_t out[32];
+  try {
+    quantize_block(t, w.data(), out);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no Error thrown";
+  return "";
+}
+
+// Codes of a block: q8 byte - 128; q4 nibbles - 8 in value order (low nibbles are values 0..15, high 16..31).
+std::vector<int> codes(QuantType t, const uint8_t* b) {
+  std::vector<int> q(32);
+  for (int j = 0; j < 32; ++j)
+    q[j] = t == QuantType::Q8 ? b[j] - 128 : (j < 16 ? (b[j] & 0xF) : (b[j - 16] >> 4)) - 8;
+  return q;
+}
+
+TEST(Quantize, Q8ExactCodesAndTiesToEven) {
+  const float s = 0x1p-7f;  // absmax 127 s gives s exactly, an f16 power of two
+  std::vector<float> w(32, 0.0f);
+  const float mult[] = {127, -127, 0.5f, 1.5f, 2.5f, -0.5f, -1.5f, -2.5f, 3, 126.5f, -126.5f, 0.49f, 64};
+  for (size_t j = 0; j < std::size(mult); ++j) w[j] = mult[j] * s;
+  w[31] = -0.0f;
+  uint8_t out[32];
+  EXPECT_EQ(quantize_block(QuantType::Q8, w.data(), out), f16_pow2(-7));
+  const int expected[] = {127, -127, 0, 2, 2, 0, -2, -2, 3, 126, -126, 0, 64};
+  for (size_t j = 0; j < std::size(expected); ++j) EXPECT_EQ(out[j], expected[j] + 128) << "value " << j;
+  for (int j = std::size(expected); j < 32; ++j) EXPECT_EQ(out[j], 128) << "value " << j;
+}
+
+TEST(Quantize, Q4PositiveExtremeAndNibbleOrder) {
+  const float s = 0x1p-3f;
+  std::vector<float> w(32, 0.0f);
+  w[0] = 7 * s;       // absmax, positive: s = absmax / 7
+  w[1] = -7 * s;
+  w[2] = 0.5f * s;    // tie -> 0
+  w[3] = 2.5f * s;    // tie -> 2
+  w[4] = -3.5f * s;   // tie -> -4
+  w[16] = 6.5f * s;   // tie -> 6, high nibble of byte 0
+  w[17] = -5.0f * s;  // high nibble of byte 1
+  w[31] = 1.0f * s;
+  uint8_t out[16];
+  EXPECT_EQ(quantize_block(QuantType::Q4, w.data(), out), f16_pow2(-3));
+  EXPECT_EQ(out[0], (7 + 8) | ((6 + 8) << 4));
+  EXPECT_EQ(out[1], (-7 + 8) | ((-5 + 8) << 4));
+  EXPECT_EQ(out[2], 8 | (8 << 4));
+  EXPECT_EQ(out[3], (2 + 8) | (8 << 4));
+  EXPECT_EQ(out[4], (-4 + 8) | (8 << 4));
+  EXPECT_EQ(out[15], 8 | ((1 + 8) << 4));
+}
+
+TEST(Quantize, Q4NegativeExtremeReachesMinus8) {
+  const float s = 0x1p-2f;
+  std::vector<float> w(32, 0.0f);
+  w[5] = -8 * s;        // only a negative value reaches absmax: s = absmax / 8, code -8 (nibble 0)
+  w[6] = 7.75f * s;     // rounds to 8, clamped to 7
+  w[7] = 7.5f * s;      // tie -> 8 (even), clamped to 7
+  w[8] = 7.25f * s;     // 7
+  w[9] = -7.5f * s;     // tie -> -8
+  uint8_t out[16];
+  EXPECT_EQ(quantize_block(QuantType::Q4, w.data(), out), f16_pow2(-2));
+  const std::vector<int> q = codes(QuantType::Q4, out);
+  EXPECT_EQ(q[5], -8);
+  EXPECT_EQ(out[5] & 0xF, 0);
+  EXPECT_EQ(q[6], 7);
+  EXPECT_EQ(q[7], 7);
+  EXPECT_EQ(q[8], 7);
+  EXPECT_EQ(q[9], -8);
+}
+
+TEST(Quantize, Q4MagnitudeTieGoesToThePositiveScale) {
+  std::vector<float> w(32, 0.25f);
+  w[0] = 1.0f;
+  w[1] = -1.0f;  // +1 and -1 share the largest magnitude: s = 1 / 7, so -1 -> -7 (not +1 -> 8 clamped)
+  uint8_t out[16];
+  const uint16_t h = quantize_block(QuantType::Q4, w.data(), out);
+  EXPECT_EQ(h, f32_to_f16(1.0f / 7.0f));
+  const std::vector<int> q = codes(QuantType::Q4, out);
+  EXPECT_EQ(q[0], 7);
+  EXPECT_EQ(q[1], -7);
+  EXPECT_EQ(q[2], static_cast<int>(std::rint(0.25f / f16_to_f32(h))));
+}
+
+TEST(Quantize, ScaleIsRoundedToF16BeforeTheCodes) {
+  // absmax 1: s = f16(1/127) = 1032 · 2^-17, a little below 1/127. A value at 63.498 / 127 gives 63.498 with the
+  // exact scale (code 63) but 63.503 with the rounded one (code 64): the codes must use the rounded scale.
+  std::vector<float> w(32, 0.0f);
+  w[0] = 1.0f;
+  w[1] = 63.498f / 127.0f;
+  uint8_t out[32];
+  const uint16_t h = quantize_block(QuantType::Q8, w.data(), out);
+  EXPECT_EQ(h, f32_to_f16(1.0f / 127.0f));
+  EXPECT_EQ(f16_to_f32(h), std::ldexp(1032.0f, -17));
+  EXPECT_EQ(std::rint(w[1] * 127.0f), 63.0f);
+  EXPECT_EQ(out[1], 64 + 128);
+  EXPECT_EQ(out[0], 127 + 128);
+}
+
+TEST(Quantize, SubnormalAndUnderflowingScales) {
+  std::vector<float> w(32, 0.0f);
+  uint8_t out[32];
+  // absmax 1e-5: 1e-5 / 127 = 7.9e-8 rounds to the smallest f16 subnormal 2^-24 = 6.0e-8; 1e-5 / 2^-24 = 167.8
+  // is clamped to 127.
+  w[0] = 1e-5f;
+  w[1] = -0.5e-5f;
+  EXPECT_EQ(quantize_block(QuantType::Q8, w.data(), out), 0x0001);
+  EXPECT_EQ(out[0], 255);
+  EXPECT_EQ(out[1], 128 + static_cast<int>(std::rint(-0.5e-5f / 0x1p-24f)));
+  // absmax 2e-6: the scale underflows to 0 and every code is 0.
+  w[0] = 2e-6f;
+  w[1] = -1e-6f;
+  EXPECT_EQ(quantize_block(QuantType::Q8, w.data(), out), 0x0000);
+  for (int j = 0; j < 32; ++j) EXPECT_EQ(out[j], 128);
+  // All zeros (and -0.0): scale 0, codes 0.
+  std::fill(w.begin(), w.end(), -0.0f);
+  uint8_t out4[16];
+  EXPECT_EQ(quantize_block(QuantType::Q4, w.data(), out4), 0x0000);
+  for (int j = 0; j < 16; ++j) EXPECT_EQ(out4[j], 0x88);
+}
+
+TEST(Quantize, RejectsNonFiniteValuesAndScaleOverflow) {
+  std::vector<float> w(32, 1.0f);
+  w[3] = std::nanf("");
+  EXPECT_THAT(block_error(QuantType::Q8, w), AllOf(HasSubstr("column 3"), HasSubstr("nan")));
+  w[3] = -INFINITY;
+  EXPECT_THAT(block_error(QuantType::Q4, w), HasSubstr("inf"));
+  w[3] = 1e7f;  // 1e7 / 127 = 78740 > 65504
+  EXPECT_THAT(block_error(QuantType::Q8, w), HasSubstr("f16 range"));
+  w[3] = 8e6f;  // 62992: fits
+  uint8_t out[32];
+  EXPECT_NO_THROW(quantize_block(QuantType::Q8, w.data(), out));
+  w[3] = 5e5f;  // q4: 5e5 / 7 = 71429 > 65504
+  EXPECT_THAT(block_error(QuantType::Q4, w), HasSubstr("f16 range"));
+
+  std::vector<float> m(5 * 40, 0.5f);
+  m[3 * 40 + 37] = std::nanf("");
+  std::vector<uint8_t> data(quant_data_bytes(QuantType::Q8, 5, 40));
+  std::vector<uint16_t> scales(quant_scale_count(5, 40));
+  try {
+    quantize_matrix(QuantType::Q8, m.data(), 5, 40, data.data(), scales.data());
+    ADD_FAILURE() << "no Error thrown";
+  } catch (const Error& e) {
+    EXPECT_THAT(std::string(e.what()), AllOf(HasSubstr("row 3"), HasSubstr("columns 32..63"), HasSubstr("column 5")));
+  }
+}
+
+// Padding: a [5, 40] matrix is stored as [8, 64]: rows 5..7 and columns 40..63 are zero blocks / zero codes.
+TEST(Quantize, PaddingRowsAndColumnsAndLayout) {
+  for (QuantType t : {QuantType::Q8, QuantType::Q4}) {
+    const int64_t rows = 5, cols = 40;
+    std::mt19937 rng(7);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> w(rows * cols);
+    for (float& v : w) v = normal(rng);
+    EXPECT_EQ(quant_data_shape(t, rows, cols), (std::vector<int64_t>{2, 2, 4, quant_block_bytes(t)}));
+    EXPECT_EQ(quant_scale_shape(rows, cols), (std::vector<int64_t>{2, 2, 4}));
+    const int bb = quant_block_bytes(t);
+    std::vector<uint8_t> data(quant_data_bytes(t, rows, cols), 0xAB);
+    std::vector<uint16_t> scales(quant_scale_count(rows, cols), 0xABCD);
+    ASSERT_EQ(data.size(), static_cast<size_t>(8 * 64 * bb / 32));
+    quantize_matrix(t, w.data(), rows, cols, data.data(), scales.data());
+
+    for (int64_t r = 0; r < 8; ++r)
+      for (int64_t kb = 0; kb < 2; ++kb) {
+        // Each block, quantized on its own from the zero-padded row, lands at quant_block_offset.
+        std::vector<float> block(32, 0.0f);
+        for (int j = 0; j < 32; ++j)
+          if (r < rows && kb * 32 + j < cols) block[j] = w[r * cols + kb * 32 + j];
+        std::vector<uint8_t> expect(bb);
+        const uint16_t h = quantize_block(t, block.data(), expect.data());
+        const int64_t off = quant_block_offset(t, 64, r, kb);
+        EXPECT_EQ(off, ((r / 4 * 2 + kb) * 4 + r % 4) * bb);
+        EXPECT_EQ(std::memcmp(data.data() + off, expect.data(), bb), 0) << "row " << r << " block " << kb;
+        EXPECT_EQ(scales[quant_scale_index(64, r, kb)], h);
+        if (r >= rows) {
+          EXPECT_EQ(h, 0);
+          for (int j = 0; j < bb; ++j) EXPECT_EQ(data[off + j], t == QuantType::Q8 ? 128 : 0x88);
+        }
+      }
+    // Row 0's columns 40..63 are padding: code 0.
+    const std::vector<int> q = codes(t, data.data() + quant_block_offset(t, 64, 0, 1));
+    for (int j = 8; j < 32; ++j) EXPECT_EQ(q[j], 0) << j;
+  }
+}
+
+Weight2D make_weight(QuantType t, int64_t rows, int64_t cols, const std::vector<uint8_t>& data,
+                     const std::vector<uint16_t>& scales) {
+  Weight2D w;
+  w.dtype = quant_dtype(t);
+  w.rows = rows;
+  w.cols = cols;
+  w.data = data.data();
+  w.qscale = scales.data();
+  return w;
+}
+
+TEST(Quantize, RoundTripErrorBounds) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (QuantType t : {QuantType::Q8, QuantType::Q4}) {
+    const int64_t rows = 37, cols = 203;
+    std::vector<float> w(rows * cols);
+    for (float& v : w) v = normal(rng) * 0.05f;
+    std::vector<uint8_t> data(quant_data_bytes(t, rows, cols));
+    std::vector<uint16_t> scales(quant_scale_count(rows, cols));
+    quantize_matrix(t, w.data(), rows, cols, data.data(), scales.data());
+    const Weight2D wq = make_weight(t, rows, cols, data, scales);
+    const int64_t pc = quant_padded_cols(cols);
+    double worst_rel = 0.0;
+    std::vector<float> row(cols + 1, 12345.0f);  // one guard value after the row: must stay untouched
+    for (int64_t r = 0; r < rows; ++r) {
+      dequantize_row(wq, r, row.data());
+      EXPECT_EQ(row[cols], 12345.0f);
+      for (int64_t c = 0; c < cols; ++c) {
+        const float s = f16_to_f32(scales[quant_scale_index(pc, r, c / 32)]);
+        const double err = std::fabs(static_cast<double>(row[c]) - w[r * cols + c]);
+        // Rounding error at most s/2, except q4 values in (7.5 s, 8 s) of a negatively scaled block (clamped to 7).
+        const double bound = t == QuantType::Q4 && w[r * cols + c] > 7.5 * s ? s : s / 2;
+        EXPECT_LE(err, bound * (1 + 1e-6)) << "row " << r << " col " << c;
+        // Dequantized values are exactly s · q.
+        const double q = row[c] / s;
+        EXPECT_EQ(q, std::rint(q));
+        double absmax = 0;
+        for (int64_t k = c / 32 * 32; k < std::min<int64_t>(cols, c / 32 * 32 + 32); ++k)
+          absmax = std::max<double>(absmax, std::fabs(w[r * cols + k]));
+        worst_rel = std::max(worst_rel, err / absmax);
+      }
+    }
+    // Relative to the block's largest magnitude: q8 <= 1/254, q4 <= 1/8 (f16 scale rounding adds < 0.1%).
+    EXPECT_LE(worst_rel, t == QuantType::Q8 ? 1.001 / 254 : 1.001 / 8) << quant_type_name(t);
+    EXPECT_GT(worst_rel, t == QuantType::Q8 ? 0.5 / 254 : 0.5 / 14) << "suspiciously small error";
+  }
+}
+
+TEST(Quantize, NamesAndSizes) {
+  EXPECT_EQ(quant_type_from_name("q8"), QuantType::Q8);
+  EXPECT_EQ(quant_type_from_name("q4"), QuantType::Q4);
+  EXPECT_FALSE(quant_type_from_name("q3").has_value());
+  EXPECT_STREQ(quant_type_name(QuantType::Q4), "q4");
+  EXPECT_EQ(quant_type_of(DType::Q8), QuantType::Q8);
+  EXPECT_FALSE(quant_type_of(DType::U8).has_value());
+  // DeepSeek-V3's q_b_proj [24576, 1536]: 24576 · 48 blocks.
+  EXPECT_EQ(quant_data_bytes(QuantType::Q8, 24576, 1536), 24576ll * 1536);
+  EXPECT_EQ(quant_data_bytes(QuantType::Q4, 24576, 1536), 24576ll * 1536 / 2);
+  EXPECT_EQ(quant_scale_count(24576, 1536), 24576ll * 48);
+  EXPECT_EQ(quant_data_bytes(QuantType::Q8, 1, 1), 4 * 32);
+}
+
+TEST(WeightBytes, EveryDtype) {
+  Weight2D w;
+  w.rows = 300;
+  w.cols = 200;
+  w.dtype = DType::F32;
+  EXPECT_EQ(weight_bytes(w), 300 * 200 * 4);
+  w.dtype = DType::BF16;
+  EXPECT_EQ(weight_bytes(w), 300 * 200 * 2);
+  w.dtype = DType::F16;
+  EXPECT_EQ(weight_bytes(w), 300 * 200 * 2);
+  w.dtype = DType::F8_E4M3;  // 128x128 blocks: 3 x 2 f32 scales
+  EXPECT_EQ(weight_bytes(w), 300 * 200 + 3 * 2 * 4);
+  w.block_rows = 64;
+  w.block_cols = 32;  // 5 x 7 blocks
+  EXPECT_EQ(weight_bytes(w), 300 * 200 + 5 * 7 * 4);
+  w.dtype = DType::Q8;  // padded [300, 224]: 300 · 7 blocks of 32 bytes + 2-byte scales
+  EXPECT_EQ(weight_bytes(w), 300 * 7 * (32 + 2));
+  w.dtype = DType::Q4;
+  EXPECT_EQ(weight_bytes(w), 300 * 7 * (16 + 2));
+  w.rows = 5;
+  w.cols = 40;  // padded [8, 64]
+  EXPECT_EQ(weight_bytes(w), 8 * 2 * (16 + 2));
+}
+
+}  // namespace
+}  // namespace whale
