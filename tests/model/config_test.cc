@@ -378,6 +378,31 @@ TEST(ModelConfig, RejectsQuantMethodOtherThanFp8) {
   EXPECT_EQ(c.quantization->block_cols, 32);
 }
 
+TEST(ModelConfig, WhaleQuantization) {
+  json j = v3_config();
+  j["quantization_config"] = {{"quant_method", "whale"}, {"format", "q4"}, {"group_size", 32}, {"row_interleave", 4}};
+  ModelConfig c = parse_model_config(j, "config.json");
+  EXPECT_EQ(c.whale_quant, QuantType::Q4);
+  EXPECT_FALSE(c.quantization.has_value());
+  j["quantization_config"]["format"] = "q8";
+  EXPECT_EQ(parse_model_config(j, "config.json").whale_quant, QuantType::Q8);
+  EXPECT_FALSE(parse_model_config(v3_config(), "config.json").whale_quant.has_value());
+
+  j["quantization_config"]["format"] = "q3";
+  EXPECT_THAT(config_error(j), AllOf(HasSubstr("config.json"), HasSubstr("quantization_config"),
+                                     HasSubstr("\"format\""), HasSubstr("q3")));
+  j["quantization_config"]["format"] = "q8";
+  j["quantization_config"]["group_size"] = 64;
+  EXPECT_THAT(config_error(j), AllOf(HasSubstr("\"group_size\""), HasSubstr("64")));
+  j["quantization_config"]["group_size"] = 32;
+  j["quantization_config"]["row_interleave"] = "4";
+  EXPECT_THAT(config_error(j), HasSubstr("\"row_interleave\""));
+  j["quantization_config"].erase("row_interleave");
+  EXPECT_THAT(config_error(j), AllOf(HasSubstr("\"row_interleave\""), HasSubstr("missing")));
+  j["quantization_config"] = "whale";
+  EXPECT_THAT(config_error(j), HasSubstr("\"quantization_config\""));
+}
+
 TEST(ModelConfig, RejectsUnsupportedFeatures) {
   const std::vector<std::pair<std::string, json>> cases = {
       {"hidden_act", "gelu"}, {"tie_word_embeddings", true}, {"attention_bias", true}};

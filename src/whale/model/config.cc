@@ -173,19 +173,35 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
   }
 
   if (const nlohmann::json* q = r.find("quantization_config")) {
+    if (!q->is_object()) r.bad("quantization_config", "must be an object or null");
     const Reader s(*q, source + ": quantization_config");
     const std::string method = s.string("quant_method");
-    if (method != "fp8") s.bad("quant_method", fmt::format("= \"{}\" is not supported (only \"fp8\")", method));
-    if (const auto* fmt_field = s.find("fmt"); fmt_field && (!fmt_field->is_string() || *fmt_field != "e4m3"))
-      s.bad("fmt", "is not supported (only \"e4m3\")");
-    const nlohmann::json& block = s.need("weight_block_size");
-    if (!block.is_array() || block.size() != 2 || !block[0].is_number_integer() || !block[1].is_number_integer() ||
-        block[0].get<int64_t>() <= 0 || block[1].get<int64_t>() <= 0 || block[0].get<int64_t>() > 65536 ||
-        block[1].get<int64_t>() > 65536)
-      s.bad("weight_block_size", "must be two positive integers");
-    c.quantization = FP8Quantization{block[0].get<int>(), block[1].get<int>()};
-    if (const auto* sf = s.find("scale_fmt"); sf && *sf != "ue8m0")
-      s.bad("scale_fmt", "is not supported");
+    if (method == "fp8") {
+      if (const auto* fmt_field = s.find("fmt"); fmt_field && (!fmt_field->is_string() || *fmt_field != "e4m3"))
+        s.bad("fmt", "is not supported (only \"e4m3\")");
+      const nlohmann::json& block = s.need("weight_block_size");
+      if (!block.is_array() || block.size() != 2 || !block[0].is_number_integer() || !block[1].is_number_integer() ||
+          block[0].get<int64_t>() <= 0 || block[1].get<int64_t>() <= 0 || block[0].get<int64_t>() > 65536 ||
+          block[1].get<int64_t>() > 65536)
+        s.bad("weight_block_size", "must be two positive integers");
+      c.quantization = FP8Quantization{block[0].get<int>(), block[1].get<int>()};
+      if (const auto* sf = s.find("scale_fmt"); sf && *sf != "ue8m0")
+        s.bad("scale_fmt", "is not supported");
+    } else if (method == "whale") {
+      // whale's own block formats (kernels/quant_format.h), written by `whale quantize`.
+      const std::string format = s.string("format");
+      if (format == "q8") c.whale_quant = QuantType::Q8;
+      else if (format == "q4") c.whale_quant = QuantType::Q4;
+      else s.bad("format", fmt::format("= \"{}\" is not supported (expected \"q8\" or \"q4\")", format));
+      const nlohmann::json& group = s.need("group_size");
+      if (!group.is_number_integer() || group.get<int64_t>() != kQuantBlock)
+        s.bad("group_size", fmt::format("= {} is not supported (only {})", group.dump(), kQuantBlock));
+      const nlohmann::json& interleave = s.need("row_interleave");
+      if (!interleave.is_number_integer() || interleave.get<int64_t>() != kQuantRowGroup)
+        s.bad("row_interleave", fmt::format("= {} is not supported (only {})", interleave.dump(), kQuantRowGroup));
+    } else {
+      s.bad("quant_method", fmt::format("= \"{}\" is not supported (expected \"fp8\" or \"whale\")", method));
+    }
   }
   return c;
 }

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "whale/kernels/quant_format.h"
 #include "whale/kernels/rope.h"
 
 namespace whale {
@@ -51,7 +52,10 @@ struct ModelConfig {
   int num_nextn_predict_layers = 0;
   int bos_token_id = -1;
   int eos_token_id = -1;
-  std::optional<FP8Quantization> quantization;
+  std::optional<FP8Quantization> quantization;  // quant_method "fp8"
+  // quant_method "whale": the checkpoint's Linear weights are whale q8 or q4 blocks (kernels/quant_format.h);
+  // tensors the quantizer left in float (the MoE router) load as float.
+  std::optional<QuantType> whale_quant;
 
   int qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
   int latent_dim() const { return kv_lora_rank + qk_rope_head_dim; }  // values cached per token per layer

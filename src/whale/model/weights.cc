@@ -1,6 +1,7 @@
 #include "whale/model/weights.h"
 
 #include "whale/core/error.h"
+#include "whale/kernels/quantize.h"
 
 namespace whale {
 namespace {
@@ -15,6 +16,7 @@ class Loader {
 
   Linear linear(const std::string& name, int64_t rows, int64_t cols) const {
     const TensorView t = ckpt_.get(name);
+    if (t.dtype == DType::U8) return quantized(t, rows, cols);
     check_float(t);
     check_shape(t, {rows, cols});
     Linear l;
@@ -38,6 +40,34 @@ class Loader {
       l.scale.resize(static_cast<size_t>(s.numel()));
       for (size_t i = 0; i < l.scale.size(); ++i) l.scale[i] = load_as_f32(s.dtype, s.data, i);
     }
+    return l;
+  }
+
+  // A whale q8 / q4 weight (kernels/quant_format.h): NAME U8 [pr/4, pc/32, 4, B] and NAME_scale F16 [pr/4, pc/32, 4].
+  Linear quantized(const TensorView& t, int64_t rows, int64_t cols) const {
+    if (!config_.whale_quant)
+      fail("{}: tensor {} has dtype U8, which holds whale q8/q4 blocks, but config.json has no whale "
+           "quantization_config",
+           t.file, t.name);
+    const QuantType qt = *config_.whale_quant;
+    check_shape(t, quant_data_shape(qt, rows, cols), fmt::format(" for {} of [{}, {}]", quant_type_name(qt), rows, cols));
+    const std::string scale_name = t.name + "_scale";
+    if (!ckpt_.has(scale_name))
+      fail("{}: {} tensor {} has no block scales: missing tensor {}", t.file, quant_type_name(qt), t.name, scale_name);
+    const TensorView s = ckpt_.get(scale_name);
+    if (s.dtype != DType::F16)
+      fail("{}: tensor {} has dtype {}; expected F16", s.file, scale_name, dtype_name(s.dtype));
+    check_shape(s, quant_scale_shape(rows, cols), fmt::format(" for {} of [{}, {}]", quant_type_name(qt), rows, cols));
+    if (reinterpret_cast<uintptr_t>(s.data) % alignof(uint16_t) != 0)
+      fail("{}: tensor {} starts at an odd byte offset; f16 block scales must be 2-byte aligned (rewrite the "
+           "checkpoint with whale quantize)",
+           s.file, scale_name);
+    Linear l;
+    l.base.dtype = quant_dtype(qt);
+    l.base.rows = rows;
+    l.base.cols = cols;
+    l.base.data = t.data;
+    l.base.qscale = reinterpret_cast<const uint16_t*>(s.data);
     return l;
   }
 
@@ -123,10 +153,10 @@ class Loader {
       fail("{}: tensor {} has unsupported dtype {} (expected F32, BF16, F16 or F8_E4M3)", t.file, t.name,
            dtype_name(t.dtype));
   }
-  static void check_shape(const TensorView& t, const std::vector<int64_t>& expected) {
+  static void check_shape(const TensorView& t, const std::vector<int64_t>& expected, const std::string& why = "") {
     if (t.shape != expected)
-      fail("{}: tensor {} has shape {}, expected {} from config.json", t.file, t.name, shape_string(t.shape),
-           shape_string(expected));
+      fail("{}: tensor {} has shape {}, expected {} from config.json{}", t.file, t.name, shape_string(t.shape),
+           shape_string(expected), why);
   }
 
   const Checkpoint& ckpt_;
