@@ -28,5 +28,6 @@ Command register_chat_template(CLI::App& root);
 Command register_run(CLI::App& root);
 Command register_chat(CLI::App& root);
 Command register_bench(CLI::App& root);
+Command register_quantize(CLI::App& root);
 
 }  // namespace whale::cli

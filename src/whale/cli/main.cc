@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
       whale::cli::register_tokenize(app),
       whale::cli::register_chat_template(app),
       whale::cli::register_bench(app),
+      whale::cli::register_quantize(app),
   };
 
   try {
