@@ -11,7 +11,9 @@ As a module:
   model = deepseek_ref.Model(model_dir); model.forward(tokens, attention="absorbed", trace={})
 
 Every stored weight is decoded exactly (BF16, F16, F32; F8_E4M3 multiplied by its 128x128 block weight_scale_inv)
-and converted to float64; all arithmetic is float64. This is the exact math on the stored weights, not a copy of the
+and converted to float64; all arithmetic is float64. whale q8 / q4 checkpoints (`whale quantize`, quantization_config
+quant_method "whale") are read by dequantizing each block exactly, w = f16 scale * code (quantize_ref.py), so the
+reference runs on the very weights a quantized whale model holds. This is the exact math on the stored weights, not a copy of the
 official code's BF16 rounding. Positions are 0..T-1 in one causal pass. The MTP layer (index num_hidden_layers) is
 never read.
 """

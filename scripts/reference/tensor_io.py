@@ -11,10 +11,14 @@ Number formats:
   F16       IEEE half (numpy float16).
   F8_E4M3   float8_e4m3fn: 1 sign, 4 exponent (bias 7), 3 mantissa bits, no infinities,
             NaN = 0x7F / 0xFF, max finite 448.
+  U8        in a whale-quantized checkpoint (config.json quantization_config.quant_method "whale"), the q8 / q4
+            blocks of a Linear weight NAME, with f16 scales in NAME_scale; Checkpoint.float64 dequantizes them
+            (quantize_ref.py).
 """
 
 import json
 import os
+import re
 import struct
 
 import numpy as np
@@ -26,6 +30,7 @@ DTYPES = {
     "F16": (2, np.dtype("<f2")),
     "BF16": (2, np.dtype("<u2")),
     "F8_E4M3": (1, np.dtype("u1")),
+    "U8": (1, np.dtype("u1")),  # whale's q8 / q4 block data (quantize_ref.py)
 }
 
 
@@ -261,9 +266,12 @@ class Checkpoint:
         return tuple(self.files[self.where[name]].info(name)["shape"])
 
     def float64(self, name):
-        """Decoded float64 numpy array; FP8 weights are multiplied by their block scale (W = fp8 * scale_inv)."""
+        """Decoded float64 numpy array; FP8 weights are multiplied by their block scale (W = fp8 * scale_inv);
+        whale q8 / q4 weights (U8 + NAME_scale) are dequantized to s * q, shape [rows, cols] from config.json."""
         if name not in self.where:
             raise KeyError(f"tensor {name} not in checkpoint {self.dir}")
+        if self.dtype(name) == "U8":
+            return self.dequantize_whale(name)
         arr = self.files[self.where[name]].float64(name)
         if self.dtype(name) == "F8_E4M3":
             if not name.endswith(".weight"):
@@ -274,6 +282,50 @@ class Checkpoint:
             scale = self.files[self.where[sname]].float64(sname)
             arr = arr * expand_block_scale(scale, arr.shape)
         return arr
+
+
+    def dequantize_whale(self, name):
+        import quantize_ref  # here, not at the top: quantize_ref imports this module
+        qc = self.config.get("quantization_config") or {}
+        if qc.get("quant_method") != "whale":
+            raise ValueError(f"{name}: U8 tensor but config.json has no whale quantization_config")
+        fmt = qc.get("format")
+        sname = name + "_scale"
+        if sname not in self.where or self.dtype(sname) != "F16":
+            raise ValueError(f"{name}: whale {fmt} tensor without F16 {sname}")
+        rows, cols = self.logical_shape(name)
+        data = self.files[self.where[name]].raw(name)
+        scales = self.files[self.where[sname]].raw(sname)
+        return quantize_ref.dequantize_matrix(data, scales, rows, cols, fmt)
+
+    def logical_shape(self, name):
+        """[rows, cols] of a whale-quantized Linear weight, from config.json (the stored shape is padded)."""
+        c = self.config
+        D, H = c["hidden_size"], c["num_attention_heads"]
+        dn, dr, dv = c["qk_nope_head_dim"], c["qk_rope_head_dim"], c["v_head_dim"]
+        rq, rkv, V = c.get("q_lora_rank") or 0, c["kv_lora_rank"], c["vocab_size"]
+        m = re.match(r"model\.layers\.(\d+)\.", name)
+        layer = int(m.group(1)) if m else -1
+        moe = (c.get("n_routed_experts") or 0) > 0 and (
+            layer >= c["num_hidden_layers"] or
+            (layer >= c.get("first_k_dense_replace", 0) and layer % c.get("moe_layer_freq", 1) == 0))
+        inter = c["intermediate_size"]
+        if ".shared_experts." in name:
+            inter = c["moe_intermediate_size"] * c["n_shared_experts"]
+        elif ".experts." in name or (moe and ".mlp." in name):
+            inter = c["moe_intermediate_size"]
+        table = {
+            "embed_tokens.weight": (V, D), "lm_head.weight": (V, D), "shared_head.head.weight": (V, D),
+            "eh_proj.weight": (D, 2 * D), "q_proj.weight": (H * (dn + dr), D), "q_a_proj.weight": (rq, D),
+            "q_b_proj.weight": (H * (dn + dr), rq), "kv_a_proj_with_mqa.weight": (rkv + dr, D),
+            "kv_b_proj.weight": (H * (dn + dv), rkv), "o_proj.weight": (D, H * dv),
+            "gate_proj.weight": (inter, D), "up_proj.weight": (inter, D), "down_proj.weight": (D, inter),
+            "gate.weight": (c.get("n_routed_experts") or 0, D),
+        }
+        for suffix, shape in table.items():
+            if name == suffix or name.endswith("." + suffix):
+                return shape
+        raise ValueError(f"{name}: not a Linear weight whose shape config.json defines")
 
 
 def expand_block_scale(scale, shape, block=128):
