@@ -29,5 +29,6 @@ Command register_run(CLI::App& root);
 Command register_chat(CLI::App& root);
 Command register_bench(CLI::App& root);
 Command register_quantize(CLI::App& root);
+Command register_compare(CLI::App& root);
 
 }  // namespace whale::cli

@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
       whale::cli::register_chat_template(app),
       whale::cli::register_bench(app),
       whale::cli::register_quantize(app),
+      whale::cli::register_compare(app),
   };
 
   try {

@@ -1,0 +1,77 @@
+// Google Benchmark of the matmul kernels at DeepSeek-V2-Lite's expert shape (1408 × 2048) and its LM head's width:
+// decode (1 token: bytes/s is what matters) and prefill (many tokens: FLOP/s). Random weights; the numbers do not
+// depend on the values. Run: build/release/bench/matmul_bench [--benchmark_filter=...]
+#include <random>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include "whale/core/thread_pool.h"
+#include "whale/kernels/matmul.h"
+#include "whale/kernels/quant_format.h"
+
+namespace whale {
+namespace {
+
+struct BenchWeight {
+  Weight2D w;
+  std::vector<uint8_t> bytes;
+  std::vector<uint16_t> scales;
+  int64_t size = 0;  // bytes read by one pass
+};
+
+BenchWeight make(DType dtype, int64_t rows, int64_t cols) {
+  BenchWeight b;
+  std::mt19937 rng(1);
+  b.w.dtype = dtype;
+  b.w.rows = rows;
+  b.w.cols = cols;
+  if (dtype == DType::Q8 || dtype == DType::Q4) {
+    const int64_t blocks = quant_padded_cols(cols) / kQuantBlock, pr = quant_padded_rows(rows);
+    b.bytes.resize(static_cast<size_t>(pr * blocks * (dtype == DType::Q8 ? 32 : 16)));
+    b.scales.assign(static_cast<size_t>(pr * blocks), 0x2000);  // f16 2^-7
+    b.w.qscale = b.scales.data();
+    b.size = static_cast<int64_t>(b.bytes.size() + 2 * b.scales.size());
+  } else {
+    b.bytes.resize(static_cast<size_t>(rows * cols * 2));
+    b.size = static_cast<int64_t>(b.bytes.size());
+  }
+  // BF16: normal numbers of magnitude 2^-8 .. 1 (subnormals would measure the CPU's slow path); q8/q4: any codes.
+  for (size_t i = 0; i < b.bytes.size(); ++i)
+    b.bytes[i] = static_cast<uint8_t>(dtype == DType::BF16 && i % 2 ? 0x3C + rng() % 4 : rng() % 256);
+  b.w.data = b.bytes.data();
+  return b;
+}
+
+// Several distinct weights cycled so that decode reads from memory, not cache.
+void BM_Matmul(benchmark::State& state, DType dtype, int64_t rows, int64_t cols) {
+  const int64_t m = state.range(0), threads = state.range(1);
+  const int copies = m <= 4 ? 24 : 1;
+  std::vector<BenchWeight> ws;
+  for (int i = 0; i < copies; ++i) ws.push_back(make(dtype, rows, cols));
+  std::vector<float> x(static_cast<size_t>(m * cols), 0.5f), y(static_cast<size_t>(m * rows));
+  ThreadPool pool(static_cast<int>(threads));
+  size_t i = 0;
+  for (auto _ : state) {
+    matmul(ws[i++ % ws.size()].w, x.data(), m, y.data(), pool);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(state.iterations() * ws[0].size);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * 2.0 * m * rows * cols / 1e9, benchmark::Counter::kIsRate);
+}
+
+void args(benchmark::internal::Benchmark* b) {
+  for (int threads : {1, 2})
+    for (int m : {1, 4, 64, 256}) b->Args({m, threads});
+  b->UseRealTime();
+}
+
+BENCHMARK_CAPTURE(BM_Matmul, bf16_expert, DType::BF16, 1408, 2048)->Apply(args);
+BENCHMARK_CAPTURE(BM_Matmul, q8_expert, DType::Q8, 1408, 2048)->Apply(args);
+BENCHMARK_CAPTURE(BM_Matmul, q4_expert, DType::Q4, 1408, 2048)->Apply(args);
+
+}  // namespace
+}  // namespace whale
+
+BENCHMARK_MAIN();
