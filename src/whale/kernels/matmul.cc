@@ -45,26 +45,13 @@ void run_groups(const MatmulJob& j, const simd::QuantizedActivations* xq, int64_
                                                      kQuantRowGroup, kQuantRowGroup, 64);
   for (int64_t r0 = g0 * kQuantRowGroup; r0 < std::min(n, g1 * kQuantRowGroup); r0 += panel_rows) {
     const int64_t r1 = std::min({n, g1 * kQuantRowGroup, r0 + panel_rows});
-    Weight2D p = w;
-    if (w.dtype != DType::F32) {
+    const float* p = reinterpret_cast<const float*>(w.data) + r0 * k;
+    if (w.dtype != DType::F32 || reinterpret_cast<uintptr_t>(w.data) % alignof(float) != 0) {
       panel.resize(static_cast<size_t>((r1 - r0) * k));
       simd::decode_rows(w, r0, r1, panel.data());
-      p = Weight2D{};
-      p.dtype = DType::F32;
-      p.rows = r1 - r0;
-      p.cols = k;
-      p.data = reinterpret_cast<const uint8_t*>(panel.data());
-    } else {
-      p.data = w.data + static_cast<size_t>(r0 * k) * 4;
-      p.rows = r1 - r0;
+      p = panel.data();
     }
-    for (int64_t t0 = 0; t0 < j.m; t0 += kTileTokens) {
-      const int tokens = static_cast<int>(std::min(kTileTokens, j.m - t0));
-      for (int64_t r = 0; r < p.rows; r += kQuantRowGroup) {
-        const int rows = static_cast<int>(std::min<int64_t>(kQuantRowGroup, p.rows - r));
-        simd::tile_float(p, r, rows, j.x + t0 * k, k, tokens, j.y + t0 * n + r0 + r, n);
-      }
-    }
+    simd::panel_f32(p, r1 - r0, k, j.x, k, j.m, j.y + r0, n);
   }
 }
 

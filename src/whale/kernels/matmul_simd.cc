@@ -20,6 +20,7 @@
 #define HWY_TARGET_INCLUDE "whale/kernels/matmul_simd.cc"
 #include <hwy/foreach_target.h>  // NOLINT: re-includes this file once per target
 #include <hwy/highway.h>
+#include <hwy/aligned_allocator.h>
 
 #if HWY_TARGET == HWY_AVX3_DL
 #include <immintrin.h>
@@ -239,6 +240,80 @@ void TileFloat(const Weight2D& w, int64_t r0, int n_rows, const float* x, int64_
   }
 }
 
+// Prefill over an f32 panel of decoded rows: tiles of 4 rows × up to 6 tokens (24 accumulators), K walked in chunks
+// that keep the tokens' slices in L1 while the panel (in L2) streams past them. The accumulators go to memory between
+// chunks unchanged, so every (row, token) sees exactly the FMA sequence of TileFloatT: results are bitwise equal to
+// the streaming path's.
+constexpr int kPanelTokens = 6;
+constexpr int64_t kChunk = 512;  // floats of K per chunk: 6 tokens × 2 KB + 4 rows × 2 KB in L1
+
+template <int T>
+HWY_INLINE void PanelChunk(const float* const w[4], const float* const x[T], int64_t c0, int64_t c1, float* acc) {
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  VF a[4][T];
+  for (int r = 0; r < 4; ++r)
+    for (int t = 0; t < T; ++t) a[r][t] = hn::Load(df, acc + (r * T + t) * N);
+  for (int64_t c = c0; c < c1; c += N) {
+    VF xv[T];
+    for (int t = 0; t < T; ++t) xv[t] = hn::LoadU(df, x[t] + c);
+    for (int r = 0; r < 4; ++r) {
+      const VF wv = hn::LoadU(df, w[r] + c);
+      for (int t = 0; t < T; ++t) a[r][t] = hn::MulAdd(wv, xv[t], a[r][t]);
+    }
+  }
+  for (int r = 0; r < 4; ++r)
+    for (int t = 0; t < T; ++t) hn::Store(a[r][t], df, acc + (r * T + t) * N);
+}
+
+template <int T>
+void PanelTokens(const float* panel, int64_t rows, int64_t k, const float* x, int64_t ldx, float* y, int64_t ldy,
+                 float* acc) {
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t kv = k - k % N, groups = (rows + 3) / 4;
+  std::fill(acc, acc + groups * 4 * T * N, 0.0f);
+  const float* xr[T];
+  for (int t = 0; t < T; ++t) xr[t] = x + t * ldx;
+  for (int64_t c0 = 0; c0 < kv; c0 += kChunk) {
+    const int64_t c1 = std::min(kv, c0 + kChunk);
+    for (int64_t g = 0; g < groups; ++g) {
+      const float* wr[4];
+      for (int r = 0; r < 4; ++r) wr[r] = panel + std::min(g * 4 + r, rows - 1) * k;
+      PanelChunk<T>(wr, xr, c0, c1, acc + g * 4 * T * N);
+    }
+  }
+  for (int64_t g = 0; g < groups; ++g)
+    for (int r = 0; r < 4 && g * 4 + r < rows; ++r) {
+      const float* wrow = panel + (g * 4 + r) * k;
+      for (int t = 0; t < T; ++t) {
+        float s = hn::GetLane(hn::SumOfLanes(df, hn::Load(df, acc + (g * 4 * T + r * T + t) * N)));
+        for (int64_t c = kv; c < k; ++c) s += wrow[c] * xr[t][c];
+        y[t * ldy + g * 4 + r] = s;
+      }
+    }
+}
+
+void PanelF32(const float* panel, int64_t rows, int64_t k, const float* x, int64_t ldx, int64_t m, float* y,
+              int64_t ldy) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  const size_t groups = static_cast<size_t>((rows + 3) / 4);
+  auto acc = hwy::AllocateAligned<float>(groups * 4 * kPanelTokens * N);
+  for (int64_t t0 = 0; t0 < m; t0 += kPanelTokens) {
+    const float* xt = x + t0 * ldx;
+    float* yt = y + t0 * ldy;
+    switch (std::min<int64_t>(kPanelTokens, m - t0)) {
+      case 1: PanelTokens<1>(panel, rows, k, xt, ldx, yt, ldy, acc.get()); break;
+      case 2: PanelTokens<2>(panel, rows, k, xt, ldx, yt, ldy, acc.get()); break;
+      case 3: PanelTokens<3>(panel, rows, k, xt, ldx, yt, ldy, acc.get()); break;
+      case 4: PanelTokens<4>(panel, rows, k, xt, ldx, yt, ldy, acc.get()); break;
+      case 5: PanelTokens<5>(panel, rows, k, xt, ldx, yt, ldy, acc.get()); break;
+      default: PanelTokens<6>(panel, rows, k, xt, ldx, yt, ldy, acc.get()); break;
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Activation quantization and q8/q4 tiles.
 
@@ -424,6 +499,7 @@ namespace whale::simd {
 
 HWY_EXPORT(DecodeRows);
 HWY_EXPORT(TileFloat);
+HWY_EXPORT(PanelF32);
 HWY_EXPORT(QuantizeActivations);
 HWY_EXPORT(TileQuant);
 HWY_EXPORT(TargetName);
@@ -435,6 +511,11 @@ void decode_rows(const Weight2D& w, int64_t r0, int64_t r1, float* out) {
 void tile_float(const Weight2D& w, int64_t r0, int n_rows, const float* x, int64_t ldx, int n_tokens, float* y,
                 int64_t ldy) {
   HWY_DYNAMIC_DISPATCH(TileFloat)(w, r0, n_rows, x, ldx, n_tokens, y, ldy);
+}
+
+void panel_f32(const float* panel, int64_t rows, int64_t k, const float* x, int64_t ldx, int64_t m, float* y,
+               int64_t ldy) {
+  HWY_DYNAMIC_DISPATCH(PanelF32)(panel, rows, k, x, ldx, m, y, ldy);
 }
 
 void quantize_activations(const float* x, int64_t m, int64_t k, int64_t ldx, QuantType t, int64_t padded_cols,

@@ -33,6 +33,11 @@ void decode_rows(const Weight2D& w, int64_t r0, int64_t r1, float* out);
 void tile_float(const Weight2D& w, int64_t r0, int n_rows, const float* x, int64_t ldx, int n_tokens, float* y,
                 int64_t ldy);
 
+// The same for an f32 panel [rows, k] (row stride k) and m tokens of any count: y[t·ldy + r]. Bitwise equal to
+// tile_float on the panel (or on the weight it was decoded from), faster for many tokens.
+void panel_f32(const float* panel, int64_t rows, int64_t k, const float* x, int64_t ldx, int64_t m, float* y,
+               int64_t ldy);
+
 // Q8/Q4 weights: the same for row group g (rows 4g..4g+3, of which n_rows ≤ 4 are written) and quantized tokens
 // [t0, t0 + n_tokens), n_tokens ≤ 4. Arithmetic per (row, token) is independent of n_rows and n_tokens.
 void tile_quant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0, int n_tokens,

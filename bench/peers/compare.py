@@ -1,0 +1,109 @@
+#!/usr/bin/python3
+"""Runs whale bench and the peers' llama-bench alternately, in one session, and summarises medians and ratios.
+
+Each round runs, for every width given, whale then ik_llama.cpp then llama.cpp (whichever are given), so that slow
+drifts of the machine (turbo, other load) hit every engine alike. The peers are built outside this repository (see
+docs/performance.md for the exact commands); this script only runs their binaries.
+
+  /usr/bin/python3 bench/peers/compare.py --whale build/release/whale --rounds 5 \
+      --width bf16:WHALE_DIR:IK_GGUF:MAINLINE_GGUF --width q8:... --width q4:... \
+      --ik-bench /work/peers/ik_llama.cpp/build/bin/llama-bench \
+      --mainline-bench /work/peers/llama.cpp/build/bin/llama-bench --out results.json
+
+Prefill: 512 tokens (`llama-bench -p 512 -n 0`; whale bench -p 512). Decode: 32 tokens (`-p 0 -n 32`; whale bench
+-n 32 after a 16-token prompt). ik_llama.cpp runs with -mla 3 -fmoe 1, llama.cpp with -fa on. All with --threads.
+"""
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+
+def run(cmd):
+    t0 = time.time()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit(f"command failed ({p.returncode}): {' '.join(cmd)}\n{p.stderr[-2000:]}")
+    return p.stdout, time.time() - t0
+
+
+def llama_bench(binary, gguf, threads, extra, prefill, decode):
+    out = {}
+    if prefill:
+        text, _ = run([binary, "-m", gguf, "-t", str(threads), "-p", str(prefill), "-n", "0", "-r", "1", "-o", "json"] + extra)
+        out["prefill_tok_s"] = json.loads(text)[0]["avg_ts"]
+    if decode:
+        text, _ = run([binary, "-m", gguf, "-t", str(threads), "-p", "0", "-n", str(decode), "-r", "1", "-o", "json"] + extra)
+        out["decode_tok_s"] = json.loads(text)[0]["avg_ts"]
+    return out
+
+
+def whale_bench(binary, model, threads, prefill, decode):
+    text, _ = run([binary, "bench", "--model", model, "-p", str(prefill), "-n", str(decode), "-r", "1",
+                   "--threads", str(threads)])
+    j = json.loads(text)
+    r = j["results"][0]
+    return {"prefill_tok_s": r["prefill_tok_s"], "decode_tok_s": r["decode_tok_s"],
+            "memory_read_gb_s": r["memory_read_gb_s"], "bandwidth_percent": r["bandwidth_percent"],
+            "bytes_per_token": j["bytes_per_token"], "load_seconds": j["load_seconds"]}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--whale", required=True)
+    ap.add_argument("--width", action="append", required=True,
+                    help="NAME:WHALE_MODEL_DIR:IK_GGUF:MAINLINE_GGUF (a path may be empty to skip that engine)")
+    ap.add_argument("--ik-bench")
+    ap.add_argument("--mainline-bench")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--prefill", type=int, default=512)
+    ap.add_argument("--decode", type=int, default=32)
+    ap.add_argument("--out", help="write all samples and the summary as JSON")
+    args = ap.parse_args()
+
+    widths = []
+    for w in args.width:
+        name, wdir, ik, ml = (w.split(":") + ["", "", ""])[:4]
+        widths.append((name, wdir, ik, ml))
+    samples = {}  # (width, engine) -> list of dicts
+
+    for rnd in range(args.rounds):
+        for name, wdir, ik, ml in widths:
+            if wdir:
+                samples.setdefault((name, "whale"), []).append(
+                    whale_bench(args.whale, wdir, args.threads, args.prefill, args.decode))
+            if ik and args.ik_bench:
+                samples.setdefault((name, "ik_llama.cpp"), []).append(
+                    llama_bench(args.ik_bench, ik, args.threads, ["-mla", "3", "-fmoe", "1"], args.prefill, args.decode))
+            if ml and args.mainline_bench:
+                samples.setdefault((name, "llama.cpp"), []).append(
+                    llama_bench(args.mainline_bench, ml, args.threads, ["-fa", "on"], args.prefill, args.decode))
+            print(f"round {rnd + 1}/{args.rounds} {name} done", file=sys.stderr, flush=True)
+
+    summary = []
+    for name, *_ in widths:
+        row = {"width": name}
+        for engine in ("whale", "ik_llama.cpp", "llama.cpp"):
+            s = samples.get((name, engine))
+            if not s:
+                continue
+            for key in s[0]:
+                row[f"{engine} {key}"] = statistics.median(x[key] for x in s)
+        for key in ("prefill_tok_s", "decode_tok_s"):
+            for peer in ("ik_llama.cpp", "llama.cpp"):
+                if f"whale {key}" in row and f"{peer} {key}" in row:
+                    row[f"whale/{peer} {key}"] = row[f"whale {key}"] / row[f"{peer} {key}"]
+        summary.append(row)
+
+    print(json.dumps(summary, indent=2))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"summary": summary, "samples": {f"{k[0]} {k[1]}": v for k, v in samples.items()},
+                       "args": vars(args)}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
