@@ -1,6 +1,10 @@
 #include "whale/core/thread_pool.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <utility>
 
 #include "whale/core/error.h"
@@ -34,6 +38,20 @@ std::pair<int64_t, int64_t> slice_bounds(int64_t n, int slices, int s) {
   return {begin, begin + base + (s < extra ? 1 : 0)};
 }
 
+// Runnable threads on the whole machine, running ones included (/proc/loadavg's fourth field, "R/T"); -1 if unknown.
+int runnable_threads() {
+  const int fd = ::open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[128];
+  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return -1;
+  buf[n] = 0;
+  double load[3];
+  int running = -1, total = 0;
+  return std::sscanf(buf, "%lf %lf %lf %d/%d", &load[0], &load[1], &load[2], &running, &total) == 5 ? running : -1;
+}
+
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
@@ -47,9 +65,10 @@ int64_t now_ns() {
 //
 // Spinning only pays when every thread of the pool has a core to itself. On a machine with more runnable threads than
 // cores (other processes, tests in parallel) a spinning thread uses up its share of the CPU and is then scheduled
-// after the threads that slept, so hand-offs get slower than with blocking. That shows as a gap between two clock
-// reads of the loop (the thread was descheduled, or a yield ran another task): then the pool stops spinning for
-// kContendedPause and every wait blocks at once, as a pool without spinning would, until it tries again.
+// after the threads that slept, so hand-offs get slower than with blocking. Two signs of that stop the pool spinning
+// for a while, so that every wait blocks at once, as a pool without spinning would: a gap between two clock reads of
+// the loop (the thread was descheduled, or a yield ran another task), and, checked by the caller every
+// kLoadCheckInterval (check_load), more runnable threads on the machine than hardware threads left for the pool.
 template <typename Done>
 bool ThreadPool::spin_until(Done done) {
   if (done()) return true;
@@ -80,6 +99,7 @@ ThreadPool::ThreadPool(int n_threads, std::chrono::microseconds spin) {
   const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (n_threads <= 0) n_threads = hardware;
   if (n_threads > kMaxThreads) fail("thread pool: {} threads requested, at most {}", n_threads, kMaxThreads);
+  hardware_threads_ = hardware;
   spin_ = (n_threads > 1 && n_threads <= hardware) ? std::max(spin, std::chrono::microseconds(0))
                                                    : std::chrono::microseconds(0);
   workers_.reserve(n_threads - 1);
@@ -93,6 +113,20 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
+void ThreadPool::check_load() {
+  constexpr int64_t kLoadCheckInterval = 100'000'000;  // ns
+  const int64_t now = now_ns();
+  if (now < next_load_check_ns_) return;
+  next_load_check_ns_ = now + kLoadCheckInterval;
+  const int runnable = runnable_threads();
+  if (runnable < 0) return;
+  // The pool's own threads that count as runnable now: the caller and every worker not blocked.
+  const int ours = size() - sleepers_.load(std::memory_order_relaxed);
+  if (runnable - ours + size() > hardware_threads_)
+    no_spin_until_ns_.store(std::max(no_spin_until_ns_.load(std::memory_order_relaxed), now + kLoadCheckInterval),
+                            std::memory_order_relaxed);
+}
+
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain) {
   if (n <= 0) return;
   const int slices = static_cast<int>(std::clamp<int64_t>(n / std::max<int64_t>(grain, 1), 1, size()));
@@ -100,6 +134,7 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     fn(0, n);
     return;
   }
+  if (spin_.count() > 0) check_load();
   // Every worker that took a slice of the previous job has finished it (pending_ reached 0), and workers without a
   // slice never read job_ or job_n_, so these plain writes race with nothing.
   job_ = &fn;

@@ -4,7 +4,8 @@
 // far less than a condition variable's tens of microseconds. A job is published through one atomic word; idle workers
 // spin on it (with a pause instruction) for a bounded time after their last job, then block on a condition variable.
 // The caller waits for the other slices the same way: spin, then block. So a busy pool hands off in well under a
-// microsecond, and an idle one stops using the CPU once the spin budget is spent.
+// microsecond, and an idle one stops using the CPU once the spin budget is spent. On a machine with more runnable
+// threads than cores, spinning would slow hand-offs down instead: there the pool blocks at once (thread_pool.cc).
 #pragma once
 
 #include <atomic>
@@ -46,6 +47,7 @@ class ThreadPool {
   void worker_loop(int index);
   template <typename Done>
   bool spin_until(Done done);
+  void check_load();
   // Waits until the job word differs from `seen` or the pool is stopping; returns the job word.
   uint64_t wait_for_job(uint64_t seen);
   void wait_for_workers();
@@ -55,6 +57,8 @@ class ThreadPool {
   std::chrono::microseconds spin_{0};
   // steady_clock time (ns) before which nobody spins: set when a spinning thread finds it was descheduled.
   std::atomic<int64_t> no_spin_until_ns_{0};
+  int64_t next_load_check_ns_ = 0;  // the caller's next look at the machine's load (check_load)
+  int hardware_threads_ = 1;
 
   // The current job. job_ and job_n_ are written by the caller before it publishes job_word_ and read only by
   // threads that take a slice of it; the caller does not write them again before all of those have finished.
