@@ -1,5 +1,7 @@
 #include "whale/core/thread_pool.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -209,10 +211,12 @@ TEST(ThreadPool, WakesWorkersAfterTheSpinBudget) {
 TEST(ThreadPool, NothingSpinsWithoutWorkers) {
   EXPECT_EQ(ThreadPool(1).spin().count(), 0);
   EXPECT_EQ(ThreadPool(2, std::chrono::microseconds(0)).spin().count(), 0);
-  // More threads than the hardware has: spinning would steal the core of a thread with work, so nothing spins.
-  const int oversubscribed = static_cast<int>(std::thread::hardware_concurrency()) + 1;
-  EXPECT_EQ(ThreadPool(oversubscribed).spin().count(), 0);
-  if (std::thread::hardware_concurrency() >= 2) EXPECT_GT(ThreadPool(2).spin().count(), 0);
+  // More threads than the CPUs this process may use: spinning would steal the core of a thread with work.
+  cpu_set_t set;
+  ASSERT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+  const int cpus = CPU_COUNT(&set);
+  EXPECT_EQ(ThreadPool(cpus + 1).spin().count(), 0);
+  if (cpus >= 2) EXPECT_GT(ThreadPool(2).spin().count(), 0);
 }
 
 TEST(ThreadPool, RethrowsTheFirstExceptionAfterAllSlices) {

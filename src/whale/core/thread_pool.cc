@@ -1,6 +1,7 @@
 #include "whale/core/thread_pool.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -68,7 +69,7 @@ int64_t now_ns() {
 // after the threads that slept, so hand-offs get slower than with blocking. Two signs of that stop the pool spinning
 // for a while, so that every wait blocks at once, as a pool without spinning would: a gap between two clock reads of
 // the loop (the thread was descheduled, or a yield ran another task), and, checked by the caller every
-// kLoadCheckInterval (check_load), more runnable threads on the machine than hardware threads left for the pool.
+// kLoadCheckInterval (check_load), more runnable threads on the machine than CPUs left for the pool.
 template <typename Done>
 bool ThreadPool::spin_until(Done done) {
   if (done()) return true;
@@ -99,8 +100,10 @@ ThreadPool::ThreadPool(int n_threads, std::chrono::microseconds spin) {
   const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (n_threads <= 0) n_threads = hardware;
   if (n_threads > kMaxThreads) fail("thread pool: {} threads requested, at most {}", n_threads, kMaxThreads);
-  hardware_threads_ = hardware;
-  spin_ = (n_threads > 1 && n_threads <= hardware) ? std::max(spin, std::chrono::microseconds(0))
+  // Spinning needs a core per thread among those this process may run on (taskset, cgroup cpusets).
+  cpu_set_t allowed;
+  hardware_threads_ = sched_getaffinity(0, sizeof allowed, &allowed) == 0 ? std::max(1, CPU_COUNT(&allowed)) : hardware;
+  spin_ = (n_threads > 1 && n_threads <= hardware_threads_) ? std::max(spin, std::chrono::microseconds(0))
                                                    : std::chrono::microseconds(0);
   workers_.reserve(n_threads - 1);
   for (int i = 1; i < n_threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });

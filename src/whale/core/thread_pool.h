@@ -26,8 +26,8 @@ class ThreadPool {
   static constexpr std::chrono::microseconds kDefaultSpin{200};
 
   // n_threads counts the calling thread; 0 means one per hardware thread. `spin` is the spin budget; nothing spins
-  // when it is zero, when there are no workers (n_threads == 1), or when n_threads exceeds the hardware threads
-  // (a spinning thread would then take the core of one with work to do).
+  // when it is zero, when there are no workers (n_threads == 1), or when n_threads exceeds the CPUs this process may
+  // run on (sched_getaffinity; a spinning thread would then take the core of one with work to do).
   explicit ThreadPool(int n_threads = 0, std::chrono::microseconds spin = kDefaultSpin);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
