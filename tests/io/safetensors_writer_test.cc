@@ -98,7 +98,9 @@ TEST(SafetensorsWriter, RoundTripsThroughTheParserAlignedAndWithoutHoles) {
     EXPECT_EQ(v.dtype, s.dtype) << s.name;
     EXPECT_EQ(v.shape, s.shape) << s.name;
     ASSERT_EQ(v.nbytes, s.nbytes()) << s.name;
-    EXPECT_EQ(std::memcmp(v.data, contents.at(s.name).data(), v.nbytes), 0) << s.name;
+    if (v.nbytes > 0) {
+      EXPECT_EQ(std::memcmp(v.data, contents.at(s.name).data(), v.nbytes), 0) << s.name;
+    }
     const SafetensorsEntry& e = f.header().tensors.at(s.name);
     const uint64_t file_offset = f.header().data_start + e.begin;
     if (s.dtype == DType::U8) {
