@@ -254,7 +254,7 @@ class BenchRun {
     const std::vector<int32_t> prompt = random_tokens(opt_.prompt, model.config().vocab_size);
     LatentKvCache cache = model.make_cache(opt_.prompt);
     const auto t0 = std::chrono::steady_clock::now();
-    model.forward(prompt, cache, pool);
+    model.forward(prompt, cache, pool, AttentionForm::Absorbed, Model::LogitRows::Last);
     return opt_.prompt / seconds_since(t0);
   }
 
@@ -263,7 +263,7 @@ class BenchRun {
     const int vocab = model.config().vocab_size;
     const std::vector<int32_t> prompt = random_tokens(kDecodePrompt, vocab);
     LatentKvCache cache = model.make_cache(kDecodePrompt + opt_.generate);
-    std::vector<float> logits = model.forward(prompt, cache, pool);
+    std::vector<float> logits = model.forward(prompt, cache, pool, AttentionForm::Absorbed, Model::LogitRows::Last);
     int32_t token = static_cast<int32_t>(std::max_element(logits.end() - vocab, logits.end()) - (logits.end() - vocab));
     const auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < opt_.generate; ++i) {

@@ -77,8 +77,21 @@ inline float QuantScale(const Weight2D& w, int64_t r, int64_t kb) {
   return f16_to_f32(w.qscale[quant_scale_index(quant_padded_cols(w.cols), r, kb)]);
 }
 
-// Row r of a q8/q4 weight, all padded_cols values, as f32.
-void DecodeQuantRow(const Weight2D& w, int64_t r, float* out) {
+// The f16 scales of row group g ([blocks][4]) as f32.
+void DecodeGroupScales(const Weight2D& w, int64_t g, std::vector<float>& out) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  const size_t n = static_cast<size_t>(quant_padded_cols(w.cols) / kQuantBlock * kQuantRowGroup);
+  out.resize(n);
+  const auto* src = reinterpret_cast<const hwy::float16_t*>(w.qscale + g * static_cast<int64_t>(n));
+  size_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(hn::PromoteTo(df, hn::LoadU(dh, src + i)), df, out.data() + i);
+  for (; i < n; ++i) out[i] = f16_to_f32(w.qscale[g * static_cast<int64_t>(n) + i]);
+}
+
+// Row r of a q8/q4 weight, all padded_cols values, as f32; `scales` are its group's (DecodeGroupScales).
+void DecodeQuantRow(const Weight2D& w, int64_t r, const float* scales, float* out) {
   const DF df;
   const size_t N = hn::Lanes(df);
   const hn::Rebind<uint8_t, DF> d8;
@@ -87,7 +100,7 @@ void DecodeQuantRow(const Weight2D& w, int64_t r, float* out) {
   const int64_t pc = quant_padded_cols(w.cols), blocks = pc / kQuantBlock;
   for (int64_t kb = 0; kb < blocks; ++kb) {
     const uint8_t* p = w.data + quant_block_offset(type, pc, r, kb);
-    const VF s = hn::Set(df, QuantScale(w, r, kb));
+    const VF s = hn::Set(df, scales[kb * kQuantRowGroup + r % kQuantRowGroup]);
     float* o = out + kb * kQuantBlock;
     if (type == QuantType::Q8) {
       const VF bias = hn::Set(df, 128.0f);
@@ -114,9 +127,15 @@ void DecodeRows(const Weight2D& w, int64_t r0, int64_t r1, float* out) {
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   const int64_t k = w.cols;
   if (w.dtype == DType::Q8 || w.dtype == DType::Q4) {
-    std::vector<float> row(static_cast<size_t>(quant_padded_cols(k)));
+    std::vector<float> row(static_cast<size_t>(quant_padded_cols(k))), scales;
+    int64_t group = -1;
     for (int64_t r = r0; r < r1; ++r) {
-      DecodeQuantRow(w, r, row.data());
+      if (r / kQuantRowGroup != group) DecodeGroupScales(w, group = r / kQuantRowGroup, scales);
+      if (quant_padded_cols(k) == k) {
+        DecodeQuantRow(w, r, scales.data(), out + (r - r0) * k);
+        continue;
+      }
+      DecodeQuantRow(w, r, scales.data(), row.data());
       std::memcpy(out + (r - r0) * k, row.data(), sizeof(float) * static_cast<size_t>(k));
     }
     return;

@@ -23,7 +23,7 @@ LatentKvCache Model::make_cache(int capacity) const {
 }
 
 std::vector<float> Model::forward(std::span<const int32_t> tokens, LatentKvCache& cache, ThreadPool& pool,
-                                  AttentionForm form) const {
+                                  AttentionForm form, LogitRows rows) const {
   const ModelConfig& c = config_;
   const int T = static_cast<int>(tokens.size()), D = c.hidden_size, pos0 = cache.size();
   if (T == 0) return {};
@@ -55,10 +55,11 @@ std::vector<float> Model::forward(std::span<const int32_t> tokens, LatentKvCache
   }
   cache.commit(pos0 + T);
 
-  for (int t = 0; t < T; ++t)
+  const int first = rows == LogitRows::Last ? T - 1 : 0;
+  for (int t = first; t < T; ++t)
     rmsnorm(x.data() + static_cast<size_t>(t) * D, weights_.norm.data(), D, eps, h.data() + static_cast<size_t>(t) * D);
-  std::vector<float> logits(static_cast<size_t>(T) * c.vocab_size);
-  matmul(weights_.lm_head.view(), h.data(), T, logits.data(), pool);
+  std::vector<float> logits(static_cast<size_t>(T - first) * c.vocab_size);
+  matmul(weights_.lm_head.view(), h.data() + static_cast<size_t>(first) * D, T - first, logits.data(), pool);
   return logits;
 }
 

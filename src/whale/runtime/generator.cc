@@ -97,7 +97,7 @@ GenerationResult Generator::generate(std::span<const int32_t> prompt, Sampler& s
   };
 
   auto t0 = clock::now();
-  std::vector<float> logits = model_.forward(prompt.subspan(keep), cache_, pool_, form_);
+  std::vector<float> logits = model_.forward(prompt.subspan(keep), cache_, pool_, form_, Model::LogitRows::Last);
   result.prefill_seconds = std::chrono::duration<double>(clock::now() - t0).count();
   std::span<const float> last(logits.data() + logits.size() - vocab, vocab);
   t0 = clock::now();
