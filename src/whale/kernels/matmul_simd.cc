@@ -345,6 +345,7 @@ void QuantizeActivations(const float* x, int64_t m, int64_t k, int64_t ldx, Quan
   out.q.assign(static_cast<size_t>(m * padded_cols), 0);
   out.scale.assign(static_cast<size_t>(m * blocks), 0.0f);
   out.corr.assign(static_cast<size_t>(m * blocks), 0);
+  out.corr_lanes.assign(static_cast<size_t>(m * blocks * 16), 0);
   const int32_t bias = type == QuantType::Q8 ? 128 : 8;
   for (int64_t t = 0; t < m; ++t)
     for (int64_t kb = 0; kb < blocks; ++kb) {
@@ -362,6 +363,8 @@ void QuantizeActivations(const float* x, int64_t m, int64_t k, int64_t ldx, Quan
       }
       out.scale[t * blocks + kb] = scale;
       out.corr[t * blocks + kb] = -bias * sum;
+      int32_t* lanes = out.corr_lanes.data() + (t * blocks + kb) * 16;
+      for (int l = 0; l < 16; l += type == QuantType::Q8 ? 8 : 4) lanes[l] = -bias * sum;
     }
 }
 
@@ -431,7 +434,7 @@ WHALE_VNNI_ATTR void TileQ8Vnni(const Weight2D& w, int64_t g, int n_rows, const 
       const int64_t tb = (t0 + t) * blocks + kb;
       const __m512i xb = _mm512_broadcast_i64x4(_mm256_loadu_si256(
           reinterpret_cast<const __m256i*>(xq.q.data() + (t0 + t) * pc + kb * kQuantBlock)));
-      const __m512i c = _mm512_maskz_set1_epi32(0x0101, xq.corr[tb]);
+      const __m512i c = _mm512_loadu_si512(xq.corr_lanes.data() + tb * 16);
       const __m512 sx = _mm512_set1_ps(xq.scale[tb]);
       f01[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(c, w01, xb)), _mm512_mul_ps(sw01, sx), f01[t]);
       f23[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(c, w23, xb)), _mm512_mul_ps(sw23, sx), f23[t]);
@@ -464,7 +467,7 @@ WHALE_VNNI_ATTR void TileQ4Vnni(const Weight2D& w, int64_t g, int n_rows, const 
       const int8_t* xb = xq.q.data() + (t0 + t) * pc + kb * kQuantBlock;
       const __m512i xlo = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb)));
       const __m512i xhi = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 16)));
-      __m512i a = _mm512_maskz_set1_epi32(0x1111, xq.corr[tb]);
+      __m512i a = _mm512_loadu_si512(xq.corr_lanes.data() + tb * 16);
       a = _mm512_dpbusd_epi32(a, lo, xlo);
       a = _mm512_dpbusd_epi32(a, hi, xhi);
       f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_mul_ps(sw, _mm512_set1_ps(xq.scale[tb])), f[t]);

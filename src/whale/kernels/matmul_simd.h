@@ -18,6 +18,9 @@ struct QuantizedActivations {
   std::vector<int8_t> q;       // [m, blocks · 32]
   std::vector<float> scale;    // [m, blocks]
   std::vector<int32_t> corr;   // [m, blocks]: −bias · Σ q, bias = 128 (q8) or 8 (q4), the unsigned-code correction
+  // The same as the initial accumulator of a 64-byte int8 dot-product tile, [m, blocks, 16]: corr in the first lane of
+  // each row's lanes (q8: lanes 0 and 8; q4: lanes 0, 4, 8, 12), zero elsewhere. Loading it costs one load.
+  std::vector<int32_t> corr_lanes;
 };
 
 // Quantizes x [m, k] (row stride ldx) for weights of type t with padded_cols columns.
