@@ -75,7 +75,7 @@ bool ThreadPool::spin_until(Done done) {
   if (done()) return true;
   if (spin_.count() <= 0) return false;
   constexpr int kSpinsPerClockRead = 16;
-  constexpr int64_t kPureSpin = 20'000, kPreempted = 50'000, kContendedPause = 50'000'000;  // ns
+  constexpr int64_t kPureSpin = 100'000, kPreempted = 50'000, kContendedPause = 50'000'000;  // ns
   const int64_t start = now_ns();
   if (start < no_spin_until_ns_.load(std::memory_order_relaxed)) return false;
   const int64_t deadline = start + std::chrono::duration_cast<std::chrono::nanoseconds>(spin_).count();
