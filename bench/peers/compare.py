@@ -15,6 +15,7 @@ Prefill: 512 tokens (`llama-bench -p 512 -n 0`; whale bench -p 512). Decode: 32 
 """
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -29,7 +30,18 @@ def run(cmd):
     return p.stdout, time.time() - t0
 
 
+def warm(path):
+    """Reads a model into the page cache (untimed), so that no engine is measured reading the disk: the three
+    engines' files together exceed RAM, and each round evicts the others'."""
+    paths = [path] if os.path.isfile(path) else [os.path.join(path, f) for f in sorted(os.listdir(path))]
+    for p in paths:
+        with open(p, "rb") as f:
+            while f.read(1 << 24):
+                pass
+
+
 def llama_bench(binary, gguf, threads, extra, prefill, decode):
+    warm(gguf)
     out = {}
     if prefill:
         text, _ = run([binary, "-m", gguf, "-t", str(threads), "-p", str(prefill), "-n", "0", "-r", "1", "-o", "json"] + extra)
@@ -41,6 +53,7 @@ def llama_bench(binary, gguf, threads, extra, prefill, decode):
 
 
 def whale_bench(binary, model, threads, prefill, decode):
+    warm(model)
     text, _ = run([binary, "bench", "--model", model, "-p", str(prefill), "-n", str(decode), "-r", "1",
                    "--threads", str(threads)])
     j = json.loads(text)
