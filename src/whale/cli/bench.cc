@@ -23,7 +23,7 @@
 #include "whale/cli/progress.h"
 #include "whale/core/error.h"
 #include "whale/core/process_stats.h"
-#include "whale/kernels/quant_format.h"
+#include "whale/kernels/weight.h"
 #include "whale/model/config.h"
 #include "whale/model/model.h"
 #include "whale/runtime/memory_bandwidth.h"
@@ -90,28 +90,8 @@ std::vector<int> parse_thread_list(const std::string& text, bool given) {
   return threads;
 }
 
-// Bytes one full read of a weight touches. A local copy of the rule the quantization work adds to kernels/weight.h:
-// rows · cols · element size for F32/BF16/F16; F8_E4M3 plus its f32 block scales; Q8/Q4 the padded blocks (32 or 16
-// bytes per 32 weights) plus one f16 scale per block (kernels/quant_format.h).
-uint64_t bench_weight_bytes(const Weight2D& w) {
-  const auto rows = static_cast<uint64_t>(w.rows), cols = static_cast<uint64_t>(w.cols);
-  switch (w.dtype) {
-    case DType::F8_E4M3: {
-      const uint64_t br = std::max(w.block_rows, 1), bc = std::max(w.block_cols, 1);
-      return rows * cols + (rows + br - 1) / br * ((cols + bc - 1) / bc) * sizeof(float);
-    }
-    case DType::Q8:
-    case DType::Q4: {
-      const QuantType t = w.dtype == DType::Q8 ? QuantType::Q8 : QuantType::Q4;
-      const auto blocks = static_cast<uint64_t>(quant_padded_rows(w.rows) * (quant_padded_cols(w.cols) / kQuantBlock));
-      return blocks * (static_cast<uint64_t>(quant_block_bytes(t)) + 2);
-    }
-    default:
-      return rows * cols * dtype_size(w.dtype);
-  }
-}
-
-uint64_t linear_bytes(const Linear& l) { return bench_weight_bytes(l.base); }
+// Stored bytes of the weight (kernels/weight.h): F8_E4M3 with its block scales, q8/q4 padded, with their f16 scales.
+uint64_t linear_bytes(const Linear& l) { return static_cast<uint64_t>(weight_bytes(l.base)); }
 uint64_t mlp_bytes(const MlpWeights& m) {
   return linear_bytes(m.gate_proj) + linear_bytes(m.up_proj) + linear_bytes(m.down_proj);
 }
