@@ -22,11 +22,15 @@ import sys
 import time
 
 
+class Failed(Exception):
+    pass
+
+
 def run(cmd):
     t0 = time.time()
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
-        sys.exit(f"command failed ({p.returncode}): {' '.join(cmd)}\n{p.stderr[-2000:]}")
+        raise Failed(f"command failed ({p.returncode}): {' '.join(cmd)}\n{p.stderr[-2000:]}")
     return p.stdout, time.time() - t0
 
 
@@ -82,18 +86,29 @@ def main():
         name, wdir, ik, ml = (w.split(":") + ["", "", ""])[:4]
         widths.append((name, wdir, ik, ml))
     samples = {}  # (width, engine) -> list of dicts
+    failures = []
+
+    def attempt(key, fn):
+        try:
+            samples.setdefault(key, []).append(fn())
+        except Failed as e:  # recorded, and the other runs go on
+            failures.append(str(e))
+            print(e, file=sys.stderr, flush=True)
+        if args.out:
+            with open(args.out + ".partial", "w") as f:
+                json.dump({"samples": {f"{k[0]} {k[1]}": v for k, v in samples.items()}, "failures": failures}, f,
+                          indent=2)
 
     for rnd in range(args.rounds):
         for name, wdir, ik, ml in widths:
             if wdir:
-                samples.setdefault((name, "whale"), []).append(
-                    whale_bench(args.whale, wdir, args.threads, args.prefill, args.decode))
+                attempt((name, "whale"), lambda: whale_bench(args.whale, wdir, args.threads, args.prefill, args.decode))
             if ik and args.ik_bench:
-                samples.setdefault((name, "ik_llama.cpp"), []).append(
-                    llama_bench(args.ik_bench, ik, args.threads, ["-mla", "3", "-fmoe", "1"], args.prefill, args.decode))
+                attempt((name, "ik_llama.cpp"), lambda: llama_bench(
+                    args.ik_bench, ik, args.threads, ["-mla", "3", "-fmoe", "1"], args.prefill, args.decode))
             if ml and args.mainline_bench:
-                samples.setdefault((name, "llama.cpp"), []).append(
-                    llama_bench(args.mainline_bench, ml, args.threads, ["-fa", "on"], args.prefill, args.decode))
+                attempt((name, "llama.cpp"), lambda: llama_bench(
+                    args.mainline_bench, ml, args.threads, ["-fa", "on"], args.prefill, args.decode))
             print(f"round {rnd + 1}/{args.rounds} {name} done", file=sys.stderr, flush=True)
 
     summary = []
@@ -114,7 +129,7 @@ def main():
     print(json.dumps(summary, indent=2))
     if args.out:
         with open(args.out, "w") as f:
-            json.dump({"summary": summary, "samples": {f"{k[0]} {k[1]}": v for k, v in samples.items()},
+            json.dump({"summary": summary, "failures": failures, "samples": {f"{k[0]} {k[1]}": v for k, v in samples.items()},
                        "args": vars(args)}, f, indent=2)
 
 

@@ -89,7 +89,7 @@ void attend_absorbed(const MlaContext& ctx, const AttentionWeights& w, int layer
       for (int j = 0; j < d.rank; ++j) latents_t[static_cast<size_t>(j) * n_total + s] = src[j];
     }
   }
-  Weight2D latents{};  // [n_ctx, rank + dr] f32, rows in place in the cache
+  Weight2D latents{};  // [n_ctx, rank + dr] f32, rows in place in the cache; rows set per chunk on a copy
   latents.dtype = DType::F32;
   latents.cols = row;
   latents.data = reinterpret_cast<const uint8_t*>(cache.row(layer, 0));
@@ -128,9 +128,10 @@ void attend_absorbed(const MlaContext& ctx, const AttentionWeights& w, int layer
 
       for (int t0 = 0; t0 < T; t0 += kQueryChunk) {
         const int m = std::min(kQueryChunk, T - t0), n_ctx = pos0 + t0 + m;
-        latents.rows = n_ctx;
+        Weight2D keys = latents;  // this thread's own view: the row count differs per chunk
+        keys.rows = n_ctx;
         scores.assign(static_cast<size_t>(m) * n_ctx, 0.0f);
-        matmul_serial(latents, q_cat.data() + static_cast<size_t>(t0) * row, m, scores.data());
+        matmul_serial(keys, q_cat.data() + static_cast<size_t>(t0) * row, m, scores.data());
         const int width = many ? n_total : n_ctx;  // row stride of the probabilities fed to the mix
         std::vector<float> probs;
         float* p = scores.data();
