@@ -79,8 +79,8 @@ def main():
           report)
     check("mean decode context", report["decode_mean_context"] == report["decode_prompt_tokens"] + (4 + 1) / 2, report)
     check("bandwidth buffer as asked", report["bandwidth_buffer_bytes"] == 256 << 20, report)
-    # The tiny model needs a few MiB; the 256 MiB bandwidth buffer must not count as the model's memory.
-    check("the bandwidth buffer is not in the peak RSS", report["peak_rss_bytes"] < 128 << 20, report)
+    # The 256 MiB probe buffer would push the peak past its own size; the model and (under ASan) the shadow stay below.
+    check("the bandwidth buffer is not in the peak RSS", report["peak_rss_bytes"] < report["bandwidth_buffer_bytes"], report)
     check("kernel named", isinstance(report["bandwidth_kernel"], str) and report["bandwidth_kernel"], report)
 
     results = report["results"]

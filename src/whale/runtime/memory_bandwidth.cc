@@ -45,7 +45,12 @@ uint64_t SumWords(const uint8_t* p, size_t bytes) {
     a7 = hn::Add(a7, hn::Load(d, w + i + 7 * lanes));
   }
   const auto sum = hn::Add(hn::Add(hn::Add(a0, a1), hn::Add(a2, a3)), hn::Add(hn::Add(a4, a5), hn::Add(a6, a7)));
-  uint64_t s = hn::GetLane(hn::SumOfLanes(d, sum));
+  // Lanes summed as unsigned here: Highway 1.0's SumOfLanes on AVX-512 uses GCC's _mm512_reduce_add_epi64, which adds
+  // in signed long long, and these sums wrap (undefined behaviour that UBSan reports).
+  HWY_ALIGN uint64_t lane_sums[hn::MaxLanes(d)];
+  hn::Store(sum, d, lane_sums);
+  uint64_t s = 0;
+  for (size_t l = 0; l < hn::Lanes(d); ++l) s += lane_sums[l];
   for (; i < n; ++i) s += w[i];
   return s;
 }
