@@ -216,7 +216,9 @@ TEST(ThreadPool, NothingSpinsWithoutWorkers) {
   ASSERT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
   const int cpus = CPU_COUNT(&set);
   EXPECT_EQ(ThreadPool(cpus + 1).spin().count(), 0);
-  if (cpus >= 2) EXPECT_GT(ThreadPool(2).spin().count(), 0);
+  if (cpus >= 2) {
+    EXPECT_GT(ThreadPool(2).spin().count(), 0);
+  }
 }
 
 TEST(ThreadPool, RethrowsTheFirstExceptionAfterAllSlices) {
