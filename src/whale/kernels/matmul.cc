@@ -5,6 +5,7 @@
 
 #include "whale/kernels/matmul_simd.h"
 #include "whale/kernels/quant_format.h"
+#include "whale/kernels/quantize.h"
 
 namespace whale {
 namespace {
@@ -55,16 +56,9 @@ void run_groups(const MatmulJob& j, const simd::QuantizedActivations* xq, int64_
   }
 }
 
-// W[r, c] in double: exact, the FP8 block scale applied without rounding.
+// W[r, c] in double for the float formats: exact, the FP8 block scale applied without rounding.
 double scalar_weight(const Weight2D& w, int64_t r, int64_t c) {
   const int64_t k = w.cols;
-  if (is_quant(w.dtype)) {
-    const QuantType t = quant_type(w.dtype);
-    const int64_t pc = quant_padded_cols(k), kb = c / kQuantBlock, j = c % kQuantBlock;
-    const uint8_t* block = w.data + quant_block_offset(t, pc, r, kb);
-    const int code = t == QuantType::Q8 ? block[j] - 128 : ((j < 16 ? block[j] & 0x0F : block[j - 16] >> 4) - 8);
-    return static_cast<double>(code) * f16_to_f32(w.qscale[quant_scale_index(pc, r, kb)]);
-  }
   double v = load_as_f32(w.dtype, w.data, static_cast<size_t>(r * k + c));
   if (w.dtype == DType::F8_E4M3)
     v *= w.block_scale[(r / w.block_rows) * ((k + w.block_cols - 1) / w.block_cols) + c / w.block_cols];
@@ -154,12 +148,17 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
 
 void matmul_reference(const Weight2D& w, const float* x, int64_t m, float* y) {
   const int64_t n = w.rows, k = w.cols;
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t r = 0; r < n; ++r) {
+  // q8/q4 rows through the quantizer's scalar dequantize_row (code · f16 scale is exact in f32), once per row.
+  std::vector<float> row(is_quant(w.dtype) ? static_cast<size_t>(k) : 0);
+  for (int64_t r = 0; r < n; ++r) {
+    if (is_quant(w.dtype)) dequantize_row(w, r, row.data());
+    for (int64_t i = 0; i < m; ++i) {
       double acc = 0.0;
-      for (int64_t c = 0; c < k; ++c) acc += scalar_weight(w, r, c) * x[i * k + c];
+      for (int64_t c = 0; c < k; ++c)
+        acc += (row.empty() ? scalar_weight(w, r, c) : static_cast<double>(row[c])) * x[i * k + c];
       y[i * n + r] = static_cast<float>(acc);
     }
+  }
 }
 
 const char* matmul_target_name() { return simd::target_name(); }
