@@ -9,7 +9,7 @@ directory with one model.safetensors, config.json with quantization_config {"qua
 input's other files.
 
 As a module:
-  data, scales = quantize_matrix(w_f32, "q8")     # uint8 [pr/4, pc/32, 4, B], float16 [pr/4, pc/32, 4]
+  data, scales = quantize_matrix(w_f32, "q8")     # uint8 [pr/16, pc/32, 16 B], float16 [pr/16, pc/32, 16]
   w = dequantize_matrix(data, scales, rows, cols, "q8")   # float64 [rows, cols], exact
 
 Format. A weight W [rows, cols] is padded with zeros to [pr, pc] (multiples of 4 and 32) and cut into blocks of 32
@@ -43,7 +43,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tensor_io as tio  # noqa: E402
 
 BLOCK = 32
-ROW_GROUP = 4
+ROW_GROUP = 16
 BLOCK_BYTES = {"q8": 32, "q4": 16}
 CODE_RANGE = {"q8": (-127, 127), "q4": (-8, 7)}
 
@@ -61,7 +61,11 @@ def is_linear_weight(name, shape):
 
 
 def quantize_matrix(w, fmt):
-    """float32 [rows, cols] -> (uint8 [pr/4, pc/32, 4, B], float16 [pr/4, pc/32, 4])."""
+    """float32 [rows, cols] -> (uint8 [pr/16, pc/32, 16 B], float16 [pr/16, pc/32, 16]).
+
+    A group block (16 rows x 32 columns) is stored line by line: line L holds columns 4L..4L+3 of rows 0..15 (row
+    major within the line, 4 bytes per row). q8: 8 lines of codes q + 128. q4: 4 lines of bytes whose low nibble is
+    column j = 4L + c and high nibble column j + 16, codes q + 8."""
     if fmt not in BLOCK_BYTES:
         raise ValueError(f"format must be q8 or q4, not {fmt!r}")
     w = np.asarray(w)
@@ -97,23 +101,26 @@ def quantize_matrix(w, fmt):
         codes = (q + 128).astype(np.uint8)
     else:
         codes = ((q[..., :16] + 8) | ((q[..., 16:] + 8) << 4)).astype(np.uint8)
-    nb = pc // BLOCK
-    data = codes.reshape(pr // ROW_GROUP, ROW_GROUP, nb, BLOCK_BYTES[fmt]).transpose(0, 2, 1, 3)
+    nb, bb = pc // BLOCK, BLOCK_BYTES[fmt]
+    # [group, row i, block, line L, column c of the line] -> [group, block, line, row, column]
+    data = codes.reshape(pr // ROW_GROUP, ROW_GROUP, nb, bb // 4, 4).transpose(0, 2, 3, 1, 4)
+    data = data.reshape(pr // ROW_GROUP, nb, ROW_GROUP * bb)
     scales = s16.reshape(pr // ROW_GROUP, ROW_GROUP, nb).transpose(0, 2, 1)
     return np.ascontiguousarray(data), np.ascontiguousarray(scales)
 
 
 def dequantize_matrix(data, scales, rows, cols, fmt):
-    """(uint8 [pr/4, pc/32, 4, B], float16 [pr/4, pc/32, 4]) -> float64 [rows, cols] = s * q (exact)."""
+    """(uint8 [pr/16, pc/32, 16 B], float16 [pr/16, pc/32, 16]) -> float64 [rows, cols] = s * q (exact)."""
     data = np.asarray(data, dtype=np.uint8)
     scales = np.asarray(scales)
     pr, pc = padded(rows, ROW_GROUP), padded(cols, BLOCK)
-    nb = pc // BLOCK
-    want = (pr // ROW_GROUP, nb, ROW_GROUP, BLOCK_BYTES[fmt])
-    if data.shape != want or scales.shape != want[:3]:
+    nb, bb = pc // BLOCK, BLOCK_BYTES[fmt]
+    want, want_s = (pr // ROW_GROUP, nb, ROW_GROUP * bb), (pr // ROW_GROUP, nb, ROW_GROUP)
+    if data.shape != want or scales.shape != want_s:
         raise ValueError(f"{fmt} data {data.shape} / scales {scales.shape} do not fit [{rows}, {cols}] "
-                         f"(want {want} / {want[:3]})")
-    d = data.transpose(0, 2, 1, 3).reshape(pr, nb, BLOCK_BYTES[fmt]).astype(np.int64)
+                         f"(want {want} / {want_s})")
+    d = data.reshape(pr // ROW_GROUP, nb, bb // 4, ROW_GROUP, 4).transpose(0, 3, 1, 2, 4)
+    d = d.reshape(pr, nb, bb).astype(np.int64)
     if fmt == "q8":
         q = d - 128
     else:
@@ -170,7 +177,7 @@ def quantize_checkpoint(model_dir, out_dir, fmt):
         if is_linear_weight(name, shape):
             rows, cols = shape
             pr, pc = padded(rows, ROW_GROUP), padded(cols, BLOCK)
-            entries.append((name, "U8", (pr // ROW_GROUP, pc // BLOCK, ROW_GROUP, BLOCK_BYTES[fmt])))
+            entries.append((name, "U8", (pr // ROW_GROUP, pc // BLOCK, ROW_GROUP * BLOCK_BYTES[fmt])))
             entries.append((name + "_scale", "F16", (pr // ROW_GROUP, pc // BLOCK, ROW_GROUP)))
             producers[name] = ("quantize", name)
             producers[name + "_scale"] = ("scale", name)

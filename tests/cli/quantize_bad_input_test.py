@@ -123,7 +123,7 @@ def wrong_u8_shape(model):
 
     def fn(h):
         s = h[name]["shape"]
-        h[name]["shape"] = [s[1], s[0], s[2], s[3]]  # same bytes, blocks transposed
+        h[name]["shape"] = [s[1], s[0], s[2]]  # same bytes, group blocks transposed
     edit_header(os.path.join(model, "model.safetensors"), fn)
     return ["model.safetensors", name, "shape", "q8"]
 

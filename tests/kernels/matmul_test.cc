@@ -323,12 +323,14 @@ TEST(Dot, MatchesDouble) {
 
 // ---- whale q8 / q4 (kernels/quant_format.h) ----
 
-// Random codes and f16 scales laid out as the format specifies, padding (rows to 4, cols to 32) holding the zero
-// code; values[r][c] decoded here from the spec, independently of the library.
+// Random codes and f16 scales laid out as the format specifies, padding (rows to 16, cols to 32) holding the zero
+// code; values[r][c] decoded here from the spec, independently of the library: group block (r/16, block) of
+// 16·B bytes; in it, line j/4 (of column j within the block; q4: j%16) holds 4 bytes per row, row r%16's at
+// (line·16 + r%16)·4, column j%4 within them; q4 columns j ≥ 16 are high nibbles.
 TestWeight make_quant_weight(DType dtype, int64_t rows, int64_t cols, std::mt19937& rng) {
   TestWeight t;
   const bool q8 = dtype == DType::Q8;
-  const int64_t pr = (rows + 3) / 4 * 4, pc = (cols + 31) / 32 * 32, blocks = pc / 32;
+  const int64_t pr = (rows + 15) / 16 * 16, pc = (cols + 31) / 32 * 32, blocks = pc / 32;
   const int block_bytes = q8 ? 32 : 16;
   t.storage.assign(static_cast<size_t>(pr * blocks * block_bytes + pr * blocks * 2), 0);
   uint8_t* codes = t.storage.data();
@@ -337,17 +339,19 @@ TestWeight make_quant_weight(DType dtype, int64_t rows, int64_t cols, std::mt199
   std::uniform_int_distribution<int> code8(1, 255), code4(0, 15), mant(0, 0x3FF), expo(5, 20);
   for (int64_t r = 0; r < pr; ++r)
     for (int64_t kb = 0; kb < blocks; ++kb) {
-      const int64_t group_block = (r / 4 * blocks + kb) * 4 + r % 4;  // [rows/4][blocks][4]
+      const int64_t gb = r / 16 * blocks + kb;  // group block index
       const uint16_t sbits = static_cast<uint16_t>(expo(rng) << 10 | mant(rng));
-      scales[group_block] = sbits;
-      uint8_t* block = codes + group_block * block_bytes;
+      scales[gb * 16 + r % 16] = sbits;
+      uint8_t* block = codes + gb * 16 * block_bytes;
       for (int j = 0; j < 32; ++j) {
         const int64_t c = kb * 32 + j;
         const bool real = r < rows && c < cols;
         const int code = real ? (q8 ? code8(rng) : code4(rng)) : (q8 ? 128 : 8);
-        if (q8) block[j] = static_cast<uint8_t>(code);
-        else if (j < 16) block[j] = static_cast<uint8_t>((block[j] & 0xF0) | code);
-        else block[j - 16] = static_cast<uint8_t>((block[j - 16] & 0x0F) | code << 4);
+        const int jj = q8 ? j : j % 16;
+        uint8_t& byte = block[(jj / 4 * 16 + r % 16) * 4 + jj % 4];
+        if (q8) byte = static_cast<uint8_t>(code);
+        else if (j < 16) byte = static_cast<uint8_t>((byte & 0xF0) | code);
+        else byte = static_cast<uint8_t>((byte & 0x0F) | code << 4);
         if (real) t.values[r * cols + c] = (code - (q8 ? 128 : 8)) * decode_f16(sbits);
       }
     }
@@ -359,9 +363,9 @@ TestWeight make_quant_weight(DType dtype, int64_t rows, int64_t cols, std::mt199
   return t;
 }
 
-// Up to 4 tokens, q8/q4 weights multiply activations quantized per 32-block to int8 (scale = absmax/127, so each
-// value moves by at most half a step); beyond that, a decoded f32 panel. The bound allows the quantization error,
-// Σ_blocks (absmax/254)·Σ|w|, plus f32 rounding of the products and sums.
+// q8/q4 weights multiply activations quantized per 32-block to int8 (scale = absmax/127, so each value moves by at
+// most half a step), for any number of tokens. The bound allows the quantization error, Σ_blocks (absmax/254)·Σ|w|,
+// plus f32 rounding of the products and sums.
 void check_quant_matmul(const TestWeight& t, int64_t m, std::mt19937& rng, ThreadPool& pool) {
   const int64_t n = t.w.rows, k = t.w.cols;
   const std::vector<float> x = random_activations(m * k, rng);
@@ -373,15 +377,14 @@ void check_quant_matmul(const TestWeight& t, int64_t m, std::mt19937& rng, Threa
   for (int64_t i = 0; i < m; ++i)
     for (int64_t r = 0; r < n; ++r) {
       double quant_err = 0.0;
-      if (m <= 4)
-        for (int64_t c0 = 0; c0 < k; c0 += 32) {
+      for (int64_t c0 = 0; c0 < k; c0 += 32) {
           double amax = 0.0, wabs = 0.0;
-          for (int64_t c = c0; c < std::min(k, c0 + 32); ++c) {
-            amax = std::max(amax, std::fabs(static_cast<double>(x[i * k + c])));
-            wabs += std::fabs(t.values[r * k + c]);
-          }
-          quant_err += amax / 254.0 * wabs * 1.0001;
+        for (int64_t c = c0; c < std::min(k, c0 + 32); ++c) {
+          amax = std::max(amax, std::fabs(static_cast<double>(x[i * k + c])));
+          wabs += std::fabs(t.values[r * k + c]);
         }
+        quant_err += amax / 254.0 * wabs * 1.0001;
+      }
       const int64_t j = i * n + r;
       // The quantized path's S is at most the float S plus the quantization error.
       const double tol = g * (e.abs[j] + quant_err) * 2 + quant_err;
@@ -395,13 +398,43 @@ TEST(Matmul, QuantizedQ8AndQ4) {
   std::mt19937 rng(10);
   ThreadPool pool(3);
   for (DType dtype : {DType::Q8, DType::Q4})
-    for (int64_t m : {1, 2, 3, 4, 5, 9})
-      for (int64_t n : {1, 3, 4, 13, 130})
+    for (int64_t m : {1, 2, 3, 4, 5, 9, 17})
+      for (int64_t n : {1, 3, 4, 13, 16, 17, 130})
         for (int64_t k : {1, 31, 32, 33, 128, 200}) {
           SCOPED_TRACE(label(dtype, m, n, k, 0));
           check_quant_matmul(make_quant_weight(dtype, n, k, rng), m, rng, pool);
           if (HasFatalFailure()) return;
         }
+}
+
+// A token's q8/q4 result is the same bits whatever else is in the batch (1 token or tiles of up to 8 with any
+// remainder), on every thread count, and on every instruction set (VNNI tiles or the portable integer path).
+TEST(Matmul, QuantizedBitwiseIndependentOfBatchAndInstructionSet) {
+  std::mt19937 rng(14);
+  std::vector<int64_t> targets;
+  for (int64_t bits = hwy::SupportedTargets(); bits != 0; bits &= bits - 1) targets.push_back(bits & -bits);
+  for (DType dtype : {DType::Q8, DType::Q4}) {
+    const int64_t n = 45, k = 230, m = 19;
+    const TestWeight t = make_quant_weight(dtype, n, k, rng);
+    const std::vector<float> x = random_activations(m * k, rng);
+    std::vector<float> single(static_cast<size_t>(m * n));
+    ThreadPool one(1);
+    for (int64_t i = 0; i < m; ++i) matmul(t.w, x.data() + i * k, 1, single.data() + i * n, one);
+    for (int64_t target : targets) {
+      hwy::SetSupportedTargetsForTest(target);
+      for (int threads : {1, 3}) {
+        ThreadPool pool(threads);
+        for (int64_t mm : {1, 7, 8, 9, 19}) {
+          std::vector<float> y(static_cast<size_t>(mm * n), NAN);
+          matmul(t.w, x.data(), mm, y.data(), pool);
+          for (int64_t j = 0; j < mm * n; ++j)
+            ASSERT_EQ(y[j], single[j]) << dtype_name(dtype) << " " << matmul_target_name() << " threads " << threads
+                                       << " m " << mm << " output " << j;
+        }
+      }
+    }
+    hwy::SetSupportedTargetsForTest(0);
+  }
 }
 
 TEST(DecodeRows, QuantizedMatchesSpec) {

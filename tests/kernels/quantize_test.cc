@@ -22,9 +22,9 @@ using ::testing::HasSubstr;
 uint16_t f16_pow2(int e) { return static_cast<uint16_t>((e + 15) << 10); }
 
 std::string block_error(QuantType t, const std::vector<float>& w) {
-  uint8_t out[32];
+  int8_t q[32];
   try {
-    quantize_block(t, w.data(), out);
+    quantize_block(t, w.data(), q);
   } catch (const Error& e) {
     return e.what();
   }
@@ -32,12 +32,11 @@ std::string block_error(QuantType t, const std::vector<float>& w) {
   return "";
 }
 
-// Codes of a block: q8 byte - 128; q4 nibbles - 8 in value order (low nibbles are values 0..15, high 16..31).
-std::vector<int> codes(QuantType t, const uint8_t* b) {
-  std::vector<int> q(32);
-  for (int j = 0; j < 32; ++j)
-    q[j] = t == QuantType::Q8 ? b[j] - 128 : (j < 16 ? (b[j] & 0xF) : (b[j - 16] >> 4)) - 8;
-  return q;
+// Code of W[r, c] read back from a quantized matrix's bytes: q8 byte - 128, q4 nibble - 8.
+int stored_code(QuantType t, const std::vector<uint8_t>& data, int64_t padded_cols, int64_t r, int64_t c) {
+  const QuantCodePosition p = quant_code_position(t, padded_cols, r, c);
+  if (t == QuantType::Q8) return data[p.byte] - 128;
+  return ((data[p.byte] >> (p.high_nibble ? 4 : 0)) & 0xF) - 8;
 }
 
 TEST(Quantize, Q8ExactCodesAndTiesToEven) {
@@ -46,14 +45,14 @@ TEST(Quantize, Q8ExactCodesAndTiesToEven) {
   const float mult[] = {127, -127, 0.5f, 1.5f, 2.5f, -0.5f, -1.5f, -2.5f, 3, 126.5f, -126.5f, 0.49f, 64};
   for (size_t j = 0; j < std::size(mult); ++j) w[j] = mult[j] * s;
   w[31] = -0.0f;
-  uint8_t out[32];
-  EXPECT_EQ(quantize_block(QuantType::Q8, w.data(), out), f16_pow2(-7));
+  int8_t q[32];
+  EXPECT_EQ(quantize_block(QuantType::Q8, w.data(), q), f16_pow2(-7));
   const int expected[] = {127, -127, 0, 2, 2, 0, -2, -2, 3, 126, -126, 0, 64};
-  for (size_t j = 0; j < std::size(expected); ++j) EXPECT_EQ(out[j], expected[j] + 128) << "value " << j;
-  for (int j = std::size(expected); j < 32; ++j) EXPECT_EQ(out[j], 128) << "value " << j;
+  for (size_t j = 0; j < std::size(expected); ++j) EXPECT_EQ(q[j], expected[j]) << "value " << j;
+  for (int j = std::size(expected); j < 32; ++j) EXPECT_EQ(q[j], 0) << "value " << j;
 }
 
-TEST(Quantize, Q4PositiveExtremeAndNibbleOrder) {
+TEST(Quantize, Q4PositiveExtremeAndTies) {
   const float s = 0x1p-3f;
   std::vector<float> w(32, 0.0f);
   w[0] = 7 * s;       // absmax, positive: s = absmax / 7
@@ -61,17 +60,13 @@ TEST(Quantize, Q4PositiveExtremeAndNibbleOrder) {
   w[2] = 0.5f * s;    // tie -> 0
   w[3] = 2.5f * s;    // tie -> 2
   w[4] = -3.5f * s;   // tie -> -4
-  w[16] = 6.5f * s;   // tie -> 6, high nibble of byte 0
-  w[17] = -5.0f * s;  // high nibble of byte 1
+  w[16] = 6.5f * s;   // tie -> 6
+  w[17] = -5.0f * s;
   w[31] = 1.0f * s;
-  uint8_t out[16];
-  EXPECT_EQ(quantize_block(QuantType::Q4, w.data(), out), f16_pow2(-3));
-  EXPECT_EQ(out[0], (7 + 8) | ((6 + 8) << 4));
-  EXPECT_EQ(out[1], (-7 + 8) | ((-5 + 8) << 4));
-  EXPECT_EQ(out[2], 8 | (8 << 4));
-  EXPECT_EQ(out[3], (2 + 8) | (8 << 4));
-  EXPECT_EQ(out[4], (-4 + 8) | (8 << 4));
-  EXPECT_EQ(out[15], 8 | ((1 + 8) << 4));
+  int8_t q[32];
+  EXPECT_EQ(quantize_block(QuantType::Q4, w.data(), q), f16_pow2(-3));
+  const int expected[32] = {7, -7, 0, 2, -4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 6, -5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  for (int j = 0; j < 32; ++j) EXPECT_EQ(q[j], expected[j]) << "value " << j;
 }
 
 TEST(Quantize, Q4NegativeExtremeReachesMinus8) {
@@ -82,11 +77,9 @@ TEST(Quantize, Q4NegativeExtremeReachesMinus8) {
   w[7] = 7.5f * s;      // tie -> 8 (even), clamped to 7
   w[8] = 7.25f * s;     // 7
   w[9] = -7.5f * s;     // tie -> -8
-  uint8_t out[16];
-  EXPECT_EQ(quantize_block(QuantType::Q4, w.data(), out), f16_pow2(-2));
-  const std::vector<int> q = codes(QuantType::Q4, out);
+  int8_t q[32];
+  EXPECT_EQ(quantize_block(QuantType::Q4, w.data(), q), f16_pow2(-2));
   EXPECT_EQ(q[5], -8);
-  EXPECT_EQ(out[5] & 0xF, 0);
   EXPECT_EQ(q[6], 7);
   EXPECT_EQ(q[7], 7);
   EXPECT_EQ(q[8], 7);
@@ -97,10 +90,9 @@ TEST(Quantize, Q4MagnitudeTieGoesToThePositiveScale) {
   std::vector<float> w(32, 0.25f);
   w[0] = 1.0f;
   w[1] = -1.0f;  // +1 and -1 share the largest magnitude: s = 1 / 7, so -1 -> -7 (not +1 -> 8 clamped)
-  uint8_t out[16];
-  const uint16_t h = quantize_block(QuantType::Q4, w.data(), out);
+  int8_t q[32];
+  const uint16_t h = quantize_block(QuantType::Q4, w.data(), q);
   EXPECT_EQ(h, f32_to_f16(1.0f / 7.0f));
-  const std::vector<int> q = codes(QuantType::Q4, out);
   EXPECT_EQ(q[0], 7);
   EXPECT_EQ(q[1], -7);
   EXPECT_EQ(q[2], static_cast<int>(std::rint(0.25f / f16_to_f32(h))));
@@ -112,35 +104,34 @@ TEST(Quantize, ScaleIsRoundedToF16BeforeTheCodes) {
   std::vector<float> w(32, 0.0f);
   w[0] = 1.0f;
   w[1] = 63.498f / 127.0f;
-  uint8_t out[32];
-  const uint16_t h = quantize_block(QuantType::Q8, w.data(), out);
+  int8_t q[32];
+  const uint16_t h = quantize_block(QuantType::Q8, w.data(), q);
   EXPECT_EQ(h, f32_to_f16(1.0f / 127.0f));
   EXPECT_EQ(f16_to_f32(h), std::ldexp(1032.0f, -17));
   EXPECT_EQ(std::rint(w[1] * 127.0f), 63.0f);
-  EXPECT_EQ(out[1], 64 + 128);
-  EXPECT_EQ(out[0], 127 + 128);
+  EXPECT_EQ(q[1], 64);
+  EXPECT_EQ(q[0], 127);
 }
 
 TEST(Quantize, SubnormalAndUnderflowingScales) {
   std::vector<float> w(32, 0.0f);
-  uint8_t out[32];
+  int8_t q[32];
   // absmax 1e-5: 1e-5 / 127 = 7.9e-8 rounds to the smallest f16 subnormal 2^-24 = 6.0e-8; 1e-5 / 2^-24 = 167.8
   // is clamped to 127.
   w[0] = 1e-5f;
   w[1] = -0.5e-5f;
-  EXPECT_EQ(quantize_block(QuantType::Q8, w.data(), out), 0x0001);
-  EXPECT_EQ(out[0], 255);
-  EXPECT_EQ(out[1], 128 + static_cast<int>(std::rint(-0.5e-5f / 0x1p-24f)));
+  EXPECT_EQ(quantize_block(QuantType::Q8, w.data(), q), 0x0001);
+  EXPECT_EQ(q[0], 127);
+  EXPECT_EQ(q[1], static_cast<int>(std::rint(-0.5e-5f / 0x1p-24f)));
   // absmax 2e-6: the scale underflows to 0 and every code is 0.
   w[0] = 2e-6f;
   w[1] = -1e-6f;
-  EXPECT_EQ(quantize_block(QuantType::Q8, w.data(), out), 0x0000);
-  for (int j = 0; j < 32; ++j) EXPECT_EQ(out[j], 128);
+  EXPECT_EQ(quantize_block(QuantType::Q8, w.data(), q), 0x0000);
+  for (int j = 0; j < 32; ++j) EXPECT_EQ(q[j], 0);
   // All zeros (and -0.0): scale 0, codes 0.
   std::fill(w.begin(), w.end(), -0.0f);
-  uint8_t out4[16];
-  EXPECT_EQ(quantize_block(QuantType::Q4, w.data(), out4), 0x0000);
-  for (int j = 0; j < 16; ++j) EXPECT_EQ(out4[j], 0x88);
+  EXPECT_EQ(quantize_block(QuantType::Q4, w.data(), q), 0x0000);
+  for (int j = 0; j < 32; ++j) EXPECT_EQ(q[j], 0);
 }
 
 TEST(Quantize, RejectsNonFiniteValuesAndScaleOverflow) {
@@ -152,8 +143,8 @@ TEST(Quantize, RejectsNonFiniteValuesAndScaleOverflow) {
   w[3] = 1e7f;  // 1e7 / 127 = 78740 > 65504
   EXPECT_THAT(block_error(QuantType::Q8, w), HasSubstr("f16 range"));
   w[3] = 8e6f;  // 62992: fits
-  uint8_t out[32];
-  EXPECT_NO_THROW(quantize_block(QuantType::Q8, w.data(), out));
+  int8_t q[32];
+  EXPECT_NO_THROW(quantize_block(QuantType::Q8, w.data(), q));
   w[3] = 5e5f;  // q4: 5e5 / 7 = 71429 > 65504
   EXPECT_THAT(block_error(QuantType::Q4, w), HasSubstr("f16 range"));
 
@@ -169,7 +160,7 @@ TEST(Quantize, RejectsNonFiniteValuesAndScaleOverflow) {
   }
 }
 
-// Padding: a [5, 40] matrix is stored as [8, 64]: rows 5..7 and columns 40..63 are zero blocks / zero codes.
+// Padding: a [5, 40] matrix is stored as [16, 64]: rows 5..15 and columns 40..63 are zero blocks / zero codes.
 TEST(Quantize, PaddingRowsAndColumnsAndLayout) {
   for (QuantType t : {QuantType::Q8, QuantType::Q4}) {
     const int64_t rows = 5, cols = 40;
@@ -177,34 +168,46 @@ TEST(Quantize, PaddingRowsAndColumnsAndLayout) {
     std::normal_distribution<float> normal(0.0f, 1.0f);
     std::vector<float> w(rows * cols);
     for (float& v : w) v = normal(rng);
-    EXPECT_EQ(quant_data_shape(t, rows, cols), (std::vector<int64_t>{2, 2, 4, quant_block_bytes(t)}));
-    EXPECT_EQ(quant_scale_shape(rows, cols), (std::vector<int64_t>{2, 2, 4}));
     const int bb = quant_block_bytes(t);
+    EXPECT_EQ(quant_data_shape(t, rows, cols), (std::vector<int64_t>{1, 2, 16 * bb}));
+    EXPECT_EQ(quant_scale_shape(rows, cols), (std::vector<int64_t>{1, 2, 16}));
     std::vector<uint8_t> data(quant_data_bytes(t, rows, cols), 0xAB);
     std::vector<uint16_t> scales(quant_scale_count(rows, cols), 0xABCD);
-    ASSERT_EQ(data.size(), static_cast<size_t>(8 * 64 * bb / 32));
+    ASSERT_EQ(data.size(), static_cast<size_t>(16 * 64 * bb / 32));
     quantize_matrix(t, w.data(), rows, cols, data.data(), scales.data());
 
-    for (int64_t r = 0; r < 8; ++r)
+    for (int64_t r = 0; r < 16; ++r)
       for (int64_t kb = 0; kb < 2; ++kb) {
-        // Each block, quantized on its own from the zero-padded row, lands at quant_block_offset.
+        // Each block, quantized on its own from the zero-padded row, lands where quant_code_position says.
         std::vector<float> block(32, 0.0f);
         for (int j = 0; j < 32; ++j)
           if (r < rows && kb * 32 + j < cols) block[j] = w[r * cols + kb * 32 + j];
-        std::vector<uint8_t> expect(bb);
-        const uint16_t h = quantize_block(t, block.data(), expect.data());
-        const int64_t off = quant_block_offset(t, 64, r, kb);
-        EXPECT_EQ(off, ((r / 4 * 2 + kb) * 4 + r % 4) * bb);
-        EXPECT_EQ(std::memcmp(data.data() + off, expect.data(), bb), 0) << "row " << r << " block " << kb;
+        int8_t expect[32];
+        const uint16_t h = quantize_block(t, block.data(), expect);
         EXPECT_EQ(scales[quant_scale_index(64, r, kb)], h);
-        if (r >= rows) {
-          EXPECT_EQ(h, 0);
-          for (int j = 0; j < bb; ++j) EXPECT_EQ(data[off + j], t == QuantType::Q8 ? 128 : 0x88);
+        EXPECT_EQ(quant_scale_index(64, r, kb), kb * 16 + r);
+        for (int j = 0; j < 32; ++j) {
+          EXPECT_EQ(stored_code(t, data, 64, r, kb * 32 + j), expect[j]) << "row " << r << " col " << kb * 32 + j;
+          if (r >= rows || kb * 32 + j >= cols) {
+            EXPECT_EQ(expect[j], 0);
+          }
         }
       }
-    // Row 0's columns 40..63 are padding: code 0.
-    const std::vector<int> q = codes(t, data.data() + quant_block_offset(t, 64, 0, 1));
-    for (int j = 8; j < 32; ++j) EXPECT_EQ(q[j], 0) << j;
+    // Spot checks of the line order, written out by hand: W[3, 37] is column 5 of block 1, line 1, row 3.
+    const QuantCodePosition p = quant_code_position(t, 64, 3, 37);
+    EXPECT_EQ(p.byte, 16 * bb + (1 * 16 + 3) * 4 + 1);
+    EXPECT_FALSE(p.high_nibble);
+    if (t == QuantType::Q4) {  // W[3, 53]: column 21 of block 1, the high nibble of column 5's byte
+      const QuantCodePosition h = quant_code_position(t, 64, 3, 53);
+      EXPECT_EQ(h.byte, p.byte);
+      EXPECT_TRUE(h.high_nibble);
+    }
+    // Every byte is written: the same output over a buffer filled differently.
+    std::vector<uint8_t> data2(data.size(), 0x00);
+    std::vector<uint16_t> scales2(scales.size(), 0);
+    quantize_matrix(t, w.data(), rows, cols, data2.data(), scales2.data());
+    EXPECT_EQ(data2, data);
+    EXPECT_EQ(scales2, scales);
   }
 }
 
@@ -268,7 +271,7 @@ TEST(Quantize, NamesAndSizes) {
   EXPECT_EQ(quant_data_bytes(QuantType::Q8, 24576, 1536), 24576ll * 1536);
   EXPECT_EQ(quant_data_bytes(QuantType::Q4, 24576, 1536), 24576ll * 1536 / 2);
   EXPECT_EQ(quant_scale_count(24576, 1536), 24576ll * 48);
-  EXPECT_EQ(quant_data_bytes(QuantType::Q8, 1, 1), 4 * 32);
+  EXPECT_EQ(quant_data_bytes(QuantType::Q8, 1, 1), 16 * 32);  // padded to one 16-row group block
 }
 
 TEST(WeightBytes, EveryDtype) {
@@ -286,13 +289,13 @@ TEST(WeightBytes, EveryDtype) {
   w.block_rows = 64;
   w.block_cols = 32;  // 5 x 7 blocks
   EXPECT_EQ(weight_bytes(w), 300 * 200 + 5 * 7 * 4);
-  w.dtype = DType::Q8;  // padded [300, 224]: 300 · 7 blocks of 32 bytes + 2-byte scales
-  EXPECT_EQ(weight_bytes(w), 300 * 7 * (32 + 2));
+  w.dtype = DType::Q8;  // padded [304, 224]: 304 · 7 blocks of 32 bytes + 2-byte scales
+  EXPECT_EQ(weight_bytes(w), 304 * 7 * (32 + 2));
   w.dtype = DType::Q4;
-  EXPECT_EQ(weight_bytes(w), 300 * 7 * (16 + 2));
+  EXPECT_EQ(weight_bytes(w), 304 * 7 * (16 + 2));
   w.rows = 5;
-  w.cols = 40;  // padded [8, 64]
-  EXPECT_EQ(weight_bytes(w), 8 * 2 * (16 + 2));
+  w.cols = 40;  // padded [16, 64]
+  EXPECT_EQ(weight_bytes(w), 16 * 2 * (16 + 2));
 }
 
 }  // namespace

@@ -380,7 +380,7 @@ TEST(ModelConfig, RejectsQuantMethodOtherThanFp8) {
 
 TEST(ModelConfig, WhaleQuantization) {
   json j = v3_config();
-  j["quantization_config"] = {{"quant_method", "whale"}, {"format", "q4"}, {"group_size", 32}, {"row_interleave", 4}};
+  j["quantization_config"] = {{"quant_method", "whale"}, {"format", "q4"}, {"group_size", 32}, {"row_interleave", 16}};
   ModelConfig c = parse_model_config(j, "config.json");
   EXPECT_EQ(c.whale_quant, QuantType::Q4);
   EXPECT_FALSE(c.quantization.has_value());

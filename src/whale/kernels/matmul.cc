@@ -10,14 +10,17 @@
 namespace whale {
 namespace {
 
-constexpr int64_t kTileTokens = 4;          // tokens per tile; up to this many use the streaming (decode) path
+constexpr int64_t kTileTokens = 4;          // float weights: up to this many tokens use the streaming (decode) path
+constexpr int kFloatRowGroup = 4;           // rows of a float tile
 constexpr int64_t kPanelBytes = 256 << 10;  // f32 panel of decoded rows kept in L2 by the prefill path
 
 bool is_quant(DType t) { return t == DType::Q8 || t == DType::Q4; }
 
 QuantType quant_type(DType t) { return t == DType::Q8 ? QuantType::Q8 : QuantType::Q4; }
 
-int64_t row_groups(const Weight2D& w) { return (w.rows + kQuantRowGroup - 1) / kQuantRowGroup; }
+// Rows per unit of work: a q8/q4 row group, or a float tile's rows.
+int group_rows(const Weight2D& w) { return is_quant(w.dtype) ? kQuantRowGroup : kFloatRowGroup; }
+int64_t row_groups(const Weight2D& w) { return (w.rows + group_rows(w) - 1) / group_rows(w); }
 
 // The streaming path reads the weights directly; it needs FP8 block columns aligned to whole vectors.
 bool streams(const MatmulJob& j) {
@@ -25,27 +28,30 @@ bool streams(const MatmulJob& j) {
   return j.w.dtype != DType::F8_E4M3 || j.w.block_cols % 16 == 0;
 }
 
-// Rows [4·g0, 4·g1) of job j, all tokens. `panel` is this thread's scratch.
+// Row groups [g0, g1) of job j, all tokens. `panel` is this thread's scratch.
 void run_groups(const MatmulJob& j, const simd::QuantizedActivations* xq, int64_t g0, int64_t g1,
                 std::vector<float>& panel) {
   const Weight2D& w = j.w;
-  const int64_t n = w.rows, k = w.cols;
-  auto rows_in = [n](int64_t g) { return static_cast<int>(std::min<int64_t>(kQuantRowGroup, n - g * kQuantRowGroup)); };
+  const int64_t n = w.rows, k = w.cols, gr = group_rows(w);
+  auto rows_in = [n, gr](int64_t g) { return static_cast<int>(std::min<int64_t>(gr, n - g * gr)); };
   if (xq) {
+    // q8/q4, any token count: a group's weights (16 rows × K) stay in cache while the token tiles pass over them.
     for (int64_t g = g0; g < g1; ++g)
-      simd::tile_quant(w, g, rows_in(g), *xq, 0, static_cast<int>(j.m), j.y + g * kQuantRowGroup, n);
+      for (int64_t t0 = 0; t0 < j.m; t0 += simd::kQuantTileTokens) {
+        const int nt = static_cast<int>(std::min<int64_t>(simd::kQuantTileTokens, j.m - t0));
+        simd::tile_quant(w, g, rows_in(g), *xq, t0, nt, j.y + t0 * n + g * gr, n);
+      }
     return;
   }
   if (streams(j)) {
     for (int64_t g = g0; g < g1; ++g)
-      simd::tile_float(w, g * kQuantRowGroup, rows_in(g), j.x, k, static_cast<int>(j.m), j.y + g * kQuantRowGroup, n);
+      simd::tile_float(w, g * gr, rows_in(g), j.x, k, static_cast<int>(j.m), j.y + g * gr, n);
     return;
   }
   // Prefill: decode a panel of rows to f32 once, then sweep all tokens over it in tiles.
-  const int64_t panel_rows = std::clamp<int64_t>(kPanelBytes / (4 * std::max<int64_t>(k, 1)) / kQuantRowGroup *
-                                                     kQuantRowGroup, kQuantRowGroup, 64);
-  for (int64_t r0 = g0 * kQuantRowGroup; r0 < std::min(n, g1 * kQuantRowGroup); r0 += panel_rows) {
-    const int64_t r1 = std::min({n, g1 * kQuantRowGroup, r0 + panel_rows});
+  const int64_t panel_rows = std::clamp<int64_t>(kPanelBytes / (4 * std::max<int64_t>(k, 1)) / gr * gr, gr, 64);
+  for (int64_t r0 = g0 * gr; r0 < std::min(n, g1 * gr); r0 += panel_rows) {
+    const int64_t r1 = std::min({n, g1 * gr, r0 + panel_rows});
     const float* p = reinterpret_cast<const float*>(w.data) + r0 * k;
     if (w.dtype != DType::F32 || reinterpret_cast<uintptr_t>(w.data) % alignof(float) != 0) {
       panel.resize(static_cast<size_t>((r1 - r0) * k));
@@ -85,7 +91,7 @@ void matmul_serial(const Weight2D& w, const float* x, int64_t m, float* y) {
   if (m == 0) return;
   const MatmulJob job{w, x, m, y};
   simd::QuantizedActivations xq;
-  const bool quantize = is_quant(w.dtype) && m <= kTileTokens;
+  const bool quantize = is_quant(w.dtype);
   if (quantize) simd::quantize_activations(x, m, w.cols, w.cols, quant_type(w.dtype), quant_padded_cols(w.cols), xq);
   std::vector<float> panel;
   run_groups(job, quantize ? &xq : nullptr, 0, row_groups(w), panel);
@@ -110,7 +116,7 @@ std::optional<Weight2D> weight_rows(const Weight2D& w, int64_t r0, int64_t r1) {
 }
 
 void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
-  // Quantize each distinct activation matrix once for the streaming q8/q4 path (gate and up share theirs).
+  // Quantize each distinct activation matrix once for the q8/q4 jobs (gate and up share theirs).
   std::vector<simd::QuantizedActivations> quantized(jobs.size());
   std::vector<const simd::QuantizedActivations*> xq(jobs.size(), nullptr);
   std::vector<int64_t> first_group(jobs.size() + 1, 0);
@@ -119,7 +125,7 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
     const MatmulJob& j = jobs[i];
     first_group[i + 1] = first_group[i] + (j.m > 0 ? row_groups(j.w) : 0);
     max_k = std::max(max_k, j.w.cols);
-    if (!is_quant(j.w.dtype) || j.m == 0 || j.m > kTileTokens) continue;
+    if (!is_quant(j.w.dtype) || j.m == 0) continue;
     for (size_t p = 0; p < i && !xq[i]; ++p)
       if (xq[p] && jobs[p].x == j.x && jobs[p].m == j.m && jobs[p].w.cols == j.w.cols &&
           jobs[p].w.dtype == j.w.dtype)
@@ -132,7 +138,7 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
   }
   const int64_t total = first_group.back();
   if (total == 0) return;
-  // Enough row groups per thread that a slice's weights (≈ 4 rows × K) amortize the fork/join.
+  // Enough row groups per thread that a slice's weights (4 or 16 rows × K) amortize the fork/join.
   const int64_t grain = std::max<int64_t>(1, 4096 / max_k);
   pool.parallel_for(
       total,

@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "whale/core/dtype.h"
+#include "whale/kernels/quantize.h"
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "whale/kernels/matmul_simd.cc"
@@ -73,71 +74,12 @@ inline float ScalarElement(DType t, const uint8_t* row, int64_t c, float scale) 
   }
 }
 
-inline float QuantScale(const Weight2D& w, int64_t r, int64_t kb) {
-  return f16_to_f32(w.qscale[quant_scale_index(quant_padded_cols(w.cols), r, kb)]);
-}
-
-// The f16 scales of row group g ([blocks][4]) as f32.
-void DecodeGroupScales(const Weight2D& w, int64_t g, std::vector<float>& out) {
-  const DF df;
-  const size_t N = hn::Lanes(df);
-  const hn::Rebind<hwy::float16_t, DF> dh;
-  const size_t n = static_cast<size_t>(quant_padded_cols(w.cols) / kQuantBlock * kQuantRowGroup);
-  out.resize(n);
-  const auto* src = reinterpret_cast<const hwy::float16_t*>(w.qscale + g * static_cast<int64_t>(n));
-  size_t i = 0;
-  for (; i + N <= n; i += N) hn::StoreU(hn::PromoteTo(df, hn::LoadU(dh, src + i)), df, out.data() + i);
-  for (; i < n; ++i) out[i] = f16_to_f32(w.qscale[g * static_cast<int64_t>(n) + i]);
-}
-
-// Row r of a q8/q4 weight, all padded_cols values, as f32; `scales` are its group's (DecodeGroupScales).
-void DecodeQuantRow(const Weight2D& w, int64_t r, const float* scales, float* out) {
-  const DF df;
-  const size_t N = hn::Lanes(df);
-  const hn::Rebind<uint8_t, DF> d8;
-  const hn::Rebind<int32_t, DF> di;
-  const QuantType type = w.dtype == DType::Q8 ? QuantType::Q8 : QuantType::Q4;
-  const int64_t pc = quant_padded_cols(w.cols), blocks = pc / kQuantBlock;
-  for (int64_t kb = 0; kb < blocks; ++kb) {
-    const uint8_t* p = w.data + quant_block_offset(type, pc, r, kb);
-    const VF s = hn::Set(df, scales[kb * kQuantRowGroup + r % kQuantRowGroup]);
-    float* o = out + kb * kQuantBlock;
-    if (type == QuantType::Q8) {
-      const VF bias = hn::Set(df, 128.0f);
-      for (size_t j = 0; j < static_cast<size_t>(kQuantBlock); j += N) {
-        const auto codes = hn::BitCast(di, hn::PromoteTo(hn::Rebind<uint32_t, DF>(), hn::LoadU(d8, p + j)));
-        hn::StoreU(hn::Mul(hn::Sub(hn::ConvertTo(df, codes), bias), s), df, o + j);
-      }
-    } else {
-      const VF bias = hn::Set(df, 8.0f);
-      const auto mask = hn::Set(d8, uint8_t{0x0F});
-      for (size_t j = 0; j < 16; j += N) {
-        const auto v = hn::LoadU(d8, p + j);
-        const auto lo = hn::BitCast(di, hn::PromoteTo(hn::Rebind<uint32_t, DF>(), hn::And(v, mask)));
-        const auto hi = hn::BitCast(di, hn::PromoteTo(hn::Rebind<uint32_t, DF>(), hn::ShiftRight<4>(v)));
-        hn::StoreU(hn::Mul(hn::Sub(hn::ConvertTo(df, lo), bias), s), df, o + j);
-        hn::StoreU(hn::Mul(hn::Sub(hn::ConvertTo(df, hi), bias), s), df, o + 16 + j);
-      }
-    }
-  }
-}
-
 void DecodeRows(const Weight2D& w, int64_t r0, int64_t r1, float* out) {
   const DF df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   const int64_t k = w.cols;
-  if (w.dtype == DType::Q8 || w.dtype == DType::Q4) {
-    std::vector<float> row(static_cast<size_t>(quant_padded_cols(k))), scales;
-    int64_t group = -1;
-    for (int64_t r = r0; r < r1; ++r) {
-      if (r / kQuantRowGroup != group) DecodeGroupScales(w, group = r / kQuantRowGroup, scales);
-      if (quant_padded_cols(k) == k) {
-        DecodeQuantRow(w, r, scales.data(), out + (r - r0) * k);
-        continue;
-      }
-      DecodeQuantRow(w, r, scales.data(), row.data());
-      std::memcpy(out + (r - r0) * k, row.data(), sizeof(float) * static_cast<size_t>(k));
-    }
+  if (w.dtype == DType::Q8 || w.dtype == DType::Q4) {  // scalar: only the attention's per-head slices use this
+    for (int64_t r = r0; r < r1; ++r) dequantize_row(w, r, out + (r - r0) * k);
     return;
   }
   const size_t elem = dtype_size(w.dtype);
@@ -338,6 +280,8 @@ void PanelF32(const float* panel, int64_t rows, int64_t k, const float* x, int64
 
 void QuantizeActivations(const float* x, int64_t m, int64_t k, int64_t ldx, QuantType type, int64_t padded_cols,
                          QuantizedActivations& out) {
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   const int64_t blocks = padded_cols / kQuantBlock;
   out.type = type;
   out.m = m;
@@ -345,50 +289,54 @@ void QuantizeActivations(const float* x, int64_t m, int64_t k, int64_t ldx, Quan
   out.q.assign(static_cast<size_t>(m * padded_cols), 0);
   out.scale.assign(static_cast<size_t>(m * blocks), 0.0f);
   out.corr.assign(static_cast<size_t>(m * blocks), 0);
-  out.corr_lanes.assign(static_cast<size_t>(m * blocks * 16), 0);
   const int32_t bias = type == QuantType::Q8 ? 128 : 8;
   for (int64_t t = 0; t < m; ++t)
     for (int64_t kb = 0; kb < blocks; ++kb) {
       const int64_t c0 = kb * kQuantBlock, c1 = std::min(k, c0 + kQuantBlock);
+      const float* xr = x + t * ldx;
       float amax = 0.0f;
-      for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(x[t * ldx + c]));
+      int64_t c = c0;
+      if (c1 - c0 == kQuantBlock && kQuantBlock % N == 0) {
+        VF m0 = hn::Zero(df);
+        for (; c < c1; c += N) m0 = hn::Max(m0, hn::Abs(hn::LoadU(df, xr + c)));
+        amax = hn::GetLane(hn::MaxOfLanes(df, m0));
+      }
+      for (; c < c1; ++c) amax = std::max(amax, std::fabs(xr[c]));
       if (amax == 0.0f) continue;
       const float scale = amax / 127.0f, inv = 127.0f / amax;
       int8_t* q = out.q.data() + t * padded_cols;
       int32_t sum = 0;
-      for (int64_t c = c0; c < c1; ++c) {
-        const int v = static_cast<int>(std::nearbyint(x[t * ldx + c] * inv));
+      for (c = c0; c < c1; ++c) {
+        const int v = static_cast<int>(std::nearbyint(xr[c] * inv));
         q[c] = static_cast<int8_t>(std::clamp(v, -127, 127));
         sum += q[c];
       }
       out.scale[t * blocks + kb] = scale;
       out.corr[t * blocks + kb] = -bias * sum;
-      int32_t* lanes = out.corr_lanes.data() + (t * blocks + kb) * 16;
-      for (int l = 0; l < 16; l += type == QuantType::Q8 ? 8 : 4) lanes[l] = -bias * sum;
     }
 }
 
-// Portable: exact integer dot per block, then Σ_b (dot_b + corr_b) · (s_w · s_x) in f32, block by block.
+// Portable: exact integer dot per block, then y = Σ_b fma(float(dot_b + corr_b), s_w · s_x, y), block by block: the
+// same operations in the same order as the vector tiles, so every instruction set gives bitwise equal results.
 void TileQuantPortable(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0,
                        int n_tokens, float* y, int64_t ldy) {
   const QuantType type = xq.type;
   const int64_t pc = xq.blocks * kQuantBlock;
+  std::vector<int> codes(static_cast<size_t>(pc));
   for (int i = 0; i < n_rows; ++i) {
     const int64_t r = g * kQuantRowGroup + i;
+    for (int64_t c = 0; c < pc; ++c) {
+      const QuantCodePosition p = quant_code_position(type, pc, r, c);
+      codes[c] = (type == QuantType::Q8 ? w.data[p.byte] : (w.data[p.byte] >> (p.high_nibble ? 4 : 0)) & 0xF);
+    }
     for (int t = 0; t < n_tokens; ++t) {
       const int8_t* xrow = xq.q.data() + (t0 + t) * pc;
       float acc = 0.0f;
       for (int64_t kb = 0; kb < xq.blocks; ++kb) {
-        const uint8_t* p = w.data + quant_block_offset(type, pc, r, kb);
-        const int8_t* xb = xrow + kb * kQuantBlock;
         int32_t dot = xq.corr[(t0 + t) * xq.blocks + kb];
-        if (type == QuantType::Q8) {
-          for (int j = 0; j < kQuantBlock; ++j) dot += static_cast<int32_t>(p[j]) * xb[j];
-        } else {
-          for (int j = 0; j < 16; ++j)
-            dot += static_cast<int32_t>(p[j] & 0x0F) * xb[j] + static_cast<int32_t>(p[j] >> 4) * xb[16 + j];
-        }
-        acc += static_cast<float>(dot) * (QuantScale(w, r, kb) * xq.scale[(t0 + t) * xq.blocks + kb]);
+        for (int64_t c = kb * kQuantBlock; c < (kb + 1) * kQuantBlock; ++c) dot += codes[c] * xrow[c];
+        const float sw = f16_to_f32(w.qscale[quant_scale_index(pc, r, kb)]);
+        acc = std::fma(static_cast<float>(dot), sw * xq.scale[(t0 + t) * xq.blocks + kb], acc);
       }
       y[t * ldy + i] = acc;
     }
@@ -398,105 +346,121 @@ void TileQuantPortable(const Weight2D& w, int64_t g, int n_rows, const Quantized
 #if HWY_TARGET == HWY_AVX3_DL
 #define WHALE_VNNI_ATTR __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c")))
 
-WHALE_VNNI_ATTR inline float Sum4(__m128 v) {
-  v = _mm_add_ps(v, _mm_movehl_ps(v, v));
-  v = _mm_add_ss(v, _mm_movehdup_ps(v));
-  return _mm_cvtss_f32(v);
-}
-WHALE_VNNI_ATTR inline float Sum8(__m256 v) {
-  return Sum4(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)));
+WHALE_VNNI_ATTR inline __m512i Broadcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
 }
 
-// Four rows' scales of block kb as f32 in lanes 0..3.
-WHALE_VNNI_ATTR inline __m512 GroupScales(const uint16_t* s) {
-  int64_t bits;
-  std::memcpy(&bits, s, 8);
-  return _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi64_si128(bits)));
+WHALE_VNNI_ATTR inline void StoreRows(float* y, int n_rows, __m512 v) {
+  if (n_rows == kQuantRowGroup) _mm512_storeu_ps(y, v);
+  else _mm512_mask_storeu_ps(y, static_cast<__mmask16>((1u << n_rows) - 1), v);
 }
 
-// q8: a 64-byte vector holds two rows' blocks (lanes 0-7: first row, 8-15: second). vpdpbusd multiplies the
-// biased unsigned weight codes by the signed activations; the accumulator starts at −128 Σ q_x in one lane per row.
+// One 16-row group × T tokens, every row in its own lane. Each 64-byte line (4 columns × 16 rows) meets 4 activation
+// bytes broadcast to all lanes in one vpdpbusd (unsigned weight code × signed activation). A block's integer sums
+// start at the bias correction −bias·Σq_x, then go to f32 once per block: f = fma(float(sum), s_w · s_x, f). Few
+// tokens get two integer accumulators each (even and odd lines; integer sums are exact, so the split changes nothing)
+// to overlap vpdpbusd's latency.
 template <int T>
 WHALE_VNNI_ATTR void TileQ8Vnni(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq,
                                 int64_t t0, float* y, int64_t ldy) {
+  constexpr int A = T <= 2 ? 2 : 1;
   const int64_t blocks = xq.blocks, pc = blocks * kQuantBlock;
-  const __m512i idx01 = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-  const __m512i idx23 = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2);
-  __m512 f01[T], f23[T];
-  for (int t = 0; t < T; ++t) f01[t] = f23[t] = _mm512_setzero_ps();
-  const uint8_t* wp = w.data + g * blocks * kQuantRowGroup * 32;
+  const uint8_t* wp = w.data + g * blocks * quant_group_block_bytes(QuantType::Q8);
   const uint16_t* sp = w.qscale + g * blocks * kQuantRowGroup;
-  for (int64_t kb = 0; kb < blocks; ++kb, wp += 128, sp += 4) {
-    const __m512i w01 = _mm512_loadu_si512(wp), w23 = _mm512_loadu_si512(wp + 64);
-    const __m512 s4 = GroupScales(sp);
-    const __m512 sw01 = _mm512_permutexvar_ps(idx01, s4), sw23 = _mm512_permutexvar_ps(idx23, s4);
+  const int8_t* xb = xq.q.data() + t0 * pc;
+  const int32_t* corr = xq.corr.data() + t0 * blocks;
+  const float* sx = xq.scale.data() + t0 * blocks;
+  __m512 f[T];
+  for (int t = 0; t < T; ++t) f[t] = _mm512_setzero_ps();
+  for (int64_t kb = 0; kb < blocks; ++kb, wp += 512) {
+    __m512i acc[T][A];
     for (int t = 0; t < T; ++t) {
-      const int64_t tb = (t0 + t) * blocks + kb;
-      const __m512i xb = _mm512_broadcast_i64x4(_mm256_loadu_si256(
-          reinterpret_cast<const __m256i*>(xq.q.data() + (t0 + t) * pc + kb * kQuantBlock)));
-      const __m512i c = _mm512_loadu_si512(xq.corr_lanes.data() + tb * 16);
-      const __m512 sx = _mm512_set1_ps(xq.scale[tb]);
-      f01[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(c, w01, xb)), _mm512_mul_ps(sw01, sx), f01[t]);
-      f23[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(c, w23, xb)), _mm512_mul_ps(sw23, sx), f23[t]);
+      acc[t][0] = _mm512_set1_epi32(corr[t * blocks + kb]);
+      if constexpr (A == 2) acc[t][1] = _mm512_setzero_si512();
+    }
+    for (int l = 0; l < 8; ++l) {
+      const __m512i wv = _mm512_loadu_si512(wp + 64 * l);
+      for (int t = 0; t < T; ++t)
+        acc[t][l % A] = _mm512_dpbusd_epi32(acc[t][l % A], wv, Broadcast4(xb + t * pc + kb * kQuantBlock + 4 * l));
+    }
+    const __m512 sw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + kb * kQuantRowGroup)));
+    for (int t = 0; t < T; ++t) {
+      __m512i a = acc[t][0];
+      if constexpr (A == 2) a = _mm512_add_epi32(a, acc[t][1]);
+      f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_mul_ps(sw, _mm512_set1_ps(sx[t * blocks + kb])), f[t]);
     }
   }
-  for (int t = 0; t < T; ++t) {
-    float out[4] = {Sum8(_mm512_castps512_ps256(f01[t])), Sum8(_mm512_extractf32x8_ps(f01[t], 1)),
-                    Sum8(_mm512_castps512_ps256(f23[t])), Sum8(_mm512_extractf32x8_ps(f23[t], 1))};
-    for (int i = 0; i < n_rows; ++i) y[t * ldy + i] = out[i];
-  }
+  for (int t = 0; t < T; ++t) StoreRows(y + t * ldy, n_rows, f[t]);
 }
 
-// q4: a 64-byte vector holds four rows' 16-byte blocks; low nibbles are values 0..15, high nibbles 16..31.
+// q4: 4 lines per block; a line's low nibbles are columns 4l..4l+3, its high nibbles columns 16+4l..16+4l+3.
 template <int T>
 WHALE_VNNI_ATTR void TileQ4Vnni(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq,
                                 int64_t t0, float* y, int64_t ldy) {
+  constexpr int A = T <= 2 ? 2 : 1;
   const int64_t blocks = xq.blocks, pc = blocks * kQuantBlock;
-  const __m512i idx = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+  const uint8_t* wp = w.data + g * blocks * quant_group_block_bytes(QuantType::Q4);
+  const uint16_t* sp = w.qscale + g * blocks * kQuantRowGroup;
+  const int8_t* xb = xq.q.data() + t0 * pc;
+  const int32_t* corr = xq.corr.data() + t0 * blocks;
+  const float* sx = xq.scale.data() + t0 * blocks;
   const __m512i low = _mm512_set1_epi8(0x0F);
   __m512 f[T];
   for (int t = 0; t < T; ++t) f[t] = _mm512_setzero_ps();
-  const uint8_t* wp = w.data + g * blocks * kQuantRowGroup * 16;
-  const uint16_t* sp = w.qscale + g * blocks * kQuantRowGroup;
-  for (int64_t kb = 0; kb < blocks; ++kb, wp += 64, sp += 4) {
-    const __m512i v = _mm512_loadu_si512(wp);
-    const __m512i lo = _mm512_and_si512(v, low), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
-    const __m512 sw = _mm512_permutexvar_ps(idx, GroupScales(sp));
+  for (int64_t kb = 0; kb < blocks; ++kb, wp += 256) {
+    __m512i acc[T][A];
     for (int t = 0; t < T; ++t) {
-      const int64_t tb = (t0 + t) * blocks + kb;
-      const int8_t* xb = xq.q.data() + (t0 + t) * pc + kb * kQuantBlock;
-      const __m512i xlo = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb)));
-      const __m512i xhi = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 16)));
-      __m512i a = _mm512_loadu_si512(xq.corr_lanes.data() + tb * 16);
-      a = _mm512_dpbusd_epi32(a, lo, xlo);
-      a = _mm512_dpbusd_epi32(a, hi, xhi);
-      f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_mul_ps(sw, _mm512_set1_ps(xq.scale[tb])), f[t]);
+      acc[t][0] = _mm512_set1_epi32(corr[t * blocks + kb]);
+      if constexpr (A == 2) acc[t][1] = _mm512_setzero_si512();
+    }
+    for (int l = 0; l < 4; ++l) {
+      const __m512i v = _mm512_loadu_si512(wp + 64 * l);
+      const __m512i lo = _mm512_and_si512(v, low), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+      for (int t = 0; t < T; ++t) {
+        const int8_t* x = xb + t * pc + kb * kQuantBlock + 4 * l;
+        acc[t][0] = _mm512_dpbusd_epi32(acc[t][0], lo, Broadcast4(x));
+        acc[t][A - 1] = _mm512_dpbusd_epi32(acc[t][A - 1], hi, Broadcast4(x + 16));
+      }
+    }
+    const __m512 sw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + kb * kQuantRowGroup)));
+    for (int t = 0; t < T; ++t) {
+      __m512i a = acc[t][0];
+      if constexpr (A == 2) a = _mm512_add_epi32(a, acc[t][1]);
+      f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_mul_ps(sw, _mm512_set1_ps(sx[t * blocks + kb])), f[t]);
     }
   }
-  for (int t = 0; t < T; ++t) {
-    alignas(64) float lanes[16];
-    _mm512_store_ps(lanes, f[t]);
-    for (int i = 0; i < n_rows; ++i)
-      y[t * ldy + i] = (lanes[4 * i] + lanes[4 * i + 1]) + (lanes[4 * i + 2] + lanes[4 * i + 3]);
-  }
+  for (int t = 0; t < T; ++t) StoreRows(y + t * ldy, n_rows, f[t]);
 }
 
-void TileQuantVnni(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0,
-                   int n_tokens, float* y, int64_t ldy) {
-  if (xq.type == QuantType::Q8) {
-    switch (n_tokens) {
-      case 1: TileQ8Vnni<1>(w, g, n_rows, xq, t0, y, ldy); break;
-      case 2: TileQ8Vnni<2>(w, g, n_rows, xq, t0, y, ldy); break;
-      case 3: TileQ8Vnni<3>(w, g, n_rows, xq, t0, y, ldy); break;
-      default: TileQ8Vnni<4>(w, g, n_rows, xq, t0, y, ldy); break;
-    }
-  } else {
-    switch (n_tokens) {
-      case 1: TileQ4Vnni<1>(w, g, n_rows, xq, t0, y, ldy); break;
-      case 2: TileQ4Vnni<2>(w, g, n_rows, xq, t0, y, ldy); break;
-      case 3: TileQ4Vnni<3>(w, g, n_rows, xq, t0, y, ldy); break;
-      default: TileQ4Vnni<4>(w, g, n_rows, xq, t0, y, ldy); break;
-    }
+template <int T>
+struct Q8Tile {
+  static void run(const Weight2D& w, int64_t g, int n, const QuantizedActivations& xq, int64_t t0, float* y,
+                  int64_t ldy) {
+    TileQ8Vnni<T>(w, g, n, xq, t0, y, ldy);
+  }
+};
+template <int T>
+struct Q4Tile {
+  static void run(const Weight2D& w, int64_t g, int n, const QuantizedActivations& xq, int64_t t0, float* y,
+                  int64_t ldy) {
+    TileQ4Vnni<T>(w, g, n, xq, t0, y, ldy);
+  }
+};
+
+template <template <int> class Tile>
+void TileTokens(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0, int n_tokens,
+                float* y, int64_t ldy) {
+  switch (n_tokens) {
+    case 1: Tile<1>::run(w, g, n_rows, xq, t0, y, ldy); break;
+    case 2: Tile<2>::run(w, g, n_rows, xq, t0, y, ldy); break;
+    case 3: Tile<3>::run(w, g, n_rows, xq, t0, y, ldy); break;
+    case 4: Tile<4>::run(w, g, n_rows, xq, t0, y, ldy); break;
+    case 5: Tile<5>::run(w, g, n_rows, xq, t0, y, ldy); break;
+    case 6: Tile<6>::run(w, g, n_rows, xq, t0, y, ldy); break;
+    case 7: Tile<7>::run(w, g, n_rows, xq, t0, y, ldy); break;
+    default: Tile<8>::run(w, g, n_rows, xq, t0, y, ldy); break;
   }
 }
 #endif  // HWY_TARGET == HWY_AVX3_DL
@@ -505,7 +469,10 @@ void TileQuant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivati
                float* y, int64_t ldy) {
 #if HWY_TARGET == HWY_AVX3_DL
   static const bool has_vnni = __builtin_cpu_supports("avx512vnni");
-  if (has_vnni) return TileQuantVnni(w, g, n_rows, xq, t0, n_tokens, y, ldy);
+  if (has_vnni) {
+    if (xq.type == QuantType::Q8) return TileTokens<Q8Tile>(w, g, n_rows, xq, t0, n_tokens, y, ldy);
+    return TileTokens<Q4Tile>(w, g, n_rows, xq, t0, n_tokens, y, ldy);
+  }
 #endif
   TileQuantPortable(w, g, n_rows, xq, t0, n_tokens, y, ldy);
 }

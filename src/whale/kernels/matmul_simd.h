@@ -18,9 +18,6 @@ struct QuantizedActivations {
   std::vector<int8_t> q;       // [m, blocks · 32]
   std::vector<float> scale;    // [m, blocks]
   std::vector<int32_t> corr;   // [m, blocks]: −bias · Σ q, bias = 128 (q8) or 8 (q4), the unsigned-code correction
-  // The same as the initial accumulator of a 64-byte int8 dot-product tile, [m, blocks, 16]: corr in the first lane of
-  // each row's lanes (q8: lanes 0 and 8; q4: lanes 0, 4, 8, 12), zero elsewhere. Loading it costs one load.
-  std::vector<int32_t> corr_lanes;
 };
 
 // Quantizes x [m, k] (row stride ldx) for weights of type t with padded_cols columns.
@@ -41,8 +38,10 @@ void tile_float(const Weight2D& w, int64_t r0, int n_rows, const float* x, int64
 void panel_f32(const float* panel, int64_t rows, int64_t k, const float* x, int64_t ldx, int64_t m, float* y,
                int64_t ldy);
 
-// Q8/Q4 weights: the same for row group g (rows 4g..4g+3, of which n_rows ≤ 4 are written) and quantized tokens
-// [t0, t0 + n_tokens), n_tokens ≤ 4. Arithmetic per (row, token) is independent of n_rows and n_tokens.
+// Q8/Q4 weights: the same for row group g (rows 16g..16g+15, of which n_rows ≤ 16 are written) and quantized tokens
+// [t0, t0 + n_tokens), n_tokens ≤ kQuantTileTokens. Arithmetic per (row, token) is independent of n_rows, n_tokens
+// and the instruction set: results are bitwise equal everywhere.
+inline constexpr int kQuantTileTokens = 8;
 void tile_quant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0, int n_tokens,
                 float* y, int64_t ldy);
 

@@ -17,8 +17,8 @@ std::optional<QuantType> quant_type_from_name(std::string_view name) {
 }
 
 std::vector<int64_t> quant_data_shape(QuantType t, int64_t rows, int64_t cols) {
-  return {quant_padded_rows(rows) / kQuantRowGroup, quant_padded_cols(cols) / kQuantBlock, kQuantRowGroup,
-          quant_block_bytes(t)};
+  return {quant_padded_rows(rows) / kQuantRowGroup, quant_padded_cols(cols) / kQuantBlock,
+          quant_group_block_bytes(t)};
 }
 
 std::vector<int64_t> quant_scale_shape(int64_t rows, int64_t cols) {
@@ -33,7 +33,7 @@ int64_t quant_scale_count(int64_t rows, int64_t cols) {
   return quant_padded_rows(rows) * (quant_padded_cols(cols) / kQuantBlock);
 }
 
-uint16_t quantize_block(QuantType t, const float* w, uint8_t* out) {
+uint16_t quantize_block(QuantType t, const float* w, int8_t* q) {
   float absmax = 0.0f, wmax = 0.0f;
   bool finite = true;
   for (int j = 0; j < kQuantBlock; ++j) {
@@ -54,18 +54,11 @@ uint16_t quantize_block(QuantType t, const float* w, uint8_t* out) {
     fail("largest magnitude {} needs a block scale of {}, beyond the f16 range (65504)", absmax, s32);
   const float s = f16_to_f32(h);
 
-  int q[kQuantBlock];
   if (s == 0.0f) {
-    std::fill(q, q + kQuantBlock, 0);
+    std::fill(q, q + kQuantBlock, int8_t{0});
   } else {
     const float lo = t == QuantType::Q8 ? -127.0f : -8.0f, hi = t == QuantType::Q8 ? 127.0f : 7.0f;
-    for (int j = 0; j < kQuantBlock; ++j) q[j] = static_cast<int>(std::clamp(std::rint(w[j] / s), lo, hi));
-  }
-  if (t == QuantType::Q8) {
-    for (int j = 0; j < kQuantBlock; ++j) out[j] = static_cast<uint8_t>(q[j] + 128);
-  } else {
-    for (int j = 0; j < kQuantBlock / 2; ++j)
-      out[j] = static_cast<uint8_t>((q[j] + 8) | ((q[j + kQuantBlock / 2] + 8) << 4));
+    for (int j = 0; j < kQuantBlock; ++j) q[j] = static_cast<int8_t>(std::clamp(std::rint(w[j] / s), lo, hi));
   }
   return h;
 }
@@ -74,8 +67,10 @@ void quantize_row_group(QuantType t, const float* w, int64_t ld, int n_rows, int
                         uint16_t* scales, int64_t first_row) {
   const int64_t padded_cols = quant_padded_cols(cols);
   const int64_t blocks = padded_cols / kQuantBlock;
-  const int bytes = quant_block_bytes(t);
+  const int bias = t == QuantType::Q8 ? 128 : 8;
+  std::fill(data, data + blocks * quant_group_block_bytes(t), uint8_t{0});
   float block[kQuantBlock];
+  int8_t q[kQuantBlock];
   for (int i = 0; i < kQuantRowGroup; ++i) {
     for (int64_t kb = 0; kb < blocks; ++kb) {
       const int64_t c0 = kb * kQuantBlock;
@@ -83,11 +78,14 @@ void quantize_row_group(QuantType t, const float* w, int64_t ld, int n_rows, int
       const float* src = w + i * ld + c0;
       std::copy(src, src + n, block);
       std::fill(block + n, block + kQuantBlock, 0.0f);
-      const int64_t slot = kb * kQuantRowGroup + i;  // quant_scale_index relative to the group
       try {
-        scales[slot] = quantize_block(t, block, data + slot * bytes);
+        scales[quant_scale_index(padded_cols, i, kb)] = quantize_block(t, block, q);
       } catch (const Error& e) {
         fail("row {}, columns {}..{}: {}", first_row + i, c0, c0 + kQuantBlock - 1, e.what());
+      }
+      for (int j = 0; j < kQuantBlock; ++j) {
+        const QuantCodePosition p = quant_code_position(t, padded_cols, i, c0 + j);
+        data[p.byte] |= static_cast<uint8_t>((q[j] + bias) << (p.high_nibble ? 4 : 0));
       }
     }
   }
@@ -107,21 +105,11 @@ void quantize_matrix(QuantType t, const float* w, int64_t rows, int64_t cols, ui
 void dequantize_row(const Weight2D& w, int64_t r, float* out) {
   const QuantType t = w.dtype == DType::Q8 ? QuantType::Q8 : QuantType::Q4;
   const int64_t padded_cols = quant_padded_cols(w.cols);
-  const int64_t blocks = padded_cols / kQuantBlock;
-  for (int64_t kb = 0; kb < blocks; ++kb) {
-    const uint8_t* b = w.data + quant_block_offset(t, padded_cols, r, kb);
-    const float s = f16_to_f32(w.qscale[quant_scale_index(padded_cols, r, kb)]);
-    const int64_t c0 = kb * kQuantBlock;
-    const int n = static_cast<int>(std::min<int64_t>(kQuantBlock, w.cols - c0));
-    float* o = out + c0;
-    if (t == QuantType::Q8) {
-      for (int j = 0; j < n; ++j) o[j] = s * static_cast<float>(static_cast<int>(b[j]) - 128);
-    } else {
-      for (int j = 0; j < n; ++j) {
-        const int nibble = j < kQuantBlock / 2 ? b[j] & 0xF : b[j - kQuantBlock / 2] >> 4;
-        o[j] = s * static_cast<float>(nibble - 8);
-      }
-    }
+  const int bias = t == QuantType::Q8 ? 128 : 8;
+  for (int64_t c = 0; c < w.cols; ++c) {
+    const QuantCodePosition p = quant_code_position(t, padded_cols, r, c);
+    const int code = t == QuantType::Q8 ? w.data[p.byte] : (w.data[p.byte] >> (p.high_nibble ? 4 : 0)) & 0xF;
+    out[c] = f16_to_f32(w.qscale[quant_scale_index(padded_cols, r, c / kQuantBlock)]) * static_cast<float>(code - bias);
   }
 }
 

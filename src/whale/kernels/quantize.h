@@ -40,19 +40,19 @@ const char* quant_type_name(QuantType t);
 std::optional<QuantType> quant_type_from_name(std::string_view name);
 
 // Shapes and sizes of the two tensors of a quantized [rows, cols] weight.
-std::vector<int64_t> quant_data_shape(QuantType t, int64_t rows, int64_t cols);  // U8 [pr/4, pc/32, 4, B]
-std::vector<int64_t> quant_scale_shape(int64_t rows, int64_t cols);              // F16 [pr/4, pc/32, 4]
+std::vector<int64_t> quant_data_shape(QuantType t, int64_t rows, int64_t cols);  // U8 [pr/16, pc/32, 16·B]
+std::vector<int64_t> quant_scale_shape(int64_t rows, int64_t cols);              // F16 [pr/16, pc/32, 16]
 int64_t quant_data_bytes(QuantType t, int64_t rows, int64_t cols);
 int64_t quant_scale_count(int64_t rows, int64_t cols);
 
-// Quantizes one block of kQuantBlock values into quant_block_bytes(t) bytes at `out`; returns the f16 scale's bits.
+// Quantizes one block of kQuantBlock values to signed codes q (w ≈ s · q); returns the f16 scale's bits.
 // Throws Error for a non-finite value or a scale beyond f16's range.
-uint16_t quantize_block(QuantType t, const float* w, uint8_t* out);
+uint16_t quantize_block(QuantType t, const float* w, int8_t* q);
 
 // Quantizes one group of kQuantRowGroup rows. Row i < n_rows starts at w + i·ld and has `cols` values; rows
-// n_rows..3 and columns cols..padded_cols are zero padding. Writes the group's bytes (padded_cols/32 · 4 blocks, in
-// quant_block_offset order relative to the group) to `data` and its scales to `scales`. `first_row` (the group's
-// row index in the matrix) only names the row in error messages.
+// n_rows..15 and columns cols..padded_cols are zero padding. Writes the group's padded_cols/32 group blocks (laid out
+// as quant_code_position says, relative to the group) to `data` and its scales to `scales`. `first_row` (the
+// group's row index in the matrix) only names the row in error messages.
 void quantize_row_group(QuantType t, const float* w, int64_t ld, int n_rows, int64_t cols, uint8_t* data,
                         uint16_t* scales, int64_t first_row = 0);
 

@@ -17,7 +17,7 @@ struct Weight2D {
   const float* block_scale = nullptr;
   int block_rows = 128;
   int block_cols = 128;
-  // Q8/Q4 only: the f16 block scales, [padded_rows/4, padded_cols/32, 4], 2-byte aligned.
+  // Q8/Q4 only: the f16 block scales, [padded_rows/16, padded_cols/32, 16], 2-byte aligned.
   const uint16_t* qscale = nullptr;
 };
 

@@ -43,7 +43,7 @@ class Loader {
     return l;
   }
 
-  // A whale q8 / q4 weight (kernels/quant_format.h): NAME U8 [pr/4, pc/32, 4, B] and NAME_scale F16 [pr/4, pc/32, 4].
+  // A whale q8 / q4 weight (kernels/quant_format.h): NAME U8 [pr/16, pc/32, 16·B] and NAME_scale F16 [pr/16, pc/32, 16].
   Linear quantized(const TensorView& t, int64_t rows, int64_t cols) const {
     if (!config_.whale_quant)
       fail("{}: tensor {} has dtype U8, which holds whale q8/q4 blocks, but config.json has no whale "
