@@ -476,6 +476,49 @@ TEST(Matmul, EveryInstructionSet) {
   hwy::SetSupportedTargetsForTest(0);
 }
 
+// x·W over a slice of rows, as absorbed attention uses W_UK: y += Σ_i x[i] · W[r0 + i, :], against double sums over
+// the spec-decoded values. Covers q8/q4 slices at 16-row boundaries (read in place) and elsewhere (decoded), partial
+// row groups and column counts that are not multiples of 4 or 32, few and many tokens, and every instruction set.
+TEST(AddScaledWeightRows, MatchesDoubleSums) {
+  std::mt19937 rng(15);
+  std::vector<int64_t> targets;
+  for (int64_t bits = hwy::SupportedTargets(); bits != 0; bits &= bits - 1) targets.push_back(bits & -bits);
+  for (int64_t target : targets) {
+    hwy::SetSupportedTargetsForTest(target);
+    for (DType dtype : {DType::Q8, DType::Q4, DType::BF16})
+      for (int64_t cols : {70, 64, 3})
+        for (const auto& [r0, r1] : {std::pair<int64_t, int64_t>{16, 56}, {0, 16}, {32, 45}, {5, 29}})
+          for (int64_t m : {1, 3, 6}) {
+            const int64_t rows = 60;
+            const TestWeight t = dtype == DType::BF16 ? make_weight(dtype, rows, cols, 0, rng)
+                                                      : make_quant_weight(dtype, rows, cols, rng);
+            const int64_t n = r1 - r0, ldy = cols + 2;
+            const std::vector<float> x = random_activations(m * n, rng);
+            std::vector<float> y(static_cast<size_t>(m * ldy));
+            for (float& v : y) v = std::uniform_real_distribution<float>(-1, 1)(rng);
+            const std::vector<float> y0 = y;
+            add_scaled_weight_rows(t.w, r0, r1, x.data(), n, m, y.data(), ldy);
+            for (int64_t i = 0; i < m; ++i)
+              for (int64_t c = 0; c < ldy; ++c) {
+                const size_t j = static_cast<size_t>(i * ldy + c);
+                if (c >= cols) {
+                  ASSERT_EQ(y[j], y0[j]) << "column " << c << " past the weight's end was written";
+                  continue;
+                }
+                double want = y0[j], abs = std::fabs(y0[j]);
+                for (int64_t r = 0; r < n; ++r) {
+                  want += static_cast<double>(x[i * n + r]) * t.values[(r0 + r) * cols + c];
+                  abs += std::fabs(static_cast<double>(x[i * n + r]) * t.values[(r0 + r) * cols + c]);
+                }
+                ASSERT_LE(std::fabs(y[j] - want), 2 * gamma(n + 2.0, kF32Eps) * abs)
+                    << matmul_target_name() << " " << dtype_name(dtype) << " cols " << cols << " rows " << r0 << ".."
+                    << r1 << " m " << m << " y[" << i << "][" << c << "]";
+              }
+          }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
 TEST(MatmulBatch, EqualsSeparateProducts) {
   std::mt19937 rng(13);
   ThreadPool pool(3);

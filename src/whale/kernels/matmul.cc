@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "whale/kernels/activations.h"
 #include "whale/kernels/matmul_simd.h"
 #include "whale/kernels/quant_format.h"
 #include "whale/kernels/quantize.h"
@@ -113,6 +114,22 @@ std::optional<Weight2D> weight_rows(const Weight2D& w, int64_t r0, int64_t r1) {
   }
   s.data = w.data + static_cast<size_t>(r0 * w.cols) * dtype_size(w.dtype);
   return s;
+}
+
+void add_scaled_weight_rows(const Weight2D& w, int64_t r0, int64_t r1, const float* x, int64_t ldx, int64_t m,
+                            float* y, int64_t ldy) {
+  const int64_t n = r1 - r0;
+  if (m == 0 || n == 0) return;
+  // Few tokens read q8/q4 rows in place; many tokens (or other formats) decode the rows once and reuse them.
+  if (is_quant(w.dtype) && r0 % kQuantRowGroup == 0 && m <= kTileTokens) {
+    const int64_t groups = (n + kQuantRowGroup - 1) / kQuantRowGroup;
+    std::vector<float> xp(static_cast<size_t>(m * groups * kQuantRowGroup), 0.0f);
+    for (int64_t t = 0; t < m; ++t) std::copy_n(x + t * ldx, n, xp.data() + t * groups * kQuantRowGroup);
+    if (simd::xw_quant(w, r0 / kQuantRowGroup, groups, xp.data(), groups * kQuantRowGroup, m, y, ldy)) return;
+  }
+  std::vector<float> rows(static_cast<size_t>(n * w.cols));
+  simd::decode_rows(w, r0, r1, rows.data());
+  add_scaled_rows(x, ldx, m, rows.data(), w.cols, n, w.cols, y, ldy);
 }
 
 void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {

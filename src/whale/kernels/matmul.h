@@ -36,8 +36,13 @@ struct MatmulJob {
 void matmul_serial(const Weight2D& w, const float* x, int64_t m, float* y);
 
 // Rows [r0, r1) of w as a weight of their own, read in place, if the format allows a cut there (q8/q4: r0 a multiple
-// of 4; FP8: of block_rows); otherwise nullopt.
+// of 16; FP8: of block_rows); otherwise nullopt.
 std::optional<Weight2D> weight_rows(const Weight2D& w, int64_t r0, int64_t r1);
+
+// x·W with W read in place: y[t·ldy + c] += Σ_i x[t·ldx + i] · W[r0 + i, c] for t < m, i < r1 - r0, c < W.cols
+// (products with a matrix stored by rows of the output dimension, like absorbed attention's W_UK). Serial.
+void add_scaled_weight_rows(const Weight2D& w, int64_t r0, int64_t r1, const float* x, int64_t ldx, int64_t m,
+                            float* y, int64_t ldy);
 
 // Runs independent products in one pass over the pool (one fork/join instead of one per product): the experts of a
 // token, or gate and up projections. Jobs may share x; their outputs must not overlap.

@@ -463,6 +463,72 @@ void TileTokens(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivat
     default: Tile<8>::run(w, g, n_rows, xq, t0, y, ldy); break;
   }
 }
+
+// x·W over rows [16·g0, 16·g0 + 16·groups) of a q8/q4 weight: y[t, c] += Σ_i x[t, i] · W[16·g0 + i, c], one token at
+// a time. Within a line (4 columns × 16 rows, 4 bytes per row) each 16-byte quarter holds 4 rows × 4 columns; it is
+// widened to 16 floats and multiplied by the matching rows' x·s (one vector per quarter, built once per group block),
+// and a column's four partial sums are added at the end.
+WHALE_VNNI_ATTR void XwQuantVnni(const Weight2D& w, int64_t g0, int64_t groups, const float* x, int64_t ldx,
+                                 int64_t m, float* y, int64_t ldy) {
+  const QuantType type = w.dtype == DType::Q8 ? QuantType::Q8 : QuantType::Q4;
+  const int64_t pc = quant_padded_cols(w.cols), blocks = pc / kQuantBlock;
+  const int lines = type == QuantType::Q8 ? 8 : 4, gbb = quant_group_block_bytes(type);
+  const __m512i bias = _mm512_set1_epi32(type == QuantType::Q8 ? 128 : 8), low = _mm512_set1_epi32(0x0F);
+  auto xs = hwy::AllocateAligned<float>(static_cast<size_t>(groups * blocks * 4 * 16));  // [groups][blocks][4][16]
+  __m512i quarter_idx[4];
+  for (int k = 0; k < 4; ++k)
+    quarter_idx[k] = _mm512_set_epi32(4 * k + 3, 4 * k + 3, 4 * k + 3, 4 * k + 3, 4 * k + 2, 4 * k + 2, 4 * k + 2,
+                                      4 * k + 2, 4 * k + 1, 4 * k + 1, 4 * k + 1, 4 * k + 1, 4 * k, 4 * k, 4 * k, 4 * k);
+  for (int64_t t = 0; t < m; ++t) {
+    for (int64_t g = 0; g < groups; ++g) {
+      const __m512 xv = _mm512_loadu_ps(x + t * ldx + g * kQuantRowGroup);
+      for (int64_t kb = 0; kb < blocks; ++kb) {
+        const uint16_t* sp = w.qscale + ((g0 + g) * blocks + kb) * kQuantRowGroup;
+        const __m512 as = _mm512_mul_ps(xv, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp))));
+        for (int k = 0; k < 4; ++k)
+          _mm512_store_ps(xs.get() + ((g * blocks + kb) * 4 + k) * 16, _mm512_permutexvar_ps(quarter_idx[k], as));
+      }
+    }
+    float* yt = y + t * ldy;
+    for (int64_t kb = 0; kb < blocks; ++kb)
+      for (int l = 0; l < lines; ++l) {
+        __m512 lo_acc = _mm512_setzero_ps(), hi_acc = _mm512_setzero_ps();
+        for (int64_t g = 0; g < groups; ++g) {
+          const uint8_t* line = w.data + ((g0 + g) * blocks + kb) * gbb + 64 * l;
+          const float* a = xs.get() + (g * blocks + kb) * 4 * 16;
+          for (int k = 0; k < 4; ++k) {
+            const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(line + 16 * k)));
+            if (type == QuantType::Q8) {
+              lo_acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(v, bias)), _mm512_load_ps(a + 16 * k), lo_acc);
+            } else {
+              const __m512i lo = _mm512_sub_epi32(_mm512_and_si512(v, low), bias);
+              const __m512i hi = _mm512_sub_epi32(_mm512_srli_epi32(v, 4), bias);
+              const __m512 ak = _mm512_load_ps(a + 16 * k);
+              lo_acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), ak, lo_acc);
+              hi_acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), ak, hi_acc);
+            }
+          }
+        }
+        // lanes (row in quarter, column): add the four rows of each column
+        auto columns = [](__m512 v) {
+          const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+          return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+        };
+        const int64_t c = kb * kQuantBlock + 4 * l;
+        auto add_to = [&](int64_t col, __m128 v) {
+          if (col + 4 <= w.cols) {
+            _mm_storeu_ps(yt + col, _mm_add_ps(_mm_loadu_ps(yt + col), v));
+          } else {
+            alignas(16) float tmp[4];
+            _mm_store_ps(tmp, v);
+            for (int j = 0; j < 4 && col + j < w.cols; ++j) yt[col + j] += tmp[j];
+          }
+        };
+        if (c < w.cols) add_to(c, columns(lo_acc));
+        if (type == QuantType::Q4 && c + 16 < w.cols) add_to(c + 16, columns(hi_acc));
+      }
+  }
+}
 #endif  // HWY_TARGET == HWY_AVX3_DL
 
 void TileQuant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0, int n_tokens,
@@ -475,6 +541,19 @@ void TileQuant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivati
   }
 #endif
   TileQuantPortable(w, g, n_rows, xq, t0, n_tokens, y, ldy);
+}
+
+bool XwQuant(const Weight2D& w, int64_t g0, int64_t groups, const float* x, int64_t ldx, int64_t m, float* y,
+             int64_t ldy) {
+#if HWY_TARGET == HWY_AVX3_DL
+  static const bool has_vnni = __builtin_cpu_supports("avx512vnni");
+  if (has_vnni) {
+    XwQuantVnni(w, g0, groups, x, ldx, m, y, ldy);
+    return true;
+  }
+#endif
+  (void)w, (void)g0, (void)groups, (void)x, (void)ldx, (void)m, (void)y, (void)ldy;
+  return false;
 }
 
 const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
@@ -491,6 +570,7 @@ HWY_EXPORT(TileFloat);
 HWY_EXPORT(PanelF32);
 HWY_EXPORT(QuantizeActivations);
 HWY_EXPORT(TileQuant);
+HWY_EXPORT(XwQuant);
 HWY_EXPORT(TargetName);
 
 void decode_rows(const Weight2D& w, int64_t r0, int64_t r1, float* out) {
@@ -515,6 +595,11 @@ void quantize_activations(const float* x, int64_t m, int64_t k, int64_t ldx, Qua
 void tile_quant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0, int n_tokens,
                 float* y, int64_t ldy) {
   HWY_DYNAMIC_DISPATCH(TileQuant)(w, g, n_rows, xq, t0, n_tokens, y, ldy);
+}
+
+bool xw_quant(const Weight2D& w, int64_t g0, int64_t groups, const float* x, int64_t ldx, int64_t m, float* y,
+              int64_t ldy) {
+  return HWY_DYNAMIC_DISPATCH(XwQuant)(w, g0, groups, x, ldx, m, y, ldy);
 }
 
 const char* target_name() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }

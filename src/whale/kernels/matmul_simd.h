@@ -45,6 +45,12 @@ inline constexpr int kQuantTileTokens = 8;
 void tile_quant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0, int n_tokens,
                 float* y, int64_t ldy);
 
+// q8/q4 weights, x·W: y[t·ldy + c] += Σ_i x[t·ldx + i] · W[16·g0 + i, c] for i < 16·groups (x holds 16·groups
+// values per token; rows past the weight's end must get x = 0), c < W.cols. Returns false, doing nothing, where this
+// instruction set has no such kernel.
+bool xw_quant(const Weight2D& w, int64_t g0, int64_t groups, const float* x, int64_t ldx, int64_t m, float* y,
+              int64_t ldy);
+
 // Name of the instruction set the dispatcher picked (for bench output and logs).
 const char* target_name();
 

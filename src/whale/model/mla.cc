@@ -100,11 +100,10 @@ void attend_absorbed(const MlaContext& ctx, const AttentionWeights& w, int layer
   mix_weight.data = reinterpret_cast<const uint8_t*>(latents_t.data());
 
   ctx.pool.parallel_for(heads, [&](int64_t h0, int64_t h1) {
-    std::vector<float> w_uk(static_cast<size_t>(d.dn) * d.rank), w_uv_f32, q_nope(static_cast<size_t>(T) * d.dn);
+    std::vector<float> w_uv_f32, q_nope(static_cast<size_t>(T) * d.dn);
     std::vector<float> q_cat(static_cast<size_t>(T) * row), scores, mixed, oh(static_cast<size_t>(T) * d.dv);
     for (int64_t h = h0; h < h1; ++h) {
       const int64_t r_uk = h * rows_per_head, r_uv = r_uk + d.dn;
-      decode_rows(kv_b, r_uk, r_uv, w_uk.data());
       for (int t = 0; t < T; ++t) {
         const float* qh = q + (static_cast<size_t>(t) * heads + h) * d.dqk;
         std::copy_n(qh, d.dn, q_nope.data() + static_cast<size_t>(t) * d.dn);
@@ -112,7 +111,7 @@ void attend_absorbed(const MlaContext& ctx, const AttentionWeights& w, int layer
         std::fill(qc, qc + d.rank, 0.0f);
         std::copy_n(qh + d.dn, d.dr, qc + d.rank);
       }
-      add_scaled_rows(q_nope.data(), d.dn, T, w_uk.data(), d.rank, d.dn, d.rank, q_cat.data(), row);
+      add_scaled_weight_rows(kv_b, r_uk, r_uv, q_nope.data(), d.dn, T, q_cat.data(), row);
 
       std::optional<Weight2D> w_uv = weight_rows(kv_b, r_uv, r_uv + d.dv);
       if (!w_uv) {  // this format cannot be cut at the head's rows: decode them
