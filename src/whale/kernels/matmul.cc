@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "whale/kernels/activations.h"
+#include "whale/kernels/matmul_amx.h"
 #include "whale/kernels/matmul_simd.h"
 #include "whale/kernels/quant_format.h"
 #include "whale/kernels/quantize.h"
@@ -30,12 +31,20 @@ bool streams(const MatmulJob& j) {
 }
 
 // Row groups [g0, g1) of job j, all tokens. `panel` is this thread's scratch.
+// Per-thread scratch of run_groups.
+struct Scratch {
+  std::vector<float> panel;     // decoded f32 rows (float prefill)
+  std::vector<uint8_t> codes;   // a row group's signed codes (AMX)
+};
+
 void run_groups(const MatmulJob& j, const simd::QuantizedActivations* xq, int64_t g0, int64_t g1,
-                std::vector<float>& panel) {
+                Scratch& scratch) {
   const Weight2D& w = j.w;
   const int64_t n = w.rows, k = w.cols, gr = group_rows(w);
   auto rows_in = [n, gr](int64_t g) { return static_cast<int>(std::min<int64_t>(gr, n - g * gr)); };
   if (xq) {
+    // Many tokens: AMX tiles where the CPU has them (bitwise the same results as the tiles below).
+    if (j.m > simd::kQuantTileTokens && amx::quant_groups(w, g0, g1, *xq, j.y, n, scratch.codes)) return;
     // q8/q4, any token count: a group's weights (16 rows × K) stay in cache while the token tiles pass over them.
     for (int64_t g = g0; g < g1; ++g)
       for (int64_t t0 = 0; t0 < j.m; t0 += simd::kQuantTileTokens) {
@@ -55,9 +64,9 @@ void run_groups(const MatmulJob& j, const simd::QuantizedActivations* xq, int64_
     const int64_t r1 = std::min({n, g1 * gr, r0 + panel_rows});
     const float* p = reinterpret_cast<const float*>(w.data) + r0 * k;
     if (w.dtype != DType::F32 || reinterpret_cast<uintptr_t>(w.data) % alignof(float) != 0) {
-      panel.resize(static_cast<size_t>((r1 - r0) * k));
-      simd::decode_rows(w, r0, r1, panel.data());
-      p = panel.data();
+      scratch.panel.resize(static_cast<size_t>((r1 - r0) * k));
+      simd::decode_rows(w, r0, r1, scratch.panel.data());
+      p = scratch.panel.data();
     }
     simd::panel_f32(p, r1 - r0, k, j.x, k, j.m, j.y + r0, n);
   }
@@ -94,8 +103,8 @@ void matmul_serial(const Weight2D& w, const float* x, int64_t m, float* y) {
   simd::QuantizedActivations xq;
   const bool quantize = is_quant(w.dtype);
   if (quantize) simd::quantize_activations(x, m, w.cols, w.cols, quant_type(w.dtype), quant_padded_cols(w.cols), xq);
-  std::vector<float> panel;
-  run_groups(job, quantize ? &xq : nullptr, 0, row_groups(w), panel);
+  Scratch scratch;
+  run_groups(job, quantize ? &xq : nullptr, 0, row_groups(w), scratch);
 }
 
 std::optional<Weight2D> weight_rows(const Weight2D& w, int64_t r0, int64_t r1) {
@@ -160,10 +169,10 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
   pool.parallel_for(
       total,
       [&](int64_t g0, int64_t g1) {
-        std::vector<float> panel;
+        Scratch scratch;
         for (size_t i = 0; i < jobs.size(); ++i) {
           const int64_t a = std::max(g0, first_group[i]), b = std::min(g1, first_group[i + 1]);
-          if (a < b) run_groups(jobs[i], xq[i], a - first_group[i], b - first_group[i], panel);
+          if (a < b) run_groups(jobs[i], xq[i], a - first_group[i], b - first_group[i], scratch);
         }
       },
       grain);

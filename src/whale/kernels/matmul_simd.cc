@@ -286,9 +286,10 @@ void QuantizeActivations(const float* x, int64_t m, int64_t k, int64_t ldx, Quan
   out.type = type;
   out.m = m;
   out.blocks = blocks;
-  out.q.assign(static_cast<size_t>(m * padded_cols), 0);
-  out.scale.assign(static_cast<size_t>(m * blocks), 0.0f);
-  out.corr.assign(static_cast<size_t>(m * blocks), 0);
+  const int64_t rows = (m + kQuantTokenPad - 1) / kQuantTokenPad * kQuantTokenPad;  // zero tokens up to the pad
+  out.q.assign(static_cast<size_t>(rows * padded_cols), 0);
+  out.scale.assign(static_cast<size_t>(rows * blocks), 0.0f);
+  out.corr.assign(static_cast<size_t>(rows * blocks), 0);
   const int32_t bias = type == QuantType::Q8 ? 128 : 8;
   for (int64_t t = 0; t < m; ++t)
     for (int64_t kb = 0; kb < blocks; ++kb) {

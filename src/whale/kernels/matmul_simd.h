@@ -11,13 +11,15 @@
 namespace whale::simd {
 
 // Activations quantized for Q8/Q4 weights: each token's row in blocks of kQuantBlock int8 values q with one f32
-// scale (x ≈ scale · q, scale = absmax / 127), zero-padded to the weight's padded_cols.
+// scale (x ≈ scale · q, scale = absmax / 127), zero-padded to the weight's padded_cols, and zero tokens after the m
+// real ones up to a multiple of kQuantTokenPad (whole tiles of tokens can be loaded).
+inline constexpr int64_t kQuantTokenPad = 16;
 struct QuantizedActivations {
   QuantType type = QuantType::Q8;
   int64_t m = 0, blocks = 0;
-  std::vector<int8_t> q;       // [m, blocks · 32]
-  std::vector<float> scale;    // [m, blocks]
-  std::vector<int32_t> corr;   // [m, blocks]: −bias · Σ q, bias = 128 (q8) or 8 (q4), the unsigned-code correction
+  std::vector<int8_t> q;       // [m padded, blocks · 32]
+  std::vector<float> scale;    // [m padded, blocks]
+  std::vector<int32_t> corr;   // [m padded, blocks]: −bias · Σ q, bias = 128 (q8) or 8 (q4), the unsigned-code correction
 };
 
 // Quantizes x [m, k] (row stride ldx) for weights of type t with padded_cols columns.
