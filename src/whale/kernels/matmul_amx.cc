@@ -78,6 +78,7 @@ WHALE_AMX_ATTR void signed_codes(const Weight2D& w, int64_t g, int64_t blocks, u
 
 // f[t] = fma(float(C[t]), s_w · s_x[t], f[t]) for the 16 tokens of one block's result tile, stored at c.
 WHALE_AMX_ATTR inline void accumulate(const int32_t* c, __m512 sw, const float* sx, int64_t sx_stride, __m512* f) {
+#pragma GCC unroll 16
   for (int t = 0; t < kTileTokens; ++t)
     f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c + 16 * t)),
                            _mm512_mul_ps(sw, _mm512_set1_ps(sx[t * sx_stride])), f[t]);
@@ -101,7 +102,8 @@ WHALE_AMX_ATTR void run(const Weight2D& w, int64_t g0, int64_t g1, const simd::Q
       const int8_t* a = xq.q.data() + t0 * pc;
       const float* sx = xq.scale.data() + t0 * blocks;
       __m512 f[kTileTokens];
-      for (auto& v : f) v = _mm512_setzero_ps();
+#pragma GCC unroll 16
+      for (int t = 0; t < kTileTokens; ++t) f[t] = _mm512_setzero_ps();
       // Two blocks per step on two tile sets, so the second product runs while the first one's sums are scaled.
       for (int64_t kb = 0; kb < blocks; kb += 2) {
         const bool second = kb + 1 < blocks;

@@ -281,6 +281,8 @@ void PanelF32(const float* panel, int64_t rows, int64_t k, const float* x, int64
 void QuantizeActivations(const float* x, int64_t m, int64_t k, int64_t ldx, QuantType type, int64_t padded_cols,
                          QuantizedActivations& out) {
   const DF df;
+  const hn::Rebind<int32_t, DF> di;
+  const hn::Rebind<int8_t, DF> d8;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   const int64_t blocks = padded_cols / kQuantBlock;
   out.type = type;
@@ -291,13 +293,16 @@ void QuantizeActivations(const float* x, int64_t m, int64_t k, int64_t ldx, Quan
   out.scale.assign(static_cast<size_t>(rows * blocks), 0.0f);
   out.corr.assign(static_cast<size_t>(rows * blocks), 0);
   const int32_t bias = type == QuantType::Q8 ? 128 : 8;
+  const VF lo = hn::Set(df, -127.0f), hi = hn::Set(df, 127.0f);
   for (int64_t t = 0; t < m; ++t)
     for (int64_t kb = 0; kb < blocks; ++kb) {
       const int64_t c0 = kb * kQuantBlock, c1 = std::min(k, c0 + kQuantBlock);
       const float* xr = x + t * ldx;
+      int8_t* q = out.q.data() + t * padded_cols;
+      const bool whole = c1 - c0 == kQuantBlock && kQuantBlock % N == 0;
       float amax = 0.0f;
       int64_t c = c0;
-      if (c1 - c0 == kQuantBlock && kQuantBlock % N == 0) {
+      if (whole) {
         VF m0 = hn::Zero(df);
         for (; c < c1; c += N) m0 = hn::Max(m0, hn::Abs(hn::LoadU(df, xr + c)));
         amax = hn::GetLane(hn::MaxOfLanes(df, m0));
@@ -305,12 +310,23 @@ void QuantizeActivations(const float* x, int64_t m, int64_t k, int64_t ldx, Quan
       for (; c < c1; ++c) amax = std::max(amax, std::fabs(xr[c]));
       if (amax == 0.0f) continue;
       const float scale = amax / 127.0f, inv = 127.0f / amax;
-      int8_t* q = out.q.data() + t * padded_cols;
       int32_t sum = 0;
-      for (c = c0; c < c1; ++c) {
-        const int v = static_cast<int>(std::nearbyint(xr[c] * inv));
-        q[c] = static_cast<int8_t>(std::clamp(v, -127, 127));
-        sum += q[c];
+      if (whole) {
+        // The same operations as the scalar loop: one f32 product, rounded to nearest even, clamped.
+        const VF vinv = hn::Set(df, inv);
+        auto acc = hn::Zero(di);
+        for (c = c0; c < c1; c += N) {
+          const auto v = hn::NearestInt(hn::Clamp(hn::Mul(hn::LoadU(df, xr + c), vinv), lo, hi));
+          acc = hn::Add(acc, v);
+          hn::StoreU(hn::DemoteTo(d8, v), d8, q + c);
+        }
+        sum = hn::GetLane(hn::SumOfLanes(di, acc));
+      } else {
+        for (c = c0; c < c1; ++c) {
+          const int v = static_cast<int>(std::nearbyint(xr[c] * inv));
+          q[c] = static_cast<int8_t>(std::clamp(v, -127, 127));
+          sum += q[c];
+        }
       }
       out.scale[t * blocks + kb] = scale;
       out.corr[t * blocks + kb] = -bias * sum;
