@@ -13,7 +13,8 @@ namespace whale {
 
 // Absorbed: queries are folded through W_UK and attend over the 576-value latents directly (the reference's
 // default). Naive: per-head keys and values are expanded from the cached latents, then standard attention.
-// Both read the same latent cache and agree up to rounding.
+// Both read the same latent cache and agree up to rounding. For a long chunk of queries (64 or more, a prompt)
+// Absorbed computes the expanded form with matrix products, which needs fewer operations there; decode stays absorbed.
 enum class AttentionForm { Absorbed, Naive };
 
 // Parses "absorbed" or "naive"; throws Error otherwise.
