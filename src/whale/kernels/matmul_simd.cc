@@ -22,6 +22,7 @@
 #include <hwy/foreach_target.h>  // NOLINT: re-includes this file once per target
 #include <hwy/highway.h>
 #include <hwy/aligned_allocator.h>
+#include <hwy/cache_control.h>
 
 #if HWY_TARGET == HWY_AVX3_DL
 #include <immintrin.h>
@@ -119,6 +120,11 @@ void DecodeRows(const Weight2D& w, int64_t r0, int64_t r1, float* out) {
 // ---------------------------------------------------------------------------------------------------------------
 // Float tiles: 4 rows × T tokens of dot products, one vector accumulator per pair, reduced at the end.
 
+#ifndef WHALE_FLOAT_PREFETCH_BYTES
+#define WHALE_FLOAT_PREFETCH_BYTES 2048
+#endif
+constexpr size_t kFloatPrefetchBytes = WHALE_FLOAT_PREFETCH_BYTES;
+
 template <int T, class LoadW>
 HWY_INLINE void TileFloatT(const LoadW& load, const Weight2D& w, const uint8_t* const rows[4], int n_rows,
                            const float* x, int64_t ldx, float* y, int64_t ldy) {
@@ -128,11 +134,18 @@ HWY_INLINE void TileFloatT(const LoadW& load, const Weight2D& w, const uint8_t* 
   VF acc[4][T];
   for (int r = 0; r < 4; ++r)
     for (int t = 0; t < T; ++t) acc[r][t] = hn::Zero(df);
+  const size_t elem = dtype_size(w.dtype), row_bytes = static_cast<size_t>(k) * elem;
   int64_t c = 0;
   for (; c + N <= k; c += N) {
     VF xv[T];
     for (int t = 0; t < T; ++t) xv[t] = hn::LoadU(df, x + t * ldx + c);
+    // Each row is its own stream, a few KB long, which the hardware prefetcher keeps losing at page boundaries:
+    // prefetch ahead in software, and near a row's end the same row of the next tile (4 rows on, where the
+    // checkpoint's row-major rows put it), which this thread usually reads next.
+    size_t ahead = static_cast<size_t>(c) * elem + kFloatPrefetchBytes;
+    if (ahead >= row_bytes) ahead += 3 * row_bytes;
     for (int r = 0; r < 4; ++r) {
+      hwy::Prefetch(rows[r] + ahead);
       const VF wv = load(r, c);
       for (int t = 0; t < T; ++t) acc[r][t] = hn::MulAdd(wv, xv[t], acc[r][t]);
     }
