@@ -11,6 +11,7 @@
 
 #include "whale/core/dtype.h"
 #include "whale/core/thread_pool.h"
+#include "whale/kernels/matmul_amx.h"
 #include "whale/kernels/quant_format.h"
 
 namespace whale {
@@ -517,6 +518,28 @@ TEST(AddScaledWeightRows, MatchesDoubleSums) {
           }
   }
   hwy::SetSupportedTargetsForTest(0);
+}
+
+// BF16 weights times a prompt-sized batch (amx::kBf16MinTokens or more tokens, k a multiple of 32) run on AMX tiles
+// where the CPU has them, with each activation split into two bf16: every product is then accurate to about 2^-16
+// relative (|x - hi - lo| <= 2^-17 |x|), accumulated in f32. Covers partial row groups, partial token tiles, an odd
+// number of token tiles, and rows sliced off a larger weight; the same bound holds on CPUs without AMX.
+TEST(Matmul, BF16PromptBatches) {
+  std::mt19937 rng(16);
+  ThreadPool pool(2);
+  for (int64_t m : {amx::kBf16MinTokens, int64_t{47}, int64_t{70}})
+    for (int64_t n : {16, 37})
+      for (int64_t k : {32, 96, 2048}) {
+        SCOPED_TRACE(label(DType::BF16, m, n, k, 0) + (amx::bf16_usable(k) ? " (AMX)" : ""));
+        const TestWeight t = make_weight(DType::BF16, n, k, 0, rng);
+        const std::vector<float> x = random_activations(m * k, rng);
+        const Expected e = exact_product(t, x, m);
+        std::vector<float> y(static_cast<size_t>(m * n), NAN);
+        matmul(t.w, x.data(), m, y.data(), pool);
+        for (int64_t j = 0; j < m * n; ++j)
+          ASSERT_LE(std::fabs(y[j] - e.y[j]), (0x1p-16 + gamma(k + 2.0, kF32Eps)) * e.abs[j])
+              << "y[" << j / n << "][" << j % n << "]";
+      }
 }
 
 TEST(MatmulBatch, EqualsSeparateProducts) {

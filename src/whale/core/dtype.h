@@ -32,6 +32,13 @@ inline uint32_t f32_to_bits(float f) {
 
 inline float bf16_to_f32(uint16_t h) { return bits_to_f32(static_cast<uint32_t>(h) << 16); }
 
+// f32 to bf16, round to nearest, ties to even; NaN stays NaN (quiet), infinities stay infinite.
+inline uint16_t f32_to_bf16(float f) {
+  const uint32_t b = f32_to_bits(f);
+  if ((b & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>(b >> 16 | 0x40);
+  return static_cast<uint16_t>((b + 0x7FFFu + (b >> 16 & 1u)) >> 16);
+}
+
 // IEEE binary16 to f32, exact for every value including subnormals, inf and NaN.
 float f16_to_f32(uint16_t h);
 

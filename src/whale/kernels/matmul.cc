@@ -37,8 +37,8 @@ struct Scratch {
   std::vector<uint8_t> codes;   // a row group's signed codes (AMX)
 };
 
-void run_groups(const MatmulJob& j, const simd::QuantizedActivations* xq, int64_t g0, int64_t g1,
-                Scratch& scratch) {
+void run_groups(const MatmulJob& j, const simd::QuantizedActivations* xq, const amx::Bf16Activations* xb,
+                int64_t g0, int64_t g1, Scratch& scratch) {
   const Weight2D& w = j.w;
   const int64_t n = w.rows, k = w.cols, gr = group_rows(w);
   auto rows_in = [n, gr](int64_t g) { return static_cast<int>(std::min<int64_t>(gr, n - g * gr)); };
@@ -53,6 +53,7 @@ void run_groups(const MatmulJob& j, const simd::QuantizedActivations* xq, int64_
       }
     return;
   }
+  if (xb && amx::bf16_rows(w, g0 * gr, std::min(n, g1 * gr), *xb, j.y, n, scratch.codes)) return;
   if (streams(j)) {
     for (int64_t g = g0; g < g1; ++g)
       simd::tile_float(w, g * gr, rows_in(g), j.x, k, static_cast<int>(j.m), j.y + g * gr, n);
@@ -104,7 +105,10 @@ void matmul_serial(const Weight2D& w, const float* x, int64_t m, float* y) {
   const bool quantize = is_quant(w.dtype);
   if (quantize) simd::quantize_activations(x, m, w.cols, w.cols, quant_type(w.dtype), quant_padded_cols(w.cols), xq);
   Scratch scratch;
-  run_groups(job, quantize ? &xq : nullptr, 0, row_groups(w), scratch);
+  amx::Bf16Activations xb;
+  const bool split = w.dtype == DType::BF16 && m >= amx::kBf16MinTokens && amx::bf16_usable(w.cols);
+  if (split) amx::split_bf16(x, m, w.cols, w.cols, xb);
+  run_groups(job, quantize ? &xq : nullptr, split ? &xb : nullptr, 0, row_groups(w), scratch);
 }
 
 std::optional<Weight2D> weight_rows(const Weight2D& w, int64_t r0, int64_t r1) {
@@ -162,6 +166,19 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
       xq[i] = &quantized[i];
     }
   }
+  // The same for BF16 jobs of many tokens on AMX: split each distinct activation matrix into bf16 pairs once.
+  std::vector<amx::Bf16Activations> split(jobs.size());
+  std::vector<const amx::Bf16Activations*> xb(jobs.size(), nullptr);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const MatmulJob& j = jobs[i];
+    if (j.w.dtype != DType::BF16 || j.m < amx::kBf16MinTokens || !amx::bf16_usable(j.w.cols)) continue;
+    for (size_t p = 0; p < i && !xb[i]; ++p)
+      if (xb[p] && jobs[p].x == j.x && jobs[p].m == j.m && jobs[p].w.cols == j.w.cols) xb[i] = xb[p];
+    if (!xb[i]) {
+      amx::split_bf16(j.x, j.m, j.w.cols, j.w.cols, split[i]);
+      xb[i] = &split[i];
+    }
+  }
   const int64_t total = first_group.back();
   if (total == 0) return;
   // Enough row groups per thread that a slice's weights (4 or 16 rows × K) amortize the fork/join.
@@ -172,7 +189,7 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
         Scratch scratch;
         for (size_t i = 0; i < jobs.size(); ++i) {
           const int64_t a = std::max(g0, first_group[i]), b = std::min(g1, first_group[i + 1]);
-          if (a < b) run_groups(jobs[i], xq[i], a - first_group[i], b - first_group[i], scratch);
+          if (a < b) run_groups(jobs[i], xq[i], xb[i], a - first_group[i], b - first_group[i], scratch);
         }
       },
       grain);

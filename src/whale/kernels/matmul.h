@@ -1,12 +1,16 @@
 // Matrix products of f32 activations with weights in their stored format (F32, BF16, F16, FP8 e4m3 with block
 // scales, whale q8/q4), read in place: nothing is expanded at load.
 //
-// How a product is computed (matmul.cc, kernels in matmul_simd.cc):
-// - up to 4 tokens (decode): tiles of 4 rows × the tokens stream the weights once, decoding them in registers;
-//   q8/q4 weights multiply int8-quantized activations with integer dot products (VNNI where the CPU has it);
-// - more tokens (prefill): each thread decodes a panel of rows to f32 once and reuses it for all tokens.
-// For float formats both paths give bitwise the same result for a given (row, token): a row's output never depends
-// on how many tokens are in the batch. For q8/q4 the decode path quantizes activations and the prefill path does not.
+// How a product is computed (matmul.cc; kernels in matmul_simd.cc and matmul_amx.cc):
+// - q8/q4, any number of tokens: activations quantized to int8 per 32-block, integer dot products per block in tiles
+//   of 16 rows × up to 8 tokens (AVX-512 VNNI, else portable integer code), or for more than 8 tokens AMX int8 tiles
+//   where the CPU has them. The integer sums are exact and their f32 scaling runs in one fixed order, so a token's
+//   result is bitwise the same whatever the batch size and instruction set.
+// - float formats, up to 4 tokens (decode): tiles of 4 rows × the tokens stream the weights once, decoding them in
+//   registers; more tokens: each thread decodes a panel of rows to f32 once and reuses it for all tokens. Both give
+//   bitwise the same result for a given (row, token).
+// - BF16, 32 or more tokens (prompts) with K a multiple of 32, on CPUs with AMX-BF16: tiles with each activation split
+//   into two bf16 (hi + lo), accurate to about 2^-16 relative per product; not bitwise equal to the f32 path.
 #pragma once
 
 #include <cstdint>

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "whale/core/dtype.h"
 #include "whale/kernels/quant_format.h"
 
 #if defined(__x86_64__) && defined(__linux__)
@@ -45,6 +46,13 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
+// GCC does not see that ldtilecfg reads its operand and may drop the stores that fill it: the asm tells it the
+// memory is read.
+WHALE_AMX_ATTR inline void load_config(const TileConfig& cfg) {
+  asm volatile("" : : "m"(cfg) : "memory");
+  _tile_loadconfig(&cfg);
+}
+
 WHALE_AMX_ATTR void configure() {
   TileConfig cfg;
   for (int set = 0; set < 2; ++set) {
@@ -52,7 +60,7 @@ WHALE_AMX_ATTR void configure() {
     cfg.rows[3 * set + 1] = kTileTokens, cfg.colsb[3 * set + 1] = kQuantBlock;
     cfg.rows[3 * set + 2] = kQuantBlock / 4, cfg.colsb[3 * set + 2] = 64;
   }
-  _tile_loadconfig(&cfg);
+  load_config(cfg);
 }
 
 // Group g's codes as signed bytes in q8 line order, [blocks][8 lines][64]: q8 codes unbiased (xor 0x80), q4 nibbles
@@ -132,6 +140,63 @@ WHALE_AMX_ATTR void run(const Weight2D& w, int64_t g0, int64_t g1, const simd::Q
   _tile_release();
 }
 
+
+// --- BF16 ---------------------------------------------------------------------------------------------------------
+// Weights are the first operand, read in place: 16 rows × 32 values (64 bytes of each row) per tile, row-major as
+// the checkpoint stores them. The activations, prepared once per product (split_bf16), are the second operand. The
+// result tile holds C[row][token], accumulated in f32 over all of k, and is transposed into y at the end.
+
+bool detect_bf16() {
+  unsigned a, b, c, d;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  return (d & (1u << 22)) && detect();  // AMX-BF16, and the tile state granted
+}
+
+// Tiles 0-1: C for two token tiles (16 rows × 16 tokens f32); 2: A, 16 weight rows × 32 bf16; 3-6: B, hi and lo
+// activations of the two token tiles (16 column pairs × 16 tokens × 2 bf16).
+WHALE_AMX_ATTR void configure_bf16() {
+  TileConfig cfg;
+  for (int t = 0; t < 7; ++t) cfg.rows[t] = 16, cfg.colsb[t] = 64;
+  load_config(cfg);
+}
+
+#define WHALE_AMX_BF16_ATTR \
+  __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")))
+
+WHALE_AMX_BF16_ATTR void run_bf16(const uint8_t* rows, int64_t row_stride, int n_rows, int64_t k,
+                                  const Bf16Activations& xb, float* y, int64_t ldy) {
+  const int64_t kt = k / 32, tiles = (xb.m + kTileTokens - 1) / kTileTokens;
+  alignas(64) float c[2][16 * 16];
+  configure_bf16();
+  for (int64_t tt = 0; tt < tiles; tt += 2) {
+    const bool two = tt + 1 < tiles;
+    const uint16_t* h0 = xb.hi.data() + tt * kt * 512;
+    const uint16_t* l0 = xb.lo.data() + tt * kt * 512;
+    _tile_zero(0);
+    _tile_zero(1);
+    for (int64_t j = 0; j < kt; ++j) {
+      _tile_loadd(2, rows + j * 64, row_stride);
+      _tile_loadd(3, h0 + j * 512, 64);
+      _tile_loadd(4, l0 + j * 512, 64);
+      _tile_dpbf16ps(0, 2, 3);
+      _tile_dpbf16ps(0, 2, 4);
+      if (two) {
+        _tile_loadd(5, h0 + (kt + j) * 512, 64);
+        _tile_loadd(6, l0 + (kt + j) * 512, 64);
+        _tile_dpbf16ps(1, 2, 5);
+        _tile_dpbf16ps(1, 2, 6);
+      }
+    }
+    _tile_stored(0, c[0], 64);
+    if (two) _tile_stored(1, c[1], 64);
+    for (int s = 0; s < (two ? 2 : 1); ++s) {
+      const int64_t t0 = (tt + s) * kTileTokens, tokens = std::min<int64_t>(kTileTokens, xb.m - t0);
+      for (int64_t t = 0; t < tokens; ++t)
+        for (int r = 0; r < n_rows; ++r) y[(t0 + t) * ldy + r] = c[s][r * 16 + t];
+    }
+  }
+  _tile_release();
+}
 }  // namespace
 
 bool available() {
@@ -149,9 +214,53 @@ bool quant_groups(const Weight2D& w, int64_t g0, int64_t g1, const simd::Quantiz
   return true;
 }
 
+bool bf16_usable(int64_t k) {
+  static const bool ok = detect_bf16();
+  return ok && k > 0 && k % 32 == 0;
+}
+
+void split_bf16(const float* x, int64_t m, int64_t k, int64_t ldx, Bf16Activations& out) {
+  const int64_t tiles = (m + kTileTokens - 1) / kTileTokens, kt = k / 32;
+  out.m = m;
+  out.k = k;
+  out.hi.assign(static_cast<size_t>(tiles * kt * 512), 0);
+  out.lo.assign(out.hi.size(), 0);
+  for (int64_t t = 0; t < m; ++t)
+    for (int64_t c = 0; c < k; ++c) {
+      const float v = x[t * ldx + c];
+      const uint16_t hi = f32_to_bf16(v);
+      const size_t at = static_cast<size_t>(((t / kTileTokens * kt + c / 32) * 16 + (c % 32) / 2) * 32 +
+                                            (t % kTileTokens) * 2 + c % 2);
+      out.hi[at] = hi;
+      out.lo[at] = f32_to_bf16(v - bf16_to_f32(hi));
+    }
+}
+
+bool bf16_rows(const Weight2D& w, int64_t r0, int64_t r1, const Bf16Activations& xb, float* y, int64_t ldy,
+               std::vector<uint8_t>& scratch) {
+  if (!bf16_usable(w.cols) || w.dtype != DType::BF16) return false;
+  const int64_t row_bytes = w.cols * 2;
+  for (int64_t r = r0; r < r1; r += 16) {
+    const int n = static_cast<int>(std::min<int64_t>(16, r1 - r));
+    const uint8_t* rows = w.data + r * row_bytes;
+    if (n < 16) {  // the tile reads 16 rows: copy a partial group into zero-padded scratch
+      scratch.assign(static_cast<size_t>(16 * row_bytes), 0);
+      std::memcpy(scratch.data(), rows, static_cast<size_t>(n * row_bytes));
+      rows = scratch.data();
+    }
+    run_bf16(rows, row_bytes, n, w.cols, xb, y + r, ldy);
+  }
+  return true;
+}
+
 #else
 
 bool available() { return false; }
+bool bf16_usable(int64_t) { return false; }
+void split_bf16(const float*, int64_t, int64_t, int64_t, Bf16Activations&) {}
+bool bf16_rows(const Weight2D&, int64_t, int64_t, const Bf16Activations&, float*, int64_t, std::vector<uint8_t>&) {
+  return false;
+}
 
 bool quant_groups(const Weight2D&, int64_t, int64_t, const simd::QuantizedActivations&, float*, int64_t,
                   std::vector<uint8_t>&) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "whale/kernels/matmul_simd.h"
 #include "whale/kernels/weight.h"
@@ -22,5 +23,27 @@ bool available();
 // the calling thread's buffer. Returns false, doing nothing, when available() is false.
 bool quant_groups(const Weight2D& w, int64_t g0, int64_t g1, const simd::QuantizedActivations& xq, float* y,
                   int64_t ldy, std::vector<uint8_t>& scratch);
+
+// BF16 products of at least this many tokens run on AMX-BF16 tiles (prompts; decode batches stay on the f32 path).
+inline constexpr int64_t kBf16MinTokens = 32;
+
+// f32 activations for BF16 tiles, each value split in two bf16 (x ≈ hi + lo, with lo = bf16(x − hi): about 16
+// significant bits instead of f32's 24, so each product is accurate to about 2^-16 relative), in the layout of the
+// tile unit's second operand: [token tiles][k/32][16 column pairs][16 tokens][2].
+struct Bf16Activations {
+  int64_t m = 0, k = 0;
+  std::vector<uint16_t> hi, lo;
+};
+
+// True when AMX-BF16 tiles can be used (CPU, OS) and k is a multiple of 32.
+bool bf16_usable(int64_t k);
+
+// Splits x [m, k] (row stride ldx) into out.
+void split_bf16(const float* x, int64_t m, int64_t k, int64_t ldx, Bf16Activations& out);
+
+// Rows [r0, r1) of a BF16 weight times all xb.m tokens: y[t·ldy + r]. Returns false, doing nothing, when
+// bf16_usable(w.cols) is false.
+bool bf16_rows(const Weight2D& w, int64_t r0, int64_t r1, const Bf16Activations& xb, float* y, int64_t ldy,
+               std::vector<uint8_t>& scratch);
 
 }  // namespace whale::amx
