@@ -47,6 +47,7 @@ struct BenchOptions {
   std::string threads;  // comma list; not given: one per hardware thread
   bool threads_given = false;
   int repetitions = 3;
+  bool warmup = true;
   int bandwidth_mib = 1024;
   std::string json_file;
 };
@@ -172,6 +173,12 @@ class BenchRun {
       ThreadResult r;
       r.threads = pool.size();
       std::unique_ptr<ReadBandwidthProbe> probe;
+      // Untimed warm-up, as llama-bench does: the first pass over the weights pays for mapping their pages and for
+      // growing the heap, which later passes (and a running server) do not.
+      if (opt_.warmup) {
+        if (opt_.prompt > 0) run_prefill(model, pool);
+        if (opt_.generate > 0) run_decode(model, pool, 1);
+      }
       for (int rep = 0; rep < opt_.repetitions; ++rep) {
         if (opt_.prompt > 0) r.prefill.push_back(run_prefill(model, pool));
         if (opt_.generate > 0) r.decode.push_back(run_decode(model, pool));
@@ -239,18 +246,19 @@ class BenchRun {
   }
 
   // tok/s of n greedy decode steps after a short prompt (prefilled untimed) in a fresh cache.
-  double run_decode(const Model& model, ThreadPool& pool) {
+  double run_decode(const Model& model, ThreadPool& pool, int steps = -1) {
+    if (steps < 0) steps = opt_.generate;
     const int vocab = model.config().vocab_size;
     const std::vector<int32_t> prompt = random_tokens(kDecodePrompt, vocab);
-    LatentKvCache cache = model.make_cache(kDecodePrompt + opt_.generate);
+    LatentKvCache cache = model.make_cache(kDecodePrompt + steps);
     std::vector<float> logits = model.forward(prompt, cache, pool, AttentionForm::Absorbed, Model::LogitRows::Last);
     int32_t token = static_cast<int32_t>(std::max_element(logits.end() - vocab, logits.end()) - (logits.end() - vocab));
     const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < opt_.generate; ++i) {
+    for (int i = 0; i < steps; ++i) {
       logits = model.forward(std::span(&token, 1), cache, pool);
       token = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
     }
-    return opt_.generate / seconds_since(t0);
+    return steps / seconds_since(t0);
   }
 
   nlohmann::ordered_json report(const Model& model, double load_seconds, const std::vector<ThreadResult>& results,
@@ -271,6 +279,7 @@ class BenchRun {
     j["generated_tokens"] = opt_.generate;
     j["decode_prompt_tokens"] = opt_.generate > 0 ? kDecodePrompt : 0;
     j["repetitions"] = opt_.repetitions;
+    j["warmup"] = opt_.warmup;
     j["load_seconds"] = load_seconds;
     j["checkpoint_bytes"] = model.checkpoint().total_file_bytes();
     j["bytes_per_token"] = bytes_per_token;
@@ -337,6 +346,8 @@ Command register_bench(CLI::App& root) {
   app->add_option("-r,--repetitions", opt->repetitions,
                   "Runs of prefill, decode and bandwidth probe, alternating; medians are reported (default 3)")
       ->check(at_least(1));
+  app->add_flag("!--no-warmup", opt->warmup,
+               "Skip the untimed warm-up (one prefill and one decode step per thread count before the timed runs)");
   app->add_option("--bandwidth-mib", opt->bandwidth_mib,
                   "Buffer of the memory bandwidth probe, all threads together (default 1024)")
       ->check(at_least(1));
