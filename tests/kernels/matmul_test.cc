@@ -438,17 +438,31 @@ TEST(Matmul, QuantizedBitwiseIndependentOfBatchAndInstructionSet) {
   }
 }
 
+// Every instruction set (the AVX-512 VNNI target has its own decoder of the 16-row layout, for cols a multiple of 32),
+// whole matrices and row ranges that start or end inside a row group; exact values, nothing written past the range.
 TEST(DecodeRows, QuantizedMatchesSpec) {
   std::mt19937 rng(11);
-  for (DType dtype : {DType::Q8, DType::Q4}) {
-    const int64_t rows = 13, cols = 77;
-    const TestWeight t = make_quant_weight(dtype, rows, cols, rng);
-    std::vector<float> out(static_cast<size_t>(rows * cols + 1), NAN);
-    out.back() = 1234.5f;
-    decode_rows(t.w, 0, rows, out.data());
-    for (int64_t j = 0; j < rows * cols; ++j) ASSERT_EQ(out[j], static_cast<float>(t.values[j])) << j;
-    ASSERT_EQ(out.back(), 1234.5f);
+  std::vector<int64_t> targets;
+  for (int64_t bits = hwy::SupportedTargets(); bits != 0; bits &= bits - 1) targets.push_back(bits & -bits);
+  for (int64_t target : targets) {
+    hwy::SetSupportedTargetsForTest(target);
+    for (DType dtype : {DType::Q8, DType::Q4})
+      for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{13, 77}, {45, 96}, {32, 32}}) {
+        const TestWeight t = make_quant_weight(dtype, rows, cols, rng);
+        for (const auto& [r0, r1] : {std::pair<int64_t, int64_t>{0, rows}, {5, std::min<int64_t>(rows, 29)},
+                                     {rows - 1, rows}, {std::min<int64_t>(rows, 16), rows}}) {
+          std::vector<float> out(static_cast<size_t>((r1 - r0) * cols + 1), NAN);
+          out.back() = 1234.5f;
+          decode_rows(t.w, r0, r1, out.data());
+          for (int64_t j = 0; j < (r1 - r0) * cols; ++j)
+            ASSERT_EQ(out[j], static_cast<float>(t.values[r0 * cols + j]))
+                << matmul_target_name() << " " << dtype_name(dtype) << " " << rows << "x" << cols << " rows " << r0
+                << ".." << r1 << " element " << j;
+          ASSERT_EQ(out.back(), 1234.5f);
+        }
+      }
   }
+  hwy::SetSupportedTargetsForTest(0);
 }
 
 // Every instruction set Highway compiled and this CPU supports (AVX-512 VNNI, AVX-512, AVX2, SSE4, ... or NEON)

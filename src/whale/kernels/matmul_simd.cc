@@ -75,11 +75,61 @@ inline float ScalarElement(DType t, const uint8_t* row, int64_t c, float scale) 
   }
 }
 
+#if HWY_TARGET == HWY_AVX3_DL
+#define WHALE_VNNI_ATTR __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c")))
+
+// Rows [r0, r1) of a q8/q4 weight whose cols are a multiple of 32, as f32 (out row stride w.cols): each 16-byte
+// quarter of a line (4 rows × 4 columns) is widened, scaled by its rows' f16 scales and stored as four 4-float pieces.
+// code · scale is one exact f32 product, as in dequantize_row.
+WHALE_VNNI_ATTR void DecodeQuantRowsVnni(const Weight2D& w, int64_t r0, int64_t r1, float* out) {
+  const QuantType type = w.dtype == DType::Q8 ? QuantType::Q8 : QuantType::Q4;
+  const int64_t k = w.cols, blocks = k / kQuantBlock;
+  const int lines = type == QuantType::Q8 ? 8 : 4, gbb = quant_group_block_bytes(type);
+  const __m512i bias = _mm512_set1_epi32(type == QuantType::Q8 ? 128 : 8), low = _mm512_set1_epi32(0x0F);
+  __m512i quarter_idx[4];
+  for (int q = 0; q < 4; ++q)
+    quarter_idx[q] = _mm512_set_epi32(4 * q + 3, 4 * q + 3, 4 * q + 3, 4 * q + 3, 4 * q + 2, 4 * q + 2, 4 * q + 2,
+                                      4 * q + 2, 4 * q + 1, 4 * q + 1, 4 * q + 1, 4 * q + 1, 4 * q, 4 * q, 4 * q, 4 * q);
+  for (int64_t g = r0 / kQuantRowGroup; g * kQuantRowGroup < r1; ++g)
+    for (int64_t kb = 0; kb < blocks; ++kb) {
+      const __m512 sw = _mm512_cvtph_ps(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qscale + (g * blocks + kb) * kQuantRowGroup)));
+      const uint8_t* gb = w.data + (g * blocks + kb) * gbb;
+      for (int l = 0; l < lines; ++l)
+        for (int q = 0; q < 4; ++q) {
+          const __m512 s = _mm512_permutexvar_ps(quarter_idx[q], sw);
+          const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gb + 64 * l + 16 * q)));
+          __m512 vals[2];
+          int n = 1;
+          if (type == QuantType::Q8) {
+            vals[0] = _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(v, bias)));
+          } else {
+            vals[0] = _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, low), bias)));
+            vals[1] = _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), bias)));
+            n = 2;
+          }
+          alignas(64) float tmp[2][16];
+          for (int h = 0; h < n; ++h) _mm512_store_ps(tmp[h], vals[h]);
+          for (int ii = 0; ii < 4; ++ii) {
+            const int64_t r = g * kQuantRowGroup + 4 * q + ii;
+            if (r < r0 || r >= r1) continue;
+            for (int h = 0; h < n; ++h)
+              std::memcpy(out + (r - r0) * k + kb * kQuantBlock + 16 * h + 4 * l, tmp[h] + 4 * ii, 4 * sizeof(float));
+          }
+        }
+    }
+}
+#endif
+
 void DecodeRows(const Weight2D& w, int64_t r0, int64_t r1, float* out) {
   const DF df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   const int64_t k = w.cols;
-  if (w.dtype == DType::Q8 || w.dtype == DType::Q4) {  // scalar: only the attention's per-head slices use this
+  if (w.dtype == DType::Q8 || w.dtype == DType::Q4) {
+#if HWY_TARGET == HWY_AVX3_DL
+    static const bool has_vnni = __builtin_cpu_supports("avx512vnni");
+    if (has_vnni && k % kQuantBlock == 0) return DecodeQuantRowsVnni(w, r0, r1, out);
+#endif
     for (int64_t r = r0; r < r1; ++r) dequantize_row(w, r, out + (r - r0) * k);
     return;
   }
@@ -374,7 +424,6 @@ void TileQuantPortable(const Weight2D& w, int64_t g, int n_rows, const Quantized
 }
 
 #if HWY_TARGET == HWY_AVX3_DL
-#define WHALE_VNNI_ATTR __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c")))
 
 // Software prefetch distance for streamed weights: the hardware prefetcher alone leaves decode waiting on memory.
 // (A prefetch past a group's end fetches the next group, usually this thread's next.)
