@@ -138,6 +138,9 @@ def main():
     ap.add_argument("--model", required=True)
     ap.add_argument("--type", required=True, choices=["q8", "q4"])
     ap.add_argument("--work", help="directory for the outputs (default: a temporary one, removed)")
+    ap.add_argument("--logits-tol", type=float, default=None,
+                    help="also run check_logits.py on whale's output with this tolerance (float64 reference on the "
+                         "dequantized weights; the tolerance covers the kernels' int8 rounding of activations)")
     args = ap.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="whale_quantize_")
     problems = []
@@ -198,6 +201,16 @@ def main():
                 err = np.abs(deq - src).max(axis=1) / np.maximum(np.abs(src).max(axis=1), 1e-30)
                 if err.max() > bound:
                     problems.append(f"dequantized {name} is off by {err.max():.3g} of its row's largest value")
+
+        # The quantized model's forward pass against the float64 reference run on the dequantized weights: every
+        # attention form and chunking of check_logits.py.
+        if args.logits_tol is not None:
+            check = os.path.join(os.path.dirname(os.path.abspath(quantize_ref.__file__)), "check_logits.py")
+            proc = subprocess.run([sys.executable, check, "--whale", args.whale, "--model", out,
+                                   "--tol", str(args.logits_tol)], capture_output=True, text=True, timeout=600)
+            print(proc.stdout.strip())
+            if proc.returncode != 0:
+                problems.append(f"check_logits.py --tol {args.logits_tol} failed: {proc.stderr.strip()[-500:]}")
 
         # Sharded output: shards of at most ~1/3 of the model, an index, the same tensors.
         total = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out) if f.endswith(".safetensors"))

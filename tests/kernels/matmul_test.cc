@@ -556,6 +556,31 @@ TEST(Matmul, BF16PromptBatches) {
       }
 }
 
+// q8/q4 weights with f32 activations (no int8 rounding): the exact product within f32 rounding, on every instruction
+// set, for decode-sized batches (a vector kernel where there is one) and larger ones (decoded rows).
+TEST(MatmulSerialF32Activations, MatchesDoubleSums) {
+  std::mt19937 rng(17);
+  std::vector<int64_t> targets;
+  for (int64_t bits = hwy::SupportedTargets(); bits != 0; bits &= bits - 1) targets.push_back(bits & -bits);
+  for (int64_t target : targets) {
+    hwy::SetSupportedTargetsForTest(target);
+    for (DType dtype : {DType::Q8, DType::Q4})
+      for (const auto& [n, k] : {std::pair<int64_t, int64_t>{45, 96}, {13, 77}, {16, 32}})
+        for (int64_t m : {1, 2, 4, 6}) {
+          const TestWeight t = make_quant_weight(dtype, n, k, rng);
+          const std::vector<float> x = random_activations(m * k, rng);
+          const Expected e = exact_product(t, x, m);
+          std::vector<float> y(static_cast<size_t>(m * n), NAN);
+          matmul_serial_f32_activations(t.w, x.data(), m, y.data());
+          for (int64_t j = 0; j < m * n; ++j)
+            ASSERT_LE(std::fabs(y[j] - e.y[j]), 2 * gamma(k + 2.0, kF32Eps) * e.abs[j])
+                << matmul_target_name() << " " << dtype_name(dtype) << " " << n << "x" << k << " m " << m
+                << " y[" << j / n << "][" << j % n << "]";
+        }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
 TEST(MatmulBatch, EqualsSeparateProducts) {
   std::mt19937 rng(13);
   ThreadPool pool(3);

@@ -111,6 +111,20 @@ void matmul_serial(const Weight2D& w, const float* x, int64_t m, float* y) {
   run_groups(job, quantize ? &xq : nullptr, split ? &xb : nullptr, 0, row_groups(w), scratch);
 }
 
+void matmul_serial_f32_activations(const Weight2D& w, const float* x, int64_t m, float* y) {
+  if (m == 0) return;
+  if (!is_quant(w.dtype)) return matmul_serial(w, x, m, y);
+  if (m <= kTileTokens && simd::tile_quant_f32(w, x, w.cols, m, y, w.rows)) return;
+  std::vector<float> rows(static_cast<size_t>(w.rows * w.cols));
+  simd::decode_rows(w, 0, w.rows, rows.data());
+  Weight2D f{};
+  f.dtype = DType::F32;
+  f.rows = w.rows;
+  f.cols = w.cols;
+  f.data = reinterpret_cast<const uint8_t*>(rows.data());
+  matmul_serial(f, x, m, y);
+}
+
 std::optional<Weight2D> weight_rows(const Weight2D& w, int64_t r0, int64_t r1) {
   Weight2D s = w;
   s.rows = r1 - r0;

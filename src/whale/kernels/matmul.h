@@ -39,6 +39,11 @@ struct MatmulJob {
 // matmul on the calling thread only, for callers that already spread their work over the pool.
 void matmul_serial(const Weight2D& w, const float* x, int64_t m, float* y);
 
+// matmul_serial, but q8/q4 weights meet the activations in f32 instead of rounded to int8: for the few small products
+// whose inputs are too sensitive to that rounding (absorbed attention's latent mix before W_UV). Same as matmul_serial
+// for other formats.
+void matmul_serial_f32_activations(const Weight2D& w, const float* x, int64_t m, float* y);
+
 // Rows [r0, r1) of w as a weight of their own, read in place, if the format allows a cut there (q8/q4: r0 a multiple
 // of 16; FP8: of block_rows); otherwise nullopt.
 std::optional<Weight2D> weight_rows(const Weight2D& w, int64_t r0, int64_t r1);

@@ -53,6 +53,10 @@ void tile_quant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivat
 bool xw_quant(const Weight2D& w, int64_t g0, int64_t groups, const float* x, int64_t ldx, int64_t m, float* y,
               int64_t ldy);
 
+// q8/q4 weights × f32 activations, m ≤ 4 tokens, all rows: y[t·ldy + r] = W[r] · x[t·ldx], nothing rounded to int8.
+// Returns false, doing nothing, where this instruction set has no such kernel.
+bool tile_quant_f32(const Weight2D& w, const float* x, int64_t ldx, int64_t m, float* y, int64_t ldy);
+
 // Name of the instruction set the dispatcher picked (for bench output and logs).
 const char* target_name();
 

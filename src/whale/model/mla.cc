@@ -153,7 +153,9 @@ void attend_absorbed(const MlaContext& ctx, const AttentionWeights& w, int layer
         mixed.assign(static_cast<size_t>(m) * d.rank, 0.0f);
         if (many) matmul_serial(mix_weight, p, m, mixed.data());
         else add_scaled_rows(p, width, m, cache.row(layer, 0), row, n_ctx, d.rank, mixed.data(), d.rank);
-        matmul_serial(*w_uv, mixed.data(), m, oh.data() + static_cast<size_t>(t0) * d.dv);
+        // The latent mix stays f32 into W_UV: rounding it to int8 for q8/q4 weights is the one activation rounding
+        // the naive form does not have, and on the test models it multiplied the logits' error by up to six.
+        matmul_serial_f32_activations(*w_uv, mixed.data(), m, oh.data() + static_cast<size_t>(t0) * d.dv);
       }
       for (int t = 0; t < T; ++t)
         std::copy_n(oh.data() + static_cast<size_t>(t) * d.dv, d.dv, o + (static_cast<size_t>(t) * heads + h) * d.dv);
