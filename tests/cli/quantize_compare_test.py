@@ -141,6 +141,8 @@ def main():
     ap.add_argument("--logits-tol", type=float, default=None,
                     help="also run check_logits.py on whale's output with this tolerance (float64 reference on the "
                          "dequantized weights; the tolerance covers the kernels' int8 rounding of activations)")
+    ap.add_argument("--long-logits-tol", type=float, default=None,
+                    help="the same on 150 tokens fed whole and 70 at a time (the expanded prompt attention)")
     args = ap.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="whale_quantize_")
     problems = []
@@ -211,6 +213,16 @@ def main():
             print(proc.stdout.strip())
             if proc.returncode != 0:
                 problems.append(f"check_logits.py --tol {args.logits_tol} failed: {proc.stderr.strip()[-500:]}")
+        if args.long_logits_tol is not None:
+            check = os.path.join(os.path.dirname(os.path.abspath(quantize_ref.__file__)), "check_logits.py")
+            tokens = ",".join(str((i * 37 + 11) % 250) for i in range(150))
+            proc = subprocess.run([sys.executable, check, "--whale", args.whale, "--model", out, "--tokens", tokens,
+                                   "--chunks", "none,70", "--tol", str(args.long_logits_tol)],
+                                  capture_output=True, text=True, timeout=600)
+            print(proc.stdout.strip())
+            if proc.returncode != 0:
+                problems.append(f"check_logits.py on 150 tokens, --tol {args.long_logits_tol} failed: "
+                                f"{proc.stderr.strip()[-500:]}")
 
         # Sharded output: shards of at most ~1/3 of the model, an index, the same tensors.
         total = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out) if f.endswith(".safetensors"))

@@ -125,6 +125,20 @@ void matmul_serial_f32_activations(const Weight2D& w, const float* x, int64_t m,
   matmul_serial(f, x, m, y);
 }
 
+void matmul_f32_activations(const Weight2D& w, const float* x, int64_t m, float* y, ThreadPool& pool) {
+  if (!is_quant(w.dtype)) return matmul(w, x, m, y, pool);
+  if (m <= kTileTokens) return matmul_serial_f32_activations(w, x, m, y);
+  // Many tokens: the float prefill path (each thread decodes a panel of rows to f32 and sweeps the tokens over it).
+  const MatmulJob job{w, x, m, y};
+  pool.parallel_for(
+      row_groups(w),
+      [&](int64_t g0, int64_t g1) {
+        Scratch scratch;
+        run_groups(job, nullptr, nullptr, g0, g1, scratch);
+      },
+      std::max<int64_t>(1, 4096 / std::max<int64_t>(w.cols, 1)));
+}
+
 std::optional<Weight2D> weight_rows(const Weight2D& w, int64_t r0, int64_t r1) {
   Weight2D s = w;
   s.rows = r1 - r0;

@@ -40,9 +40,12 @@ struct MatmulJob {
 void matmul_serial(const Weight2D& w, const float* x, int64_t m, float* y);
 
 // matmul_serial, but q8/q4 weights meet the activations in f32 instead of rounded to int8: for the few small products
-// whose inputs are too sensitive to that rounding (absorbed attention's latent mix before W_UV). Same as matmul_serial
-// for other formats.
+// whose inputs are too sensitive to that rounding (the cached latents and their mixes going through kv_b_proj). Same as
+// matmul_serial for other formats.
 void matmul_serial_f32_activations(const Weight2D& w, const float* x, int64_t m, float* y);
+
+// The same over the pool (prompt-sized products: the expanded attention's kv_b over all cached latents).
+void matmul_f32_activations(const Weight2D& w, const float* x, int64_t m, float* y, ThreadPool& pool);
 
 // Rows [r0, r1) of w as a weight of their own, read in place, if the format allows a cut there (q8/q4: r0 a multiple
 // of 16; FP8: of block_rows); otherwise nullopt.

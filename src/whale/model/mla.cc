@@ -178,7 +178,9 @@ void attend_expanded(const MlaContext& ctx, const AttentionWeights& w, int layer
   std::vector<float> latents(static_cast<size_t>(n_total) * d.rank);
   for (int s = 0; s < n_total; ++s) std::copy_n(cache.row(layer, s), d.rank, latents.data() + static_cast<size_t>(s) * d.rank);
   std::vector<float> kv(static_cast<size_t>(n_total) * heads * rows_per_head);  // [n_ctx, heads·(dn + dv)]
-  matmul(w.kv_b_proj.view(), latents.data(), n_total, kv.data(), ctx.pool);
+  // In f32 for q8/q4 weights too, as the absorbed form reads the latents: rounding them to int8 moved the test
+  // models' logits several times further from the reference.
+  matmul_f32_activations(w.kv_b_proj.view(), latents.data(), n_total, kv.data(), ctx.pool);
 
   ctx.pool.parallel_for(heads, [&](int64_t h0, int64_t h1) {
     std::vector<float> keys(static_cast<size_t>(n_total) * key), values(static_cast<size_t>(n_total) * d.dv);
