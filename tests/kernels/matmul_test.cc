@@ -130,6 +130,13 @@ std::vector<float> random_activations(int64_t n, std::mt19937& rng) {
 // The "exact" value is itself summed in double, so each bound gains γ^(double)_{K+1}·S for the expectation's error.
 double gamma(double n, double u) { return n * u / (1.0 - n * u); }
 
+// Every instruction set Highway compiled that this CPU supports, one bit each (for hwy::SetSupportedTargetsForTest).
+std::vector<int64_t> supported_targets() {
+  std::vector<int64_t> targets;
+  for (int64_t bits = hwy::SupportedTargets(); bits != 0; bits &= bits - 1) targets.push_back(bits & -bits);
+  return targets;
+}
+
 struct Expected {
   std::vector<double> y;    // exact (to double precision) products
   std::vector<double> abs;  // S for each output
@@ -412,8 +419,7 @@ TEST(Matmul, QuantizedQ8AndQ4) {
 // remainder), on every thread count, and on every instruction set (VNNI tiles or the portable integer path).
 TEST(Matmul, QuantizedBitwiseIndependentOfBatchAndInstructionSet) {
   std::mt19937 rng(14);
-  std::vector<int64_t> targets;
-  for (int64_t bits = hwy::SupportedTargets(); bits != 0; bits &= bits - 1) targets.push_back(bits & -bits);
+  const std::vector<int64_t> targets = supported_targets();
   for (DType dtype : {DType::Q8, DType::Q4}) {
     const int64_t n = 45, k = 230, m = 19;
     const TestWeight t = make_quant_weight(dtype, n, k, rng);
@@ -442,8 +448,7 @@ TEST(Matmul, QuantizedBitwiseIndependentOfBatchAndInstructionSet) {
 // whole matrices and row ranges that start or end inside a row group; exact values, nothing written past the range.
 TEST(DecodeRows, QuantizedMatchesSpec) {
   std::mt19937 rng(11);
-  std::vector<int64_t> targets;
-  for (int64_t bits = hwy::SupportedTargets(); bits != 0; bits &= bits - 1) targets.push_back(bits & -bits);
+  const std::vector<int64_t> targets = supported_targets();
   for (int64_t target : targets) {
     hwy::SetSupportedTargetsForTest(target);
     for (DType dtype : {DType::Q8, DType::Q4})
@@ -468,8 +473,7 @@ TEST(DecodeRows, QuantizedMatchesSpec) {
 // Every instruction set Highway compiled and this CPU supports (AVX-512 VNNI, AVX-512, AVX2, SSE4, ... or NEON)
 // passes the same checks: the scalar reference is the oracle for each SIMD path, not just the one dispatched.
 TEST(Matmul, EveryInstructionSet) {
-  std::vector<int64_t> targets;
-  for (int64_t bits = hwy::SupportedTargets(); bits != 0; bits &= bits - 1) targets.push_back(bits & -bits);
+  const std::vector<int64_t> targets = supported_targets();
   ASSERT_FALSE(targets.empty());
   std::mt19937 rng(12);
   ThreadPool pool(2);
@@ -496,8 +500,7 @@ TEST(Matmul, EveryInstructionSet) {
 // row groups and column counts that are not multiples of 4 or 32, few and many tokens, and every instruction set.
 TEST(AddScaledWeightRows, MatchesDoubleSums) {
   std::mt19937 rng(15);
-  std::vector<int64_t> targets;
-  for (int64_t bits = hwy::SupportedTargets(); bits != 0; bits &= bits - 1) targets.push_back(bits & -bits);
+  const std::vector<int64_t> targets = supported_targets();
   for (int64_t target : targets) {
     hwy::SetSupportedTargetsForTest(target);
     for (DType dtype : {DType::Q8, DType::Q4, DType::BF16})
@@ -560,8 +563,7 @@ TEST(Matmul, BF16PromptBatches) {
 // set, for decode-sized batches (a vector kernel where there is one) and larger ones (decoded rows).
 TEST(MatmulSerialF32Activations, MatchesDoubleSums) {
   std::mt19937 rng(17);
-  std::vector<int64_t> targets;
-  for (int64_t bits = hwy::SupportedTargets(); bits != 0; bits &= bits - 1) targets.push_back(bits & -bits);
+  const std::vector<int64_t> targets = supported_targets();
   for (int64_t target : targets) {
     hwy::SetSupportedTargetsForTest(target);
     for (DType dtype : {DType::Q8, DType::Q4})

@@ -78,6 +78,14 @@ inline float ScalarElement(DType t, const uint8_t* row, int64_t c, float scale) 
 #if HWY_TARGET == HWY_AVX3_DL
 #define WHALE_VNNI_ATTR __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c")))
 
+// Permutations that spread a group's 16 per-row values (scales, or x·s) over a line quarter's lanes: quarter q of a
+// 64-byte line holds rows 4q..4q+3 × 4 columns, lane 4·i + c for row 4q + i, so lane l takes value 4q + l/4.
+WHALE_VNNI_ATTR inline void QuarterRowIndices(__m512i idx[4]) {
+  for (int q = 0; q < 4; ++q)
+    idx[q] = _mm512_set_epi32(4 * q + 3, 4 * q + 3, 4 * q + 3, 4 * q + 3, 4 * q + 2, 4 * q + 2, 4 * q + 2, 4 * q + 2,
+                              4 * q + 1, 4 * q + 1, 4 * q + 1, 4 * q + 1, 4 * q, 4 * q, 4 * q, 4 * q);
+}
+
 // Rows [r0, r1) of a q8/q4 weight whose cols are a multiple of 32, as f32 (out row stride w.cols): each 16-byte
 // quarter of a line (4 rows × 4 columns) is widened, scaled by its rows' f16 scales and stored as four 4-float pieces.
 // code · scale is one exact f32 product, as in dequantize_row.
@@ -87,9 +95,7 @@ WHALE_VNNI_ATTR void DecodeQuantRowsVnni(const Weight2D& w, int64_t r0, int64_t 
   const int lines = type == QuantType::Q8 ? 8 : 4, gbb = quant_group_block_bytes(type);
   const __m512i bias = _mm512_set1_epi32(type == QuantType::Q8 ? 128 : 8), low = _mm512_set1_epi32(0x0F);
   __m512i quarter_idx[4];
-  for (int q = 0; q < 4; ++q)
-    quarter_idx[q] = _mm512_set_epi32(4 * q + 3, 4 * q + 3, 4 * q + 3, 4 * q + 3, 4 * q + 2, 4 * q + 2, 4 * q + 2,
-                                      4 * q + 2, 4 * q + 1, 4 * q + 1, 4 * q + 1, 4 * q + 1, 4 * q, 4 * q, 4 * q, 4 * q);
+  QuarterRowIndices(quarter_idx);
   for (int64_t g = r0 / kQuantRowGroup; g * kQuantRowGroup < r1; ++g)
     for (int64_t kb = 0; kb < blocks; ++kb) {
       const __m512 sw = _mm512_cvtph_ps(
@@ -564,9 +570,7 @@ WHALE_VNNI_ATTR void XwQuantVnni(const Weight2D& w, int64_t g0, int64_t groups, 
   const __m512i bias = _mm512_set1_epi32(type == QuantType::Q8 ? 128 : 8), low = _mm512_set1_epi32(0x0F);
   auto xs = hwy::AllocateAligned<float>(static_cast<size_t>(groups * blocks * 4 * 16));  // [groups][blocks][4][16]
   __m512i quarter_idx[4];
-  for (int k = 0; k < 4; ++k)
-    quarter_idx[k] = _mm512_set_epi32(4 * k + 3, 4 * k + 3, 4 * k + 3, 4 * k + 3, 4 * k + 2, 4 * k + 2, 4 * k + 2,
-                                      4 * k + 2, 4 * k + 1, 4 * k + 1, 4 * k + 1, 4 * k + 1, 4 * k, 4 * k, 4 * k, 4 * k);
+  QuarterRowIndices(quarter_idx);
   for (int64_t t = 0; t < m; ++t) {
     for (int64_t g = 0; g < groups; ++g) {
       const __m512 xv = _mm512_loadu_ps(x + t * ldx + g * kQuantRowGroup);
@@ -642,9 +646,7 @@ WHALE_VNNI_ATTR void TileQuantF32Vnni(const Weight2D& w, const float* x, int64_t
   const int lines = type == QuantType::Q8 ? 8 : 4, gbb = quant_group_block_bytes(type);
   const __m512i bias = _mm512_set1_epi32(type == QuantType::Q8 ? 128 : 8), low = _mm512_set1_epi32(0x0F);
   __m512i quarter_idx[4];
-  for (int q = 0; q < 4; ++q)
-    quarter_idx[q] = _mm512_set_epi32(4 * q + 3, 4 * q + 3, 4 * q + 3, 4 * q + 3, 4 * q + 2, 4 * q + 2, 4 * q + 2,
-                                      4 * q + 2, 4 * q + 1, 4 * q + 1, 4 * q + 1, 4 * q + 1, 4 * q, 4 * q, 4 * q, 4 * q);
+  QuarterRowIndices(quarter_idx);
   // Activations zero-padded to pc columns, so a block's four columns can always be loaded.
   std::vector<float> xp(static_cast<size_t>(T * pc), 0.0f);
   for (int t = 0; t < T; ++t) std::copy_n(x + t * ldx, k, xp.data() + t * pc);
