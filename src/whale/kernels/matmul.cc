@@ -30,13 +30,17 @@ bool streams(const MatmulJob& j) {
   return j.w.dtype != DType::F8_E4M3 || j.w.block_cols % 16 == 0;
 }
 
-// Row groups [g0, g1) of job j, all tokens. `panel` is this thread's scratch.
 // Per-thread scratch of run_groups.
 struct Scratch {
   std::vector<float> panel;     // decoded f32 rows (float prefill)
   std::vector<uint8_t> codes;   // a row group's signed codes (AMX)
 };
 
+// Enough row groups per slice of the pool that a slice's weights (4 or 16 rows × k) amortize the fork/join.
+int64_t grain_for(int64_t k) { return std::max<int64_t>(1, 4096 / std::max<int64_t>(k, 1)); }
+
+// Row groups [g0, g1) of job j, all tokens, with j's activations prepared as its weights need (xq for q8/q4, xb for
+// BF16 on AMX; null otherwise).
 void run_groups(const MatmulJob& j, const simd::QuantizedActivations* xq, const amx::Bf16Activations* xb,
                 int64_t g0, int64_t g1, Scratch& scratch) {
   const Weight2D& w = j.w;
@@ -73,6 +77,42 @@ void run_groups(const MatmulJob& j, const simd::QuantizedActivations* xq, const 
   }
 }
 
+// Each job's activations in the form its weights need, each distinct matrix converted once (gate and up share
+// theirs): int8 blocks for q8/q4, bf16 pairs for BF16 prompts on AMX.
+struct PreparedActivations {
+  std::vector<simd::QuantizedActivations> quantized;
+  std::vector<amx::Bf16Activations> split;
+  std::vector<const simd::QuantizedActivations*> xq;
+  std::vector<const amx::Bf16Activations*> xb;
+
+  explicit PreparedActivations(std::span<const MatmulJob> jobs)
+      : quantized(jobs.size()), split(jobs.size()), xq(jobs.size(), nullptr), xb(jobs.size(), nullptr) {
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      const MatmulJob& j = jobs[i];
+      if (j.m == 0) continue;
+      const bool quant = is_quant(j.w.dtype);
+      if (!quant && (j.w.dtype != DType::BF16 || j.m < amx::kBf16MinTokens || !amx::bf16_usable(j.w.cols))) continue;
+      // A former job with the same activations and the same need shares its conversion.
+      for (size_t p = 0; p < i; ++p)
+        if ((quant ? xq[p] != nullptr : xb[p] != nullptr) && jobs[p].x == j.x && jobs[p].m == j.m &&
+            jobs[p].w.cols == j.w.cols && jobs[p].w.dtype == j.w.dtype) {
+          xq[i] = xq[p];
+          xb[i] = xb[p];
+          break;
+        }
+      if (xq[i] || xb[i]) continue;
+      if (quant) {
+        simd::quantize_activations(j.x, j.m, j.w.cols, j.w.cols, quant_type(j.w.dtype), quant_padded_cols(j.w.cols),
+                                   quantized[i]);
+        xq[i] = &quantized[i];
+      } else {
+        amx::split_bf16(j.x, j.m, j.w.cols, j.w.cols, split[i]);
+        xb[i] = &split[i];
+      }
+    }
+  }
+};
+
 // W[r, c] in double for the float formats: exact, the FP8 block scale applied without rounding.
 double scalar_weight(const Weight2D& w, int64_t r, int64_t c) {
   const int64_t k = w.cols;
@@ -101,14 +141,9 @@ void matmul(const Weight2D& w, const float* x, int64_t m, float* y, ThreadPool& 
 void matmul_serial(const Weight2D& w, const float* x, int64_t m, float* y) {
   if (m == 0) return;
   const MatmulJob job{w, x, m, y};
-  simd::QuantizedActivations xq;
-  const bool quantize = is_quant(w.dtype);
-  if (quantize) simd::quantize_activations(x, m, w.cols, w.cols, quant_type(w.dtype), quant_padded_cols(w.cols), xq);
+  const PreparedActivations prepared({&job, 1});
   Scratch scratch;
-  amx::Bf16Activations xb;
-  const bool split = w.dtype == DType::BF16 && m >= amx::kBf16MinTokens && amx::bf16_usable(w.cols);
-  if (split) amx::split_bf16(x, m, w.cols, w.cols, xb);
-  run_groups(job, quantize ? &xq : nullptr, split ? &xb : nullptr, 0, row_groups(w), scratch);
+  run_groups(job, prepared.xq[0], prepared.xb[0], 0, row_groups(w), scratch);
 }
 
 void matmul_serial_f32_activations(const Weight2D& w, const float* x, int64_t m, float* y) {
@@ -136,7 +171,7 @@ void matmul_f32_activations(const Weight2D& w, const float* x, int64_t m, float*
         Scratch scratch;
         run_groups(job, nullptr, nullptr, g0, g1, scratch);
       },
-      std::max<int64_t>(1, 4096 / std::max<int64_t>(w.cols, 1)));
+      grain_for(w.cols));
 }
 
 std::optional<Weight2D> weight_rows(const Weight2D& w, int64_t r0, int64_t r1) {
@@ -174,53 +209,26 @@ void add_scaled_weight_rows(const Weight2D& w, int64_t r0, int64_t r1, const flo
 }
 
 void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
-  // Quantize each distinct activation matrix once for the q8/q4 jobs (gate and up share theirs).
-  std::vector<simd::QuantizedActivations> quantized(jobs.size());
-  std::vector<const simd::QuantizedActivations*> xq(jobs.size(), nullptr);
+  const PreparedActivations prepared(jobs);
   std::vector<int64_t> first_group(jobs.size() + 1, 0);
   int64_t max_k = 1;
   for (size_t i = 0; i < jobs.size(); ++i) {
-    const MatmulJob& j = jobs[i];
-    first_group[i + 1] = first_group[i] + (j.m > 0 ? row_groups(j.w) : 0);
-    max_k = std::max(max_k, j.w.cols);
-    if (!is_quant(j.w.dtype) || j.m == 0) continue;
-    for (size_t p = 0; p < i && !xq[i]; ++p)
-      if (xq[p] && jobs[p].x == j.x && jobs[p].m == j.m && jobs[p].w.cols == j.w.cols &&
-          jobs[p].w.dtype == j.w.dtype)
-        xq[i] = xq[p];
-    if (!xq[i]) {
-      simd::quantize_activations(j.x, j.m, j.w.cols, j.w.cols, quant_type(j.w.dtype), quant_padded_cols(j.w.cols),
-                                 quantized[i]);
-      xq[i] = &quantized[i];
-    }
-  }
-  // The same for BF16 jobs of many tokens on AMX: split each distinct activation matrix into bf16 pairs once.
-  std::vector<amx::Bf16Activations> split(jobs.size());
-  std::vector<const amx::Bf16Activations*> xb(jobs.size(), nullptr);
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    const MatmulJob& j = jobs[i];
-    if (j.w.dtype != DType::BF16 || j.m < amx::kBf16MinTokens || !amx::bf16_usable(j.w.cols)) continue;
-    for (size_t p = 0; p < i && !xb[i]; ++p)
-      if (xb[p] && jobs[p].x == j.x && jobs[p].m == j.m && jobs[p].w.cols == j.w.cols) xb[i] = xb[p];
-    if (!xb[i]) {
-      amx::split_bf16(j.x, j.m, j.w.cols, j.w.cols, split[i]);
-      xb[i] = &split[i];
-    }
+    first_group[i + 1] = first_group[i] + (jobs[i].m > 0 ? row_groups(jobs[i].w) : 0);
+    max_k = std::max(max_k, jobs[i].w.cols);
   }
   const int64_t total = first_group.back();
   if (total == 0) return;
-  // Enough row groups per thread that a slice's weights (4 or 16 rows × K) amortize the fork/join.
-  const int64_t grain = std::max<int64_t>(1, 4096 / max_k);
   pool.parallel_for(
       total,
       [&](int64_t g0, int64_t g1) {
         Scratch scratch;
         for (size_t i = 0; i < jobs.size(); ++i) {
           const int64_t a = std::max(g0, first_group[i]), b = std::min(g1, first_group[i + 1]);
-          if (a < b) run_groups(jobs[i], xq[i], xb[i], a - first_group[i], b - first_group[i], scratch);
+          if (a < b)
+            run_groups(jobs[i], prepared.xq[i], prepared.xb[i], a - first_group[i], b - first_group[i], scratch);
         }
       },
-      grain);
+      grain_for(max_k));
 }
 
 void matmul_reference(const Weight2D& w, const float* x, int64_t m, float* y) {

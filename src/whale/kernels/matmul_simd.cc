@@ -86,6 +86,31 @@ WHALE_VNNI_ATTR inline void QuarterRowIndices(__m512i idx[4]) {
                               4 * q + 1, 4 * q + 1, 4 * q + 1, 4 * q + 1, 4 * q, 4 * q, 4 * q, 4 * q);
 }
 
+// Whether the CPU has the VNNI instructions this target's q8/q4 kernels use (Highway's AVX3_DL implies them, but is
+// also picked for CPUs where only the rest of the set is checked).
+inline bool HasVnni() {
+  static const bool has = __builtin_cpu_supports("avx512vnni");
+  return has;
+}
+
+// The 16 f16 scales of one group block (row i of the group in lane i) as f32.
+WHALE_VNNI_ATTR inline __m512 GroupBlockScales(const uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
+// The signed codes q of a line quarter (16 bytes: 4 rows × 4 columns) as f32, lane 4·i + c: q8 the bytes minus 128;
+// q4 the low nibbles minus 8 in lo and the high nibbles (the columns 16 further on) minus 8 in hi.
+WHALE_VNNI_ATTR inline void QuarterCodes(const uint8_t* p, QuantType type, __m512& lo, __m512& hi) {
+  const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  if (type == QuantType::Q8) {
+    lo = _mm512_cvtepi32_ps(_mm512_sub_epi32(v, _mm512_set1_epi32(128)));
+    return;
+  }
+  const __m512i eight = _mm512_set1_epi32(8);
+  lo = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, _mm512_set1_epi32(0x0F)), eight));
+  hi = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), eight));
+}
+
 // Rows [r0, r1) of a q8/q4 weight whose cols are a multiple of 32, as f32 (out row stride w.cols): each 16-byte
 // quarter of a line (4 rows × 4 columns) is widened, scaled by its rows' f16 scales and stored as four 4-float pieces.
 // code · scale is one exact f32 product, as in dequantize_row.
@@ -93,27 +118,19 @@ WHALE_VNNI_ATTR void DecodeQuantRowsVnni(const Weight2D& w, int64_t r0, int64_t 
   const QuantType type = w.dtype == DType::Q8 ? QuantType::Q8 : QuantType::Q4;
   const int64_t k = w.cols, blocks = k / kQuantBlock;
   const int lines = type == QuantType::Q8 ? 8 : 4, gbb = quant_group_block_bytes(type);
-  const __m512i bias = _mm512_set1_epi32(type == QuantType::Q8 ? 128 : 8), low = _mm512_set1_epi32(0x0F);
+  const int n = type == QuantType::Q8 ? 1 : 2;  // code vectors per line quarter
   __m512i quarter_idx[4];
   QuarterRowIndices(quarter_idx);
   for (int64_t g = r0 / kQuantRowGroup; g * kQuantRowGroup < r1; ++g)
     for (int64_t kb = 0; kb < blocks; ++kb) {
-      const __m512 sw = _mm512_cvtph_ps(
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qscale + (g * blocks + kb) * kQuantRowGroup)));
+      const __m512 sw = GroupBlockScales(w.qscale + (g * blocks + kb) * kQuantRowGroup);
       const uint8_t* gb = w.data + (g * blocks + kb) * gbb;
       for (int l = 0; l < lines; ++l)
         for (int q = 0; q < 4; ++q) {
           const __m512 s = _mm512_permutexvar_ps(quarter_idx[q], sw);
-          const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gb + 64 * l + 16 * q)));
           __m512 vals[2];
-          int n = 1;
-          if (type == QuantType::Q8) {
-            vals[0] = _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(v, bias)));
-          } else {
-            vals[0] = _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, low), bias)));
-            vals[1] = _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), bias)));
-            n = 2;
-          }
+          QuarterCodes(gb + 64 * l + 16 * q, type, vals[0], vals[1]);
+          for (int h = 0; h < n; ++h) vals[h] = _mm512_mul_ps(s, vals[h]);
           alignas(64) float tmp[2][16];
           for (int h = 0; h < n; ++h) _mm512_store_ps(tmp[h], vals[h]);
           for (int ii = 0; ii < 4; ++ii) {
@@ -133,8 +150,7 @@ void DecodeRows(const Weight2D& w, int64_t r0, int64_t r1, float* out) {
   const int64_t k = w.cols;
   if (w.dtype == DType::Q8 || w.dtype == DType::Q4) {
 #if HWY_TARGET == HWY_AVX3_DL
-    static const bool has_vnni = __builtin_cpu_supports("avx512vnni");
-    if (has_vnni && k % kQuantBlock == 0) return DecodeQuantRowsVnni(w, r0, r1, out);
+    if (HasVnni() && k % kQuantBlock == 0) return DecodeQuantRowsVnni(w, r0, r1, out);
 #endif
     for (int64_t r = r0; r < r1; ++r) dequantize_row(w, r, out + (r - r0) * k);
     return;
@@ -478,7 +494,7 @@ WHALE_VNNI_ATTR void TileQ8Vnni(const Weight2D& w, int64_t g, int n_rows, const 
       for (int t = 0; t < T; ++t)
         acc[t][l % A] = _mm512_dpbusd_epi32(acc[t][l % A], wv, Broadcast4(xb + t * pc + kb * kQuantBlock + 4 * l));
     }
-    const __m512 sw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + kb * kQuantRowGroup)));
+    const __m512 sw = GroupBlockScales(sp + kb * kQuantRowGroup);
     for (int t = 0; t < T; ++t) {
       __m512i a = acc[t][0];
       if constexpr (A == 2) a = _mm512_add_epi32(a, acc[t][1]);
@@ -519,7 +535,7 @@ WHALE_VNNI_ATTR void TileQ4Vnni(const Weight2D& w, int64_t g, int n_rows, const 
         acc_hi[t] = _mm512_dpbusd_epi32(acc_hi[t], hi, Broadcast4(x + 16));
       }
     }
-    const __m512 sw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + kb * kQuantRowGroup)));
+    const __m512 sw = GroupBlockScales(sp + kb * kQuantRowGroup);
     for (int t = 0; t < T; ++t) {
       const __m512i a = _mm512_add_epi32(acc_lo[t], _mm512_srai_epi32(acc_hi[t], 4));
       f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_mul_ps(sw, _mm512_set1_ps(sx[t * blocks + kb])), f[t]);
@@ -567,7 +583,6 @@ WHALE_VNNI_ATTR void XwQuantVnni(const Weight2D& w, int64_t g0, int64_t groups, 
   const QuantType type = w.dtype == DType::Q8 ? QuantType::Q8 : QuantType::Q4;
   const int64_t pc = quant_padded_cols(w.cols), blocks = pc / kQuantBlock;
   const int lines = type == QuantType::Q8 ? 8 : 4, gbb = quant_group_block_bytes(type);
-  const __m512i bias = _mm512_set1_epi32(type == QuantType::Q8 ? 128 : 8), low = _mm512_set1_epi32(0x0F);
   auto xs = hwy::AllocateAligned<float>(static_cast<size_t>(groups * blocks * 4 * 16));  // [groups][blocks][4][16]
   __m512i quarter_idx[4];
   QuarterRowIndices(quarter_idx);
@@ -576,7 +591,7 @@ WHALE_VNNI_ATTR void XwQuantVnni(const Weight2D& w, int64_t g0, int64_t groups, 
       const __m512 xv = _mm512_loadu_ps(x + t * ldx + g * kQuantRowGroup);
       for (int64_t kb = 0; kb < blocks; ++kb) {
         const uint16_t* sp = w.qscale + ((g0 + g) * blocks + kb) * kQuantRowGroup;
-        const __m512 as = _mm512_mul_ps(xv, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp))));
+        const __m512 as = _mm512_mul_ps(xv, GroupBlockScales(sp));
         for (int k = 0; k < 4; ++k)
           _mm512_store_ps(xs.get() + ((g * blocks + kb) * 4 + k) * 16, _mm512_permutexvar_ps(quarter_idx[k], as));
       }
@@ -589,16 +604,11 @@ WHALE_VNNI_ATTR void XwQuantVnni(const Weight2D& w, int64_t g0, int64_t groups, 
           const uint8_t* line = w.data + ((g0 + g) * blocks + kb) * gbb + 64 * l;
           const float* a = xs.get() + (g * blocks + kb) * 4 * 16;
           for (int k = 0; k < 4; ++k) {
-            const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(line + 16 * k)));
-            if (type == QuantType::Q8) {
-              lo_acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(v, bias)), _mm512_load_ps(a + 16 * k), lo_acc);
-            } else {
-              const __m512i lo = _mm512_sub_epi32(_mm512_and_si512(v, low), bias);
-              const __m512i hi = _mm512_sub_epi32(_mm512_srli_epi32(v, 4), bias);
-              const __m512 ak = _mm512_load_ps(a + 16 * k);
-              lo_acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), ak, lo_acc);
-              hi_acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), ak, hi_acc);
-            }
+            __m512 lo, hi;
+            QuarterCodes(line + 16 * k, type, lo, hi);
+            const __m512 ak = _mm512_load_ps(a + 16 * k);
+            lo_acc = _mm512_fmadd_ps(lo, ak, lo_acc);
+            if (type == QuantType::Q4) hi_acc = _mm512_fmadd_ps(hi, ak, hi_acc);
           }
         }
         // lanes (row in quarter, column): add the four rows of each column
@@ -626,8 +636,7 @@ WHALE_VNNI_ATTR void XwQuantVnni(const Weight2D& w, int64_t g0, int64_t groups, 
 void TileQuant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0, int n_tokens,
                float* y, int64_t ldy) {
 #if HWY_TARGET == HWY_AVX3_DL
-  static const bool has_vnni = __builtin_cpu_supports("avx512vnni");
-  if (has_vnni) {
+  if (HasVnni()) {
     if (xq.type == QuantType::Q8) return TileTokens<Q8Tile>(w, g, n_rows, xq, t0, n_tokens, y, ldy);
     return TileTokens<Q4Tile>(w, g, n_rows, xq, t0, n_tokens, y, ldy);
   }
@@ -644,7 +653,6 @@ WHALE_VNNI_ATTR void TileQuantF32Vnni(const Weight2D& w, const float* x, int64_t
   const QuantType type = w.dtype == DType::Q8 ? QuantType::Q8 : QuantType::Q4;
   const int64_t k = w.cols, pc = quant_padded_cols(k), blocks = pc / kQuantBlock;
   const int lines = type == QuantType::Q8 ? 8 : 4, gbb = quant_group_block_bytes(type);
-  const __m512i bias = _mm512_set1_epi32(type == QuantType::Q8 ? 128 : 8), low = _mm512_set1_epi32(0x0F);
   __m512i quarter_idx[4];
   QuarterRowIndices(quarter_idx);
   // Activations zero-padded to pc columns, so a block's four columns can always be loaded.
@@ -655,8 +663,7 @@ WHALE_VNNI_ATTR void TileQuantF32Vnni(const Weight2D& w, const float* x, int64_t
     for (int t = 0; t < T; ++t)
       for (int q = 0; q < 4; ++q) acc[t][q] = _mm512_setzero_ps();
     for (int64_t kb = 0; kb < blocks; ++kb) {
-      const __m512 sw = _mm512_cvtph_ps(
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qscale + (g * blocks + kb) * kQuantRowGroup)));
+      const __m512 sw = GroupBlockScales(w.qscale + (g * blocks + kb) * kQuantRowGroup);
       __m512 sq[4];
       for (int q = 0; q < 4; ++q) sq[q] = _mm512_permutexvar_ps(quarter_idx[q], sw);
       const uint8_t* gb = w.data + (g * blocks + kb) * gbb;
@@ -668,13 +675,13 @@ WHALE_VNNI_ATTR void TileQuantF32Vnni(const Weight2D& w, const float* x, int64_t
           if (type == QuantType::Q4) xhi[t] = _mm512_broadcast_f32x4(_mm_loadu_ps(xb + 16));
         }
         for (int q = 0; q < 4; ++q) {
-          const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gb + 64 * l + 16 * q)));
+          __m512 lo, hi;
+          QuarterCodes(gb + 64 * l + 16 * q, type, lo, hi);
+          lo = _mm512_mul_ps(lo, sq[q]);
           if (type == QuantType::Q8) {
-            const __m512 wv = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(v, bias)), sq[q]);
-            for (int t = 0; t < T; ++t) acc[t][q] = _mm512_fmadd_ps(wv, xlo[t], acc[t][q]);
+            for (int t = 0; t < T; ++t) acc[t][q] = _mm512_fmadd_ps(lo, xlo[t], acc[t][q]);
           } else {
-            const __m512 lo = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, low), bias)), sq[q]);
-            const __m512 hi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), bias)), sq[q]);
+            hi = _mm512_mul_ps(hi, sq[q]);
             for (int t = 0; t < T; ++t)
               acc[t][q] = _mm512_fmadd_ps(hi, xhi[t], _mm512_fmadd_ps(lo, xlo[t], acc[t][q]));
           }
@@ -696,8 +703,7 @@ WHALE_VNNI_ATTR void TileQuantF32Vnni(const Weight2D& w, const float* x, int64_t
 
 bool TileQuantF32(const Weight2D& w, const float* x, int64_t ldx, int64_t m, float* y, int64_t ldy) {
 #if HWY_TARGET == HWY_AVX3_DL
-  static const bool has_vnni = __builtin_cpu_supports("avx512vnni");
-  if (has_vnni) {
+  if (HasVnni()) {
     switch (m) {
       case 1: TileQuantF32Vnni<1>(w, x, ldx, y, ldy); return true;
       case 2: TileQuantF32Vnni<2>(w, x, ldx, y, ldy); return true;
@@ -714,8 +720,7 @@ bool TileQuantF32(const Weight2D& w, const float* x, int64_t ldx, int64_t m, flo
 bool XwQuant(const Weight2D& w, int64_t g0, int64_t groups, const float* x, int64_t ldx, int64_t m, float* y,
              int64_t ldy) {
 #if HWY_TARGET == HWY_AVX3_DL
-  static const bool has_vnni = __builtin_cpu_supports("avx512vnni");
-  if (has_vnni) {
+  if (HasVnni()) {
     XwQuantVnni(w, g0, groups, x, ldx, m, y, ldy);
     return true;
   }
