@@ -33,6 +33,18 @@ constexpr int kQueryChunk = 64;  // queries per causal chunk: keys past the chun
 // less than moving each query into latent space.
 constexpr int kExpandedMinTokens = 64;
 
+// Scores [m, n_ctx] of m consecutive queries, the first seeing first_len keys and each next one more: row i becomes
+// softmax(scale · its first first_len + i scores), the keys it may not see 0.
+void causal_softmax(float* scores, int m, int n_ctx, int first_len, float scale) {
+  for (int i = 0; i < m; ++i) {
+    const int len = first_len + i;
+    float* row = scores + static_cast<size_t>(i) * n_ctx;
+    for (int s = 0; s < len; ++s) row[s] *= scale;
+    softmax_inplace(row, len);
+    std::fill(row + len, row + n_ctx, 0.0f);
+  }
+}
+
 // o [T, heads·dv] from q [T, heads·dqk] and the cached latents, naive form: every cached latent is expanded to this
 // head's k_nope and v through W_UK and W_UV (deepseek-spec §2.2, the reference's "naive" attention).
 void attend_naive(const MlaContext& ctx, const AttentionWeights& w, int layer, const LatentKvCache& cache, int pos0,
@@ -141,15 +153,11 @@ void attend_absorbed(const MlaContext& ctx, const AttentionWeights& w, int layer
           probs.assign(static_cast<size_t>(m) * n_total, 0.0f);
           p = probs.data();
         }
-        for (int i = 0; i < m; ++i) {
-          const int len = pos0 + t0 + i + 1;
-          float* srow = scores.data() + static_cast<size_t>(i) * n_ctx;
-          for (int s = 0; s < len; ++s) srow[s] *= scale;
-          softmax_inplace(srow, len);
-          float* prow = p + static_cast<size_t>(i) * width;
-          if (many) std::copy_n(srow, len, prow);
-          else std::fill(prow + len, prow + n_ctx, 0.0f);
-        }
+        causal_softmax(scores.data(), m, n_ctx, pos0 + t0 + 1, scale);
+        if (many)
+          for (int i = 0; i < m; ++i)
+            std::copy_n(scores.data() + static_cast<size_t>(i) * n_ctx, pos0 + t0 + i + 1,
+                        p + static_cast<size_t>(i) * width);
         mixed.assign(static_cast<size_t>(m) * d.rank, 0.0f);
         if (many) matmul_serial(mix_weight, p, m, mixed.data());
         else add_scaled_rows(p, width, m, cache.row(layer, 0), row, n_ctx, d.rank, mixed.data(), d.rank);
@@ -204,13 +212,7 @@ void attend_expanded(const MlaContext& ctx, const AttentionWeights& w, int layer
         keys_w.rows = n_ctx;
         scores.assign(static_cast<size_t>(m) * n_ctx, 0.0f);
         matmul_serial(keys_w, q_cat.data() + static_cast<size_t>(t0) * key, m, scores.data());
-        for (int i = 0; i < m; ++i) {
-          const int len = pos0 + t0 + i + 1;
-          float* srow = scores.data() + static_cast<size_t>(i) * n_ctx;
-          for (int s = 0; s < len; ++s) srow[s] *= scale;
-          softmax_inplace(srow, len);
-          std::fill(srow + len, srow + n_ctx, 0.0f);
-        }
+        causal_softmax(scores.data(), m, n_ctx, pos0 + t0 + 1, scale);
         add_scaled_rows(scores.data(), n_ctx, m, values.data(), d.dv, n_ctx, d.dv,
                         oh.data() + static_cast<size_t>(t0) * d.dv, d.dv);
       }
