@@ -7,6 +7,8 @@ packages=(
   cmake ninja-build g++ pkg-config
   # libraries
   nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev libutf8proc-dev libsimdjson-dev libhwy-dev
+  # training: f32 GEMM
+  libopenblas-dev
   # benchmarks (Google Benchmark)
   libbenchmark-dev
   # tests

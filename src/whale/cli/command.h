@@ -30,5 +30,6 @@ Command register_chat(CLI::App& root);
 Command register_bench(CLI::App& root);
 Command register_quantize(CLI::App& root);
 Command register_compare(CLI::App& root);
+Command register_train(CLI::App& root);
 
 }  // namespace whale::cli

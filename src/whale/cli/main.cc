@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
       whale::cli::register_bench(app),
       whale::cli::register_quantize(app),
       whale::cli::register_compare(app),
+      whale::cli::register_train(app),
   };
 
   try {

@@ -1,0 +1,52 @@
+// Forward and backward of the training ops, side by side (llm.c style). All f32, row-major. Backward functions add
+// into parameter gradients (dW +=), so micro-batches accumulate; input gradients are written (dx =) unless named
+// `add`. A null pool runs on the calling thread (for callers already inside a parallel_for).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "whale/core/thread_pool.h"
+
+namespace whale::train {
+
+// OpenBLAS runs single-threaded inside whale's one pool: call once before the first product.
+void use_single_threaded_blas();
+
+// y[N, O] = x[N, I] · W[O, I]ᵀ (+ y when accumulate).
+void linear_forward(ThreadPool* pool, const float* x, const float* W, float* y, int64_t N, int64_t I, int64_t O,
+                    bool accumulate = false);
+// dx[N, I] (= or +=) dy · W (skipped when dx is null); dW[O, I] += dyᵀ · x.
+void linear_backward(ThreadPool* pool, const float* x, const float* W, const float* dy, float* dx, float* dW, int64_t N,
+                     int64_t I, int64_t O, bool accumulate_dx = false);
+
+// y[n] = w ⊙ x[n] · rstd[n], rstd[n] = 1 / sqrt(mean(x[n]²) + eps), for N rows of D; x, y with row strides.
+void rmsnorm_forward(ThreadPool* pool, const float* x, int64_t ldx, const float* w, int64_t N, int64_t D, float eps,
+                     float* y, int64_t ldy, float* rstd);
+// dx[n] (= or +=) ∂/∂x; dw += Σ_n dy ⊙ x · rstd.
+void rmsnorm_backward(ThreadPool* pool, const float* x, int64_t ldx, const float* w, const float* rstd, const float* dy,
+                      int64_t ldy, int64_t N, int64_t D, float* dx, int64_t lddx, float* dw, bool accumulate_dx = false);
+
+// cos / sin of pos·ω_i for pos < T, i < dim/2 (deepseek-spec §2.5; ω with YaRN, kernels/rope.h).
+struct RopeTable {
+  int half = 0;
+  std::vector<float> cos, sin;  // [T, half]
+};
+RopeTable make_rope_table(const std::vector<double>& inv_freq, int64_t T);
+
+// Rotates the adjacent pairs of x[n, 0:2·half] (row stride ld) by the angle of position n mod T, for N rows;
+// inverse = true rotates back (the backward of the forward rotation).
+void rope_rotate(float* x, int64_t ld, int64_t N, int64_t T, const RopeTable& table, bool inverse);
+
+// h = silu(g) ⊙ u over n values.
+void swiglu_forward(const float* g, const float* u, float* h, int64_t n);
+// dg = dh ⊙ u ⊙ silu'(g), du = dh ⊙ silu(g).
+void swiglu_backward(const float* g, const float* u, const float* dh, float* dg, float* du, int64_t n);
+
+// For each row n with target[n] >= 0: loss_n = logsumexp(logits[n]) − logits[n][target]. Replaces logits[n] by
+// scale · (softmax − onehot) (rows without a target by 0), and returns Σ loss_n; *correct counts rows whose argmax
+// is the target (when not null).
+double cross_entropy(ThreadPool* pool, float* logits, const int32_t* target, int64_t N, int64_t V, float scale,
+                     int64_t* correct = nullptr);
+
+}  // namespace whale::train
