@@ -7,8 +7,8 @@ packages=(
   cmake ninja-build g++ pkg-config
   # libraries
   nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev libutf8proc-dev libsimdjson-dev libhwy-dev
-  # training: f32 GEMM
-  libopenblas-dev
+  # training: f32 GEMM (OpenBLAS, loaded at run time: src/whale/train/blas.h)
+  libopenblas0-pthread
   # benchmarks (Google Benchmark)
   libbenchmark-dev
   # tests

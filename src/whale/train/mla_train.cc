@@ -1,6 +1,6 @@
 #include "whale/train/mla_train.h"
 
-#include <cblas.h>
+#include "whale/train/blas.h"
 
 #include <algorithm>
 #include <cmath>
@@ -32,8 +32,8 @@ void attention_core_forward(ThreadPool& pool, const Dims& d, int64_t B, int64_t 
       const float* kv = act.kv.data() + b * T * d.ldkv() + h * (d.dn + d.dv);
       const float* kr = act.k_rope.data() + b * T * d.dr;
       float* P = act.probs.data() + i * T * T;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, d.dn, sigma, q, d.ldq(), kv, d.ldkv(), 0.0f, P, T);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, d.dr, sigma, q + d.dn, d.ldq(), kr, d.dr, 1.0f, P, T);
+      sgemm(false, true, T, T, d.dn, sigma, q, d.ldq(), kv, d.ldkv(), 0.0f, P, T);
+      sgemm(false, true, T, T, d.dr, sigma, q + d.dn, d.ldq(), kr, d.dr, 1.0f, P, T);
       for (int64_t t = 0; t < T; ++t) {
         float* row = P + t * T;
         const float mx = *std::max_element(row, row + t + 1);
@@ -46,7 +46,7 @@ void attention_core_forward(ThreadPool& pool, const Dims& d, int64_t B, int64_t 
         for (int64_t s = 0; s <= t; ++s) row[s] *= inv;
         std::fill(row + t + 1, row + T, 0.0f);
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, d.dv, T, 1.0f, P, T, kv + d.dn, d.ldkv(), 0.0f,
+      sgemm(false, false, T, d.dv, T, 1.0f, P, T, kv + d.dn, d.ldkv(), 0.0f,
                   act.o.data() + b * T * d.ldo() + h * d.dv, d.ldo());
     }
   });
@@ -69,9 +69,9 @@ void attention_core_backward(ThreadPool& pool, const Dims& d, int64_t B, int64_t
       float* dqh = dq + b * T * d.ldq() + h * d.dqk;
       float* dkvh = dkv + b * T * d.ldkv() + h * (d.dn + d.dv);
       // dP = dO·Vᵀ, dV = Pᵀ·dO
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, d.dv, 1.0f, dOh, d.ldo(), kv + d.dn, d.ldkv(), 0.0f,
+      sgemm(false, true, T, T, d.dv, 1.0f, dOh, d.ldo(), kv + d.dn, d.ldkv(), 0.0f,
                   dP.data(), T);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, d.dv, T, 1.0f, P, T, dOh, d.ldo(), 0.0f, dkvh + d.dn,
+      sgemm(true, false, T, d.dv, T, 1.0f, P, T, dOh, d.ldo(), 0.0f, dkvh + d.dn,
                   d.ldkv());
       // dS = σ·P ⊙ (dP − Σ_s P·dP), in place in dP
       for (int64_t t = 0; t < T; ++t) {
@@ -83,11 +83,11 @@ void attention_core_backward(ThreadPool& pool, const Dims& d, int64_t B, int64_t
         std::fill(g + t + 1, g + T, 0.0f);
       }
       const float* dS = dP.data();
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, d.dn, T, 1.0f, dS, T, kv, d.ldkv(), 0.0f, dqh, d.ldq());
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, d.dr, T, 1.0f, dS, T, kr, d.dr, 0.0f, dqh + d.dn,
+      sgemm(false, false, T, d.dn, T, 1.0f, dS, T, kv, d.ldkv(), 0.0f, dqh, d.ldq());
+      sgemm(false, false, T, d.dr, T, 1.0f, dS, T, kr, d.dr, 0.0f, dqh + d.dn,
                   d.ldq());
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, d.dn, T, 1.0f, dS, T, q, d.ldq(), 0.0f, dkvh, d.ldkv());
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, d.dr, T, 1.0f, dS, T, q + d.dn, d.ldq(), 0.0f,
+      sgemm(true, false, T, d.dn, T, 1.0f, dS, T, q, d.ldq(), 0.0f, dkvh, d.ldkv());
+      sgemm(true, false, T, d.dr, T, 1.0f, dS, T, q + d.dn, d.ldq(), 0.0f,
                   dk_rope_heads.data() + i * T * d.dr, d.dr);
     }
   });

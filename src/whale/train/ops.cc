@@ -1,6 +1,6 @@
 #include "whale/train/ops.h"
 
-#include <cblas.h>
+#include "whale/train/blas.h"
 
 #include <algorithm>
 #include <cmath>
@@ -27,14 +27,12 @@ int64_t column_grain(int64_t rows, int64_t depth) {
 
 }  // namespace
 
-void use_single_threaded_blas() { openblas_set_num_threads(1); }
-
 void linear_forward(ThreadPool* pool, const float* x, const float* W, float* y, int64_t N, int64_t I, int64_t O,
                     bool accumulate) {
   if (N == 0 || O == 0) return;
   const float beta = accumulate ? 1.0f : 0.0f;
   split(pool, O, column_grain(N, I), [&](int64_t o0, int64_t o1) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, o1 - o0, I, 1.0f, x, I, W + o0 * I, I, beta, y + o0, O);
+    sgemm(false, true, N, o1 - o0, I, 1.0f, x, I, W + o0 * I, I, beta, y + o0, O);
   });
 }
 
@@ -44,11 +42,11 @@ void linear_backward(ThreadPool* pool, const float* x, const float* W, const flo
   if (dx) {
     const float beta = accumulate_dx ? 1.0f : 0.0f;
     split(pool, I, column_grain(N, O), [&](int64_t i0, int64_t i1) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, i1 - i0, O, 1.0f, dy, O, W + i0, I, beta, dx + i0, I);
+      sgemm(false, false, N, i1 - i0, O, 1.0f, dy, O, W + i0, I, beta, dx + i0, I);
     });
   }
   split(pool, O, column_grain(N, I), [&](int64_t o0, int64_t o1) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o1 - o0, I, N, 1.0f, dy + o0, O, x, I, 1.0f, dW + o0 * I, I);
+    sgemm(true, false, o1 - o0, I, N, 1.0f, dy + o0, O, x, I, 1.0f, dW + o0 * I, I);
   });
 }
 

@@ -10,9 +10,6 @@
 
 namespace whale::train {
 
-// OpenBLAS runs single-threaded inside whale's one pool: call once before the first product.
-void use_single_threaded_blas();
-
 // y[N, O] = x[N, I] · W[O, I]ᵀ (+ y when accumulate).
 void linear_forward(ThreadPool* pool, const float* x, const float* W, float* y, int64_t N, int64_t I, int64_t O,
                     bool accumulate = false);

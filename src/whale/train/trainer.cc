@@ -16,6 +16,7 @@
 #include "whale/io/safetensors.h"
 #include "whale/io/safetensors_writer.h"
 #include "whale/tokenizer/tokenizer.h"
+#include "whale/train/blas.h"
 
 namespace whale::train {
 namespace {
@@ -64,7 +65,6 @@ class Trainer {
   Trainer(const TrainSettings& s, ThreadPool& pool, const TrainLog& log) : s_(s), pool_(pool), log_(log) {}
 
   void run() {
-    use_single_threaded_blas();
     const fs::path config_file = s_.resume ? s_.out / "config.json"
                                  : !s_.init.empty() ? s_.init / "config.json"
                                                     : s_.config;
@@ -95,6 +95,7 @@ class Trainer {
     transformer_ = std::make_unique<Transformer>(*params_, pool_);
     if (s_.resume) start = load_state();
 
+    log_(fmt::format("train: {} threads, OpenBLAS {} kernels", pool_.size(), blas_core_name()));
     log_(fmt::format("train: {} parameters, {} training / {} validation tokens, {} steps of {} × {} × {} tokens",
                      params_->trainable_count(), dataset_->train_tokens(), dataset_->val_tokens(), s_.optimizer.steps,
                      s_.grad_accum, s_.batch_size, s_.seq_len));
