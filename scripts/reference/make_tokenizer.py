@@ -8,12 +8,17 @@ Layout of the vocabulary (ids): 0 BOS, 1 EOS (as the checkpoints' config.json sa
 then merges learned deterministically from a fixed English text until vocab_size entries are used. The
 pre-tokenizer is DeepSeek-V3's (deepseek-spec §5.1); the chat template is R1's.
 
-Usage: make_tokenizer.py --vocab-size N --out DIR
+Usage: make_tokenizer.py --vocab-size N --out DIR [--text FILE]
+
+--text learns the merges from a corpus instead (a .txt, or a .jsonl whose lines have "text"), split into pieces as
+the pre-tokenizer splits ASCII text: letters with an optional leading space, digits in groups of up to three,
+punctuation runs, whitespace.
 """
 import argparse
 import collections
 import json
 import os
+import re
 
 BOS, EOS = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"
 ADDED = [(BOS, True), (EOS, True), ("<｜User｜>", False), ("<｜Assistant｜>", False), ("<think>", False),
@@ -51,11 +56,26 @@ def valid_utf8_byte(b):
     return not (b in (0xC0, 0xC1) or b >= 0xF5)
 
 
-def learn_merges(n_merges, alphabet):
-    """Greedy BPE on TRAINING_TEXT split at spaces (a space joins the word after it); ties go to the smaller pair."""
+ASCII_PIECES = re.compile(r" ?[A-Za-z]+|[0-9]{1,3}| ?[^\sA-Za-z0-9]+|\s+")
+
+
+def corpus_words(text, alphabet):
+    """Pieces of a corpus (ASCII_PIECES) and their counts, as tuples of byte-alphabet symbols."""
     words = collections.Counter()
-    for i, w in enumerate(TRAINING_TEXT.split()):
-        words[tuple(alphabet[b] for b in (" " + w).encode())] += 1
+    for piece in ASCII_PIECES.findall(text):
+        words[tuple(alphabet[b] for b in piece.encode())] += 1
+    return words
+
+
+def learn_merges(n_merges, alphabet, corpus=None):
+    """Greedy BPE on TRAINING_TEXT split at spaces (a space joins the word after it), or on the pieces of `corpus`;
+    ties go to the smaller pair."""
+    words = collections.Counter()
+    if corpus is not None:
+        words = corpus_words(corpus, alphabet)
+    else:
+        for w in TRAINING_TEXT.split():
+            words[tuple(alphabet[b] for b in (" " + w).encode())] += 1
     merges = []
     while len(merges) < n_merges:
         pairs = collections.Counter()
@@ -81,13 +101,13 @@ def learn_merges(n_merges, alphabet):
     return merges
 
 
-def write_tokenizer(out_dir, vocab_size, chat_template):
+def write_tokenizer(out_dir, vocab_size, chat_template, corpus=None):
     alphabet = byte_alphabet()
     byte_tokens = [alphabet[b] for b in range(256) if valid_utf8_byte(b)]
     n_fixed = len(ADDED) + len(byte_tokens)
     if vocab_size < n_fixed:
         raise SystemExit(f"vocab_size {vocab_size} is smaller than the {n_fixed} fixed tokens")
-    merges = learn_merges(vocab_size - n_fixed, alphabet)
+    merges = learn_merges(vocab_size - n_fixed, alphabet, corpus)
     vocab = {}
     for i, (content, _) in enumerate(ADDED):
         vocab[content] = i
@@ -136,8 +156,17 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--vocab-size", type=int, required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--text", default=None, help="learn the merges from this .txt or .jsonl corpus")
     args = ap.parse_args()
-    n = write_tokenizer(args.out, args.vocab_size, r1_chat_template())
+    corpus = None
+    if args.text:
+        with open(args.text, encoding="utf-8") as f:
+            raw = f.read()
+        if args.text.endswith(".jsonl"):
+            corpus = "\n".join(json.loads(l)["text"] for l in raw.splitlines() if l.strip())
+        else:
+            corpus = raw
+    n = write_tokenizer(args.out, args.vocab_size, r1_chat_template(), corpus)
     print(f"tokenizer: {n} entries in {args.out}")
 
 

@@ -57,7 +57,7 @@ void mlp_forward(ThreadPool* pool, const TMlp& w, const float* x, int64_t N, Mlp
   resize(act.h, N * I);
   linear_forward(pool, x, w.gate.w, act.g.data(), N, D, I);
   linear_forward(pool, x, w.up.w, act.u.data(), N, D, I);
-  swiglu_forward(act.g.data(), act.u.data(), act.h.data(), N * I);
+  swiglu_forward(pool, act.g.data(), act.u.data(), act.h.data(), N * I);
   linear_forward(pool, act.h.data(), w.down.w, out, N, I, D, accumulate);
 }
 
@@ -66,7 +66,7 @@ void mlp_backward(ThreadPool* pool, const TMlp& w, const float* x, int64_t N, co
   const int64_t D = w.gate.cols, I = w.gate.rows;
   std::vector<float> dh(static_cast<size_t>(N * I)), dg(static_cast<size_t>(N * I)), du(static_cast<size_t>(N * I));
   linear_backward(pool, act.h.data(), w.down.w, dout, dh.data(), w.down.g, N, I, D);
-  swiglu_backward(act.g.data(), act.u.data(), dh.data(), dg.data(), du.data(), N * I);
+  swiglu_backward(pool, act.g.data(), act.u.data(), dh.data(), dg.data(), du.data(), N * I);
   linear_backward(pool, x, w.gate.w, dg.data(), dx, w.gate.g, N, D, I, accumulate_dx);
   linear_backward(pool, x, w.up.w, du.data(), dx, w.up.g, N, D, I, true);
 }

@@ -10,7 +10,8 @@
 namespace whale::train {
 namespace {
 
-// Runs fn(begin, end) over [0, n) on the pool, or whole on this thread without one.
+}  // namespace
+
 void split(ThreadPool* pool, int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (!pool || pool->size() == 1 || n < 2 * grain) {
     fn(0, n);
@@ -18,6 +19,8 @@ void split(ThreadPool* pool, int64_t n, int64_t grain, const std::function<void(
   }
   pool->parallel_for(n, fn, grain);
 }
+
+namespace {
 
 int64_t column_grain(int64_t rows, int64_t depth) {
   // Slices of at least 16 columns, and of at least ~64k multiply-adds, so that small products stay on one thread.
@@ -130,20 +133,25 @@ void rope_rotate(float* x, int64_t ld, int64_t N, int64_t T, const RopeTable& ta
   }
 }
 
-void swiglu_forward(const float* g, const float* u, float* h, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float sig = 1.0f / (1.0f + std::exp(-g[i]));
-    h[i] = g[i] * sig * u[i];
-  }
+void swiglu_forward(ThreadPool* pool, const float* g, const float* u, float* h, int64_t n) {
+  split(pool, n, 1 << 14, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const float sig = 1.0f / (1.0f + std::exp(-g[i]));
+      h[i] = g[i] * sig * u[i];
+    }
+  });
 }
 
-void swiglu_backward(const float* g, const float* u, const float* dh, float* dg, float* du, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float sig = 1.0f / (1.0f + std::exp(-g[i]));
-    const float silu = g[i] * sig;
-    du[i] = dh[i] * silu;
-    dg[i] = dh[i] * u[i] * (sig * (1.0f + g[i] * (1.0f - sig)));
-  }
+void swiglu_backward(ThreadPool* pool, const float* g, const float* u, const float* dh, float* dg, float* du,
+                     int64_t n) {
+  split(pool, n, 1 << 14, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const float sig = 1.0f / (1.0f + std::exp(-g[i]));
+      const float silu = g[i] * sig;
+      du[i] = dh[i] * silu;
+      dg[i] = dh[i] * u[i] * (sig * (1.0f + g[i] * (1.0f - sig)));
+    }
+  });
 }
 
 double cross_entropy(ThreadPool* pool, float* logits, const int32_t* target, int64_t N, int64_t V, float scale,

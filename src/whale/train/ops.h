@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "whale/core/thread_pool.h"
@@ -24,6 +25,9 @@ void rmsnorm_forward(ThreadPool* pool, const float* x, int64_t ldx, const float*
 void rmsnorm_backward(ThreadPool* pool, const float* x, int64_t ldx, const float* w, const float* rstd, const float* dy,
                       int64_t ldy, int64_t N, int64_t D, float* dx, int64_t lddx, float* dw, bool accumulate_dx = false);
 
+// Runs fn(begin, end) over [0, n) in slices of at least `grain` on the pool, or whole on this thread without one.
+void split(ThreadPool* pool, int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+
 // cos / sin of pos·ω_i for pos < T, i < dim/2 (deepseek-spec §2.5; ω with YaRN, kernels/rope.h).
 struct RopeTable {
   int half = 0;
@@ -36,9 +40,10 @@ RopeTable make_rope_table(const std::vector<double>& inv_freq, int64_t T);
 void rope_rotate(float* x, int64_t ld, int64_t N, int64_t T, const RopeTable& table, bool inverse);
 
 // h = silu(g) ⊙ u over n values.
-void swiglu_forward(const float* g, const float* u, float* h, int64_t n);
+void swiglu_forward(ThreadPool* pool, const float* g, const float* u, float* h, int64_t n);
 // dg = dh ⊙ u ⊙ silu'(g), du = dh ⊙ silu(g).
-void swiglu_backward(const float* g, const float* u, const float* dh, float* dg, float* du, int64_t n);
+void swiglu_backward(ThreadPool* pool, const float* g, const float* u, const float* dh, float* dg, float* du,
+                     int64_t n);
 
 // For each row n with target[n] >= 0: loss_n = logsumexp(logits[n]) − logits[n][target]. Replaces logits[n] by
 // scale · (softmax − onehot) (rows without a target by 0), and returns Σ loss_n; *correct counts rows whose argmax

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <numbers>
 
+#include "whale/train/ops.h"
+
 namespace whale::train {
 
 double learning_rate(const OptimizerSettings& o, int64_t s) {
@@ -13,7 +15,8 @@ double learning_rate(const OptimizerSettings& o, int64_t s) {
   return lr_min + (o.lr - lr_min) * (1.0 + std::cos(std::numbers::pi * std::min(1.0, progress))) / 2.0;
 }
 
-Optimizer::Optimizer(ParameterSet& params, const OptimizerSettings& settings) : params_(params), o_(settings) {
+Optimizer::Optimizer(ParameterSet& params, const OptimizerSettings& settings, ThreadPool& pool)
+    : params_(params), o_(settings), pool_(pool) {
   if (o_.kind == OptimizerKind::AdamW) {
     m_.assign(params.values().size(), 0.0f);
     v_.assign(params.values().size(), 0.0f);
@@ -47,12 +50,14 @@ double Optimizer::step(int64_t s) {
   for (const TrainTensor& t : params_.tensors()) {
     if (!t.trainable) continue;
     const float decay = t.shape.size() == 2 ? static_cast<float>(1.0 - lr * o_.weight_decay) : 1.0f;
-    for (int64_t i = t.offset; i < t.offset + t.numel; ++i) {
-      const float gi = g[i] * clip;
-      m_[i] = b1 * m_[i] + (1.0f - b1) * gi;
-      v_[i] = b2 * v_[i] + (1.0f - b2) * gi * gi;
-      w[i] = w[i] * decay - step_size * m_[i] / (std::sqrt(v_[i]) / bc2_sqrt + eps);
-    }
+    split(&pool_, t.numel, 1 << 14, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = t.offset + i0; i < t.offset + i1; ++i) {
+        const float gi = g[i] * clip;
+        m_[i] = b1 * m_[i] + (1.0f - b1) * gi;
+        v_[i] = b2 * v_[i] + (1.0f - b2) * gi * gi;
+        w[i] = w[i] * decay - step_size * m_[i] / (std::sqrt(v_[i]) / bc2_sqrt + eps);
+      }
+    });
   }
   return norm;
 }

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "whale/core/thread_pool.h"
 #include "whale/train/parameters.h"
 
 namespace whale::train {
@@ -27,7 +28,7 @@ double learning_rate(const OptimizerSettings& o, int64_t s);
 
 class Optimizer {
  public:
-  Optimizer(ParameterSet& params, const OptimizerSettings& settings);
+  Optimizer(ParameterSet& params, const OptimizerSettings& settings, ThreadPool& pool);
 
   // Clips (AdamW) and applies one update at step s with the gradients in params; returns the gradient norm before
   // clipping. Buffers (trainable = false) are left alone.
@@ -40,6 +41,7 @@ class Optimizer {
  private:
   ParameterSet& params_;
   OptimizerSettings o_;
+  ThreadPool& pool_;
   std::vector<float> m_, v_;
 };
 

@@ -91,7 +91,7 @@ class Trainer {
     dataset_ = std::make_unique<Dataset>(
         load_token_stream(s_.data, tokenizer ? &*tokenizer : nullptr, config.eos_token_id, config.vocab_size),
         s_.val_fraction, s_.seq_len, s_.order, s_.seed);
-    optimizer_ = std::make_unique<Optimizer>(*params_, s_.optimizer);
+    optimizer_ = std::make_unique<Optimizer>(*params_, s_.optimizer, pool_);
     transformer_ = std::make_unique<Transformer>(*params_, pool_);
     if (s_.resume) start = load_state();
 
