@@ -79,6 +79,9 @@ Command register_train(CLI::App& root) {
       ->check(at_least(1));
   app->add_option("--save-every", s.save_every, "Write a checkpoint every N steps; 0 = only at the end (default 0)")
       ->check(at_least(0));
+  app->add_option("--stop-at", s.stop_at,
+                  "End this run after step N, with a checkpoint; --resume continues it (the LR schedule spans --steps)")
+      ->check(at_least(1));
   app->add_option("--log-every", s.log_every, "Print a progress line every N steps (default 1)")->check(at_least(1));
   app->add_option("--data-order", opt->order, "random (default) or sequential windows (docs/training.md)")
       ->check(CLI::IsMember({"random", "sequential"}));

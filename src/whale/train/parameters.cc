@@ -36,7 +36,7 @@ int ParameterSet::add(const std::string& name, std::vector<int64_t> shape, bool 
 
 ParameterSet::ParameterSet(const ModelConfig& c) : config_(c) {
   if (c.num_nextn_predict_layers > 1)
-    fail("config.json: num_nextn_predict_layers = {} is not supported for training (0 or 1)", c.num_nextn_predict_layers);
+    fail("num_nextn_predict_layers = {} is not supported for training (0 or 1)", c.num_nextn_predict_layers);
   const int64_t D = c.hidden_size, H = c.num_attention_heads;
   auto add_mlp = [&](const std::string& p, int64_t inter) {
     add(p + "gate_proj.weight", {inter, D});

@@ -69,9 +69,11 @@ class Trainer {
                                  : !s_.init.empty() ? s_.init / "config.json"
                                                     : s_.config;
     if (config_file.empty()) fail("give --config MODEL.json, --init DIR or --resume");
+    if (s_.resume && !fs::exists(s_.out / "trainer_state.json"))
+      fail("{}: no run to resume there (trainer_state.json is missing)", s_.out.string());
     raw_config_ = read_json(config_file);
     const ModelConfig config = parse_model_config(raw_config_, config_file.string());
-    params_ = std::make_unique<ParameterSet>(config);
+    params_ = with_context(config_file.string(), [&] { return std::make_unique<ParameterSet>(config); });
 
     tokenizer_dir_ = !s_.tokenizer.empty() ? s_.tokenizer
                      : s_.resume          ? s_.out
@@ -103,9 +105,11 @@ class Trainer {
     std::ofstream journal(s_.out / "train_log.jsonl", start > 0 ? std::ios::app : std::ios::trunc);
     if (!journal) fail("{}: cannot write", (s_.out / "train_log.jsonl").string());
 
-    for (int64_t step = start; step < s_.optimizer.steps; ++step) {
+    const int64_t end = s_.stop_at > 0 ? std::min(s_.stop_at, s_.optimizer.steps) : s_.optimizer.steps;
+    if (start >= end) fail("{}: the run already has {} of its {} steps", s_.out.string(), start, end);
+    for (int64_t step = start; step < end; ++step) {
       nlohmann::json line = train_step(step);
-      const bool last = step + 1 == s_.optimizer.steps;
+      const bool last = step + 1 == end;
       if ((s_.eval_every > 0 && (step + 1) % s_.eval_every == 0) || last) {
         const auto [val_loss, val_mtp_acc] = evaluate();
         line["val_loss"] = val_loss;

@@ -38,6 +38,7 @@ struct TrainSettings {
   int64_t eval_every = 100;     // 0: only at the end
   int64_t eval_windows = 64;    // validation windows per evaluation
   int64_t save_every = 0;       // 0: only at the end
+  int64_t stop_at = 0;          // > 0: end this run after that many steps (the schedule still spans all steps)
   int64_t log_every = 1;
 };
 
