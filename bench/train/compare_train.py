@@ -4,7 +4,7 @@
 Usage:
   /usr/bin/python3 bench/train/compare_train.py --whale build/release/whale --config CONFIG.json
       [--batch-size 16] [--seq-len 128] [--steps 10] [--warmup 2] [--threads 2] [--rounds 3] [--mtp-weight 0]
-      [--python /usr/bin/python3] [--keep DIR]
+      [--python /usr/bin/python3] [--keep DIR] [--torch-args '...']
 
 Runs the two engines alternately, --rounds times each (the order flips every round), with the same config,
 batch B x seq-len T, thread count and MTP weight; each run does --warmup untimed steps and --steps timed ones.
@@ -13,6 +13,7 @@ batch B x seq-len T, thread count and MTP weight; each run does --warmup untimed
            DATA.jsonl: seeded random ids from scripts/reference/make_token_data.py (at least 1.2 (S+W) B T tokens).
            Step times: "seconds" of train_log.jsonl's lines after the first W.
   pytorch: torch_train.py --config CFG --batch-size B --seq-len T --steps S --warmup-steps W --threads N --json
+             [--mtp-weight L] [--torch-args]  (with its default BLAS/OpenMP tuning; see torch_train.py)
 A run's tokens/s is B*T / (median step seconds). Prints a JSON summary on stdout: each engine's per-round tokens/s,
 their median over the rounds, and ratio = whale / pytorch (progress goes to stderr).
 """
@@ -21,6 +22,7 @@ import argparse
 import json
 import math
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -75,6 +77,7 @@ def run_torch(a):
            "--threads", str(a.threads), "--json"]
     if a.mtp_weight > 0:
         cmd += ["--mtp-weight", repr(a.mtp_weight)]
+    cmd += shlex.split(a.torch_args)
     t0 = time.perf_counter()
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - t0
@@ -83,7 +86,8 @@ def run_torch(a):
     j = json.loads(p.stdout.strip().splitlines()[-1])
     return {"tokens_per_second": j["median_tokens_per_second"], "step_seconds": j["step_seconds"],
             "first_loss": j["losses"][0], "last_loss": j["losses"][-1], "wall_seconds": round(wall, 2),
-            "torch_version": j["torch_version"], "params": j["params"], "attention": j["attention"]}
+            "torch_version": j["torch_version"], "params": j["params"], "attention": j["attention"],
+            "openblas_core": j.get("openblas_core"), "omp_wait_policy": j.get("omp_wait_policy")}
 
 
 def main():
@@ -99,6 +103,8 @@ def main():
     ap.add_argument("--mtp-weight", type=float, default=0.0)
     ap.add_argument("--python", default="/usr/bin/python3", help="interpreter with torch")
     ap.add_argument("--keep", metavar="DIR", help="keep the data and whale's outputs in DIR")
+    ap.add_argument("--torch-args", default="", metavar="ARGS",
+                    help="extra torch_train.py arguments, e.g. '--openblas-coretype default --omp-wait-policy default'")
     a = ap.parse_args()
     if min(a.batch_size, a.seq_len, a.steps, a.threads, a.rounds) < 1 or a.warmup < 0:
         ap.error("need --batch-size, --seq-len, --steps, --threads, --rounds >= 1 and --warmup >= 0")
@@ -137,7 +143,10 @@ def main():
     out = {
         "config": a.config, "batch_size": a.batch_size, "seq_len": a.seq_len, "tokens_per_step": a.batch_size * a.seq_len,
         "steps": a.steps, "warmup": a.warmup, "threads": a.threads, "rounds": a.rounds, "mtp_weight": a.mtp_weight,
-        "torch_version": runs["pytorch"][0]["torch_version"], "cpus": os.cpu_count(),
+        "torch_version": runs["pytorch"][0]["torch_version"], "torch_args": a.torch_args,
+        "torch_openblas_core": runs["pytorch"][0]["openblas_core"],
+        "torch_omp_wait_policy": runs["pytorch"][0]["omp_wait_policy"],
+        "torch_attention": runs["pytorch"][0]["attention"], "cpus": os.cpu_count(),
         "whale": w, "pytorch": t,
         "ratio_whale_over_pytorch": round(w["median_tokens_per_second"] / t["median_tokens_per_second"], 3),
     }

@@ -15,9 +15,15 @@ whale; 0 = off). W untimed steps, then S timed steps (zero_grad, forward, loss, 
 prints {"engine": "pytorch", ..., "step_seconds": [...], "median_tokens_per_second": ..., "losses": [...]}
 (one JSON line with --json, indented otherwise). Written from docs/training.md and ../shared/docs/deepseek-spec.md.
 
-Threads: N intra-op threads (torch.set_num_threads), 1 inter-op thread, and OMP_NUM_THREADS / OPENBLAS_NUM_THREADS
-set to N before torch is imported (Debian's torch multiplies matrices with OpenBLAS, whose own thread pool
-torch.set_num_threads does not size).
+Threads and BLAS: N intra-op threads (torch.set_num_threads), 1 inter-op thread, and OMP_NUM_THREADS /
+OPENBLAS_NUM_THREADS set to N before torch is imported. Debian's torch 1.13 multiplies f32 matrices with the system
+OpenBLAS (0.3.21, pthreads), which torch.set_num_threads does not size, and two tunings are applied by default
+(--openblas-coretype default / --omp-wait-policy default turn them off):
+  * OPENBLAS_CORETYPE=SkylakeX on AVX-512 CPUs (Haswell on AVX2): OpenBLAS 0.3.21 does not recognize recent Xeons
+    (e.g. family 6 model 207) and falls back to its SSE3 "Prescott" kernels, ~5x slower sgemm;
+  * OMP_WAIT_POLICY=PASSIVE: otherwise libgomp's spin-waiting workers compete with OpenBLAS's threads for the cores.
+The JSON reports both ("openblas_core", "omp_wait_policy"). torch < 2.0 has no scaled_dot_product_attention; the
+eager form (matmul, causal mask, softmax, matmul) is used there ("attention": "eager").
 """
 
 import argparse
@@ -69,7 +75,13 @@ def parse_args(argv=None):
                     help="OPENBLAS_CORETYPE for torch's OpenBLAS: auto (SkylakeX with AVX-512, Haswell with AVX2; "
                          "an OPENBLAS_CORETYPE already in the environment wins), default (OpenBLAS's own detection), "
                          "or a name such as SkylakeX")
+    ap.add_argument("--omp-wait-policy", default="auto",
+                    help="OMP_WAIT_POLICY: auto (PASSIVE; an OMP_WAIT_POLICY already in the environment wins), "
+                         "default (leave it unset: libgomp's spinning workers then compete with OpenBLAS's own "
+                         "threads, ~3x slower steps at 2 threads on 2 cores), PASSIVE or ACTIVE")
     a = ap.parse_args(argv)
+    if a.omp_wait_policy == "auto":
+        a.omp_wait_policy = os.environ.get("OMP_WAIT_POLICY") or "PASSIVE"
     if a.openblas_coretype == "auto":
         a.openblas_coretype = os.environ.get("OPENBLAS_CORETYPE") or best_openblas_coretype()
     if a.batch_size < 1 or a.seq_len < 1 or a.steps < 1 or a.warmup_steps < 0 or a.threads < 1:
@@ -84,6 +96,8 @@ if ARGS is not None:
     os.environ["OPENBLAS_NUM_THREADS"] = str(ARGS.threads)
     if ARGS.openblas_coretype != "default":
         os.environ["OPENBLAS_CORETYPE"] = ARGS.openblas_coretype
+    if ARGS.omp_wait_policy != "default":
+        os.environ["OMP_WAIT_POLICY"] = ARGS.omp_wait_policy
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
@@ -447,6 +461,7 @@ def run(a):
         "warmup_steps": a.warmup_steps,
         "mtp_weight": a.mtp_weight,
         "openblas_core": openblas_corename(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "attention": "sdpa" if hasattr(F, "scaled_dot_product_attention") else "eager",
         "ln_vocab": math.log(c.vocab_size),
         "losses": losses,

@@ -17,6 +17,7 @@
 #include "whale/io/safetensors_writer.h"
 #include "whale/tokenizer/tokenizer.h"
 #include "whale/train/blas.h"
+#include "whale/train/flops.h"
 
 namespace whale::train {
 namespace {
@@ -136,7 +137,7 @@ class Trainer {
     const double lr = learning_rate(s_.optimizer, step);
     const double grad_norm = optimizer_->step(step);
 
-    nlohmann::json maxvio = nlohmann::json::object();
+    nlohmann::json maxvio = nlohmann::json::object(), load = nlohmann::json::object();
     double worst = 0.0;
     const TModel& m = params_->model();
     auto balance_layer = [&](const TLayer& layer) {
@@ -144,6 +145,7 @@ class Trainer {
       const std::vector<int64_t>& counts = transformer_->expert_counts()[layer.index];
       const double v = max_violation(counts);
       maxvio[std::to_string(layer.index)] = v;
+      load[std::to_string(layer.index)] = counts;
       worst = std::max(worst, v);
       if (layer.moe->bias && s_.optimizer.kind == OptimizerKind::AdamW && s_.bias_update_rate > 0)
         update_routing_bias(layer.moe->bias, counts, s_.bias_update_rate);
@@ -153,9 +155,10 @@ class Trainer {
 
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double tokens = static_cast<double>(s_.grad_accum * s_.batch_size * s_.seq_len);
+    const double flops = tokens * training_flops_per_token(params_->config(), s_.seq_len, s_.loss.mtp > 0);
     nlohmann::json line = {{"step", step + 1}, {"loss", totals.total}, {"main_loss", totals.main},
                            {"lr", lr}, {"grad_norm", grad_norm}, {"seconds", seconds},
-                           {"tokens_per_second", tokens / seconds}};
+                           {"tokens_per_second", tokens / seconds}, {"gflops_per_second", flops / seconds * 1e-9}};
     if (totals.mtp_tokens > 0) {
       line["mtp_loss"] = totals.mtp;
       line["mtp_accuracy"] = static_cast<double>(totals.mtp_correct) / static_cast<double>(totals.mtp_tokens);
@@ -164,11 +167,13 @@ class Trainer {
     if (!maxvio.empty()) {
       line["maxvio"] = maxvio;
       line["maxvio_max"] = worst;
+      line["expert_load"] = load;
     }
     if (s_.log_every > 0 && ((step + 1) % s_.log_every == 0 || step == 0))
-      log_(fmt::format("step {}/{}: loss {:.4f}  lr {:.2e}  grad norm {:.3f}{}  {:.0f} tok/s", step + 1,
+      log_(fmt::format("step {}/{}: loss {:.4f}  lr {:.2e}  grad norm {:.3f}{}  {:.0f} tok/s  {:.1f} GFLOP/s", step + 1,
                        s_.optimizer.steps, totals.total, lr, grad_norm,
-                       maxvio.empty() ? std::string() : fmt::format("  maxvio {:.3f}", worst), tokens / seconds));
+                       maxvio.empty() ? std::string() : fmt::format("  maxvio {:.3f}", worst), tokens / seconds,
+                       flops / seconds * 1e-9));
     return line;
   }
 
