@@ -16,6 +16,9 @@ batch B x seq-len T, thread count and MTP weight; each run does --warmup untimed
              [--mtp-weight L] [--torch-args]  (with its default BLAS/OpenMP tuning; see torch_train.py)
 A run's tokens/s is B*T / (median step seconds). Prints a JSON summary on stdout: each engine's per-round tokens/s,
 their median over the rounds, and ratio = whale / pytorch (progress goes to stderr).
+With --peak-bench BIN (build/release/bench/peak_arith_bench), the machine's f32 FMA peak is measured before and after
+the rounds, one run per thread pinned to its own CPU (taskset), summed over --threads CPUs; each engine's GFLOP/s is
+its tokens/s times the training FLOPs per token that whale logs (src/whale/train/flops.h), and MFU = GFLOP/s / peak.
 """
 
 import argparse
@@ -64,11 +67,26 @@ def run_whale(a, data, workdir, rnd):
     if len(timed) != a.steps:
         raise SystemExit(f"whale: expected {a.steps} timed steps in train_log.jsonl, found {len(timed)}")
     secs = [j["seconds"] for j in timed]
+    flops_per_token = statistics.median(j["gflops_per_second"] * 1e9 / j["tokens_per_second"] for j in timed)
     if not a.keep:
         shutil.rmtree(out, ignore_errors=True)
     return {"tokens_per_second": a.batch_size * a.seq_len / statistics.median(secs),
             "step_seconds": [round(s, 5) for s in secs], "first_loss": lines[0]["loss"],
-            "last_loss": lines[-1]["loss"], "wall_seconds": round(wall, 2)}
+            "last_loss": lines[-1]["loss"], "wall_seconds": round(wall, 2), "flops_per_token": flops_per_token}
+
+
+def measure_peak(bench, threads):
+    """f32 FMA GFLOP/s of `threads` CPUs running peak_arith_bench at once, each pinned to its own CPU."""
+    procs = [subprocess.Popen(["taskset", "-c", str(c), bench], stdout=subprocess.PIPE, text=True)
+             for c in range(threads)]
+    total = 0.0
+    for p in procs:
+        out, _ = p.communicate()
+        line = next((l for l in out.splitlines() if l.startswith("f32 FMA:")), None)
+        if line is None:
+            raise SystemExit(f"{bench}: no 'f32 FMA:' line in its output")
+        total += float(line.split()[2])
+    return total
 
 
 def run_torch(a):
@@ -102,6 +120,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--mtp-weight", type=float, default=0.0)
     ap.add_argument("--python", default="/usr/bin/python3", help="interpreter with torch")
+    ap.add_argument("--peak-bench", metavar="BIN", help="peak_arith_bench binary: report MFU against its f32 peak")
     ap.add_argument("--keep", metavar="DIR", help="keep the data and whale's outputs in DIR")
     ap.add_argument("--torch-args", default="", metavar="ARGS",
                     help="extra torch_train.py arguments, e.g. '--openblas-coretype default --omp-wait-policy default'")
@@ -120,6 +139,7 @@ def main():
         need = math.ceil((a.steps + a.warmup) * a.batch_size * a.seq_len * 1.2) + a.seq_len + 1
         make_data(a.python, data, vocab, need)
         runs = {"whale": [], "pytorch": []}
+        peaks = [measure_peak(a.peak_bench, a.threads)] if a.peak_bench else []
         for r in range(a.rounds):
             order = ["whale", "pytorch"] if r % 2 == 0 else ["pytorch", "whale"]
             for eng in order:
@@ -130,6 +150,8 @@ def main():
                 log(f"round {r + 1}/{a.rounds} {eng:8s} {res['tokens_per_second']:9.1f} tok/s  "
                     f"(loss {res['first_loss']:.3f} -> {res['last_loss']:.3f}, wall {res['wall_seconds']} s, "
                     f"load {load:.2f})")
+        if a.peak_bench:
+            peaks.append(measure_peak(a.peak_bench, a.threads))
     finally:
         if not a.keep:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -150,6 +172,15 @@ def main():
         "whale": w, "pytorch": t,
         "ratio_whale_over_pytorch": round(w["median_tokens_per_second"] / t["median_tokens_per_second"], 3),
     }
+    if peaks:
+        fpt = statistics.median(x["flops_per_token"] for x in runs["whale"])
+        peak = statistics.mean(peaks)
+        out["flops_per_token"] = fpt
+        out["peak_f32_gflops"] = [round(p, 1) for p in peaks]
+        for eng, summ in (("whale", w), ("pytorch", t)):
+            gf = summ["median_tokens_per_second"] * fpt * 1e-9
+            summ["gflops_per_second"] = round(gf, 1)
+            summ["mfu"] = round(gf / peak, 3)
     print(json.dumps(out, indent=2))
 
 

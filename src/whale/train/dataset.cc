@@ -1,5 +1,7 @@
 #include "whale/train/dataset.h"
 
+#include <algorithm>
+#include <climits>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -23,6 +25,47 @@ std::string read_file(const std::filesystem::path& file) {
 
 }  // namespace
 
+std::vector<int32_t> parse_jsonl_tokens(std::string_view text, const std::string& source, const Tokenizer* tokenizer,
+                                        int32_t eos_id, int32_t vocab_size) {
+  std::vector<int32_t> ids;
+  int64_t line_no = 0;
+  for (size_t pos = 0; pos < text.size();) {
+    const size_t end = std::min(text.find('\n', pos), text.size());
+    const std::string_view line = text.substr(pos, end - pos);
+    pos = end + 1;
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    const std::string where = fmt::format("{}:{}", source, line_no);
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      fail("{}: not valid JSON ({})", where, e.what());
+    }
+    if (!j.is_object()) fail("{}: expected a JSON object with \"text\" or \"input_ids\"", where);
+    if (const auto it = j.find("input_ids"); it != j.end()) {
+      if (!it->is_array()) fail("{}: \"input_ids\" must be an array of token ids", where);
+      for (const auto& v : *it) {
+        if (!v.is_number_integer()) fail("{}: \"input_ids\" must hold integers", where);
+        const int64_t id = v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)
+                               ? INT64_MAX
+                               : v.get<int64_t>();
+        if (id < 0 || id >= vocab_size) fail("{}: token id {} is outside the vocabulary [0, {})", where, id, vocab_size);
+        ids.push_back(static_cast<int32_t>(id));
+      }
+    } else if (const auto t = j.find("text"); t != j.end()) {
+      if (!t->is_string()) fail("{}: \"text\" must be a string", where);
+      if (!tokenizer) fail("{}: a \"text\" document needs --tokenizer", where);
+      const std::vector<int32_t> doc = tokenizer->encode(t->get<std::string>());
+      ids.insert(ids.end(), doc.begin(), doc.end());
+    } else {
+      fail("{}: expected a JSON object with \"text\" or \"input_ids\"", where);
+    }
+    if (eos_id >= 0) ids.push_back(eos_id);
+  }
+  return ids;
+}
+
 std::vector<int32_t> load_token_stream(const std::filesystem::path& file, const Tokenizer* tokenizer, int32_t eos_id,
                                        int32_t vocab_size) {
   const std::string text = read_file(file);
@@ -36,36 +79,7 @@ std::vector<int32_t> load_token_stream(const std::filesystem::path& file, const 
     ids = tokenizer->encode(text);
     end_document();
   } else if (ext == ".jsonl") {
-    std::istringstream lines(text);
-    std::string line;
-    for (int64_t line_no = 1; std::getline(lines, line); ++line_no) {
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      const std::string where = fmt::format("{}:{}", file.string(), line_no);
-      nlohmann::json j;
-      try {
-        j = nlohmann::json::parse(line);
-      } catch (const nlohmann::json::exception& e) {
-        fail("{}: not valid JSON ({})", where, e.what());
-      }
-      if (!j.is_object()) fail("{}: expected a JSON object with \"text\" or \"input_ids\"", where);
-      if (const auto it = j.find("input_ids"); it != j.end()) {
-        if (!it->is_array()) fail("{}: \"input_ids\" must be an array of token ids", where);
-        for (const auto& v : *it) {
-          if (!v.is_number_integer()) fail("{}: \"input_ids\" must hold integers", where);
-          const int64_t id = v.get<int64_t>();
-          if (id < 0 || id >= vocab_size) fail("{}: token id {} is outside the vocabulary [0, {})", where, id, vocab_size);
-          ids.push_back(static_cast<int32_t>(id));
-        }
-      } else if (const auto t = j.find("text"); t != j.end()) {
-        if (!t->is_string()) fail("{}: \"text\" must be a string", where);
-        if (!tokenizer) fail("{}: a \"text\" document needs --tokenizer", where);
-        const std::vector<int32_t> doc = tokenizer->encode(t->get<std::string>());
-        ids.insert(ids.end(), doc.begin(), doc.end());
-      } else {
-        fail("{}: expected a JSON object with \"text\" or \"input_ids\"", where);
-      }
-      end_document();
-    }
+    ids = parse_jsonl_tokens(text, file.string(), tokenizer, eos_id, vocab_size);
   } else {
     fail("{}: unsupported data file type \"{}\" (expected .txt or .jsonl)", file.string(), ext);
   }

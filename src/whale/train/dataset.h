@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <random>
+#include <string>
+#include <string_view>
 #include <vector>
 
 namespace whale {
@@ -18,6 +20,10 @@ namespace whale::train {
 // Errors name the file and line.
 std::vector<int32_t> load_token_stream(const std::filesystem::path& file, const Tokenizer* tokenizer, int32_t eos_id,
                                        int32_t vocab_size);
+
+// The ids of a .jsonl file's contents `text`, as load_token_stream reads them; `source` names the file in errors.
+std::vector<int32_t> parse_jsonl_tokens(std::string_view text, const std::string& source, const Tokenizer* tokenizer,
+                                        int32_t eos_id, int32_t vocab_size);
 
 enum class DataOrder { Sequential, Random };
 
