@@ -63,7 +63,8 @@ def main():
         a, d = os.path.join(out["a"], f), os.path.join(out["d"], f)
         same = filecmp.cmp(a, d, shallow=False)
         if f == "train_log.jsonl":  # timings differ, and the stopped run also validates at its last step
-            strip = lambda p: [{k: v for k, v in json.loads(l).items() if k not in ("seconds", "tokens_per_second", "val_loss", "val_mtp_accuracy")}
+            strip = lambda p: [{k: v for k, v in json.loads(l).items() if k not in ("seconds", "tokens_per_second", "gflops_per_second", "val_loss",
+                                                         "val_mtp_accuracy")}
                                for l in open(p)]
             same = strip(a) == strip(d)
         if not same:

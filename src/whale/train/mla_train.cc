@@ -21,8 +21,6 @@ Dims dims_of(const ModelConfig& c) {
           c.kv_lora_rank, c.q_lora_rank, c.hidden_size};
 }
 
-void resize(std::vector<float>& v, int64_t n) { v.assign(static_cast<size_t>(n), 0.0f); }
-
 // Per (window, head): S = σ·(q_nope·k_nopeᵀ + q_rope·k_ropeᵀ), causal softmax into P, O = P·V.
 void attention_core_forward(ThreadPool& pool, const Dims& d, int64_t B, int64_t T, float sigma, MlaActivations& act) {
   pool.parallel_for(B * d.H, [&](int64_t i0, int64_t i1) {
@@ -108,13 +106,13 @@ void mla_forward(ThreadPool& pool, const TAttention& w, const ModelConfig& c, co
   const Dims d = dims_of(c);
   const int64_t N = B * T;
   const float eps = static_cast<float>(c.rms_norm_eps);
-  resize(act.q, N * d.ldq());
+  resize_buffer(act.q, N * d.ldq());
   if (w.q_proj) {
     linear_forward(&pool, x, w.q_proj->w, act.q.data(), N, d.D, d.ldq());
   } else {
-    resize(act.cq, N * d.rq);
-    resize(act.cq_rstd, N);
-    resize(act.cqn, N * d.rq);
+    resize_buffer(act.cq, N * d.rq);
+    resize_buffer(act.cq_rstd, N);
+    resize_buffer(act.cqn, N * d.rq);
     linear_forward(&pool, x, w.q_a_proj->w, act.cq.data(), N, d.D, d.rq);
     rmsnorm_forward(&pool, act.cq.data(), d.rq, w.q_a_norm->w, N, d.rq, eps, act.cqn.data(), d.rq, act.cq_rstd.data());
     linear_forward(&pool, act.cqn.data(), w.q_b_proj->w, act.q.data(), N, d.rq, d.ldq());
@@ -122,20 +120,20 @@ void mla_forward(ThreadPool& pool, const TAttention& w, const ModelConfig& c, co
   for (int64_t h = 0; h < d.H; ++h) rope_rotate(act.q.data() + h * d.dqk + d.dn, d.ldq(), N, T, rope, false);
 
   const int64_t la = d.r + d.dr;
-  resize(act.a, N * la);
-  resize(act.ckv, N * d.r);
-  resize(act.kv_rstd, N);
-  resize(act.k_rope, N * d.dr);
+  resize_buffer(act.a, N * la);
+  resize_buffer(act.ckv, N * d.r);
+  resize_buffer(act.kv_rstd, N);
+  resize_buffer(act.k_rope, N * d.dr);
   linear_forward(&pool, x, w.kv_a_proj.w, act.a.data(), N, d.D, la);
   rmsnorm_forward(&pool, act.a.data(), la, w.kv_a_norm.w, N, d.r, eps, act.ckv.data(), d.r, act.kv_rstd.data());
   for (int64_t n = 0; n < N; ++n)
     std::copy(act.a.data() + n * la + d.r, act.a.data() + (n + 1) * la, act.k_rope.data() + n * d.dr);
   rope_rotate(act.k_rope.data(), d.dr, N, T, rope, false);
 
-  resize(act.kv, N * d.ldkv());
+  resize_buffer(act.kv, N * d.ldkv());
   linear_forward(&pool, act.ckv.data(), w.kv_b_proj.w, act.kv.data(), N, d.r, d.ldkv());
-  resize(act.probs, B * d.H * T * T);
-  resize(act.o, N * d.ldo());
+  resize_buffer(act.probs, B * d.H * T * T);
+  resize_buffer(act.o, N * d.ldo());
   attention_core_forward(pool, d, B, T, static_cast<float>(c.softmax_scale()), act);
   linear_forward(&pool, act.o.data(), w.o_proj.w, out, N, d.ldo(), d.D);
 }

@@ -9,8 +9,6 @@
 namespace whale::train {
 namespace {
 
-void resize(std::vector<float>& v, int64_t n) { v.assign(static_cast<size_t>(n), 0.0f); }
-
 // Experts dealt to threads largest first, each to the least loaded thread (deterministic for given counts), so that
 // one parallel_for slice per thread runs whole experts with serial products.
 std::vector<std::vector<int>> deal_experts(const std::vector<int64_t>& counts, int threads) {
@@ -52,9 +50,9 @@ double weight_scale(const ModelConfig& c) {
 void mlp_forward(ThreadPool* pool, const TMlp& w, const float* x, int64_t N, MlpActivations& act, float* out,
                  bool accumulate) {
   const int64_t D = w.gate.cols, I = w.gate.rows;
-  resize(act.g, N * I);
-  resize(act.u, N * I);
-  resize(act.h, N * I);
+  resize_buffer(act.g, N * I);
+  resize_buffer(act.u, N * I);
+  resize_buffer(act.h, N * I);
   linear_forward(pool, x, w.gate.w, act.g.data(), N, D, I);
   linear_forward(pool, x, w.up.w, act.u.data(), N, D, I);
   swiglu_forward(pool, act.g.data(), act.u.data(), act.h.data(), N * I);
@@ -78,9 +76,9 @@ double moe_forward(ThreadPool& pool, const TMoe& w, const ModelConfig& c, const 
   // Router: logits, scores, the inference router's selection, gate weights from the scores.
   std::vector<float> logits(static_cast<size_t>(N * E));
   linear_forward(&pool, x, w.router.w, logits.data(), N, D, E);
-  resize(act.scores, N * E);
+  resize_buffer(act.scores, N * E);
   act.ids.assign(static_cast<size_t>(N * K), 0);
-  resize(act.weights, N * K);
+  resize_buffer(act.weights, N * K);
   RouterParams rp;
   rp.n_experts = static_cast<int>(E);
   rp.top_k = static_cast<int>(K);
@@ -126,7 +124,7 @@ double moe_forward(ThreadPool& pool, const TMoe& w, const ModelConfig& c, const 
     const int64_t ne = static_cast<int64_t>(list.size());
     std::vector<float> xe(static_cast<size_t>(ne * D));
     for (int64_t j = 0; j < ne; ++j) std::copy(x + (list[j] / K) * D, x + (list[j] / K + 1) * D, xe.data() + j * D);
-    resize(act.expert_out[e], ne * D);
+    resize_buffer(act.expert_out[e], ne * D);
     mlp_forward(nullptr, w.experts[e], xe.data(), ne, act.experts[e], act.expert_out[e].data());
   });
 
@@ -196,7 +194,7 @@ void moe_backward(ThreadPool& pool, const TMoe& w, const ModelConfig& c, const f
       const float g = act.weights[list[j]];
       for (int64_t i = 0; i < D; ++i) dye[j * D + i] = g * dout[n * D + i];
     }
-    resize(dxe[e], ne * D);
+    resize_buffer(dxe[e], ne * D);
     mlp_backward(nullptr, w.experts[e], xe.data(), ne, act.experts[e], dye.data(), dxe[e].data());
   });
 

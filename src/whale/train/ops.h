@@ -25,6 +25,9 @@ void rmsnorm_forward(ThreadPool* pool, const float* x, int64_t ldx, const float*
 void rmsnorm_backward(ThreadPool* pool, const float* x, int64_t ldx, const float* w, const float* rstd, const float* dy,
                       int64_t ldy, int64_t N, int64_t D, float* dx, int64_t lddx, float* dw, bool accumulate_dx = false);
 
+// Sizes an activation buffer without clearing it: every caller overwrites the whole buffer before reading it.
+inline void resize_buffer(std::vector<float>& v, int64_t n) { v.resize(static_cast<size_t>(n)); }
+
 // Runs fn(begin, end) over [0, n) in slices of at least `grain` on the pool, or whole on this thread without one.
 void split(ThreadPool* pool, int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 

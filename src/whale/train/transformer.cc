@@ -7,8 +7,6 @@
 namespace whale::train {
 namespace {
 
-void resize(std::vector<float>& v, int64_t n) { v.assign(static_cast<size_t>(n), 0.0f); }
-
 void add_into(float* y, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
@@ -35,15 +33,15 @@ void Transformer::layer_forward(const TLayer& w, int64_t B, int64_t T, float alp
   const int64_t N = B * T, D = c.hidden_size;
   const float eps = static_cast<float>(c.rms_norm_eps);
   const RopeTable rope = make_rope_table(inv_freq_, T);
-  resize(act.x_attn, N * D);
-  resize(act.r_attn, N);
+  resize_buffer(act.x_attn, N * D);
+  resize_buffer(act.r_attn, N);
   rmsnorm_forward(&pool_, act.h_in.data(), D, w.input_norm.w, N, D, eps, act.x_attn.data(), D, act.r_attn.data());
-  resize(act.h_mid, N * D);
+  resize_buffer(act.h_mid, N * D);
   mla_forward(pool_, w.attn, c, rope, act.x_attn.data(), B, T, act.attn, act.h_mid.data());
   add_into(act.h_mid.data(), act.h_in.data(), N * D);
 
-  resize(act.x_ffn, N * D);
-  resize(act.r_ffn, N);
+  resize_buffer(act.x_ffn, N * D);
+  resize_buffer(act.r_ffn, N);
   rmsnorm_forward(&pool_, act.h_mid.data(), D, w.post_attention_norm.w, N, D, eps, act.x_ffn.data(), D,
                   act.r_ffn.data());
   if (w.moe) {
@@ -117,8 +115,8 @@ BatchLoss Transformer::run(std::span<const int32_t> windows, int64_t B, int64_t 
     const TMtp& mt = *m.mtp;
     mtp_next.resize(static_cast<size_t>(Nm));
     mtp_targets.resize(static_cast<size_t>(Nm));
-    resize(emb, Nm * D);
-    resize(hh, Nm * D);
+    resize_buffer(emb, Nm * D);
+    resize_buffer(hh, Nm * D);
     for (int64_t b = 0; b < B; ++b)
       for (int64_t t = 0; t < Tm; ++t) {
         const int64_t r = b * Tm + t;
@@ -127,20 +125,20 @@ BatchLoss Transformer::run(std::span<const int32_t> windows, int64_t B, int64_t 
         std::copy_n(m.embed.w + mtp_next[r] * D, D, emb.data() + r * D);
         std::copy_n(hn.data() + (b * T + t) * D, D, hh.data() + r * D);  // hnorm's input, normalized below
       }
-    resize(cat, Nm * 2 * D);
-    resize(r_en, Nm);
-    resize(r_hh, Nm);
+    resize_buffer(cat, Nm * 2 * D);
+    resize_buffer(r_en, Nm);
+    resize_buffer(r_hh, Nm);
     rmsnorm_forward(&pool_, emb.data(), D, mt.enorm.w, Nm, D, eps, cat.data(), 2 * D, r_en.data());
     rmsnorm_forward(&pool_, hh.data(), D, mt.hnorm.w, Nm, D, eps, cat.data() + D, 2 * D, r_hh.data());
     LayerActivations& act = acts_[c.num_hidden_layers];
-    resize(act.h_in, Nm * D);
+    resize_buffer(act.h_in, Nm * D);
     linear_forward(&pool_, cat.data(), mt.eh_proj.w, act.h_in.data(), Nm, 2 * D, D);
-    resize(z, Nm * D);
+    resize_buffer(z, Nm * D);
     layer_forward(mt.layer, B, Tm, lw.balance, act, z.data(), loss.balance);
-    resize(zn, Nm * D);
-    resize(r_zn, Nm);
+    resize_buffer(zn, Nm * D);
+    resize_buffer(r_zn, Nm);
     rmsnorm_forward(&pool_, z.data(), D, mt.head_norm.w, Nm, D, eps, zn.data(), D, r_zn.data());
-    resize(mtp_logits, Nm * V);
+    resize_buffer(mtp_logits, Nm * V);
     linear_forward(&pool_, zn.data(), m.lm_head.w, mtp_logits.data(), Nm, D, V);
     loss.mtp = cross_entropy(&pool_, mtp_logits.data(), mtp_targets.data(), Nm, V,
                              grad_scale * lw.mtp / static_cast<float>(Nm), &loss.mtp_correct) / Nm;
