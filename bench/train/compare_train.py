@@ -25,6 +25,7 @@ import argparse
 import json
 import math
 import os
+import re
 import shlex
 import shutil
 import statistics
@@ -82,10 +83,10 @@ def measure_peak(bench, threads):
     total = 0.0
     for p in procs:
         out, _ = p.communicate()
-        line = next((l for l in out.splitlines() if l.startswith("f32 FMA:")), None)
-        if line is None:
-            raise SystemExit(f"{bench}: no 'f32 FMA:' line in its output")
-        total += float(line.split()[2])
+        m = re.search(r"f32 FMA: ([0-9.]+) GFLOP/s", out)
+        if m is None:
+            raise SystemExit(f"{bench}: no 'f32 FMA: N GFLOP/s' in its output")
+        total += float(m.group(1))
     return total
 
 

@@ -14,6 +14,9 @@ void softmax_inplace(float* x, int64_t n);
 // gate[i] = silu(gate[i]) · up[i]: the SwiGLU product (deepseek-spec §2.3).
 void swiglu_inplace(float* gate, const float* up, int64_t n);
 
+// The backward of h = silu(g) ⊙ u (training): du = dh ⊙ silu(g), dg = dh ⊙ u ⊙ σ(g)·(1 + g·(1 − σ(g))).
+void swiglu_backward(const float* g, const float* u, const float* dh, float* dg, float* du, int64_t n);
+
 // y[t, :n] += Σ_j coef[t·ldc + j] · rows[j·ldr + :n] for t < m, j < k: products of activations with a matrix stored
 // by rows of the output dimension (x·W rather than W·x), such as attention weights times cached latents.
 void add_scaled_rows(const float* coef, int64_t ldc, int64_t m, const float* rows, int64_t ldr, int64_t k, int64_t n,

@@ -56,6 +56,27 @@ void Swiglu(float* gate, const float* up, int64_t n) {
   for (; i < n; ++i) gate[i] = silu(gate[i]) * up[i];
 }
 
+void SwigluBackward(const float* g, const float* u, const float* dh, float* dg, float* du, int64_t n) {
+  const hn::ScalableTag<float> df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  const auto one = hn::Set(df, 1.0f);
+  const auto cap = hn::Set(df, 88.0f);  // as in Swiglu: σ(z) is 0 to f32 precision below −88
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto z = hn::LoadU(df, g + i);
+    const auto sig = hn::Div(one, hn::Add(one, hn::Exp(df, hn::Min(hn::Neg(z), cap))));
+    const auto d = hn::LoadU(df, dh + i);
+    hn::StoreU(hn::Mul(d, hn::Mul(z, sig)), df, du + i);
+    const auto slope = hn::Mul(sig, hn::MulAdd(z, hn::Sub(one, sig), one));
+    hn::StoreU(hn::Mul(hn::Mul(d, hn::LoadU(df, u + i)), slope), df, dg + i);
+  }
+  for (; i < n; ++i) {
+    const float sig = sigmoid(g[i]);
+    du[i] = dh[i] * (g[i] * sig);
+    dg[i] = dh[i] * u[i] * (sig * (g[i] * (1.0f - sig) + 1.0f));
+  }
+}
+
 // y[t, :n] += Σ_j coef[t, j] · rows[j, :n] for t < m, j < k.
 void AddScaledRows(const float* coef, int64_t ldc, int64_t m, const float* rows, int64_t ldr, int64_t k, int64_t n,
                    float* y, int64_t ldy) {
@@ -103,11 +124,16 @@ namespace whale {
 
 HWY_EXPORT(Softmax);
 HWY_EXPORT(Swiglu);
+HWY_EXPORT(SwigluBackward);
 HWY_EXPORT(AddScaledRows);
 
 void softmax_inplace(float* x, int64_t n) { HWY_DYNAMIC_DISPATCH(Softmax)(x, n); }
 
 void swiglu_inplace(float* gate, const float* up, int64_t n) { HWY_DYNAMIC_DISPATCH(Swiglu)(gate, up, n); }
+
+void swiglu_backward(const float* g, const float* u, const float* dh, float* dg, float* du, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(SwigluBackward)(g, u, dh, dg, du, n);
+}
 
 void add_scaled_rows(const float* coef, int64_t ldc, int64_t m, const float* rows, int64_t ldr, int64_t k, int64_t n,
                      float* y, int64_t ldy) {

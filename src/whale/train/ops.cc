@@ -1,5 +1,6 @@
 #include "whale/train/ops.h"
 
+#include "whale/kernels/activations.h"
 #include "whale/train/blas.h"
 
 #include <algorithm>
@@ -135,22 +136,15 @@ void rope_rotate(float* x, int64_t ld, int64_t N, int64_t T, const RopeTable& ta
 
 void swiglu_forward(ThreadPool* pool, const float* g, const float* u, float* h, int64_t n) {
   split(pool, n, 1 << 14, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      const float sig = 1.0f / (1.0f + std::exp(-g[i]));
-      h[i] = g[i] * sig * u[i];
-    }
+    std::copy(g + i0, g + i1, h + i0);
+    swiglu_inplace(h + i0, u + i0, i1 - i0);
   });
 }
 
 void swiglu_backward(ThreadPool* pool, const float* g, const float* u, const float* dh, float* dg, float* du,
                      int64_t n) {
   split(pool, n, 1 << 14, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      const float sig = 1.0f / (1.0f + std::exp(-g[i]));
-      const float silu = g[i] * sig;
-      du[i] = dh[i] * silu;
-      dg[i] = dh[i] * u[i] * (sig * (1.0f + g[i] * (1.0f - sig)));
-    }
+    whale::swiglu_backward(g + i0, u + i0, dh + i0, dg + i0, du + i0, i1 - i0);
   });
 }
 

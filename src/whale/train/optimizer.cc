@@ -26,10 +26,19 @@ Optimizer::Optimizer(ParameterSet& params, const OptimizerSettings& settings, Th
 double Optimizer::step(int64_t s) {
   std::vector<float>& w = params_.values();
   std::vector<float>& g = params_.grads();
-  double sq = 0.0;
-  for (const TrainTensor& t : params_.tensors())
-    if (t.trainable)
+  // Squared norm: per-tensor partial sums in double, added in tensor order (the same for any thread count).
+  std::vector<double> partial(params_.tensors().size(), 0.0);
+  pool_.parallel_for(static_cast<int64_t>(partial.size()), [&](int64_t t0, int64_t t1) {
+    for (int64_t k = t0; k < t1; ++k) {
+      const TrainTensor& t = params_.tensors()[k];
+      if (!t.trainable) continue;
+      double sq = 0.0;
       for (int64_t i = t.offset; i < t.offset + t.numel; ++i) sq += static_cast<double>(g[i]) * g[i];
+      partial[k] = sq;
+    }
+  });
+  double sq = 0.0;
+  for (double p : partial) sq += p;
   const double norm = std::sqrt(sq);
   const double lr = learning_rate(o_, s);
 
@@ -51,11 +60,15 @@ double Optimizer::step(int64_t s) {
     if (!t.trainable) continue;
     const float decay = t.shape.size() == 2 ? static_cast<float>(1.0 - lr * o_.weight_decay) : 1.0f;
     split(&pool_, t.numel, 1 << 14, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = t.offset + i0; i < t.offset + i1; ++i) {
-        const float gi = g[i] * clip;
-        m_[i] = b1 * m_[i] + (1.0f - b1) * gi;
-        v_[i] = b2 * v_[i] + (1.0f - b2) * gi * gi;
-        w[i] = w[i] * decay - step_size * m_[i] / (std::sqrt(v_[i]) / bc2_sqrt + eps);
+      float* __restrict wt = w.data() + t.offset;
+      float* __restrict mt = m_.data() + t.offset;
+      float* __restrict vt = v_.data() + t.offset;
+      const float* __restrict gt = g.data() + t.offset;
+      for (int64_t i = i0; i < i1; ++i) {
+        const float gi = gt[i] * clip;
+        mt[i] = b1 * mt[i] + (1.0f - b1) * gi;
+        vt[i] = b2 * vt[i] + (1.0f - b2) * gi * gi;
+        wt[i] = wt[i] * decay - step_size * mt[i] / (std::sqrt(vt[i]) / bc2_sqrt + eps);
       }
     });
   }
