@@ -34,6 +34,25 @@ void for_each_expert(ThreadPool& pool, const std::vector<int64_t>& counts, const
   });
 }
 
+// out[n] (+= when accumulate, else =) Σ_k g[n, k] · rows[e][slot] over token n's experts e = ids[n, k], with g the
+// gate weights, or 1 when weights is null: the forward's combination of expert outputs, and the backward's of their
+// input gradients.
+void combine_expert_rows(ThreadPool& pool, const MoeActivations& act, const std::vector<std::vector<float>>& rows,
+                         const float* weights, int64_t N, int64_t K, int64_t D, bool accumulate, float* out) {
+  pool.parallel_for(N, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) {
+      float* o = out + n * D;
+      if (!accumulate) std::fill(o, o + D, 0.0f);
+      for (int64_t k = 0; k < K; ++k) {
+        const int64_t a = n * K + k;
+        const float* y = rows[act.ids[a]].data() + act.slot[a] * D;
+        const float g = weights ? weights[a] : 1.0f;
+        for (int64_t i = 0; i < D; ++i) o[i] += g * y[i];
+      }
+    }
+  });
+}
+
 bool normalized_weights(const ModelConfig& c) {
   if (c.topk_method == TopkMethod::NoauxTc) return c.norm_topk_prob;
   return c.norm_topk_prob && c.num_experts_per_tok > 1;
@@ -129,18 +148,7 @@ double moe_forward(ThreadPool& pool, const TMoe& w, const ModelConfig& c, const 
   });
 
   if (w.shared) mlp_forward(&pool, *w.shared, x, N, act.shared, out);
-  pool.parallel_for(N, [&](int64_t n0, int64_t n1) {
-    for (int64_t n = n0; n < n1; ++n) {
-      float* o = out + n * D;
-      if (!w.shared) std::fill(o, o + D, 0.0f);
-      for (int64_t k = 0; k < K; ++k) {
-        const int64_t a = n * K + k;
-        const float* y = act.expert_out[act.ids[a]].data() + act.slot[a] * D;
-        const float g = act.weights[a];
-        for (int64_t i = 0; i < D; ++i) o[i] += g * y[i];
-      }
-    }
-  });
+  combine_expert_rows(pool, act, act.expert_out, act.weights.data(), N, K, D, w.shared.has_value(), out);
 
   // Sequence-wise balance loss: f_i = E/(K·T) · (selections of i in the window), P_i = mean_t s_i / Σ_j s_j.
   act.balance_f.clear();
@@ -199,17 +207,7 @@ void moe_backward(ThreadPool& pool, const TMoe& w, const ModelConfig& c, const f
   });
 
   if (w.shared) mlp_backward(&pool, *w.shared, x, N, act.shared, dout, dx);
-  pool.parallel_for(N, [&](int64_t n0, int64_t n1) {
-    for (int64_t n = n0; n < n1; ++n) {
-      float* o = dx + n * D;
-      if (!w.shared) std::fill(o, o + D, 0.0f);
-      for (int64_t k = 0; k < K; ++k) {
-        const int64_t a = n * K + k;
-        const float* g = dxe[act.ids[a]].data() + act.slot[a] * D;
-        for (int64_t i = 0; i < D; ++i) o[i] += g[i];
-      }
-    }
-  });
+  combine_expert_rows(pool, act, dxe, nullptr, N, K, D, w.shared.has_value(), dx);
 
   // Router: gate weights → scores → logits.
   const bool normalize = normalized_weights(c);
