@@ -60,6 +60,12 @@ def is_linear_weight(name, shape):
     return len(shape) == 2 and name.endswith(LINEAR_SUFFIXES)
 
 
+# q4 block scales tried, as f32 multiples of the default max|w|/7 (or /8 when the extreme is negative), in this order:
+# the same list as kQ4ScaleFactors in src/whale/kernels/quantize.cc.
+SCALE_FACTORS = (1.0, 0.975, 0.95, 0.925, 0.9, 0.875, 0.85, 0.825, 0.8, 0.775, 0.75, 0.725, 0.7,
+                 1.025, 1.05, 1.075, 1.1, 1.125, 1.15)
+
+
 def quantize_matrix(w, fmt):
     """float32 [rows, cols] -> (uint8 [pr/16, pc/32, 16 B], float16 [pr/16, pc/32, 16]).
 
@@ -91,12 +97,34 @@ def quantize_matrix(w, fmt):
         r, kb = np.argwhere(np.isinf(s16))[0]
         raise ValueError(f"row {r}, columns {kb * BLOCK}..{kb * BLOCK + BLOCK - 1}: largest magnitude "
                          f"{absmax[r, kb]} needs a block scale beyond the f16 range")
-    sf = s16.astype(np.float32)[..., None]
-    q = np.zeros(blocks.shape, dtype=np.float32)
-    np.divide(blocks, sf, out=q, where=np.broadcast_to(sf != 0, blocks.shape))
     lo, hi = CODE_RANGE[fmt]
-    q = np.clip(np.rint(q), lo, hi).astype(np.int32)
-    q[np.broadcast_to(sf == 0, q.shape)] = 0
+
+    def codes_for(s16):
+        sf = s16.astype(np.float32)[..., None]
+        q = np.zeros(blocks.shape, dtype=np.float32)
+        np.divide(blocks, sf, out=q, where=np.broadcast_to(sf != 0, blocks.shape))
+        q = np.clip(np.rint(q), lo, hi).astype(np.int32)
+        q[np.broadcast_to(sf == 0, q.shape)] = 0
+        return q
+
+    q = codes_for(s16)
+    if fmt == "q4":
+        # Scale search: the candidates s32 * f in SCALE_FACTORS order; a block keeps the first with the least squared
+        # error sum_j (w_j - s q_j)^2, summed in double from j = 0 up (cumsum: the same order as the C++ loop).
+        def error(s16, q):
+            d = blocks.astype(np.float64) - s16.astype(np.float64)[..., None] * q
+            return np.cumsum(d * d, axis=-1)[..., -1]
+
+        best = error(s16, q)
+        for f in SCALE_FACTORS[1:]:
+            with np.errstate(over="ignore"):
+                c16 = (s32 * np.float32(f)).astype(np.float32).astype(np.float16)
+            cq = codes_for(c16)
+            e = error(c16, cq)
+            better = (e < best) & np.isfinite(c16)
+            best = np.where(better, e, best)
+            s16 = np.where(better, c16, s16)
+            q = np.where(better[..., None], cq, q)
     if fmt == "q8":
         codes = (q + 128).astype(np.uint8)
     else:

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <iterator>
 
 #include "whale/core/error.h"
 
@@ -33,6 +34,12 @@ int64_t quant_scale_count(int64_t rows, int64_t cols) {
   return quant_padded_rows(rows) * (quant_padded_cols(cols) / kQuantBlock);
 }
 
+// q4 block scales tried, as f32 multiples of the default scale, in this order (the same list as SCALE_FACTORS in
+// scripts/reference/quantize_ref.py).
+constexpr float kQ4ScaleFactors[] = {1.0f,   0.975f, 0.95f,  0.925f, 0.9f,  0.875f, 0.85f,
+                                     0.825f, 0.8f,   0.775f, 0.75f,  0.725f, 0.7f,   1.025f,
+                                     1.05f,  1.075f, 1.1f,   1.125f, 1.15f};
+
 uint16_t quantize_block(QuantType t, const float* w, int8_t* q) {
   float absmax = 0.0f, wmax = 0.0f;
   bool finite = true;
@@ -49,16 +56,41 @@ uint16_t quantize_block(QuantType t, const float* w, int8_t* q) {
   float s32;
   if (t == QuantType::Q8) s32 = absmax / 127.0f;
   else s32 = wmax == absmax ? absmax / 7.0f : absmax / 8.0f;
-  const uint16_t h = f32_to_f16(s32);
+  uint16_t h = f32_to_f16(s32);
   if ((h & 0x7C00) == 0x7C00)
     fail("largest magnitude {} needs a block scale of {}, beyond the f16 range (65504)", absmax, s32);
-  const float s = f16_to_f32(h);
+  const float lo = t == QuantType::Q8 ? -127.0f : -8.0f, hi = t == QuantType::Q8 ? 127.0f : 7.0f;
+  auto round_codes = [&](float s, int8_t* out) {
+    if (s == 0.0f) std::fill(out, out + kQuantBlock, int8_t{0});
+    else
+      for (int j = 0; j < kQuantBlock; ++j) out[j] = static_cast<int8_t>(std::clamp(std::rint(w[j] / s), lo, hi));
+  };
+  round_codes(f16_to_f32(h), q);
+  if (t == QuantType::Q8) return h;
 
-  if (s == 0.0f) {
-    std::fill(q, q + kQuantBlock, int8_t{0});
-  } else {
-    const float lo = t == QuantType::Q8 ? -127.0f : -8.0f, hi = t == QuantType::Q8 ? 127.0f : 7.0f;
-    for (int j = 0; j < kQuantBlock; ++j) q[j] = static_cast<int8_t>(std::clamp(std::rint(w[j] / s), lo, hi));
+  // q4: sixteen levels leave a visible rounding error, so try smaller and larger scales and keep the one with the
+  // least squared error (the first of equals). Sums run in double from column 0 up, as the numpy reference does.
+  auto squared_error = [&](float s, const int8_t* codes) {
+    double e = 0.0;
+    for (int j = 0; j < kQuantBlock; ++j) {
+      const double d = static_cast<double>(w[j]) - static_cast<double>(s) * codes[j];
+      e += d * d;
+    }
+    return e;
+  };
+  double best = squared_error(f16_to_f32(h), q);
+  int8_t trial[kQuantBlock];
+  for (size_t k = 1; k < std::size(kQ4ScaleFactors); ++k) {
+    const uint16_t hk = f32_to_f16(s32 * kQ4ScaleFactors[k]);
+    if ((hk & 0x7C00) == 0x7C00) continue;  // beyond the f16 range
+    const float sk = f16_to_f32(hk);
+    round_codes(sk, trial);
+    const double e = squared_error(sk, trial);
+    if (e < best) {
+      best = e;
+      h = hk;
+      std::copy(trial, trial + kQuantBlock, q);
+    }
   }
   return h;
 }

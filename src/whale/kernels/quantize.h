@@ -45,7 +45,8 @@ std::vector<int64_t> quant_scale_shape(int64_t rows, int64_t cols);             
 int64_t quant_data_bytes(QuantType t, int64_t rows, int64_t cols);
 int64_t quant_scale_count(int64_t rows, int64_t cols);
 
-// Quantizes one block of kQuantBlock values to signed codes q (w ≈ s · q); returns the f16 scale's bits.
+// Quantizes one block of kQuantBlock values to signed codes q (w ≈ s · q); returns the f16 scale's bits. q8: s =
+// max|w|/127. q4: the scale of least squared error among multiples of max|w|/7 (/8 when the extreme is negative).
 // Throws Error for a non-finite value or a scale beyond f16's range.
 uint16_t quantize_block(QuantType t, const float* w, int8_t* q);
 
