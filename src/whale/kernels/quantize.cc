@@ -4,6 +4,7 @@
 #include <cfloat>
 #include <cmath>
 #include <iterator>
+#include <limits>
 
 #include "whale/core/error.h"
 
@@ -69,23 +70,35 @@ uint16_t quantize_block(QuantType t, const float* w, int8_t* q) {
   if (t == QuantType::Q8) return h;
 
   // q4: sixteen levels leave a visible rounding error, so try smaller and larger scales and keep the one with the
-  // least squared error (the first of equals). Sums run in double from column 0 up, as the numpy reference does.
-  auto squared_error = [&](float s, const int8_t* codes) {
+  // least squared error (the first of equals). Sums run in double from column 0 up, as the numpy reference does; a
+  // candidate is dropped as soon as its partial sum reaches the best (the terms are never negative, so it could not
+  // end strictly below). A zero scale is never strictly better than the default: each code's error is at most |w|.
+  auto squared_error = [&](float s, int8_t* codes, double limit) {
     double e = 0.0;
     for (int j = 0; j < kQuantBlock; ++j) {
-      const double d = static_cast<double>(w[j]) - static_cast<double>(s) * codes[j];
+      const float c = std::clamp(std::rint(w[j] / s), lo, hi);
+      codes[j] = static_cast<int8_t>(c);
+      const double d = static_cast<double>(w[j]) - static_cast<double>(s) * c;
       e += d * d;
+      if (e >= limit) break;
     }
     return e;
   };
-  double best = squared_error(f16_to_f32(h), q);
+  const float s0 = f16_to_f32(h);
+  double best = 0.0;
+  if (s0 != 0.0f) {
+    int8_t unused[kQuantBlock];
+    best = squared_error(s0, unused, std::numeric_limits<double>::infinity());
+  } else {
+    for (int j = 0; j < kQuantBlock; ++j) best += static_cast<double>(w[j]) * w[j];
+  }
   int8_t trial[kQuantBlock];
   for (size_t k = 1; k < std::size(kQ4ScaleFactors); ++k) {
     const uint16_t hk = f32_to_f16(s32 * kQ4ScaleFactors[k]);
     if ((hk & 0x7C00) == 0x7C00) continue;  // beyond the f16 range
     const float sk = f16_to_f32(hk);
-    round_codes(sk, trial);
-    const double e = squared_error(sk, trial);
+    if (sk == 0.0f) continue;
+    const double e = squared_error(sk, trial, best);
     if (e < best) {
       best = e;
       h = hk;
