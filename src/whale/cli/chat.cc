@@ -83,10 +83,6 @@ class ThinkingSplitter {
   std::string pending_;
 };
 
-bool ends_with(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 void run_chat(const ChatOptions& opt) {
   const bool tty_out = ::isatty(STDOUT_FILENO);
   const bool tty_in = ::isatty(STDIN_FILENO);
@@ -175,7 +171,7 @@ void run_chat(const ChatOptions& opt) {
       continue;
     }
 
-    ThinkingSplitter splitter(ends_with(prompt_text, "<think>\n") || ends_with(prompt_text, "<think>"));
+    ThinkingSplitter splitter(prompt_text.ends_with("<think>\n") || prompt_text.ends_with("<think>"));
     auto show = [&](std::string_view text, bool thinking) {
       if (text.empty() || (thinking && opt.hide_thinking)) return;
       if (thinking) fmt::print(stdout, "{}{}{}", dim, text, reset);

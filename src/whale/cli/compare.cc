@@ -4,8 +4,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -13,6 +11,7 @@
 
 #include "whale/cli/command.h"
 #include "whale/core/error.h"
+#include "whale/io/text_file.h"
 #include "whale/model/model.h"
 #include "whale/tokenizer/tokenizer.h"
 
@@ -52,12 +51,9 @@ std::vector<float> forward_window(const Model& model, std::span<const int32_t> t
 }
 
 void run_compare(const CompareOptions& opt) {
-  std::ifstream in(opt.text, std::ios::binary);
-  if (!in) fail("{}: cannot open the text", opt.text);
-  std::stringstream ss;
-  ss << in.rdbuf();
+  const std::string text = read_text_file(opt.text);
   const Tokenizer tokenizer = Tokenizer::load(opt.reference);
-  std::vector<int32_t> tokens = tokenizer.encode(ss.str(), true);
+  std::vector<int32_t> tokens = tokenizer.encode(text, true);
   if (tokens.size() > static_cast<size_t>(opt.max_tokens)) tokens.resize(static_cast<size_t>(opt.max_tokens));
   if (tokens.size() < 2) fail("{}: the text has fewer than 2 tokens", opt.text);
 

@@ -10,7 +10,6 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
@@ -24,6 +23,7 @@
 #include "whale/core/thread_pool.h"
 #include "whale/io/checkpoint.h"
 #include "whale/io/safetensors_writer.h"
+#include "whale/io/text_file.h"
 #include "whale/kernels/quantize.h"
 #include "whale/model/config.h"
 
@@ -49,14 +49,10 @@ constexpr std::array<const char*, 13> kLinearSuffixes = {
     ".o_proj.weight",    ".gate_proj.weight", ".up_proj.weight",  ".down_proj.weight",
     "embed_tokens.weight", "lm_head.weight",  ".eh_proj.weight",  ".shared_head.head.weight"};
 
-bool ends_with(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 bool is_linear_weight(const std::string& name, const TensorView& t) {
   if (t.shape.size() != 2) return false;
   for (const char* suffix : kLinearSuffixes)
-    if (ends_with(name, suffix)) return true;
+    if (name.ends_with(suffix)) return true;
   return false;
 }
 
@@ -163,7 +159,7 @@ class Quantizer {
   // Decides the fate of every input tensor; throws Error for tensors it cannot convert.
   void plan() {
     for (const std::string& name : ckpt_.names()) {
-      if (ends_with(name, "_scale_inv")) {
+      if (name.ends_with("_scale_inv")) {
         ++dropped_;
         continue;
       }
@@ -333,21 +329,12 @@ class Quantizer {
 };
 
 nlohmann::ordered_json read_ordered_json(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("{}: cannot open", path.string());
+  const std::string text = read_text_file(path);
   try {
-    return nlohmann::ordered_json::parse(in);
+    return nlohmann::ordered_json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     fail("{}: not valid JSON: {}", path.string(), e.what());
   }
-}
-
-void write_text(const fs::path& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  if (!f) fail("{}: cannot create", path.string());
-  f << text;
-  f.flush();
-  if (!f) fail("{}: write failed", path.string());
 }
 
 void run_quantize(const QuantizeOptions& opt) {
@@ -387,7 +374,7 @@ void run_quantize(const QuantizeOptions& opt) {
                                   {"group_size", kQuantBlock},
                                   {"row_interleave", kQuantRowGroup}};
     created.push_back(out / "config.json");
-    write_text(out / "config.json", cfg.dump(2) + "\n");
+    write_text_file(out / "config.json", cfg.dump(2) + "\n");
 
     // Every other file of the model directory (tokenizer, generation config, license, ...), as it is.
     size_t files = 0;

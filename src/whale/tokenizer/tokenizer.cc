@@ -1,24 +1,15 @@
 #include "whale/tokenizer/tokenizer.h"
 
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "whale/core/error.h"
+#include "whale/io/text_file.h"
 #include "whale/tokenizer/byte_level.h"
 #include "whale/tokenizer/tokenizer_json.h"
 
 namespace whale {
 namespace {
-
-std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("{}: cannot open", path.string());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 nlohmann::json parse_json(std::string_view text, const std::string& file) {
   try {
@@ -64,8 +55,8 @@ Tokenizer Tokenizer::load(const std::filesystem::path& dir) {
   const std::filesystem::path json_path = dir / "tokenizer.json";
   if (!std::filesystem::exists(json_path, ec)) fail("{}: not found (the tokenizer is missing)", json_path.string());
   const std::filesystem::path config_path = dir / "tokenizer_config.json";
-  const std::string config = std::filesystem::exists(config_path, ec) ? read_file(config_path) : std::string();
-  return from_json(read_file(json_path), config, dir.string());
+  const std::string config = std::filesystem::exists(config_path, ec) ? read_text_file(config_path) : std::string();
+  return from_json(read_text_file(json_path), config, dir.string());
 }
 
 Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view config_json,

@@ -3,28 +3,14 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "whale/core/error.h"
+#include "whale/io/text_file.h"
 #include "whale/tokenizer/tokenizer.h"
 
 namespace whale::train {
-namespace {
-
-std::string read_file(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) fail("{}: cannot open the data file", file.string());
-  std::ostringstream s;
-  s << in.rdbuf();
-  if (in.bad()) fail("{}: cannot read the data file", file.string());
-  return s.str();
-}
-
-}  // namespace
-
 std::vector<int32_t> parse_jsonl_tokens(std::string_view text, const std::string& source, const Tokenizer* tokenizer,
                                         int32_t eos_id, int32_t vocab_size) {
   std::vector<int32_t> ids;
@@ -68,7 +54,7 @@ std::vector<int32_t> parse_jsonl_tokens(std::string_view text, const std::string
 
 std::vector<int32_t> load_token_stream(const std::filesystem::path& file, const Tokenizer* tokenizer, int32_t eos_id,
                                        int32_t vocab_size) {
-  const std::string text = read_file(file);
+  const std::string text = read_text_file(file);
   std::vector<int32_t> ids;
   auto end_document = [&] {
     if (eos_id >= 0) ids.push_back(eos_id);

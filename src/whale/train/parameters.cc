@@ -16,10 +16,6 @@ namespace {
 
 std::string layer_prefix(int layer) { return "model.layers." + std::to_string(layer) + "."; }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 }  // namespace
 
 int ParameterSet::add(const std::string& name, std::vector<int64_t> shape, bool trainable) {
@@ -157,12 +153,12 @@ void ParameterSet::init_random(uint64_t seed, double std) {
   for (const TrainTensor& t : tensors_) {
     float* w = values_.data() + t.offset;
     if (t.shape.size() == 1) {  // norm weights 1, router bias 0
-      const float v = ends_with(t.name, "e_score_correction_bias") ? 0.0f : 1.0f;
+      const float v = t.name.ends_with("e_score_correction_bias") ? 0.0f : 1.0f;
       std::fill(w, w + t.numel, v);
       continue;
     }
     double s = std;
-    if (ends_with(t.name, "o_proj.weight") || ends_with(t.name, "down_proj.weight")) s *= residual_scale;
+    if (t.name.ends_with("o_proj.weight") || t.name.ends_with("down_proj.weight")) s *= residual_scale;
     std::normal_distribution<double> normal(0.0, s);
     for (int64_t i = 0; i < t.numel; ++i) w[i] = static_cast<float>(normal(rng));
   }

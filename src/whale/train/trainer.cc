@@ -15,6 +15,7 @@
 #include "whale/io/checkpoint.h"
 #include "whale/io/safetensors.h"
 #include "whale/io/safetensors_writer.h"
+#include "whale/io/text_file.h"
 #include "whale/tokenizer/tokenizer.h"
 #include "whale/train/blas.h"
 #include "whale/train/flops.h"
@@ -25,20 +26,12 @@ namespace {
 namespace fs = std::filesystem;
 
 nlohmann::json read_json(const fs::path& file) {
-  std::ifstream in(file);
-  if (!in) fail("{}: cannot open", file.string());
+  const std::string text = read_text_file(file);
   try {
-    return nlohmann::json::parse(in);
+    return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     fail("{}: not valid JSON ({})", file.string(), e.what());
   }
-}
-
-void write_text(const fs::path& file, const std::string& text) {
-  std::ofstream out(file, std::ios::binary | std::ios::trunc);
-  out << text;
-  out.close();
-  if (!out) fail("{}: cannot write", file.string());
 }
 
 // The config written with a checkpoint: the source's, stored as F32 and without quantization.
@@ -199,7 +192,7 @@ class Trainer {
 
   void save(int64_t steps_done) {
     fs::create_directories(s_.out);
-    write_text(s_.out / "config.json", checkpoint_config(raw_config_));
+    write_text_file(s_.out / "config.json", checkpoint_config(raw_config_));
     for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
       const fs::path from = tokenizer_dir_ / name;
       if (!tokenizer_dir_.empty() && fs::exists(from) && !fs::equivalent(tokenizer_dir_, s_.out))
@@ -217,7 +210,7 @@ class Trainer {
     }
     std::ostringstream rng;
     rng << dataset_->rng();
-    write_text(s_.out / "trainer_state.json",
+    write_text_file(s_.out / "trainer_state.json",
                nlohmann::json{{"step", steps_done}, {"data_rng", rng.str()}}.dump(2) + "\n");
     log_(fmt::format("step {}: saved {}", steps_done, s_.out.string()));
   }
