@@ -34,15 +34,8 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, RouterFn router, con
   }
   matmul_batch(jobs, pool);
 
-  RouterParams params;
-  params.n_experts = n_experts;
-  params.top_k = top_k;
-  params.n_group = c.n_group;
-  params.topk_group = c.topk_group;
-  params.scoring = c.scoring_func;
-  params.norm_topk_prob = c.norm_topk_prob;
-  params.routed_scaling_factor = static_cast<float>(c.routed_scaling_factor);
-  params.correction_bias = w.e_score_correction_bias.empty() ? nullptr : w.e_score_correction_bias.data();
+  const RouterParams params =
+      router_params(c, w.e_score_correction_bias.empty() ? nullptr : w.e_score_correction_bias.data());
 
   std::vector<int32_t> ids(T * top_k);
   std::vector<float> weights(ids.size());

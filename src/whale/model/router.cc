@@ -48,6 +48,19 @@ void softmax_router_weights(const RouterParams& p, const float* scores, const in
 
 }  // namespace router_detail
 
+RouterParams router_params(const ModelConfig& c, const float* correction_bias) {
+  RouterParams p;
+  p.n_experts = c.n_routed_experts;
+  p.top_k = c.num_experts_per_tok;
+  p.n_group = c.n_group;
+  p.topk_group = c.topk_group;
+  p.scoring = c.scoring_func;
+  p.norm_topk_prob = c.norm_topk_prob;
+  p.routed_scaling_factor = static_cast<float>(c.routed_scaling_factor);
+  p.correction_bias = correction_bias;
+  return p;
+}
+
 RouterFn make_router(TopkMethod method) {
   switch (method) {
     case TopkMethod::Greedy: return route_greedy;

@@ -20,6 +20,9 @@ struct RouterParams {
   const float* correction_bias = nullptr;  // noaux_tc: e_score_correction_bias, used only to select
 };
 
+// The router settings of a config's MoE layers; correction_bias is the layer's e_score_correction_bias or null.
+RouterParams router_params(const ModelConfig& c, const float* correction_bias);
+
 // Writes top_k expert ids (best first; ties go to the lower id) and their weights.
 // logits: [n_experts] router logits of one token.
 using RouterFn = void (*)(const RouterParams& p, const float* logits, int32_t* ids, float* weights);

@@ -53,6 +53,7 @@ void combine_expert_rows(ThreadPool& pool, const MoeActivations& act, const std:
   });
 }
 
+// How the routers of model/router.h turn the selected scores into gate weights (for their derivative).
 bool normalized_weights(const ModelConfig& c) {
   if (c.topk_method == TopkMethod::NoauxTc) return c.norm_topk_prob;
   return c.norm_topk_prob && c.num_experts_per_tok > 1;
@@ -92,36 +93,18 @@ double moe_forward(ThreadPool& pool, const TMoe& w, const ModelConfig& c, const 
                    float balance_alpha, MoeActivations& act, float* out) {
   const int64_t N = B * T, D = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok;
 
-  // Router: logits, scores, the inference router's selection, gate weights from the scores.
+  // Router: logits, then the inference router's selection and gate weights; the scores are kept for the backward.
   std::vector<float> logits(static_cast<size_t>(N * E));
   linear_forward(&pool, x, w.router.w, logits.data(), N, D, E);
   resize_buffer(act.scores, N * E);
   act.ids.assign(static_cast<size_t>(N * K), 0);
   resize_buffer(act.weights, N * K);
-  RouterParams rp;
-  rp.n_experts = static_cast<int>(E);
-  rp.top_k = static_cast<int>(K);
-  rp.n_group = c.n_group;
-  rp.topk_group = c.topk_group;
-  rp.scoring = c.scoring_func;
-  rp.norm_topk_prob = c.norm_topk_prob;
-  rp.routed_scaling_factor = static_cast<float>(c.routed_scaling_factor);
-  rp.correction_bias = w.bias;
+  const RouterParams rp = router_params(c, w.bias);
   const RouterFn route = make_router(c.topk_method);
-  const bool normalize = normalized_weights(c);
-  const double scale = weight_scale(c);
   pool.parallel_for(N, [&](int64_t n0, int64_t n1) {
-    std::vector<float> unused(static_cast<size_t>(K));
     for (int64_t n = n0; n < n1; ++n) {
-      const float* s = act.scores.data() + n * E;
       router_detail::score(c.scoring_func, logits.data() + n * E, static_cast<int>(E), act.scores.data() + n * E);
-      route(rp, logits.data() + n * E, act.ids.data() + n * K, unused.data());
-      double sum = 0.0;
-      for (int64_t k = 0; k < K; ++k) sum += s[act.ids[n * K + k]];
-      for (int64_t k = 0; k < K; ++k) {
-        const double v = s[act.ids[n * K + k]];
-        act.weights[n * K + k] = static_cast<float>((normalize ? v / sum : v) * scale);
-      }
+      route(rp, logits.data() + n * E, act.ids.data() + n * K, act.weights.data() + n * K);
     }
   });
 
