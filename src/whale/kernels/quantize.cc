@@ -61,13 +61,13 @@ uint16_t quantize_block(QuantType t, const float* w, int8_t* q) {
   if ((h & 0x7C00) == 0x7C00)
     fail("largest magnitude {} needs a block scale of {}, beyond the f16 range (65504)", absmax, s32);
   const float lo = t == QuantType::Q8 ? -127.0f : -8.0f, hi = t == QuantType::Q8 ? 127.0f : 7.0f;
-  auto round_codes = [&](float s, int8_t* out) {
-    if (s == 0.0f) std::fill(out, out + kQuantBlock, int8_t{0});
+  const float s0 = f16_to_f32(h);
+  if (t == QuantType::Q8) {
+    if (s0 == 0.0f) std::fill(q, q + kQuantBlock, int8_t{0});
     else
-      for (int j = 0; j < kQuantBlock; ++j) out[j] = static_cast<int8_t>(std::clamp(std::rint(w[j] / s), lo, hi));
-  };
-  round_codes(f16_to_f32(h), q);
-  if (t == QuantType::Q8) return h;
+      for (int j = 0; j < kQuantBlock; ++j) q[j] = static_cast<int8_t>(std::clamp(std::rint(w[j] / s0), lo, hi));
+    return h;
+  }
 
   // q4: sixteen levels leave a visible rounding error, so try smaller and larger scales and keep the one with the
   // least squared error (the first of equals). Sums run in double from column 0 up, as the numpy reference does; a
@@ -84,12 +84,11 @@ uint16_t quantize_block(QuantType t, const float* w, int8_t* q) {
     }
     return e;
   };
-  const float s0 = f16_to_f32(h);
-  double best = 0.0;
+  double best = 0.0;  // the default scale's error; its codes go to q
   if (s0 != 0.0f) {
-    int8_t unused[kQuantBlock];
-    best = squared_error(s0, unused, std::numeric_limits<double>::infinity());
+    best = squared_error(s0, q, std::numeric_limits<double>::infinity());
   } else {
+    std::fill(q, q + kQuantBlock, int8_t{0});
     for (int j = 0; j < kQuantBlock; ++j) best += static_cast<double>(w[j]) * w[j];
   }
   int8_t trial[kQuantBlock];

@@ -1,17 +1,13 @@
 #include "whale/train/ops.h"
 
-#include "whale/kernels/activations.h"
-#include "whale/train/blas.h"
-
 #include <algorithm>
 #include <cmath>
 #include <functional>
-#include <limits>
+
+#include "whale/kernels/activations.h"
+#include "whale/train/blas.h"
 
 namespace whale::train {
-namespace {
-
-}  // namespace
 
 void split(ThreadPool* pool, int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (!pool || pool->size() == 1 || n < 2 * grain) {

@@ -27,12 +27,11 @@ void Transformer::reset_expert_counts() {
     if (c.is_moe_layer(L)) expert_counts_[L].assign(static_cast<size_t>(c.n_routed_experts), 0);
 }
 
-void Transformer::layer_forward(const TLayer& w, int64_t B, int64_t T, float alpha, LayerActivations& act,
-                                float* h_out, double& balance) {
+void Transformer::layer_forward(const TLayer& w, const RopeTable& rope, int64_t B, int64_t T, float alpha,
+                                LayerActivations& act, float* h_out, double& balance) {
   const ModelConfig& c = params_.config();
   const int64_t N = B * T, D = c.hidden_size;
   const float eps = static_cast<float>(c.rms_norm_eps);
-  const RopeTable rope = make_rope_table(inv_freq_, T);
   resize_buffer(act.x_attn, N * D);
   resize_buffer(act.r_attn, N);
   rmsnorm_forward(&pool_, act.h_in.data(), D, w.input_norm.w, N, D, eps, act.x_attn.data(), D, act.r_attn.data());
@@ -54,11 +53,10 @@ void Transformer::layer_forward(const TLayer& w, int64_t B, int64_t T, float alp
   add_into(h_out, act.h_mid.data(), N * D);
 }
 
-void Transformer::layer_backward(const TLayer& w, int64_t B, int64_t T, float alpha, const LayerActivations& act,
-                                 std::vector<float>& dh) {
+void Transformer::layer_backward(const TLayer& w, const RopeTable& rope, int64_t B, int64_t T, float alpha,
+                                 const LayerActivations& act, std::vector<float>& dh) {
   const ModelConfig& c = params_.config();
   const int64_t N = B * T, D = c.hidden_size;
-  const RopeTable rope = make_rope_table(inv_freq_, T);
   // FFN branch: dh stays as the residual's gradient, dx_ffn flows back through the norm into it.
   std::vector<float> dx(static_cast<size_t>(N * D));
   if (w.moe) moe_backward(pool_, *w.moe, c, act.x_ffn.data(), B, T, alpha, act.moe, dh.data(), dx.data());
@@ -81,6 +79,7 @@ BatchLoss Transformer::run(std::span<const int32_t> windows, int64_t B, int64_t 
   for (int32_t id : windows)
     if (id < 0 || id >= V) fail("token id {} is outside the vocabulary [0, {})", id, V);
   const bool with_mtp = m.mtp && lw.mtp > 0.0f && T >= 2;
+  const RopeTable rope = make_rope_table(inv_freq_, T);  // the MTP layer's T − 1 positions are its first rows
   BatchLoss loss;
 
   // Embedding and decoder layers.
@@ -95,7 +94,7 @@ BatchLoss Transformer::run(std::span<const int32_t> windows, int64_t B, int64_t 
   for (const TLayer& layer : m.layers) {
     LayerActivations& act = acts_[layer.index];
     act.h_in = h;
-    layer_forward(layer, B, T, lw.balance, act, h.data(), loss.balance);
+    layer_forward(layer, rope, B, T, lw.balance, act, h.data(), loss.balance);
   }
   std::vector<float> hn(static_cast<size_t>(N * D)), r_final(static_cast<size_t>(N));
   rmsnorm_forward(&pool_, h.data(), D, m.final_norm.w, N, D, eps, hn.data(), D, r_final.data());
@@ -134,7 +133,7 @@ BatchLoss Transformer::run(std::span<const int32_t> windows, int64_t B, int64_t 
     resize_buffer(act.h_in, Nm * D);
     linear_forward(&pool_, cat.data(), mt.eh_proj.w, act.h_in.data(), Nm, 2 * D, D);
     resize_buffer(z, Nm * D);
-    layer_forward(mt.layer, B, Tm, lw.balance, act, z.data(), loss.balance);
+    layer_forward(mt.layer, rope, B, Tm, lw.balance, act, z.data(), loss.balance);
     resize_buffer(zn, Nm * D);
     resize_buffer(r_zn, Nm);
     rmsnorm_forward(&pool_, z.data(), D, mt.head_norm.w, Nm, D, eps, zn.data(), D, r_zn.data());
@@ -157,7 +156,7 @@ BatchLoss Transformer::run(std::span<const int32_t> windows, int64_t B, int64_t 
     rmsnorm_backward(&pool_, z.data(), D, mt.head_norm.w, r_zn.data(), dzn.data(), D, Nm, D, dz.data(), D,
                      mt.head_norm.g);
     LayerActivations& act = acts_[c.num_hidden_layers];
-    layer_backward(mt.layer, B, Tm, alpha_grad, act, dz);
+    layer_backward(mt.layer, rope, B, Tm, alpha_grad, act, dz);
     std::vector<float> dcat(static_cast<size_t>(Nm * 2 * D));
     linear_backward(&pool_, cat.data(), mt.eh_proj.w, dz.data(), dcat.data(), mt.eh_proj.g, Nm, 2 * D, D);
     std::vector<float> de(static_cast<size_t>(Nm * D)), dhh(static_cast<size_t>(Nm * D));
@@ -173,7 +172,8 @@ BatchLoss Transformer::run(std::span<const int32_t> windows, int64_t B, int64_t 
   std::vector<float> dh(static_cast<size_t>(N * D));
   rmsnorm_backward(&pool_, h.data(), D, m.final_norm.w, r_final.data(), dhn.data(), D, N, D, dh.data(), D,
                    m.final_norm.g);
-  for (auto it = m.layers.rbegin(); it != m.layers.rend(); ++it) layer_backward(*it, B, T, alpha_grad, acts_[it->index], dh);
+  for (auto it = m.layers.rbegin(); it != m.layers.rend(); ++it)
+    layer_backward(*it, rope, B, T, alpha_grad, acts_[it->index], dh);
   for (int64_t n = 0; n < N; ++n) add_into(m.embed.g + inputs[n] * D, dh.data() + n * D, D);
   return loss;
 }

@@ -54,10 +54,13 @@ class Transformer {
   void reset_expert_counts();
 
  private:
-  void layer_forward(const TLayer& w, int64_t B, int64_t T, float alpha, LayerActivations& act, float* h_out,
+  // rope: the run's table, for positions 0..T-1 at least.
+  void layer_forward(const TLayer& w, const RopeTable& rope, int64_t B, int64_t T, float alpha, LayerActivations& act,
+                     float* h_out,
                      double& balance);
   // dh: gradient w.r.t. the layer's output on entry, w.r.t. its input on return.
-  void layer_backward(const TLayer& w, int64_t B, int64_t T, float alpha, const LayerActivations& act,
+  void layer_backward(const TLayer& w, const RopeTable& rope, int64_t B, int64_t T, float alpha,
+                      const LayerActivations& act,
                       std::vector<float>& dh);
 
   ParameterSet& params_;
