@@ -447,12 +447,31 @@ void TileQuantPortable(const Weight2D& w, int64_t g, int n_rows, const Quantized
 
 #if HWY_TARGET == HWY_AVX3_DL
 
-// Software prefetch distance for streamed weights: the hardware prefetcher alone leaves decode waiting on memory.
-// (A prefetch past a group's end fetches the next group, usually this thread's next.)
-#ifndef WHALE_PREFETCH_BYTES
-#define WHALE_PREFETCH_BYTES 2048
+// Software prefetch for streamed weights: the hardware prefetcher alone leaves decode waiting on memory. Two
+// distances: far ahead into L2, so that enough lines are in flight to draw the memory's bandwidth while the core
+// computes, and near ahead into L1, so that the loads find them there. The scales are a second stream (32 bytes per
+// group block) and get the far prefetch too: without it each of their lines is a miss the core waits for. Measured on
+// a 2-vCPU Xeon (model 207), q4 decode over 1.5 GB of experts: 83% of the read probe with one 2 KB L1 distance, 95%
+// with these. A prefetch past a group's end fetches the next group, usually this thread's next.
+#ifndef WHALE_PREFETCH_FAR_BYTES
+#define WHALE_PREFETCH_FAR_BYTES 8192
 #endif
-constexpr int64_t kPrefetchBytes = WHALE_PREFETCH_BYTES;
+#ifndef WHALE_PREFETCH_NEAR_BYTES
+#define WHALE_PREFETCH_NEAR_BYTES 1024
+#endif
+constexpr int64_t kPrefetchFarBytes = WHALE_PREFETCH_FAR_BYTES;
+constexpr int64_t kPrefetchNearBytes = WHALE_PREFETCH_NEAR_BYTES;
+
+// The prefetches for line l of group block kb (codes at wp, the group's scales at sp): the line's far and near
+// successors, and every other block the scales' line as far ahead as the codes.
+template <QuantType type>
+WHALE_VNNI_ATTR inline void PrefetchGroupLine(const uint8_t* wp, const uint16_t* sp, int64_t kb, int l) {
+  constexpr int64_t far_blocks = kPrefetchFarBytes / quant_group_block_bytes(type);
+  _mm_prefetch(reinterpret_cast<const char*>(wp + 64 * l + kPrefetchFarBytes), _MM_HINT_T1);
+  _mm_prefetch(reinterpret_cast<const char*>(wp + 64 * l + kPrefetchNearBytes), _MM_HINT_T0);
+  if (l == 0 && kb % 2 == 0)
+    _mm_prefetch(reinterpret_cast<const char*>(sp + (kb + far_blocks) * kQuantRowGroup), _MM_HINT_T1);
+}
 
 WHALE_VNNI_ATTR inline __m512i Broadcast4(const int8_t* p) {
   int32_t v;
@@ -489,7 +508,7 @@ WHALE_VNNI_ATTR void TileQ8Vnni(const Weight2D& w, int64_t g, int n_rows, const 
       if constexpr (A == 2) acc[t][1] = _mm512_setzero_si512();
     }
     for (int l = 0; l < 8; ++l) {
-      _mm_prefetch(reinterpret_cast<const char*>(wp + 64 * l + kPrefetchBytes), _MM_HINT_T0);
+      PrefetchGroupLine<QuantType::Q8>(wp, sp, kb, l);
       const __m512i wv = _mm512_loadu_si512(wp + 64 * l);
       for (int t = 0; t < T; ++t)
         acc[t][l % A] = _mm512_dpbusd_epi32(acc[t][l % A], wv, Broadcast4(xb + t * pc + kb * kQuantBlock + 4 * l));
@@ -526,7 +545,7 @@ WHALE_VNNI_ATTR void TileQ4Vnni(const Weight2D& w, int64_t g, int n_rows, const 
       acc_hi[t] = _mm512_setzero_si512();
     }
     for (int l = 0; l < 4; ++l) {
-      _mm_prefetch(reinterpret_cast<const char*>(wp + 64 * l + kPrefetchBytes), _MM_HINT_T0);
+      PrefetchGroupLine<QuantType::Q4>(wp, sp, kb, l);
       const __m512i v = _mm512_loadu_si512(wp + 64 * l);
       const __m512i lo = _mm512_and_si512(v, low), hi = _mm512_and_si512(v, high);
       for (int t = 0; t < T; ++t) {
