@@ -32,17 +32,19 @@ constexpr int kQueryChunk = 64;  // queries per causal chunk: keys past the chun
 // From this many queries on, the absorbed form runs as attend_expanded: expanding every cached latent once costs
 // less than moving each query into latent space.
 constexpr int kExpandedMinTokens = 64;
+// Up to this many queries, the absorbed form scores all heads in one pass over the cache (attend_absorbed_few).
+constexpr int kFewQueries = 4;
 
-// Scores [m, n_ctx] of m consecutive queries, the first seeing first_len keys and each next one more: row i becomes
-// softmax(scale · its first first_len + i scores), the keys it may not see 0.
+// row [n_ctx] of one query's scores, of which it may see the first len: softmax(scale · those), the rest 0.
+void masked_softmax(float* row, int len, int n_ctx, float scale) {
+  for (int s = 0; s < len; ++s) row[s] *= scale;
+  softmax_inplace(row, len);
+  std::fill(row + len, row + n_ctx, 0.0f);
+}
+
+// Scores [m, n_ctx] of m consecutive queries, the first seeing first_len keys and each next one more.
 void causal_softmax(float* scores, int m, int n_ctx, int first_len, float scale) {
-  for (int i = 0; i < m; ++i) {
-    const int len = first_len + i;
-    float* row = scores + static_cast<size_t>(i) * n_ctx;
-    for (int s = 0; s < len; ++s) row[s] *= scale;
-    softmax_inplace(row, len);
-    std::fill(row + len, row + n_ctx, 0.0f);
-  }
+  for (int i = 0; i < m; ++i) masked_softmax(scores + static_cast<size_t>(i) * n_ctx, first_len + i, n_ctx, scale);
 }
 
 // o [T, heads·dv] from q [T, heads·dqk] and the cached latents, naive form: every cached latent is expanded to this
@@ -81,9 +83,9 @@ void attend_naive(const MlaContext& ctx, const AttentionWeights& w, int layer, c
   });
 }
 
-// The same, absorbed form (DeepSeek-V3 inference/model.py): queries move into latent space, q_lat = W_UKᵀ·q_nope,
-// score against the cached latents directly, mix latents, and only the mix goes through W_UV. Per head, as
-// products: q_lat [T, rank] = q_nope·W_UK; scores [T, ctx] = [q_lat ‖ q_rope]·[c ‖ k_rope]ᵀ; mixed = softmax·c;
+// The same, absorbed form (DeepSeek-V3 inference/model.py), for a chunk of queries (more than kFewQueries, fewer than
+// kExpandedMinTokens): queries move into latent space, q_lat = W_UKᵀ·q_nope, score against the cached latents
+// directly, mix latents, and only the mix goes through W_UV. Per head, as products: q_lat [T, rank] = q_nope·W_UK; scores [T, ctx] = [q_lat ‖ q_rope]·[c ‖ k_rope]ᵀ; mixed = softmax·c;
 // o = mixed·W_UVᵀ, read in place from kv_b_proj.
 void attend_absorbed(const MlaContext& ctx, const AttentionWeights& w, int layer, const LatentKvCache& cache,
                      int pos0, const float* q, int T, float* o) {
@@ -93,16 +95,12 @@ void attend_absorbed(const MlaContext& ctx, const AttentionWeights& w, int layer
   const int row = cache.row_size();  // rank + dr
   const float scale = static_cast<float>(c.softmax_scale());
   const Weight2D kv_b = w.kv_b_proj.view();
-  const bool many = T > 4;
 
-  // For many queries the latent mix is a matmul against the latents transposed, [rank, n_total], shared by heads.
-  std::vector<float> latents_t;
-  if (many) {
-    latents_t.resize(static_cast<size_t>(d.rank) * n_total);
-    for (int s = 0; s < n_total; ++s) {
-      const float* src = cache.row(layer, s);
-      for (int j = 0; j < d.rank; ++j) latents_t[static_cast<size_t>(j) * n_total + s] = src[j];
-    }
+  // The latent mix is a matmul against the latents transposed, [rank, n_total], shared by heads.
+  std::vector<float> latents_t(static_cast<size_t>(d.rank) * n_total);
+  for (int s = 0; s < n_total; ++s) {
+    const float* src = cache.row(layer, s);
+    for (int j = 0; j < d.rank; ++j) latents_t[static_cast<size_t>(j) * n_total + s] = src[j];
   }
   Weight2D latents{};  // [n_ctx, rank + dr] f32, rows in place in the cache; rows set per chunk on a copy
   latents.dtype = DType::F32;
@@ -146,25 +144,91 @@ void attend_absorbed(const MlaContext& ctx, const AttentionWeights& w, int layer
         keys.rows = n_ctx;
         scores.assign(static_cast<size_t>(m) * n_ctx, 0.0f);
         matmul_serial(keys, q_cat.data() + static_cast<size_t>(t0) * row, m, scores.data());
-        const int width = many ? n_total : n_ctx;  // row stride of the probabilities fed to the mix
-        std::vector<float> probs;
-        float* p = scores.data();
-        if (many) {
-          probs.assign(static_cast<size_t>(m) * n_total, 0.0f);
-          p = probs.data();
-        }
         causal_softmax(scores.data(), m, n_ctx, pos0 + t0 + 1, scale);
-        if (many)
-          for (int i = 0; i < m; ++i)
-            std::copy_n(scores.data() + static_cast<size_t>(i) * n_ctx, pos0 + t0 + i + 1,
-                        p + static_cast<size_t>(i) * width);
+        // Probabilities at the mix's row stride (n_total), zero past each query's context.
+        std::vector<float> probs(static_cast<size_t>(m) * n_total, 0.0f);
+        for (int i = 0; i < m; ++i)
+          std::copy_n(scores.data() + static_cast<size_t>(i) * n_ctx, pos0 + t0 + i + 1,
+                      probs.data() + static_cast<size_t>(i) * n_total);
         mixed.assign(static_cast<size_t>(m) * d.rank, 0.0f);
-        if (many) matmul_serial(mix_weight, p, m, mixed.data());
-        else add_scaled_rows(p, width, m, cache.row(layer, 0), row, n_ctx, d.rank, mixed.data(), d.rank);
+        matmul_serial(mix_weight, probs.data(), m, mixed.data());
         // The latent mix stays f32 into W_UV: rounding it to int8 for q8/q4 weights is the one activation rounding
         // the naive form does not have, and on the test models it multiplied the logits' error by up to six.
         matmul_serial_f32_activations(*w_uv, mixed.data(), m, oh.data() + static_cast<size_t>(t0) * d.dv);
       }
+      for (int t = 0; t < T; ++t)
+        std::copy_n(oh.data() + static_cast<size_t>(t) * d.dv, d.dv, o + (static_cast<size_t>(t) * heads + h) * d.dv);
+    }
+  });
+}
+
+// The absorbed form for a few queries (decode): the same products as attend_absorbed, but each pass over the cached
+// latents serves every head at once, so the cache is read twice per layer (scores, then the mix) instead of twice per
+// head. Heads become rows: Q [T·heads, rank + dr] = [q_nope·W_UK ‖ q_rope] (threads split the heads), scores
+// [T·heads, n_ctx] = Q·[c ‖ k_rope]ᵀ (threads split the keys), softmax, mixed [T·heads, rank] = P·c (threads split the
+// latent's columns), o = mixed·W_UVᵀ per head (threads split the heads). Every (query, head) sees the same
+// operations in the same order as in attend_absorbed, so the results are bitwise equal.
+void attend_absorbed_few(const MlaContext& ctx, const AttentionWeights& w, int layer, const LatentKvCache& cache,
+                         int pos0, const float* q, int T, float* o) {
+  const ModelConfig& c = ctx.config;
+  const HeadDims d = HeadDims::of(c);
+  const int heads = c.num_attention_heads, rows_per_head = d.dn + d.dv, n_ctx = pos0 + T;
+  const int row = cache.row_size();  // rank + dr
+  const int64_t m = static_cast<int64_t>(T) * heads;  // row t·heads + h: query t, head h
+  const float scale = static_cast<float>(c.softmax_scale());
+  const Weight2D kv_b = w.kv_b_proj.view();
+
+  std::vector<float> q_cat(static_cast<size_t>(m) * row, 0.0f);
+  ctx.pool.parallel_for(heads, [&](int64_t h0, int64_t h1) {
+    std::vector<float> q_nope(static_cast<size_t>(T) * d.dn);
+    for (int64_t h = h0; h < h1; ++h) {
+      for (int t = 0; t < T; ++t) {
+        const float* qh = q + (static_cast<size_t>(t) * heads + h) * d.dqk;
+        std::copy_n(qh, d.dn, q_nope.data() + static_cast<size_t>(t) * d.dn);
+        std::copy_n(qh + d.dn, d.dr, q_cat.data() + (static_cast<size_t>(t) * heads + h) * row + d.rank);
+      }
+      add_scaled_weight_rows(kv_b, h * rows_per_head, h * rows_per_head + d.dn, q_nope.data(), d.dn, T,
+                             q_cat.data() + static_cast<size_t>(h) * row, static_cast<int64_t>(heads) * row);
+    }
+  });
+
+  Weight2D keys{};  // [n_ctx, rank + dr] f32, in place in the cache
+  keys.dtype = DType::F32;
+  keys.rows = n_ctx;
+  keys.cols = row;
+  keys.data = reinterpret_cast<const uint8_t*>(cache.row(layer, 0));
+  std::vector<float> scores(static_cast<size_t>(m) * n_ctx);
+  matmul(keys, q_cat.data(), m, scores.data(), ctx.pool);
+  for (int64_t i = 0; i < m; ++i)
+    masked_softmax(scores.data() + static_cast<size_t>(i) * n_ctx, pos0 + static_cast<int>(i / heads) + 1, n_ctx, scale);
+
+  // The mix in column slices of whole 64-float panels, so that every column takes add_scaled_rows' vector path.
+  std::vector<float> mixed(static_cast<size_t>(m) * d.rank, 0.0f);
+  constexpr int kMixCols = 64;
+  ctx.pool.parallel_for((d.rank + kMixCols - 1) / kMixCols, [&](int64_t p0, int64_t p1) {
+    const int64_t c0 = p0 * kMixCols, c1 = std::min<int64_t>(d.rank, p1 * kMixCols);
+    add_scaled_rows(scores.data(), n_ctx, m, cache.row(layer, 0) + c0, row, n_ctx, c1 - c0, mixed.data() + c0, d.rank);
+  });
+
+  ctx.pool.parallel_for(heads, [&](int64_t h0, int64_t h1) {
+    std::vector<float> w_uv_f32, mixed_h(static_cast<size_t>(T) * d.rank), oh(static_cast<size_t>(T) * d.dv);
+    for (int64_t h = h0; h < h1; ++h) {
+      const int64_t r_uv = h * rows_per_head + d.dn;
+      std::optional<Weight2D> w_uv = weight_rows(kv_b, r_uv, r_uv + d.dv);
+      if (!w_uv) {  // this format cannot be cut at the head's rows: decode them
+        w_uv_f32.resize(static_cast<size_t>(d.dv) * d.rank);
+        decode_rows(kv_b, r_uv, r_uv + d.dv, w_uv_f32.data());
+        Weight2D f{};
+        f.dtype = DType::F32;
+        f.rows = d.dv;
+        f.cols = d.rank;
+        f.data = reinterpret_cast<const uint8_t*>(w_uv_f32.data());
+        w_uv = f;
+      }
+      for (int t = 0; t < T; ++t)
+        std::copy_n(mixed.data() + (static_cast<size_t>(t) * heads + h) * d.rank, d.rank,
+                    mixed_h.data() + static_cast<size_t>(t) * d.rank);
+      matmul_serial_f32_activations(*w_uv, mixed_h.data(), T, oh.data());
       for (int t = 0; t < T; ++t)
         std::copy_n(oh.data() + static_cast<size_t>(t) * d.dv, d.dv, o + (static_cast<size_t>(t) * heads + h) * d.dv);
     }
@@ -265,6 +329,7 @@ void mla_forward(const MlaContext& ctx, const AttentionWeights& w, int layer, La
   std::vector<float> o(static_cast<size_t>(T) * heads * d.dv);
   if (ctx.form == AttentionForm::Naive) attend_naive(ctx, w, layer, cache, pos0, q.data(), T, o.data());
   else if (T >= kExpandedMinTokens) attend_expanded(ctx, w, layer, cache, pos0, q.data(), T, o.data());
+  else if (T <= kFewQueries) attend_absorbed_few(ctx, w, layer, cache, pos0, q.data(), T, o.data());
   else attend_absorbed(ctx, w, layer, cache, pos0, q.data(), T, o.data());
   matmul(w.o_proj.view(), o.data(), T, out, pool);
 }
