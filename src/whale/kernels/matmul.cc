@@ -210,25 +210,55 @@ void add_scaled_weight_rows(const Weight2D& w, int64_t r0, int64_t r1, const flo
 
 void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
   const PreparedActivations prepared(jobs);
+  // Row groups of all jobs end to end; each thread takes a contiguous run of them of about equal estimated time, not
+  // of equal count: a batch mixes widths (a shared expert's down is twice a routed one's) and token counts (experts
+  // in a prompt), and the slowest thread sets the pace of the whole pass. A group's time is taken as its weight
+  // elements × (8 × bytes per element + tokens): streaming its bytes plus one multiply-add per weight and token, in
+  // the rough ratio of this machine's bandwidth to its integer and f32 throughput.
   std::vector<int64_t> first_group(jobs.size() + 1, 0);
+  std::vector<double> group_cost(jobs.size(), 0.0), first_cost(jobs.size() + 1, 0.0);
   int64_t max_k = 1;
   for (size_t i = 0; i < jobs.size(); ++i) {
-    first_group[i + 1] = first_group[i] + (jobs[i].m > 0 ? row_groups(jobs[i].w) : 0);
-    max_k = std::max(max_k, jobs[i].w.cols);
+    const MatmulJob& j = jobs[i];
+    const int64_t groups = j.m > 0 ? row_groups(j.w) : 0;
+    first_group[i + 1] = first_group[i] + groups;
+    if (groups > 0) {
+      const double elements = static_cast<double>(j.w.rows * std::max<int64_t>(j.w.cols, 1));
+      const double bytes_per_element = static_cast<double>(weight_bytes(j.w)) / elements;
+      group_cost[i] = elements / static_cast<double>(groups) * (8.0 * bytes_per_element + static_cast<double>(j.m));
+    }
+    first_cost[i + 1] = first_cost[i] + static_cast<double>(groups) * group_cost[i];
+    max_k = std::max(max_k, j.w.cols);
   }
   const int64_t total = first_group.back();
   if (total == 0) return;
+  // Enough groups per slice to amortize the fork/join (grain_for), and never more slices than threads.
+  const int slices = static_cast<int>(std::clamp<int64_t>(total / grain_for(max_k), 1, pool.size()));
+  // The global group at which an estimated cost `target` is reached.
+  auto group_at = [&](double target) -> int64_t {
+    const size_t i = static_cast<size_t>(std::upper_bound(first_cost.begin(), first_cost.end(), target) - first_cost.begin());
+    if (i > jobs.size()) return total;
+    const size_t job = i - 1;
+    const int64_t groups = first_group[job + 1] - first_group[job];
+    const int64_t g = static_cast<int64_t>((target - first_cost[job]) / group_cost[job] + 0.5);
+    return first_group[job] + std::min(g, groups);
+  };
+  std::vector<int64_t> bound(static_cast<size_t>(slices) + 1, total);
+  bound[0] = 0;
+  for (int s = 1; s < slices; ++s)
+    bound[s] = std::max(bound[s - 1], group_at(first_cost.back() * s / slices));
   pool.parallel_for(
-      total,
-      [&](int64_t g0, int64_t g1) {
+      slices,
+      [&](int64_t s0, int64_t s1) {
         Scratch scratch;
-        for (size_t i = 0; i < jobs.size(); ++i) {
-          const int64_t a = std::max(g0, first_group[i]), b = std::min(g1, first_group[i + 1]);
-          if (a < b)
-            run_groups(jobs[i], prepared.xq[i], prepared.xb[i], a - first_group[i], b - first_group[i], scratch);
-        }
+        for (int64_t s = s0; s < s1; ++s)
+          for (size_t i = 0; i < jobs.size(); ++i) {
+            const int64_t a = std::max(bound[s], first_group[i]), b = std::min(bound[s + 1], first_group[i + 1]);
+            if (a < b)
+              run_groups(jobs[i], prepared.xq[i], prepared.xb[i], a - first_group[i], b - first_group[i], scratch);
+          }
       },
-      grain_for(max_k));
+      1);
 }
 
 void matmul_reference(const Weight2D& w, const float* x, int64_t m, float* y) {
