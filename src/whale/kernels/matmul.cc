@@ -192,6 +192,24 @@ std::optional<Weight2D> weight_rows(const Weight2D& w, int64_t r0, int64_t r1) {
   return s;
 }
 
+void prefetch_rows(const Weight2D& w, int64_t r0, int64_t r1) {
+  auto prefetch = [](const void* begin, size_t bytes) {
+    const uint8_t* p = static_cast<const uint8_t*>(begin);
+    for (size_t i = 0; i < bytes; i += 64) __builtin_prefetch(p + i, 0, 2);
+  };
+  if (r0 >= r1) return;
+  if (is_quant(w.dtype)) {
+    const int64_t blocks = quant_padded_cols(w.cols) / kQuantBlock;
+    const int64_t g0 = r0 / kQuantRowGroup, g1 = (r1 + kQuantRowGroup - 1) / kQuantRowGroup;
+    prefetch(w.data + g0 * blocks * quant_group_block_bytes(quant_type(w.dtype)),
+             static_cast<size_t>((g1 - g0) * blocks * quant_group_block_bytes(quant_type(w.dtype))));
+    prefetch(w.qscale + g0 * blocks * kQuantRowGroup, static_cast<size_t>((g1 - g0) * blocks * kQuantRowGroup * 2));
+    return;
+  }
+  const size_t row_bytes = static_cast<size_t>(w.cols) * dtype_size(w.dtype);
+  prefetch(w.data + static_cast<size_t>(r0) * row_bytes, static_cast<size_t>(r1 - r0) * row_bytes);
+}
+
 void add_scaled_weight_rows(const Weight2D& w, int64_t r0, int64_t r1, const float* x, int64_t ldx, int64_t m,
                             float* y, int64_t ldy) {
   const int64_t n = r1 - r0;

@@ -56,6 +56,10 @@ std::optional<Weight2D> weight_rows(const Weight2D& w, int64_t r0, int64_t r1);
 void add_scaled_weight_rows(const Weight2D& w, int64_t r0, int64_t r1, const float* x, int64_t ldx, int64_t m,
                             float* y, int64_t ldy);
 
+// Issues prefetches (into L2) for every byte of rows [r0, r1) of w (q8/q4: their row groups and scales), so that a
+// later small product over them reads from cache instead of waiting on memory line by line. Reads nothing itself.
+void prefetch_rows(const Weight2D& w, int64_t r0, int64_t r1);
+
 // Runs independent products in one pass over the pool (one fork/join instead of one per product): the experts of a
 // token, or gate and up projections. Jobs may share x; their outputs must not overlap.
 void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool);

@@ -181,7 +181,11 @@ void attend_absorbed_few(const MlaContext& ctx, const AttentionWeights& w, int l
   std::vector<float> q_cat(static_cast<size_t>(m) * row, 0.0f);
   ctx.pool.parallel_for(heads, [&](int64_t h0, int64_t h1) {
     std::vector<float> q_nope(static_cast<size_t>(T) * d.dn);
+    // Each head's W_UK is a small product that would wait on memory line by line: fetch the next head's while this
+    // one computes.
+    prefetch_rows(kv_b, h0 * rows_per_head, h0 * rows_per_head + d.dn);
     for (int64_t h = h0; h < h1; ++h) {
+      if (h + 1 < h1) prefetch_rows(kv_b, (h + 1) * rows_per_head, (h + 1) * rows_per_head + d.dn);
       for (int t = 0; t < T; ++t) {
         const float* qh = q + (static_cast<size_t>(t) * heads + h) * d.dqk;
         std::copy_n(qh, d.dn, q_nope.data() + static_cast<size_t>(t) * d.dn);
@@ -212,8 +216,10 @@ void attend_absorbed_few(const MlaContext& ctx, const AttentionWeights& w, int l
 
   ctx.pool.parallel_for(heads, [&](int64_t h0, int64_t h1) {
     std::vector<float> w_uv_f32, mixed_h(static_cast<size_t>(T) * d.rank), oh(static_cast<size_t>(T) * d.dv);
+    prefetch_rows(kv_b, h0 * rows_per_head + d.dn, (h0 + 1) * rows_per_head);
     for (int64_t h = h0; h < h1; ++h) {
       const int64_t r_uv = h * rows_per_head + d.dn;
+      if (h + 1 < h1) prefetch_rows(kv_b, r_uv + rows_per_head, r_uv + rows_per_head + d.dv);
       std::optional<Weight2D> w_uv = weight_rows(kv_b, r_uv, r_uv + d.dv);
       if (!w_uv) {  // this format cannot be cut at the head's rows: decode them
         w_uv_f32.resize(static_cast<size_t>(d.dv) * d.rank);
