@@ -162,61 +162,51 @@ void attend_absorbed(const MlaContext& ctx, const AttentionWeights& w, int layer
   });
 }
 
-// The absorbed form for a few queries (decode): the same products as attend_absorbed, but each pass over the cached
-// latents serves every head at once, so the cache is read twice per layer (scores, then the mix) instead of twice per
-// head. Heads become rows: Q [T·heads, rank + dr] = [q_nope·W_UK ‖ q_rope] (threads split the heads), scores
-// [T·heads, n_ctx] = Q·[c ‖ k_rope]ᵀ (threads split the keys), softmax, mixed [T·heads, rank] = P·c (threads split the
-// latent's columns), o = mixed·W_UVᵀ per head (threads split the heads). Every (query, head) sees the same
-// operations in the same order as in attend_absorbed, so the results are bitwise equal.
+// The absorbed form for a few queries (decode): the same products as attend_absorbed, but each thread takes its heads
+// together, so that a pass over the cached latents serves all of them: the cache is read twice per thread and layer
+// (scores, then the mix) instead of twice per head. A thread's heads become rows, i = t·nh + (h − h0): Q [T·nh,
+// rank + dr] = [q_nope·W_UK ‖ q_rope]; scores = Q·[c ‖ k_rope]ᵀ; softmax; mixed = P·c; o = mixed·W_UVᵀ per head.
+// Every (query, head) sees the same operations in the same order as in attend_absorbed: bitwise the same results.
 void attend_absorbed_few(const MlaContext& ctx, const AttentionWeights& w, int layer, const LatentKvCache& cache,
                          int pos0, const float* q, int T, float* o) {
   const ModelConfig& c = ctx.config;
   const HeadDims d = HeadDims::of(c);
   const int heads = c.num_attention_heads, rows_per_head = d.dn + d.dv, n_ctx = pos0 + T;
   const int row = cache.row_size();  // rank + dr
-  const int64_t m = static_cast<int64_t>(T) * heads;  // row t·heads + h: query t, head h
   const float scale = static_cast<float>(c.softmax_scale());
   const Weight2D kv_b = w.kv_b_proj.view();
+  Weight2D keys{};  // [n_ctx, rank + dr] f32, in place in the cache
+  keys.dtype = DType::F32;
+  keys.rows = n_ctx;
+  keys.cols = row;
+  keys.data = reinterpret_cast<const uint8_t*>(cache.row(layer, 0));
 
-  std::vector<float> q_cat(static_cast<size_t>(m) * row, 0.0f);
   ctx.pool.parallel_for(heads, [&](int64_t h0, int64_t h1) {
-    std::vector<float> q_nope(static_cast<size_t>(T) * d.dn);
-    // Each head's W_UK is a small product that would wait on memory line by line: fetch the next head's while this
-    // one computes.
+    const int nh = static_cast<int>(h1 - h0), m = T * nh;
+    std::vector<float> q_nope(static_cast<size_t>(T) * d.dn), q_cat(static_cast<size_t>(m) * row, 0.0f);
+    // Each head's W_UK and W_UV are small products that would wait on memory line by line: the next head's rows are
+    // fetched while this one computes.
     prefetch_rows(kv_b, h0 * rows_per_head, h0 * rows_per_head + d.dn);
     for (int64_t h = h0; h < h1; ++h) {
       if (h + 1 < h1) prefetch_rows(kv_b, (h + 1) * rows_per_head, (h + 1) * rows_per_head + d.dn);
       for (int t = 0; t < T; ++t) {
         const float* qh = q + (static_cast<size_t>(t) * heads + h) * d.dqk;
         std::copy_n(qh, d.dn, q_nope.data() + static_cast<size_t>(t) * d.dn);
-        std::copy_n(qh + d.dn, d.dr, q_cat.data() + (static_cast<size_t>(t) * heads + h) * row + d.rank);
+        std::copy_n(qh + d.dn, d.dr, q_cat.data() + (static_cast<size_t>(t) * nh + (h - h0)) * row + d.rank);
       }
       add_scaled_weight_rows(kv_b, h * rows_per_head, h * rows_per_head + d.dn, q_nope.data(), d.dn, T,
-                             q_cat.data() + static_cast<size_t>(h) * row, static_cast<int64_t>(heads) * row);
+                             q_cat.data() + static_cast<size_t>(h - h0) * row, static_cast<int64_t>(nh) * row);
     }
-  });
-
-  Weight2D keys{};  // [n_ctx, rank + dr] f32, in place in the cache
-  keys.dtype = DType::F32;
-  keys.rows = n_ctx;
-  keys.cols = row;
-  keys.data = reinterpret_cast<const uint8_t*>(cache.row(layer, 0));
-  std::vector<float> scores(static_cast<size_t>(m) * n_ctx);
-  matmul(keys, q_cat.data(), m, scores.data(), ctx.pool);
-  for (int64_t i = 0; i < m; ++i)
-    masked_softmax(scores.data() + static_cast<size_t>(i) * n_ctx, pos0 + static_cast<int>(i / heads) + 1, n_ctx, scale);
-
-  // The mix in column slices of whole 64-float panels, so that every column takes add_scaled_rows' vector path.
-  std::vector<float> mixed(static_cast<size_t>(m) * d.rank, 0.0f);
-  constexpr int kMixCols = 64;
-  ctx.pool.parallel_for((d.rank + kMixCols - 1) / kMixCols, [&](int64_t p0, int64_t p1) {
-    const int64_t c0 = p0 * kMixCols, c1 = std::min<int64_t>(d.rank, p1 * kMixCols);
-    add_scaled_rows(scores.data(), n_ctx, m, cache.row(layer, 0) + c0, row, n_ctx, c1 - c0, mixed.data() + c0, d.rank);
-  });
-
-  ctx.pool.parallel_for(heads, [&](int64_t h0, int64_t h1) {
-    std::vector<float> w_uv_f32, mixed_h(static_cast<size_t>(T) * d.rank), oh(static_cast<size_t>(T) * d.dv);
     prefetch_rows(kv_b, h0 * rows_per_head + d.dn, (h0 + 1) * rows_per_head);
+
+    std::vector<float> scores(static_cast<size_t>(m) * n_ctx, 0.0f);
+    matmul_serial(keys, q_cat.data(), m, scores.data());
+    for (int i = 0; i < m; ++i)
+      masked_softmax(scores.data() + static_cast<size_t>(i) * n_ctx, pos0 + i / nh + 1, n_ctx, scale);
+    std::vector<float> mixed(static_cast<size_t>(m) * d.rank, 0.0f);
+    add_scaled_rows(scores.data(), n_ctx, m, cache.row(layer, 0), row, n_ctx, d.rank, mixed.data(), d.rank);
+
+    std::vector<float> w_uv_f32, mixed_h(static_cast<size_t>(T) * d.rank), oh(static_cast<size_t>(T) * d.dv);
     for (int64_t h = h0; h < h1; ++h) {
       const int64_t r_uv = h * rows_per_head + d.dn;
       if (h + 1 < h1) prefetch_rows(kv_b, r_uv + rows_per_head, r_uv + rows_per_head + d.dv);
@@ -232,7 +222,7 @@ void attend_absorbed_few(const MlaContext& ctx, const AttentionWeights& w, int l
         w_uv = f;
       }
       for (int t = 0; t < T; ++t)
-        std::copy_n(mixed.data() + (static_cast<size_t>(t) * heads + h) * d.rank, d.rank,
+        std::copy_n(mixed.data() + (static_cast<size_t>(t) * nh + (h - h0)) * d.rank, d.rank,
                     mixed_h.data() + static_cast<size_t>(t) * d.rank);
       matmul_serial_f32_activations(*w_uv, mixed_h.data(), T, oh.data());
       for (int t = 0; t < T; ++t)
