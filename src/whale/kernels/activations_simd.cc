@@ -77,15 +77,44 @@ void SwigluBackward(const float* g, const float* u, const float* dh, float* dg, 
   }
 }
 
-// y[t, :n] += Σ_j coef[t, j] · rows[j, :n] for t < m, j < k.
+// y[t, :n] += Σ_j coef[t, j] · rows[j, :n] for t < m, j < k. Four rows of y at a time share each load of `rows`
+// (attention mixes 8-16 heads' probabilities over the same cached latents); every element still gets its FMAs in
+// j order, so the result does not depend on how rows are grouped.
 void AddScaledRows(const float* coef, int64_t ldc, int64_t m, const float* rows, int64_t ldr, int64_t k, int64_t n,
                    float* y, int64_t ldy) {
-  const hn::ScalableTag<float> df;
+  using DF = hn::ScalableTag<float>;
+  using VF = hn::Vec<DF>;
+  const DF df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
-  for (int64_t t = 0; t < m; ++t) {
+  constexpr int kRows = 4;
+  // Rows [t, t + kRows) over column panels of 4 vectors; returns the first column not done.
+  auto four_rows = [&](int64_t t) {
+    int64_t c = 0;
+    for (; c + 4 * N <= n; c += 4 * N) {
+      VF a[kRows][4];
+      for (int i = 0; i < kRows; ++i)
+        for (int v = 0; v < 4; ++v) a[i][v] = hn::LoadU(df, y + (t + i) * ldy + c + v * N);
+      for (int64_t j = 0; j < k; ++j) {
+        const float* r = rows + j * ldr + c;
+        const VF r0 = hn::LoadU(df, r), r1 = hn::LoadU(df, r + N), r2 = hn::LoadU(df, r + 2 * N),
+                 r3 = hn::LoadU(df, r + 3 * N);
+        for (int i = 0; i < kRows; ++i) {
+          const VF s = hn::Set(df, coef[(t + i) * ldc + j]);
+          a[i][0] = hn::MulAdd(s, r0, a[i][0]);
+          a[i][1] = hn::MulAdd(s, r1, a[i][1]);
+          a[i][2] = hn::MulAdd(s, r2, a[i][2]);
+          a[i][3] = hn::MulAdd(s, r3, a[i][3]);
+        }
+      }
+      for (int i = 0; i < kRows; ++i)
+        for (int v = 0; v < 4; ++v) hn::StoreU(a[i][v], df, y + (t + i) * ldy + c + v * N);
+    }
+    return c;
+  };
+  // Row t from column c on: panels of 4 vectors, then single vectors, then scalars.
+  auto one_row = [&](int64_t t, int64_t c) {
     float* yt = y + t * ldy;
     const float* ct = coef + t * ldc;
-    int64_t c = 0;
     for (; c + 4 * N <= n; c += 4 * N) {
       auto a0 = hn::LoadU(df, yt + c), a1 = hn::LoadU(df, yt + c + N), a2 = hn::LoadU(df, yt + c + 2 * N),
            a3 = hn::LoadU(df, yt + c + 3 * N);
@@ -112,7 +141,13 @@ void AddScaledRows(const float* coef, int64_t ldc, int64_t m, const float* rows,
       for (int64_t j = 0; j < k; ++j) a += ct[j] * rows[j * ldr + c];
       yt[c] = a;
     }
+  };
+  int64_t t = 0;
+  for (; t + kRows <= m; t += kRows) {
+    const int64_t c = four_rows(t);
+    for (int i = 0; i < kRows; ++i) one_row(t + i, c);
   }
+  for (; t < m; ++t) one_row(t, 0);
 }
 
 }  // namespace HWY_NAMESPACE
