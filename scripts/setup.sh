@@ -7,12 +7,16 @@ packages=(
   cmake ninja-build g++ pkg-config
   # libraries
   nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev libutf8proc-dev libsimdjson-dev libhwy-dev
+  # HTTP server (whale serve)
+  libcpp-httplib-dev
   # training: f32 GEMM (OpenBLAS, loaded at run time: src/whale/train/blas.h)
   libopenblas0-pthread
   # benchmarks (Google Benchmark)
   libbenchmark-dev
   # tests
   libgtest-dev libgmock-dev
+  # whale serve tests drive the server with curl too
+  curl
   # reference forward pass (PyTorch) and checkpoint generator; Debian's python3, not a virtualenv
   python3 python3-numpy python3-torch
   # libFuzzer targets

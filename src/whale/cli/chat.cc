@@ -18,6 +18,7 @@
 #include "whale/cli/progress.h"
 #include "whale/core/error.h"
 #include "whale/runtime/generator.h"
+#include "whale/runtime/reasoning_splitter.h"
 #include "whale/tokenizer/chat_template.h"
 
 namespace whale::cli {
@@ -44,44 +45,6 @@ struct ChatOptions {
 constexpr const char* kHelp =
     "Commands: /clear starts a new conversation, /exit (or Ctrl-D) quits, /help shows this.\n"
     "End a line with \\ to continue the message on the next line. Ctrl-C stops an answer.\n";
-
-// Splits streamed text into reasoning (before </think>) and answer, holding back a possible partial tag.
-class ThinkingSplitter {
- public:
-  explicit ThinkingSplitter(bool thinking) : thinking_(thinking) {}
-  // Calls out(text, is_thinking) for the parts of `piece` that are complete.
-  template <typename Out>
-  void push(std::string_view piece, Out&& out) {
-    pending_ += piece;
-    for (;;) {
-      if (!thinking_) {
-        out(pending_, false);
-        pending_.clear();
-        return;
-      }
-      const size_t end = pending_.find(kClose);
-      if (end == std::string::npos) {
-        const size_t keep = partial_match_length(pending_, kClose);  // a tail that may start </think>
-        out(pending_.substr(0, pending_.size() - keep), true);
-        pending_.erase(0, pending_.size() - keep);
-        return;
-      }
-      out(pending_.substr(0, end + kClose.size()), true);
-      pending_.erase(0, end + kClose.size());
-      thinking_ = false;
-    }
-  }
-  template <typename Out>
-  void finish(Out&& out) {
-    out(pending_, thinking_);
-    pending_.clear();
-  }
-
- private:
-  static constexpr std::string_view kClose = "</think>";
-  bool thinking_;
-  std::string pending_;
-};
 
 void run_chat(const ChatOptions& opt) {
   const bool tty_out = ::isatty(STDOUT_FILENO);
@@ -171,7 +134,7 @@ void run_chat(const ChatOptions& opt) {
       continue;
     }
 
-    ThinkingSplitter splitter(prompt_text.ends_with("<think>\n") || prompt_text.ends_with("<think>"));
+    ReasoningSplitter splitter(prompt_text.ends_with("<think>\n") || prompt_text.ends_with("<think>"));
     auto show = [&](std::string_view text, bool thinking) {
       if (text.empty() || (thinking && opt.hide_thinking)) return;
       if (thinking) fmt::print(stdout, "{}{}{}", dim, text, reset);

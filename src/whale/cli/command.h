@@ -31,5 +31,6 @@ Command register_bench(CLI::App& root);
 Command register_quantize(CLI::App& root);
 Command register_compare(CLI::App& root);
 Command register_train(CLI::App& root);
+Command register_serve(CLI::App& root);
 
 }  // namespace whale::cli

@@ -78,6 +78,7 @@ int main(int argc, char** argv) {
       whale::cli::register_quantize(app),
       whale::cli::register_compare(app),
       whale::cli::register_train(app),
+      whale::cli::register_serve(app),
   };
 
   try {

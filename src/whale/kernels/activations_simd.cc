@@ -47,13 +47,19 @@ void Swiglu(float* gate, const float* up, int64_t n) {
   const auto one = hn::Set(df, 1.0f);
   // e^{-z} overflows f32 beyond 88.7; there silu(z) = z·σ(z) is below 1e-36 in magnitude either way.
   const auto cap = hn::Set(df, 88.0f);
+  auto lanes = [&](auto z, auto u) { return hn::Mul(hn::Div(z, hn::Add(one, hn::Exp(df, hn::Min(hn::Neg(z), cap)))), u); };
   int64_t i = 0;
-  for (; i + N <= n; i += N) {
-    const auto z = hn::LoadU(df, gate + i);
-    const auto e = hn::Exp(df, hn::Min(hn::Neg(z), cap));
-    hn::StoreU(hn::Mul(hn::Div(z, hn::Add(one, e)), hn::LoadU(df, up + i)), df, gate + i);
+  for (; i + N <= n; i += N) hn::StoreU(lanes(hn::LoadU(df, gate + i), hn::LoadU(df, up + i)), df, gate + i);
+  // The tail through the same vector code (zero-padded), not a scalar loop: an element's value must not depend on
+  // where it falls in the buffer (the buffer holds every token of a batch; a batched sequence must get what it gets
+  // alone).
+  if (i < n) {
+    HWY_ALIGN float g[HWY_MAX_BYTES / sizeof(float)] = {}, u[HWY_MAX_BYTES / sizeof(float)] = {};
+    std::copy(gate + i, gate + n, g);
+    std::copy(up + i, up + n, u);
+    hn::Store(lanes(hn::Load(df, g), hn::Load(df, u)), df, g);
+    std::copy(g, g + (n - i), gate + i);
   }
-  for (; i < n; ++i) gate[i] = silu(gate[i]) * up[i];
 }
 
 void SwigluBackward(const float* g, const float* u, const float* dh, float* dg, float* du, int64_t n) {

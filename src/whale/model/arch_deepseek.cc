@@ -24,14 +24,32 @@ LatentKvCache Model::make_cache(int capacity) const {
 
 std::vector<float> Model::forward(std::span<const int32_t> tokens, LatentKvCache& cache, ThreadPool& pool,
                                   AttentionForm form, LogitRows rows) const {
+  const SequenceStep step{tokens, &cache, rows};
+  return std::move(forward_batch(std::span(&step, 1), pool, form)[0]);
+}
+
+std::vector<std::vector<float>> Model::forward_batch(std::span<const SequenceStep> steps, ThreadPool& pool,
+                                                     AttentionForm form) const {
   const ModelConfig& c = config_;
-  const int T = static_cast<int>(tokens.size()), D = c.hidden_size, pos0 = cache.size();
-  if (T == 0) return {};
-  if (pos0 + T > cache.capacity())
-    fail("{} tokens at position {} exceed the context of {} tokens", T, pos0, cache.capacity());
-  for (int t = 0; t < T; ++t)
-    if (tokens[t] < 0 || tokens[t] >= c.vocab_size)
-      fail("token id {} at index {} is out of range for vocab_size {}", tokens[t], t, c.vocab_size);
+  const int D = c.hidden_size;
+  std::vector<AttentionSegment> segments;
+  std::vector<int32_t> tokens;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const SequenceStep& s = steps[i];
+    const int n = static_cast<int>(s.tokens.size()), pos0 = s.cache->size();
+    if (pos0 + n > s.cache->capacity())
+      fail("{} tokens at position {} exceed the context of {} tokens", n, pos0, s.cache->capacity());
+    for (int t = 0; t < n; ++t)
+      if (s.tokens[t] < 0 || s.tokens[t] >= c.vocab_size)
+        fail("token id {} at index {} is out of range for vocab_size {}", s.tokens[t], t, c.vocab_size);
+    for (size_t k = 0; k < i; ++k)
+      if (steps[k].cache == s.cache) fail("steps {} and {} of a batch share one latent cache", k, i);
+    segments.push_back({s.cache, pos0, n});
+    tokens.insert(tokens.end(), s.tokens.begin(), s.tokens.end());
+  }
+  const int T = static_cast<int>(tokens.size());
+  std::vector<std::vector<float>> logits(steps.size());
+  if (T == 0) return logits;
 
   const float eps = static_cast<float>(c.rms_norm_eps);
   std::vector<float> x(static_cast<size_t>(T) * D), h(x.size()), y(x.size());
@@ -43,7 +61,7 @@ std::vector<float> Model::forward(std::span<const int32_t> tokens, LatentKvCache
     const LayerWeights& lw = weights_.layers[l];
     for (int t = 0; t < T; ++t)
       rmsnorm(x.data() + static_cast<size_t>(t) * D, lw.input_layernorm.data(), D, eps, h.data() + static_cast<size_t>(t) * D);
-    mla_forward(mla, lw.self_attn, l, cache, pos0, h.data(), T, y.data());
+    mla_forward(mla, lw.self_attn, l, segments, h.data(), y.data());
     for (size_t i = 0; i < x.size(); ++i) x[i] += y[i];
 
     for (int t = 0; t < T; ++t)
@@ -53,13 +71,32 @@ std::vector<float> Model::forward(std::span<const int32_t> tokens, LatentKvCache
     else mlp_forward(*lw.mlp, h.data(), T, y.data(), pool);
     for (size_t i = 0; i < x.size(); ++i) x[i] += y[i];
   }
-  cache.commit(pos0 + T);
+  for (const AttentionSegment& s : segments) s.cache->commit(s.pos0 + s.n_tokens);
 
-  const int first = rows == LogitRows::Last ? T - 1 : 0;
-  for (int t = first; t < T; ++t)
-    rmsnorm(x.data() + static_cast<size_t>(t) * D, weights_.norm.data(), D, eps, h.data() + static_cast<size_t>(t) * D);
-  std::vector<float> logits(static_cast<size_t>(T - first) * c.vocab_size);
-  matmul(weights_.lm_head.view(), h.data() + static_cast<size_t>(first) * D, T - first, logits.data(), pool);
+  // The LM head once for every row any step wants: all of a step's rows, or its last.
+  std::vector<int> head_rows;
+  int t0 = 0;
+  for (const SequenceStep& s : steps) {
+    const int n = static_cast<int>(s.tokens.size());
+    if (s.rows != LogitRows::None)
+      for (int t = (s.rows == LogitRows::Last ? n - 1 : 0); t < n && n > 0; ++t) head_rows.push_back(t0 + t);
+    t0 += n;
+  }
+  const int R = static_cast<int>(head_rows.size());
+  for (int r = 0; r < R; ++r)
+    rmsnorm(x.data() + static_cast<size_t>(head_rows[r]) * D, weights_.norm.data(), D, eps,
+            h.data() + static_cast<size_t>(r) * D);
+  std::vector<float> all(static_cast<size_t>(R) * c.vocab_size);
+  if (R > 0) matmul(weights_.lm_head.view(), h.data(), R, all.data(), pool);
+  size_t at = 0;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const int n = static_cast<int>(steps[i].tokens.size());
+    const LogitRows want = steps[i].rows;
+    const size_t rows = n == 0 || want == LogitRows::None ? 0 : static_cast<size_t>(want == LogitRows::Last ? 1 : n);
+    logits[i].assign(all.begin() + static_cast<std::ptrdiff_t>(at * c.vocab_size),
+                     all.begin() + static_cast<std::ptrdiff_t>((at + rows) * c.vocab_size));
+    at += rows;
+  }
   return logits;
 }
 

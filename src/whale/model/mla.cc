@@ -284,18 +284,21 @@ void attend_expanded(const MlaContext& ctx, const AttentionWeights& w, int layer
 
 }  // namespace
 
-void mla_forward(const MlaContext& ctx, const AttentionWeights& w, int layer, LatentKvCache& cache, int pos0,
-                 const float* x, int n_tokens, float* out) {
+void mla_forward(const MlaContext& ctx, const AttentionWeights& w, int layer,
+                 std::span<const AttentionSegment> segments, const float* x, float* out) {
   const ModelConfig& c = ctx.config;
   const HeadDims d = HeadDims::of(c);
-  const int heads = c.num_attention_heads, T = n_tokens;
+  const int heads = c.num_attention_heads, row_size = d.rank + d.dr;
   const float eps = static_cast<float>(c.rms_norm_eps);
   ThreadPool& pool = ctx.pool;
+  int T = 0;
+  for (const AttentionSegment& s : segments) T += s.n_tokens;
+  if (T == 0) return;
 
   // Queries [T, heads·dqk] (through q_lora when the model has it), and the latents with the shared rope key: the
-  // projections that read x go in one pass.
+  // projections that read x go in one pass, for every sequence of the batch at once.
   std::vector<float> q(static_cast<size_t>(T) * heads * d.dqk);
-  std::vector<float> kva(static_cast<size_t>(T) * cache.row_size());
+  std::vector<float> kva(static_cast<size_t>(T) * row_size);
   std::vector<float> qa;
   if (w.q_proj) {
     const MatmulJob jobs[] = {{w.q_proj->view(), x, T, q.data()}, {w.kv_a_proj_with_mqa.view(), x, T, kva.data()}};
@@ -310,24 +313,39 @@ void mla_forward(const MlaContext& ctx, const AttentionWeights& w, int layer, La
     }
     matmul(w.q_b_proj->view(), qa.data(), T, q.data(), pool);
   }
-  for (int t = 0; t < T; ++t)
-    for (int h = 0; h < heads; ++h)
-      rope_interleaved(q.data() + (static_cast<size_t>(t) * heads + h) * d.dqk + d.dn, ctx.rope_inv_freq, pos0 + t);
 
-  for (int t = 0; t < T; ++t) {
-    const float* src = kva.data() + static_cast<size_t>(t) * cache.row_size();
-    float* row = cache.row(layer, pos0 + t);
-    rmsnorm(src, w.kv_a_layernorm.data(), d.rank, eps, row);
-    std::memcpy(row + d.rank, src + d.rank, sizeof(float) * d.dr);
-    rope_interleaved(row + d.rank, ctx.rope_inv_freq, pos0 + t);
-  }
-
+  // Per sequence: rope at its own positions, its latents into its own cache, attention over its own cache.
   std::vector<float> o(static_cast<size_t>(T) * heads * d.dv);
-  if (ctx.form == AttentionForm::Naive) attend_naive(ctx, w, layer, cache, pos0, q.data(), T, o.data());
-  else if (T >= kExpandedMinTokens) attend_expanded(ctx, w, layer, cache, pos0, q.data(), T, o.data());
-  else if (T <= kFewQueries) attend_absorbed_few(ctx, w, layer, cache, pos0, q.data(), T, o.data());
-  else attend_absorbed(ctx, w, layer, cache, pos0, q.data(), T, o.data());
+  int t0 = 0;
+  for (const AttentionSegment& s : segments) {
+    LatentKvCache& cache = *s.cache;
+    const int n = s.n_tokens, pos0 = s.pos0;
+    float* qs = q.data() + static_cast<size_t>(t0) * heads * d.dqk;
+    for (int t = 0; t < n; ++t)
+      for (int h = 0; h < heads; ++h)
+        rope_interleaved(qs + (static_cast<size_t>(t) * heads + h) * d.dqk + d.dn, ctx.rope_inv_freq, pos0 + t);
+    for (int t = 0; t < n; ++t) {
+      const float* src = kva.data() + static_cast<size_t>(t0 + t) * row_size;
+      float* row = cache.row(layer, pos0 + t);
+      rmsnorm(src, w.kv_a_layernorm.data(), d.rank, eps, row);
+      std::memcpy(row + d.rank, src + d.rank, sizeof(float) * d.dr);
+      rope_interleaved(row + d.rank, ctx.rope_inv_freq, pos0 + t);
+    }
+    float* os = o.data() + static_cast<size_t>(t0) * heads * d.dv;
+    if (n == 0) continue;
+    if (ctx.form == AttentionForm::Naive) attend_naive(ctx, w, layer, cache, pos0, qs, n, os);
+    else if (n >= kExpandedMinTokens) attend_expanded(ctx, w, layer, cache, pos0, qs, n, os);
+    else if (n <= kFewQueries) attend_absorbed_few(ctx, w, layer, cache, pos0, qs, n, os);
+    else attend_absorbed(ctx, w, layer, cache, pos0, qs, n, os);
+    t0 += n;
+  }
   matmul(w.o_proj.view(), o.data(), T, out, pool);
+}
+
+void mla_forward(const MlaContext& ctx, const AttentionWeights& w, int layer, LatentKvCache& cache, int pos0,
+                 const float* x, int n_tokens, float* out) {
+  const AttentionSegment segment{&cache, pos0, n_tokens};
+  mla_forward(ctx, w, layer, std::span(&segment, 1), x, out);
 }
 
 }  // namespace whale

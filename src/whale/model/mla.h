@@ -1,6 +1,7 @@
 // Multi-head Latent Attention over the latent cache (deepseek-spec §2.4, §2.7).
 #pragma once
 
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -31,5 +32,20 @@ struct MlaContext {
 // cached tokens. Writes the tokens' latent entries into the cache (rows pos0 .. pos0+T-1); does not commit them.
 void mla_forward(const MlaContext& ctx, const AttentionWeights& w, int layer, LatentKvCache& cache, int pos0,
                  const float* x, int n_tokens, float* out);
+
+// One sequence's part of a batch: its own cache, the position of its first new token, how many new tokens.
+struct AttentionSegment {
+  LatentKvCache* cache;
+  int pos0;
+  int n_tokens;
+};
+
+// The same for several sequences at once (continuous batching): x and out hold the segments' tokens one after the
+// other (T = Σ n_tokens rows). The projections run once over all T rows (one pass over the weights); rope, the cache
+// writes and attention run per segment against its own cache. Each sequence gets exactly what mla_forward gives it
+// alone wherever the projections' results do not depend on the batch size (every format but BF16 prompts on AMX).
+// The caches must be distinct.
+void mla_forward(const MlaContext& ctx, const AttentionWeights& w, int layer,
+                 std::span<const AttentionSegment> segments, const float* x, float* out);
 
 }  // namespace whale

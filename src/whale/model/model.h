@@ -33,9 +33,23 @@ class Model {
   // [tokens.size(), vocab_size], row-major, or with LogitRows::Last only the last token's [vocab_size] (what
   // generation needs: the LM head then runs once instead of once per prompt token). Feeding a sequence in chunks
   // gives the same logits as one call. Throws Error if a token id is out of range or the cache is too small.
-  enum class LogitRows { All, Last };
+  enum class LogitRows { All, Last, None };  // None: no LM head (a prompt chunk that is not the last)
   std::vector<float> forward(std::span<const int32_t> tokens, LatentKvCache& cache, ThreadPool& pool,
                              AttentionForm form = AttentionForm::Absorbed, LogitRows rows = LogitRows::All) const;
+
+  // One sequence's part of a batched step: its new tokens, its own cache, which logits it wants.
+  struct SequenceStep {
+    std::span<const int32_t> tokens;
+    LatentKvCache* cache = nullptr;
+    LogitRows rows = LogitRows::Last;
+  };
+  // forward for several sequences in one pass over the weights (continuous batching): every projection and expert
+  // runs once over all the steps' tokens; attention runs per sequence over its own cache. Returns each step's
+  // logits as forward would. A sequence's logits are bitwise those of running it alone, except with BF16 weights
+  // where the batch reaches the AMX prompt path (32+ tokens). Throws Error as forward does, or if two steps share
+  // a cache.
+  std::vector<std::vector<float>> forward_batch(std::span<const SequenceStep> steps, ThreadPool& pool,
+                                                AttentionForm form = AttentionForm::Absorbed) const;
 
  private:
   ModelConfig config_;

@@ -1,0 +1,279 @@
+#include "whale/runtime/batch_engine.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "whale/core/error.h"
+
+namespace whale {
+
+// One running sequence and the cache it runs in. The cache outlives sequences: its tokens (`cached`) are the prefix
+// a later sequence may reuse.
+struct BatchEngine::Slot {
+  LatentKvCache cache;
+  std::vector<int32_t> cached;  // tokens whose entries are in cache (its first cache.size())
+
+  std::shared_ptr<SequenceRequest> request;  // null: free
+  std::unique_ptr<Sampler> sampler;
+  std::unique_ptr<StreamingDecoder> decoder;
+  std::unique_ptr<StopStringFilter> stops;
+  std::vector<int32_t> history;  // prompt + generated, for penalties
+  size_t prefilled = 0;          // prompt tokens in the cache
+  int32_t next = -1;             // sampled token not yet run through the model (decoding)
+  SequenceOutcome outcome;
+
+  explicit Slot(LatentKvCache c) : cache(std::move(c)) {}
+  bool busy() const { return request != nullptr; }
+  bool prefilling() const { return busy() && prefilled < request->prompt.size(); }
+};
+
+BatchEngine::BatchEngine(const Model& model, const Tokenizer& tokenizer, ThreadPool& pool, EngineOptions options)
+    : model_(model), tokenizer_(tokenizer), pool_(pool), options_(options) {
+  if (options_.slots < 1) fail("slots = {} must be at least 1", options_.slots);
+  if (options_.context < 2) fail("context = {} must be at least 2", options_.context);
+  if (options_.prefill_chunk < 1) fail("prefill_chunk = {} must be at least 1", options_.prefill_chunk);
+  if (options_.max_queue < 0) fail("max_queue = {} must not be negative", options_.max_queue);
+  eos_ = tokenizer_.eos_id() ? tokenizer_.eos_id()
+                             : (model_.config().eos_token_id >= 0 ? std::optional<int32_t>(model_.config().eos_token_id)
+                                                                  : std::nullopt);
+  for (int i = 0; i < options_.slots; ++i) slots_.push_back(std::make_unique<Slot>(model_.make_cache(options_.context)));
+  thread_ = std::thread([this] { loop(); });
+}
+
+BatchEngine::~BatchEngine() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+bool BatchEngine::submit(std::shared_ptr<SequenceRequest> request) {
+  if (request->prompt.empty()) fail("the prompt is empty");
+  if (static_cast<int>(request->prompt.size()) >= options_.context)
+    fail("the prompt is {} tokens; the context holds {}", request->prompt.size(), options_.context);
+  validate(request->sampling);
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_ || static_cast<int>(queue_.size()) >= options_.max_queue) return false;
+    queue_.push_back(std::move(request));
+    stats_.queue_depth = static_cast<int>(queue_.size());
+  }
+  wake_.notify_all();
+  return true;
+}
+
+EngineStats BatchEngine::stats() const {
+  std::lock_guard lock(mutex_);
+  return stats_;
+}
+
+void BatchEngine::loop() {
+  for (;;) {
+    {
+      std::unique_lock lock(mutex_);
+      const auto any_busy = [&] {
+        return std::any_of(slots_.begin(), slots_.end(), [](const auto& s) { return s->busy(); });
+      };
+      wake_.wait(lock, [&] { return stopping_ || !queue_.empty() || any_busy(); });
+      if (stopping_) {
+        for (auto& r : queue_) r->cancelled->store(true);
+        lock.unlock();
+        for (auto& s : slots_)
+          if (s->busy()) finish(*s, FinishReason::Cancelled);
+        std::deque<std::shared_ptr<SequenceRequest>> left;
+        {
+          std::lock_guard again(mutex_);
+          left.swap(queue_);
+        }
+        for (auto& r : left) {
+          SequenceOutcome o;
+          o.finish = FinishReason::Cancelled;
+          o.prompt_tokens = static_cast<int>(r->prompt.size());
+          if (r->on_done) r->on_done("", o);
+        }
+        return;
+      }
+    }
+    admit();
+    step();
+  }
+}
+
+// Moves queued sequences into free slots, each to the free slot whose cached tokens share the longest prefix with
+// its prompt (ties: the first). Sequences cancelled while queued finish at once.
+void BatchEngine::admit() {
+  for (;;) {
+    std::shared_ptr<SequenceRequest> r;
+    Slot* best = nullptr;
+    size_t best_keep = 0;
+    {
+      std::lock_guard lock(mutex_);
+      if (queue_.empty()) return;
+      r = queue_.front();
+      if (!r->cancelled->load()) {
+        for (auto& s : slots_) {
+          if (s->busy()) continue;
+          // At least the last prompt token runs again, for its logits.
+          size_t keep = 0;
+          const size_t limit = std::min(s->cached.size(), r->prompt.size() - 1);
+          while (keep < limit && s->cached[keep] == r->prompt[keep]) ++keep;
+          if (!best || keep > best_keep) best = s.get(), best_keep = keep;
+        }
+        if (!best) return;  // no free slot
+      }
+      queue_.pop_front();
+      stats_.queue_depth = static_cast<int>(queue_.size());
+      if (best) {
+        ++stats_.active;
+        ++stats_.sequences_started;
+        stats_.prompt_tokens += r->prompt.size();
+        stats_.cached_prompt_tokens += best_keep;
+      }
+    }
+    if (!best) {  // cancelled while queued
+      SequenceOutcome o;
+      o.finish = FinishReason::Cancelled;
+      o.prompt_tokens = static_cast<int>(r->prompt.size());
+      if (r->on_done) r->on_done("", o);
+      std::lock_guard lock(mutex_);
+      ++stats_.sequences_cancelled;
+      continue;
+    }
+    Slot& s = *best;
+    s.request = r;
+    s.cache.truncate(static_cast<int>(best_keep));
+    s.cached.assign(r->prompt.begin(), r->prompt.begin() + static_cast<std::ptrdiff_t>(best_keep));
+    s.prefilled = best_keep;
+    s.next = -1;
+    s.sampler = std::make_unique<Sampler>(r->sampling);
+    s.decoder = std::make_unique<StreamingDecoder>(tokenizer_, r->options.skip_special_tokens);
+    s.stops = std::make_unique<StopStringFilter>(r->options.stop);
+    s.history = r->prompt;
+    s.outcome = SequenceOutcome{};
+    s.outcome.prompt_tokens = static_cast<int>(r->prompt.size());
+    s.outcome.cached_tokens = static_cast<int>(best_keep);
+  }
+}
+
+void BatchEngine::finish(Slot& s, FinishReason reason, const std::string& error) {
+  s.outcome.finish = reason;
+  s.outcome.error = error;
+  std::string tail;
+  if (reason != FinishReason::Cancelled && reason != FinishReason::Stop && s.decoder) {
+    tail = s.stops->push(s.decoder->finish());
+    if (!s.stops->matched()) tail += s.stops->flush();
+    else s.outcome.finish = FinishReason::Stop;
+  }
+  std::shared_ptr<SequenceRequest> r = std::move(s.request);
+  s.request = nullptr;
+  s.sampler.reset();
+  s.decoder.reset();
+  s.stops.reset();
+  if (s.next >= 0) s.next = -1;
+  {
+    std::lock_guard lock(mutex_);
+    ++stats_.sequences_finished;
+    --stats_.active;
+    if (s.outcome.finish == FinishReason::Cancelled) ++stats_.sequences_cancelled;
+    stats_.completion_tokens += static_cast<uint64_t>(s.outcome.completion_tokens);
+  }
+  if (r->on_done) r->on_done(tail, s.outcome);
+}
+
+// One batched step: every decoding slot's pending token, plus prompt chunks within the budget.
+void BatchEngine::step() {
+  using clock = std::chrono::steady_clock;
+  for (auto& s : slots_)
+    if (s->busy() && s->request->cancelled->load()) finish(*s, FinishReason::Cancelled);
+
+  std::vector<Model::SequenceStep> steps;
+  std::vector<Slot*> stepped;
+  std::vector<std::vector<int32_t>> inputs;  // storage the steps' spans point into
+  inputs.reserve(slots_.size());
+  int budget = options_.prefill_chunk;
+  for (auto& sp : slots_) {
+    Slot& s = *sp;
+    if (!s.busy()) continue;
+    if (s.prefilling()) {
+      if (budget == 0) continue;
+      const size_t left = s.request->prompt.size() - s.prefilled;
+      const size_t n = std::min(left, static_cast<size_t>(budget));
+      budget -= static_cast<int>(n);
+      inputs.emplace_back(s.request->prompt.begin() + static_cast<std::ptrdiff_t>(s.prefilled),
+                          s.request->prompt.begin() + static_cast<std::ptrdiff_t>(s.prefilled + n));
+      steps.push_back({inputs.back(), &s.cache, n == left ? Model::LogitRows::Last : Model::LogitRows::None});
+    } else {
+      inputs.push_back({s.next});
+      steps.push_back({inputs.back(), &s.cache, Model::LogitRows::Last});
+    }
+    stepped.push_back(&s);
+  }
+  if (steps.empty()) return;
+
+  const auto t0 = clock::now();
+  std::vector<std::vector<float>> logits;
+  try {
+    logits = model_.forward_batch(steps, pool_, options_.form);
+  } catch (const std::exception& e) {
+    for (Slot* s : stepped) finish(*s, FinishReason::Cancelled, e.what());
+    return;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    ++stats_.steps;
+    for (const auto& st : steps) stats_.step_tokens += st.tokens.size();
+    stats_.last_batch = static_cast<int>(steps.size());
+    stats_.busy_seconds += std::chrono::duration<double>(clock::now() - t0).count();
+  }
+
+  const int vocab = model_.config().vocab_size;
+  for (size_t i = 0; i < stepped.size(); ++i) {
+    Slot& s = *stepped[i];
+    const Model::SequenceStep& st = steps[i];
+    s.cached.insert(s.cached.end(), st.tokens.begin(), st.tokens.end());
+    if (s.prefilling()) {
+      s.prefilled += st.tokens.size();
+      if (s.prefilling()) continue;  // more prompt to go
+    }
+    const GenerateOptions& opt = s.request->options;
+    if (opt.max_tokens && s.outcome.completion_tokens >= *opt.max_tokens) {
+      finish(s, FinishReason::Length);
+      continue;
+    }
+    SampledToken next;
+    try {
+      next = s.sampler->sample(std::span<const float>(logits[i].data() + logits[i].size() - vocab, vocab), s.history);
+    } catch (const std::exception& e) {
+      finish(s, FinishReason::Cancelled, e.what());
+      continue;
+    }
+    if (eos_ && next.id == *eos_ && !opt.ignore_eos) {
+      finish(s, FinishReason::Eos);
+      continue;
+    }
+    ++s.outcome.completion_tokens;
+    s.history.push_back(next.id);
+    const std::string text = s.stops->push(s.decoder->push(next.id));
+    if (s.request->on_token && !s.request->on_token(text, next)) {
+      finish(s, FinishReason::Cancelled);
+      continue;
+    }
+    if (s.stops->matched()) {
+      finish(s, FinishReason::Stop);
+      continue;
+    }
+    if (opt.max_tokens && s.outcome.completion_tokens >= *opt.max_tokens) {
+      finish(s, FinishReason::Length);
+      continue;
+    }
+    if (s.cache.size() >= options_.context) {
+      finish(s, FinishReason::Context);
+      continue;
+    }
+    s.next = next.id;
+  }
+}
+
+}  // namespace whale

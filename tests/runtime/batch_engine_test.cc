@@ -1,0 +1,177 @@
+// Continuous batching: Model::forward_batch against one-sequence forward calls, and BatchEngine against Generator.
+// Needs a checkpoint: WHALE_TEST_MODEL (set by CTest to the v3 fixture); skipped without it.
+#include <chrono>
+#include <cstdlib>
+#include <future>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "whale/core/error.h"
+#include "whale/runtime/batch_engine.h"
+#include "whale/runtime/generator.h"
+#include "whale/runtime/reasoning_splitter.h"
+
+namespace whale {
+namespace {
+
+const char* test_model() { return std::getenv("WHALE_TEST_MODEL"); }
+
+std::vector<int32_t> tokens(int n, int seed) {
+  std::vector<int32_t> t;
+  for (int i = 0; i < n; ++i) t.push_back(static_cast<int32_t>((seed * 37 + i * 11) % 200 + 3));
+  return t;
+}
+
+TEST(ForwardBatch, EachSequenceGetsWhatItGetsAlone) {
+  if (!test_model()) GTEST_SKIP() << "WHALE_TEST_MODEL is not set";
+  const Model model(test_model());
+  ThreadPool pool(2);
+  // Three sequences at different positions: a prompt chunk, a decode step after a prompt, and a fresh prompt.
+  const std::vector<int32_t> a0 = tokens(9, 1), a1 = tokens(6, 2), b0 = tokens(12, 3), b1 = {7}, c0 = tokens(5, 4);
+  LatentKvCache a = model.make_cache(64), b = model.make_cache(64), c = model.make_cache(64);
+  LatentKvCache a_ref = model.make_cache(64), b_ref = model.make_cache(64), c_ref = model.make_cache(64);
+  model.forward(a0, a_ref, pool);
+  model.forward(b0, b_ref, pool);
+  const std::vector<float> want_a = model.forward(a1, a_ref, pool, AttentionForm::Absorbed, Model::LogitRows::All);
+  const std::vector<float> want_b = model.forward(b1, b_ref, pool, AttentionForm::Absorbed, Model::LogitRows::Last);
+  const std::vector<float> want_c = model.forward(c0, c_ref, pool, AttentionForm::Absorbed, Model::LogitRows::Last);
+
+  const Model::SequenceStep first[] = {{a0, &a, Model::LogitRows::None}, {b0, &b, Model::LogitRows::Last}};
+  const auto r0 = model.forward_batch(first, pool);
+  EXPECT_TRUE(r0[0].empty());
+  EXPECT_EQ(r0[1].size(), static_cast<size_t>(model.config().vocab_size));
+  const Model::SequenceStep second[] = {{a1, &a, Model::LogitRows::All}, {b1, &b, Model::LogitRows::Last},
+                                        {c0, &c, Model::LogitRows::Last}};
+  const auto r1 = model.forward_batch(second, pool);
+  EXPECT_EQ(r1[0], want_a);
+  EXPECT_EQ(r1[1], want_b);
+  EXPECT_EQ(r1[2], want_c);
+  EXPECT_EQ(a.size(), 15);
+  EXPECT_EQ(b.size(), 13);
+  EXPECT_EQ(c.size(), 5);
+}
+
+TEST(ForwardBatch, RejectsASharedCacheAndOverflow) {
+  if (!test_model()) GTEST_SKIP() << "WHALE_TEST_MODEL is not set";
+  const Model model(test_model());
+  ThreadPool pool(1);
+  LatentKvCache a = model.make_cache(8);
+  const std::vector<int32_t> t = tokens(3, 1), long_t = tokens(9, 2);
+  const Model::SequenceStep shared[] = {{t, &a}, {t, &a}};
+  EXPECT_THROW(model.forward_batch(shared, pool), Error);
+  const Model::SequenceStep overflow[] = {{long_t, &a}};
+  EXPECT_THROW(model.forward_batch(overflow, pool), Error);
+}
+
+struct Collected {
+  std::vector<int32_t> ids;
+  std::string text;
+  SequenceOutcome outcome;
+};
+
+// Submits a request and returns a future of what it produced.
+std::future<Collected> run(BatchEngine& engine, std::vector<int32_t> prompt, int max_tokens,
+                           std::shared_ptr<SequenceRequest>* out = nullptr) {
+  auto done = std::make_shared<std::promise<Collected>>();
+  auto got = std::make_shared<Collected>();
+  auto r = std::make_shared<SequenceRequest>();
+  r->prompt = std::move(prompt);
+  r->sampling.temperature = 0;
+  r->options.max_tokens = max_tokens;
+  r->on_token = [got](std::string_view text, const SampledToken& t) {
+    got->ids.push_back(t.id);
+    got->text += text;
+    return true;
+  };
+  r->on_done = [got, done](std::string_view tail, const SequenceOutcome& o) {
+    got->text += tail;
+    got->outcome = o;
+    done->set_value(*got);
+  };
+  if (out) *out = r;
+  EXPECT_TRUE(engine.submit(r));
+  return done->get_future();
+}
+
+TEST(BatchEngine, GreedySequencesMatchGeneratorAlone) {
+  if (!test_model()) GTEST_SKIP() << "WHALE_TEST_MODEL is not set";
+  const Model model(test_model());
+  const Tokenizer tokenizer = Tokenizer::load(test_model());
+  ThreadPool pool(2);
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < 7; ++i) prompts.push_back(tokens(3 + 5 * i, i));  // up to 33 tokens: several prefill chunks
+  std::vector<std::vector<int32_t>> alone;
+  for (const auto& p : prompts) {
+    ThreadPool solo(2);
+    Generator g(model, tokenizer, solo, 128);
+    SamplingParams sp;
+    sp.temperature = 0;
+    Sampler sampler(sp);
+    GenerateOptions o;
+    o.max_tokens = 10;
+    alone.push_back(g.generate(p, sampler, o, [](std::string_view) { return true; }).tokens);
+  }
+  EngineOptions eo;
+  eo.slots = 3;  // fewer slots than sequences: some wait in the queue
+  eo.context = 128;
+  eo.prefill_chunk = 8;
+  BatchEngine engine(model, tokenizer, pool, eo);
+  std::vector<std::future<Collected>> futures;
+  for (const auto& p : prompts) futures.push_back(run(engine, p, 10));
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const Collected c = futures[i].get();
+    EXPECT_EQ(c.ids, alone[i]) << "sequence " << i;
+    EXPECT_EQ(c.outcome.completion_tokens, static_cast<int>(c.ids.size()));
+    EXPECT_EQ(c.outcome.prompt_tokens, static_cast<int>(prompts[i].size()));
+  }
+  const EngineStats st = engine.stats();
+  EXPECT_EQ(st.sequences_started, prompts.size());
+  EXPECT_EQ(st.active, 0);
+}
+
+TEST(BatchEngine, ReusesAPrefixCancelsAndRefusesWhenFull) {
+  if (!test_model()) GTEST_SKIP() << "WHALE_TEST_MODEL is not set";
+  const Model model(test_model());
+  const Tokenizer tokenizer = Tokenizer::load(test_model());
+  ThreadPool pool(1);
+  EngineOptions eo;
+  eo.slots = 1;
+  eo.context = 64;
+  eo.max_queue = 1;
+  BatchEngine engine(model, tokenizer, pool, eo);
+  std::vector<int32_t> p = tokens(20, 5);
+  EXPECT_EQ(run(engine, p, 2).get().outcome.cached_tokens, 0);
+  p.push_back(9);
+  EXPECT_EQ(run(engine, p, 2).get().outcome.cached_tokens, 20);  // the first 20 tokens are still in the slot
+
+  // A cancelled sequence ends with Cancelled.
+  std::shared_ptr<SequenceRequest> r;
+  auto f = run(engine, tokens(5, 6), 40, &r);
+  r->cancelled->store(true);
+  const Collected c = f.get();
+  EXPECT_TRUE(c.outcome.finish == FinishReason::Cancelled || c.outcome.completion_tokens <= 40);
+
+  // Bad requests throw; a prompt that fills the context is refused.
+  auto empty = std::make_shared<SequenceRequest>();
+  EXPECT_THROW(engine.submit(empty), Error);
+  auto too_long = std::make_shared<SequenceRequest>();
+  too_long->prompt = tokens(64, 1);
+  EXPECT_THROW(engine.submit(too_long), Error);
+}
+
+TEST(ReasoningSplitter, SplitsAtTheClosingTagAcrossPieces) {
+  ReasoningSplitter s(true);
+  std::string thinking, answer;
+  auto out = [&](std::string_view t, bool th) { (th ? thinking : answer) += t; };
+  for (std::string_view piece : {"I think", " so </th", "ink>\n\nYes", "."}) s.push(piece, out);
+  s.finish(out);
+  EXPECT_EQ(thinking, "I think so </think>");
+  EXPECT_EQ(answer, "\n\nYes.");
+  EXPECT_FALSE(s.thinking());
+}
+
+}  // namespace
+}  // namespace whale
