@@ -167,6 +167,8 @@ const main = async () => {
   await check('bad requests get OpenAI error objects', async () => {
     assertError(await post(s.base, '/v1/chat/completions', '{"model": '), 400, 'malformed JSON');
     assertError(await post(s.base, '/v1/chat/completions', '[1, 2]'), 400, 'not an object');
+    assertError(await post(s.base, '/v1/completions', `{"model": "${NAME}", "prompt": "x", "max_tokens": 6e999}`), 400,
+                'a number beyond double');
     assertError(await post(s.base, '/v1/chat/completions', { ...chat('x'), temperature: 'hot' }), 400, 'wrong type');
     assertError(await post(s.base, '/v1/chat/completions', { ...chat('x'), messages: 'hello' }), 400, 'messages type');
     assertError(await post(s.base, '/v1/chat/completions', { ...chat('x'), max_tokens: 1.5 }), 400, 'fractional');

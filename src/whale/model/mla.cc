@@ -28,6 +28,20 @@ struct HeadDims {
   }
 };
 
+// Head's W_UV rows [r_uv, r_uv + dv) of kv_b as a weight: in place where the format can be cut there, else decoded
+// into `scratch`.
+Weight2D head_w_uv(const Weight2D& kv_b, int64_t r_uv, const HeadDims& d, std::vector<float>& scratch) {
+  if (std::optional<Weight2D> w = weight_rows(kv_b, r_uv, r_uv + d.dv)) return *w;
+  scratch.resize(static_cast<size_t>(d.dv) * d.rank);
+  decode_rows(kv_b, r_uv, r_uv + d.dv, scratch.data());
+  Weight2D f{};
+  f.dtype = DType::F32;
+  f.rows = d.dv;
+  f.cols = d.rank;
+  f.data = reinterpret_cast<const uint8_t*>(scratch.data());
+  return f;
+}
+
 constexpr int kQueryChunk = 64;  // queries per causal chunk: keys past the chunk's last position are never scored
 // From this many queries on, the absorbed form runs as attend_expanded: expanding every cached latent once costs
 // less than moving each query into latent space.
@@ -126,17 +140,7 @@ void attend_absorbed(const MlaContext& ctx, const AttentionWeights& w, int layer
       }
       add_scaled_weight_rows(kv_b, r_uk, r_uv, q_nope.data(), d.dn, T, q_cat.data(), row);
 
-      std::optional<Weight2D> w_uv = weight_rows(kv_b, r_uv, r_uv + d.dv);
-      if (!w_uv) {  // this format cannot be cut at the head's rows: decode them
-        w_uv_f32.resize(static_cast<size_t>(d.dv) * d.rank);
-        decode_rows(kv_b, r_uv, r_uv + d.dv, w_uv_f32.data());
-        Weight2D f{};
-        f.dtype = DType::F32;
-        f.rows = d.dv;
-        f.cols = d.rank;
-        f.data = reinterpret_cast<const uint8_t*>(w_uv_f32.data());
-        w_uv = f;
-      }
+      const Weight2D w_uv = head_w_uv(kv_b, r_uv, d, w_uv_f32);
 
       for (int t0 = 0; t0 < T; t0 += kQueryChunk) {
         const int m = std::min(kQueryChunk, T - t0), n_ctx = pos0 + t0 + m;
@@ -154,7 +158,7 @@ void attend_absorbed(const MlaContext& ctx, const AttentionWeights& w, int layer
         matmul_serial(mix_weight, probs.data(), m, mixed.data());
         // The latent mix stays f32 into W_UV: rounding it to int8 for q8/q4 weights is the one activation rounding
         // the naive form does not have, and on the test models it multiplied the logits' error by up to six.
-        matmul_serial_f32_activations(*w_uv, mixed.data(), m, oh.data() + static_cast<size_t>(t0) * d.dv);
+        matmul_serial_f32_activations(w_uv, mixed.data(), m, oh.data() + static_cast<size_t>(t0) * d.dv);
       }
       for (int t = 0; t < T; ++t)
         std::copy_n(oh.data() + static_cast<size_t>(t) * d.dv, d.dv, o + (static_cast<size_t>(t) * heads + h) * d.dv);
@@ -210,21 +214,11 @@ void attend_absorbed_few(const MlaContext& ctx, const AttentionWeights& w, int l
     for (int64_t h = h0; h < h1; ++h) {
       const int64_t r_uv = h * rows_per_head + d.dn;
       if (h + 1 < h1) prefetch_rows(kv_b, r_uv + rows_per_head, r_uv + rows_per_head + d.dv);
-      std::optional<Weight2D> w_uv = weight_rows(kv_b, r_uv, r_uv + d.dv);
-      if (!w_uv) {  // this format cannot be cut at the head's rows: decode them
-        w_uv_f32.resize(static_cast<size_t>(d.dv) * d.rank);
-        decode_rows(kv_b, r_uv, r_uv + d.dv, w_uv_f32.data());
-        Weight2D f{};
-        f.dtype = DType::F32;
-        f.rows = d.dv;
-        f.cols = d.rank;
-        f.data = reinterpret_cast<const uint8_t*>(w_uv_f32.data());
-        w_uv = f;
-      }
+      const Weight2D w_uv = head_w_uv(kv_b, r_uv, d, w_uv_f32);
       for (int t = 0; t < T; ++t)
         std::copy_n(mixed.data() + (static_cast<size_t>(t) * nh + (h - h0)) * d.rank, d.rank,
                     mixed_h.data() + static_cast<size_t>(t) * d.rank);
-      matmul_serial_f32_activations(*w_uv, mixed_h.data(), T, oh.data());
+      matmul_serial_f32_activations(w_uv, mixed_h.data(), T, oh.data());
       for (int t = 0; t < T; ++t)
         std::copy_n(oh.data() + static_cast<size_t>(t) * d.dv, d.dv, o + (static_cast<size_t>(t) * heads + h) * d.dv);
     }

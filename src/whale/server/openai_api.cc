@@ -140,7 +140,7 @@ CompletionRequest parse_completion_request(const std::string& text, bool chat, c
   json body;
   try {
     body = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // a syntax error, or a number too large for a double (out_of_range)
     bad(400, "", fmt::format("the body is not valid JSON: {}", e.what()));
   }
   if (!body.is_object()) bad(400, "", "the body must be a JSON object");

@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Aggregate output tokens/s of whale serve and llama.cpp's llama-server at 1, 4 and 16 concurrent streams.
+
+Each round starts one server, warms it up with one request, then for every concurrency C sends C requests at once
+(/v1/completions, greedy, distinct prompts of about 40 tokens, max_tokens --tokens, stream) and measures the wall time
+from the first request sent to the last stream ended: aggregate tok/s = completion tokens of all C / that time. Then
+it stops the server and starts the next engine, so that both see the same machine state; medians over --rounds.
+
+  /usr/bin/python3 bench/serve/compare_serve.py --whale build/release/whale --whale-model DIR \\
+      --llama-server /work/peers/llama.cpp/build-noamx/bin/llama-server --gguf FILE.gguf --threads 2 --rounds 3
+"""
+import argparse
+import json
+import statistics
+import subprocess
+import threading
+import time
+import urllib.request
+
+CONCURRENCY = [1, 4, 16]
+
+
+def wait_ready(url, proc, timeout=600):
+    start = time.time()
+    while time.time() - start < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f'server exited with {proc.returncode}')
+        try:
+            with urllib.request.urlopen(url + '/health', timeout=2) as r:
+                if r.status == 200:
+                    return
+        except Exception:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError('server did not become ready')
+
+
+def stream_completion(url, model, prompt, max_tokens, out, i):
+    body = {'model': model, 'prompt': prompt, 'max_tokens': max_tokens, 'temperature': 0, 'stream': True,
+            'stream_options': {'include_usage': True}}
+    req = urllib.request.Request(url + '/v1/completions', data=json.dumps(body).encode(),
+                                 headers={'Content-Type': 'application/json'})
+    tokens, pieces = None, 0
+    with urllib.request.urlopen(req, timeout=1200) as r:
+        for raw in r:
+            line = raw.decode().strip()
+            if not line.startswith('data: ') or line == 'data: [DONE]':
+                continue
+            chunk = json.loads(line[6:])
+            if chunk.get('usage'):
+                tokens = chunk['usage']['completion_tokens']
+            pieces += sum(1 for c in chunk.get('choices', []) if c.get('text'))
+    # The usage chunk where the server sends one; else one streamed piece per token (llama-server's way).
+    out[i] = tokens if tokens is not None else pieces
+
+
+def measure(url, model, concurrency, max_tokens, tag):
+    prompts = [f'Request {tag}-{i}: tell a long story about the sea, the ships, the sailors and the storms they met '
+               f'on their way home.' for i in range(concurrency)]
+    out = [0] * concurrency
+    threads = [threading.Thread(target=stream_completion, args=(url, model, p, max_tokens, out, i))
+               for i, p in enumerate(prompts)]
+    start = time.time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.time() - start
+    return sum(out) / wall, sum(out)
+
+
+def run_engine(name, cmd, url, model, args, rnd):
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_ready(url, proc)
+        measure(url, model, 1, 8, f'warm{rnd}')
+        res = {}
+        for c in CONCURRENCY:
+            res[c] = measure(url, model, c, args.tokens, f'{name}{rnd}')
+        return res
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--whale', required=True)
+    ap.add_argument('--whale-model', required=True)
+    ap.add_argument('--llama-server')
+    ap.add_argument('--gguf')
+    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--rounds', type=int, default=3)
+    ap.add_argument('--tokens', type=int, default=64)
+    ap.add_argument('--ctx', type=int, default=256, help='context per stream')
+    ap.add_argument('--port', type=int, default=8791)
+    ap.add_argument('--out')
+    args = ap.parse_args()
+    url = f'http://127.0.0.1:{args.port}'
+    slots = max(CONCURRENCY)
+    engines = [('whale', [args.whale, 'serve', '--model', args.whale_model, '--name', 'm', '--port', str(args.port),
+                          '--parallel', str(slots), '--ctx', str(args.ctx), '--threads', str(args.threads)])]
+    if args.llama_server and args.gguf:
+        engines.append(('llama-server', [args.llama_server, '-m', args.gguf, '--port', str(args.port), '-t',
+                                         str(args.threads), '-np', str(slots), '-c', str(slots * args.ctx),
+                                         '--alias', 'm']))
+    samples = {name: {c: [] for c in CONCURRENCY} for name, _ in engines}
+    for rnd in range(args.rounds):
+        for name, cmd in engines:
+            res = run_engine(name, cmd, url, 'm', args, rnd)
+            for c, (tps, n) in res.items():
+                samples[name][c].append(tps)
+            print(f'round {rnd + 1} {name}: ' + ', '.join(f'{c} streams {res[c][0]:.2f} tok/s ({res[c][1]} tokens)'
+                                                          for c in CONCURRENCY), flush=True)
+    summary = {name: {c: statistics.median(v) for c, v in per.items()} for name, per in samples.items()}
+    print(json.dumps(summary, indent=2))
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump({'samples': samples, 'summary': summary, 'args': vars(args)}, f, indent=2)
+
+
+if __name__ == '__main__':
+    main()
