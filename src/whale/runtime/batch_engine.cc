@@ -242,10 +242,15 @@ void BatchEngine::step() {
       finish(s, FinishReason::Length);
       continue;
     }
+    // Only ids the tokenizer can write (as Generator: the embedding may be padded past the vocabulary).
+    const int sampled_vocab = std::min(vocab, static_cast<int>(tokenizer_.vocab_size()));
     SampledToken next;
+    std::string text;
     try {
-      next = s.sampler->sample(std::span<const float>(logits[i].data() + logits[i].size() - vocab, vocab), s.history);
-    } catch (const std::exception& e) {
+      next = s.sampler->sample(std::span<const float>(logits[i].data() + logits[i].size() - vocab, sampled_vocab),
+                               s.history);
+      if (!(eos_ && next.id == *eos_ && !opt.ignore_eos)) text = s.stops->push(s.decoder->push(next.id));
+    } catch (const std::exception& e) {  // a sequence's failure ends it, not the engine
       finish(s, FinishReason::Cancelled, e.what());
       continue;
     }
@@ -255,7 +260,6 @@ void BatchEngine::step() {
     }
     ++s.outcome.completion_tokens;
     s.history.push_back(next.id);
-    const std::string text = s.stops->push(s.decoder->push(next.id));
     if (s.request->on_token && !s.request->on_token(text, next)) {
       finish(s, FinishReason::Cancelled);
       continue;

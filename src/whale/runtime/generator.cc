@@ -108,7 +108,9 @@ GenerationResult Generator::generate(std::span<const int32_t> prompt, Sampler& s
       result.finish = FinishReason::Length;
       break;
     }
-    const SampledToken next = sampler.sample(last, history);
+    // Only ids the tokenizer can write: a checkpoint's embedding is often padded past the tokenizer's vocabulary
+    // (DeepSeek-V3: 129280 rows, 128815 ids), and those rows stand for no text.
+    const SampledToken next = sampler.sample(last.first(std::min<size_t>(last.size(), tokenizer_.vocab_size())), history);
     if (eos && next.id == *eos && !options.ignore_eos) {
       result.finish = FinishReason::Eos;
       break;
