@@ -96,18 +96,19 @@ def main():
     ap.add_argument('--port', type=int, default=8791)
     ap.add_argument('--out')
     args = ap.parse_args()
-    url = f'http://127.0.0.1:{args.port}'
+    # Each engine on its own port: a port just closed by one server may not be free to bind for the next at once.
+    url_of = {'whale': f'http://127.0.0.1:{args.port}', 'llama-server': f'http://127.0.0.1:{args.port + 1}'}
     slots = max(CONCURRENCY)
     engines = [('whale', [args.whale, 'serve', '--model', args.whale_model, '--name', 'm', '--port', str(args.port),
                           '--parallel', str(slots), '--ctx', str(args.ctx), '--threads', str(args.threads)])]
     if args.llama_server and args.gguf:
-        engines.append(('llama-server', [args.llama_server, '-m', args.gguf, '--port', str(args.port), '-t',
+        engines.append(('llama-server', [args.llama_server, '-m', args.gguf, '--port', str(args.port + 1), '-t',
                                          str(args.threads), '-np', str(slots), '-c', str(slots * args.ctx),
                                          '--alias', 'm']))
     samples = {name: {c: [] for c in CONCURRENCY} for name, _ in engines}
     for rnd in range(args.rounds):
         for name, cmd in engines:
-            res = run_engine(name, cmd, url, 'm', args, rnd)
+            res = run_engine(name, cmd, url_of[name], 'm', args, rnd)
             for c, (tps, n) in res.items():
                 samples[name][c].append(tps)
             print(f'round {rnd + 1} {name}: ' + ', '.join(f'{c} streams {res[c][0]:.2f} tok/s ({res[c][1]} tokens)'

@@ -365,6 +365,8 @@ void HttpServer::routes() {
           c.done = true;
           c.outcome = ev.outcome;
         }
+        if (ev.done && !ev.outcome.error.empty())  // the sequence failed: an error event in the stream
+          return {{"error", {{"message", ev.outcome.error}, {"type", "server_error"}, {"param", nullptr}, {"code", nullptr}}}};
         if (r.empty() && t.empty() && lp.is_null() && !ev.done) return nullptr;
         json choice;
         if (chat) {
