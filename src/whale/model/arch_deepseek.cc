@@ -73,13 +73,16 @@ std::vector<std::vector<float>> Model::forward_batch(std::span<const SequenceSte
   }
   for (const AttentionSegment& s : segments) s.cache->commit(s.pos0 + s.n_tokens);
 
-  // The LM head once for every row any step wants: all of a step's rows, or its last.
+  // The LM head once for every row any step wants: all of a step's rows, its last, or none.
   std::vector<int> head_rows;
+  std::vector<size_t> wanted(steps.size());
   int t0 = 0;
-  for (const SequenceStep& s : steps) {
-    const int n = static_cast<int>(s.tokens.size());
-    if (s.rows != LogitRows::None)
-      for (int t = (s.rows == LogitRows::Last ? n - 1 : 0); t < n && n > 0; ++t) head_rows.push_back(t0 + t);
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const int n = static_cast<int>(steps[i].tokens.size());
+    const LogitRows rows = steps[i].rows;
+    const int first = n == 0 || rows == LogitRows::None ? n : rows == LogitRows::Last ? n - 1 : 0;
+    wanted[i] = static_cast<size_t>(n - first);
+    for (int t = first; t < n; ++t) head_rows.push_back(t0 + t);
     t0 += n;
   }
   const int R = static_cast<int>(head_rows.size());
@@ -88,14 +91,11 @@ std::vector<std::vector<float>> Model::forward_batch(std::span<const SequenceSte
             h.data() + static_cast<size_t>(r) * D);
   std::vector<float> all(static_cast<size_t>(R) * c.vocab_size);
   if (R > 0) matmul(weights_.lm_head.view(), h.data(), R, all.data(), pool);
-  size_t at = 0;
+  auto at = all.begin();
   for (size_t i = 0; i < steps.size(); ++i) {
-    const int n = static_cast<int>(steps[i].tokens.size());
-    const LogitRows want = steps[i].rows;
-    const size_t rows = n == 0 || want == LogitRows::None ? 0 : static_cast<size_t>(want == LogitRows::Last ? 1 : n);
-    logits[i].assign(all.begin() + static_cast<std::ptrdiff_t>(at * c.vocab_size),
-                     all.begin() + static_cast<std::ptrdiff_t>((at + rows) * c.vocab_size));
-    at += rows;
+    const auto end = at + static_cast<std::ptrdiff_t>(wanted[i] * c.vocab_size);
+    logits[i].assign(at, end);
+    at = end;
   }
   return logits;
 }

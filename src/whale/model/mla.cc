@@ -99,8 +99,8 @@ void attend_naive(const MlaContext& ctx, const AttentionWeights& w, int layer, c
 
 // The same, absorbed form (DeepSeek-V3 inference/model.py), for a chunk of queries (more than kFewQueries, fewer than
 // kExpandedMinTokens): queries move into latent space, q_lat = W_UKᵀ·q_nope, score against the cached latents
-// directly, mix latents, and only the mix goes through W_UV. Per head, as products: q_lat [T, rank] = q_nope·W_UK; scores [T, ctx] = [q_lat ‖ q_rope]·[c ‖ k_rope]ᵀ; mixed = softmax·c;
-// o = mixed·W_UVᵀ, read in place from kv_b_proj.
+// directly, mix latents, and only the mix goes through W_UV. Per head, as products: q_lat [T, rank] = q_nope·W_UK;
+// scores [T, ctx] = [q_lat ‖ q_rope]·[c ‖ k_rope]ᵀ; mixed = softmax·c; o = mixed·W_UVᵀ, read in place from kv_b_proj.
 void attend_absorbed(const MlaContext& ctx, const AttentionWeights& w, int layer, const LatentKvCache& cache,
                      int pos0, const float* q, int T, float* o) {
   const ModelConfig& c = ctx.config;
@@ -312,6 +312,7 @@ void mla_forward(const MlaContext& ctx, const AttentionWeights& w, int layer,
   std::vector<float> o(static_cast<size_t>(T) * heads * d.dv);
   int t0 = 0;
   for (const AttentionSegment& s : segments) {
+    if (s.n_tokens == 0) continue;
     LatentKvCache& cache = *s.cache;
     const int n = s.n_tokens, pos0 = s.pos0;
     float* qs = q.data() + static_cast<size_t>(t0) * heads * d.dqk;
@@ -326,7 +327,6 @@ void mla_forward(const MlaContext& ctx, const AttentionWeights& w, int layer,
       rope_interleaved(row + d.rank, ctx.rope_inv_freq, pos0 + t);
     }
     float* os = o.data() + static_cast<size_t>(t0) * heads * d.dv;
-    if (n == 0) continue;
     if (ctx.form == AttentionForm::Naive) attend_naive(ctx, w, layer, cache, pos0, qs, n, os);
     else if (n >= kExpandedMinTokens) attend_expanded(ctx, w, layer, cache, pos0, qs, n, os);
     else if (n <= kFewQueries) attend_absorbed_few(ctx, w, layer, cache, pos0, qs, n, os);

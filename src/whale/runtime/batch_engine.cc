@@ -33,9 +33,8 @@ BatchEngine::BatchEngine(const Model& model, const Tokenizer& tokenizer, ThreadP
   if (options_.context < 2) fail("context = {} must be at least 2", options_.context);
   if (options_.prefill_chunk < 1) fail("prefill_chunk = {} must be at least 1", options_.prefill_chunk);
   if (options_.max_queue < 0) fail("max_queue = {} must not be negative", options_.max_queue);
-  eos_ = tokenizer_.eos_id() ? tokenizer_.eos_id()
-                             : (model_.config().eos_token_id >= 0 ? std::optional<int32_t>(model_.config().eos_token_id)
-                                                                  : std::nullopt);
+  eos_ = end_of_sequence_id(model_, tokenizer_);
+  sampled_vocab_ = writable_vocab(model_, tokenizer_);
   for (int i = 0; i < options_.slots; ++i) slots_.push_back(std::make_unique<Slot>(model_.make_cache(options_.context)));
   thread_ = std::thread([this] { loop(); });
 }
@@ -87,12 +86,7 @@ void BatchEngine::loop() {
           std::lock_guard again(mutex_);
           left.swap(queue_);
         }
-        for (auto& r : left) {
-          SequenceOutcome o;
-          o.finish = FinishReason::Cancelled;
-          o.prompt_tokens = static_cast<int>(r->prompt.size());
-          if (r->on_done) r->on_done("", o);
-        }
+        for (auto& r : left) cancel_unstarted(*r);
         return;
       }
     }
@@ -115,10 +109,7 @@ void BatchEngine::admit() {
       if (!r->cancelled->load()) {
         for (auto& s : slots_) {
           if (s->busy()) continue;
-          // At least the last prompt token runs again, for its logits.
-          size_t keep = 0;
-          const size_t limit = std::min(s->cached.size(), r->prompt.size() - 1);
-          while (keep < limit && s->cached[keep] == r->prompt[keep]) ++keep;
+          const size_t keep = reusable_prefix(s->cached, r->prompt);
           if (!best || keep > best_keep) best = s.get(), best_keep = keep;
         }
         if (!best) return;  // no free slot
@@ -133,10 +124,7 @@ void BatchEngine::admit() {
       }
     }
     if (!best) {  // cancelled while queued
-      SequenceOutcome o;
-      o.finish = FinishReason::Cancelled;
-      o.prompt_tokens = static_cast<int>(r->prompt.size());
-      if (r->on_done) r->on_done("", o);
+      cancel_unstarted(*r);
       std::lock_guard lock(mutex_);
       ++stats_.sequences_cancelled;
       continue;
@@ -157,6 +145,13 @@ void BatchEngine::admit() {
   }
 }
 
+void BatchEngine::cancel_unstarted(SequenceRequest& r) {
+  SequenceOutcome o;
+  o.finish = FinishReason::Cancelled;
+  o.prompt_tokens = static_cast<int>(r.prompt.size());
+  if (r.on_done) r.on_done("", o);
+}
+
 void BatchEngine::finish(Slot& s, FinishReason reason, const std::string& error) {
   s.outcome.finish = reason;
   s.outcome.error = error;
@@ -171,7 +166,7 @@ void BatchEngine::finish(Slot& s, FinishReason reason, const std::string& error)
   s.sampler.reset();
   s.decoder.reset();
   s.stops.reset();
-  if (s.next >= 0) s.next = -1;
+  s.next = -1;
   {
     std::lock_guard lock(mutex_);
     ++stats_.sequences_finished;
@@ -188,10 +183,9 @@ void BatchEngine::step() {
   for (auto& s : slots_)
     if (s->busy() && s->request->cancelled->load()) finish(*s, FinishReason::Cancelled);
 
+  // The steps' tokens stay where they are: in the prompt, or the slot's pending token.
   std::vector<Model::SequenceStep> steps;
   std::vector<Slot*> stepped;
-  std::vector<std::vector<int32_t>> inputs;  // storage the steps' spans point into
-  inputs.reserve(slots_.size());
   int budget = options_.prefill_chunk;
   for (auto& sp : slots_) {
     Slot& s = *sp;
@@ -201,12 +195,10 @@ void BatchEngine::step() {
       const size_t left = s.request->prompt.size() - s.prefilled;
       const size_t n = std::min(left, static_cast<size_t>(budget));
       budget -= static_cast<int>(n);
-      inputs.emplace_back(s.request->prompt.begin() + static_cast<std::ptrdiff_t>(s.prefilled),
-                          s.request->prompt.begin() + static_cast<std::ptrdiff_t>(s.prefilled + n));
-      steps.push_back({inputs.back(), &s.cache, n == left ? Model::LogitRows::Last : Model::LogitRows::None});
+      steps.push_back({std::span(s.request->prompt).subspan(s.prefilled, n), &s.cache,
+                       n == left ? Model::LogitRows::Last : Model::LogitRows::None});
     } else {
-      inputs.push_back({s.next});
-      steps.push_back({inputs.back(), &s.cache, Model::LogitRows::Last});
+      steps.push_back({std::span(&s.next, 1), &s.cache, Model::LogitRows::Last});
     }
     stepped.push_back(&s);
   }
@@ -242,19 +234,19 @@ void BatchEngine::step() {
       finish(s, FinishReason::Length);
       continue;
     }
-    // Only ids the tokenizer can write (as Generator: the embedding may be padded past the vocabulary).
-    const int sampled_vocab = std::min(vocab, static_cast<int>(tokenizer_.vocab_size()));
     SampledToken next;
     std::string text;
+    bool ended = false;  // at EOS
     try {
-      next = s.sampler->sample(std::span<const float>(logits[i].data() + logits[i].size() - vocab, sampled_vocab),
+      next = s.sampler->sample(std::span<const float>(logits[i].data() + logits[i].size() - vocab, sampled_vocab_),
                                s.history);
-      if (!(eos_ && next.id == *eos_ && !opt.ignore_eos)) text = s.stops->push(s.decoder->push(next.id));
+      ended = eos_ && next.id == *eos_ && !opt.ignore_eos;
+      if (!ended) text = s.stops->push(s.decoder->push(next.id));
     } catch (const std::exception& e) {  // a sequence's failure ends it, not the engine
       finish(s, FinishReason::Cancelled, e.what());
       continue;
     }
-    if (eos_ && next.id == *eos_ && !opt.ignore_eos) {
+    if (ended) {
       finish(s, FinishReason::Eos);
       continue;
     }

@@ -96,12 +96,15 @@ class BatchEngine {
   void admit();
   void step();
   void finish(Slot& slot, FinishReason reason, const std::string& error = {});
+  // Ends a sequence that never reached a slot.
+  static void cancel_unstarted(SequenceRequest& request);
 
   const Model& model_;
   const Tokenizer& tokenizer_;
   ThreadPool& pool_;
   EngineOptions options_;
   std::optional<int32_t> eos_;
+  int sampled_vocab_ = 0;  // writable_vocab
 
   mutable std::mutex mutex_;  // guards queue_, stopping_, stats_
   std::condition_variable wake_;

@@ -51,6 +51,22 @@ std::string StopStringFilter::flush() {
   return out;
 }
 
+std::optional<int32_t> end_of_sequence_id(const Model& model, const Tokenizer& tokenizer) {
+  if (tokenizer.eos_id()) return tokenizer.eos_id();
+  if (model.config().eos_token_id >= 0) return model.config().eos_token_id;
+  return std::nullopt;
+}
+
+int writable_vocab(const Model& model, const Tokenizer& tokenizer) {
+  return std::min(model.config().vocab_size, static_cast<int>(tokenizer.vocab_size()));
+}
+
+size_t reusable_prefix(std::span<const int32_t> cached, std::span<const int32_t> prompt) {
+  size_t keep = 0;
+  while (keep < cached.size() && keep + 1 < prompt.size() && cached[keep] == prompt[keep]) ++keep;
+  return keep;
+}
+
 Generator::Generator(const Model& model, const Tokenizer& tokenizer, ThreadPool& pool, int context,
                      AttentionForm form)
     : model_(model),
@@ -71,19 +87,14 @@ GenerationResult Generator::generate(std::span<const int32_t> prompt, Sampler& s
   if (prompt.empty()) fail("the prompt is empty");
   if (static_cast<int>(prompt.size()) >= context_)
     fail("the prompt is {} tokens; the context holds {} (raise --ctx)", prompt.size(), context_);
-  const int vocab = model_.config().vocab_size;
-  const std::optional<int32_t> eos =
-      tokenizer_.eos_id() ? tokenizer_.eos_id()
-                          : (model_.config().eos_token_id >= 0 ? std::optional<int32_t>(model_.config().eos_token_id)
-                                                               : std::nullopt);
+  const int vocab = model_.config().vocab_size, sampled_vocab = writable_vocab(model_, tokenizer_);
+  const std::optional<int32_t> eos = end_of_sequence_id(model_, tokenizer_);
 
   GenerationResult result;
   result.prompt_tokens = static_cast<int>(prompt.size());
   std::vector<int32_t> history(prompt.begin(), prompt.end());
-  // Reuse the cached prefix; at least the last prompt token runs, for its logits.
-  size_t keep = 0;
-  const size_t cached = std::min(cached_.size(), static_cast<size_t>(cache_.size()));
-  while (keep < cached && keep + 1 < prompt.size() && cached_[keep] == prompt[keep]) ++keep;
+  const size_t keep =
+      reusable_prefix(std::span(cached_).first(std::min(cached_.size(), static_cast<size_t>(cache_.size()))), prompt);
   cache_.truncate(static_cast<int>(keep));
   cached_.assign(prompt.begin(), prompt.end());
   result.cached_tokens = static_cast<int>(keep);
@@ -108,9 +119,7 @@ GenerationResult Generator::generate(std::span<const int32_t> prompt, Sampler& s
       result.finish = FinishReason::Length;
       break;
     }
-    // Only ids the tokenizer can write: a checkpoint's embedding is often padded past the tokenizer's vocabulary
-    // (DeepSeek-V3: 129280 rows, 128815 ids), and those rows stand for no text.
-    const SampledToken next = sampler.sample(last.first(std::min<size_t>(last.size(), tokenizer_.vocab_size())), history);
+    const SampledToken next = sampler.sample(last.first(static_cast<size_t>(sampled_vocab)), history);
     if (eos && next.id == *eos && !options.ignore_eos) {
       result.finish = FinishReason::Eos;
       break;

@@ -65,6 +65,16 @@ class Generator {
   std::vector<int32_t> cached_;  // the tokens whose entries are in cache_
 };
 
+// Generation policy shared by Generator and the serving engine (BatchEngine):
+// The id that ends a sequence: the tokenizer's EOS, else config.json's eos_token_id, else none.
+std::optional<int32_t> end_of_sequence_id(const Model& model, const Tokenizer& tokenizer);
+// How many leading logits sampling looks at: only ids the tokenizer can write. A checkpoint's embedding is often
+// padded past the tokenizer's vocabulary (DeepSeek-V3: 129280 rows, 128815 ids), and those rows stand for no text.
+int writable_vocab(const Model& model, const Tokenizer& tokenizer);
+// How many leading tokens of `prompt` a cache holding `cached` can keep: their common prefix, but never the whole
+// prompt (its last token runs again, for its logits).
+size_t reusable_prefix(std::span<const int32_t> cached, std::span<const int32_t> prompt);
+
 // Length of the longest proper prefix of `pattern` that ends `text`: how much streamed text must wait because the
 // next piece could complete the pattern.
 size_t partial_match_length(std::string_view text, std::string_view pattern);

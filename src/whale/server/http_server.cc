@@ -70,6 +70,11 @@ struct Exchange {
   void cancel() {
     for (auto& s : sequences) s->cancelled->store(true);
   }
+  // Every sequence has ended and its events have been taken.
+  bool finished() {
+    std::lock_guard lock(mutex);
+    return running == 0 && events.empty();
+  }
 };
 
 // What one choice has produced so far, and how to turn its events into the API's objects.
@@ -81,7 +86,6 @@ struct Choice {
   json completion_logprobs = {{"tokens", json::array()}, {"token_logprobs", json::array()},
                               {"top_logprobs", json::array()}, {"text_offset", json::array()}};
   size_t text_offset = 0;
-  bool done = false;
   SequenceOutcome outcome;
 
   // Splits text into (reasoning, content) deltas.
@@ -156,30 +160,33 @@ void HttpServer::stop() { http_->stop(); }
 
 void HttpServer::routes() {
   httplib::Server& s = *http_;
+  // An error answer, counted in /metrics under its endpoint.
+  auto reply_error = [this](httplib::Response& res, const std::string& endpoint, const ApiError& e) {
+    send_error(res, e);
+    counters_->count(endpoint, e.status);
+  };
 
   // The API key, for every /v1 path; /health and /metrics stay open for probes.
-  s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+  s.set_pre_routing_handler([this, reply_error](const httplib::Request& req, httplib::Response& res) {
     if (options_.api_key.empty() || !req.path.starts_with("/v1/")) return httplib::Server::HandlerResponse::Unhandled;
     const std::string auth = req.get_header_value("Authorization");
     if (auth == "Bearer " + options_.api_key) return httplib::Server::HandlerResponse::Unhandled;
     ApiError e = error_of(401, auth.empty() ? "missing API key: send 'Authorization: Bearer KEY'" : "invalid API key",
                           "authentication_error");
     e.code = "invalid_api_key";
-    send_error(res, e);
-    counters_->count(req.path, 401);
+    reply_error(res, req.path, e);
     return httplib::Server::HandlerResponse::Handled;
   });
 
   // Statuses httplib sets itself (404 for an unknown path, 413 for a body over the limit, 400 for a bad request
   // line) get an OpenAI error object too.
-  s.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+  s.set_error_handler([this, reply_error](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
     std::string message = fmt::format("HTTP {}", res.status);
     if (res.status == 404) message = fmt::format("no such endpoint: {} {}", req.method, req.path);
     if (res.status == 413) message = fmt::format("the request body is over the limit of {} bytes", options_.max_body_bytes);
     if (res.status == 405) message = fmt::format("{} is not allowed on {}", req.method, req.path);
-    send_error(res, error_of(res.status, message));
-    counters_->count(req.path, res.status);
+    reply_error(res, req.path, error_of(res.status, message));
   });
   s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
     std::string what = "internal error";
@@ -198,19 +205,15 @@ void HttpServer::routes() {
                     "application/json");
   });
 
-  s.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
-    const json m = {{"id", model_.id}, {"object", "model"}, {"created", 0}, {"owned_by", "whale"}};
-    res.set_content(dump({{"object", "list"}, {"data", json::array({m})}}), "application/json");
+  const json model_object = {{"id", model_.id}, {"object", "model"}, {"created", 0}, {"owned_by", "whale"}};
+  s.Get("/v1/models", [this, model_object](const httplib::Request& req, httplib::Response& res) {
+    res.set_content(dump({{"object", "list"}, {"data", json::array({model_object})}}), "application/json");
     counters_->count(req.path, 200);
   });
-  s.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
-    if (req.matches[1] != model_.id) {
-      send_error(res, error_of(404, fmt::format("the model '{}' does not exist", req.matches[1].str())));
-      counters_->count("/v1/models", 404);
-      return;
-    }
-    res.set_content(dump({{"id", model_.id}, {"object", "model"}, {"created", 0}, {"owned_by", "whale"}}),
-                    "application/json");
+  s.Get(R"(/v1/models/(.+))", [this, model_object, reply_error](const httplib::Request& req, httplib::Response& res) {
+    if (req.matches[1] != model_.id)
+      return reply_error(res, "/v1/models", error_of(404, fmt::format("the model '{}' does not exist", req.matches[1].str())));
+    res.set_content(dump(model_object), "application/json");
     counters_->count("/v1/models", 200);
   });
 
@@ -255,16 +258,14 @@ void HttpServer::routes() {
     res.set_content(out, "text/plain; version=0.0.4");
   });
 
-  auto completion = [this](bool chat) {
-    return [this, chat](const httplib::Request& req, httplib::Response& res) {
+  auto completion = [this, reply_error](bool chat) {
+    return [this, chat, reply_error](const httplib::Request& req, httplib::Response& res) {
       const std::string endpoint = chat ? "/v1/chat/completions" : "/v1/completions";
       CompletionRequest cr;
       try {
         cr = parse_completion_request(req.body, chat, model_);
       } catch (const ApiError& e) {
-        send_error(res, e);
-        counters_->count(endpoint, e.status);
-        return;
+        return reply_error(res, endpoint, e);
       }
 
       auto ex = std::make_shared<Exchange>();
@@ -304,16 +305,13 @@ void HttpServer::routes() {
           queued = engine_.submit(ex->sequences[i]);
         } catch (const Error& e) {
           ex->cancel();
-          send_error(res, error_of(422, e.what()));
-          counters_->count(endpoint, 422);
-          return;
+          return reply_error(res, endpoint, error_of(422, e.what()));
         }
         if (!queued) {
           ex->cancel();
           ApiError e = error_of(429, "the server is busy: its request queue is full; retry later", "rate_limit_error");
           e.code = "queue_full";
-          send_error(res, e);
-          counters_->count(endpoint, 429);
+          reply_error(res, endpoint, e);
           std::lock_guard lock(counters_->mutex);
           ++counters_->rejected_queue_full;
           return;
@@ -323,6 +321,12 @@ void HttpServer::routes() {
       const std::string id = fmt::format("{}-{:016x}", chat ? "chatcmpl" : "cmpl", cr.sampling.seed ^ reinterpret_cast<uintptr_t>(ex.get()));
       const int64_t created = std::chrono::duration_cast<std::chrono::seconds>(
                                   std::chrono::system_clock::now().time_since_epoch()).count();
+      // The object around choices: a stream chunk (chat.completion.chunk / text_completion), which the non-streamed
+      // chat answer renames.
+      auto envelope = [id, created, model = model_.id, chat](json choices) -> json {
+        return {{"id", id}, {"object", chat ? "chat.completion.chunk" : "text_completion"}, {"created", created},
+                {"model", model}, {"choices", std::move(choices)}};
+      };
       auto choices = std::make_shared<std::vector<Choice>>(static_cast<size_t>(cr.n));
       for (Choice& c : *choices)
         if (chat && cr.reasoning) c.splitter.emplace(true);
@@ -330,7 +334,7 @@ void HttpServer::routes() {
 
       // Applies one event to its choice; returns the stream chunk for it (null when there is nothing to send).
       auto crp = std::make_shared<const CompletionRequest>(cr);
-      auto apply = [this, chat, crp, choices, tokp = model_.tokenizer, id, created](const Event& ev) -> json {
+      auto apply = [chat, crp, choices, tokp = model_.tokenizer, envelope](const Event& ev) -> json {
         const CompletionRequest& cr = *crp;
         const Tokenizer& tok = *tokp;
         Choice& c = (*choices)[static_cast<size_t>(ev.choice)];
@@ -361,12 +365,9 @@ void HttpServer::routes() {
           }
         }
         c.text_offset += t.size();
-        if (ev.done) {
-          c.done = true;
-          c.outcome = ev.outcome;
-        }
+        if (ev.done) c.outcome = ev.outcome;
         if (ev.done && !ev.outcome.error.empty())  // the sequence failed: an error event in the stream
-          return {{"error", {{"message", ev.outcome.error}, {"type", "server_error"}, {"param", nullptr}, {"code", nullptr}}}};
+          return api_error_object(error_of(500, ev.outcome.error, "server_error"));
         if (r.empty() && t.empty() && lp.is_null() && !ev.done) return nullptr;
         json choice;
         if (chat) {
@@ -378,8 +379,7 @@ void HttpServer::routes() {
           choice = {{"index", ev.choice}, {"text", t}, {"logprobs", lp}, {"finish_reason", nullptr}};
         }
         if (ev.done) choice["finish_reason"] = openai_finish_reason(ev.outcome.finish);
-        return {{"id", id}, {"object", chat ? "chat.completion.chunk" : "text_completion"}, {"created", created},
-                {"model", model_.id}, {"choices", json::array({choice})}};
+        return envelope(json::array({choice}));
       };
       auto usage = [crp, choices] {
         const CompletionRequest& cr = *crp;
@@ -404,17 +404,11 @@ void HttpServer::routes() {
       if (!cr.stream) {
         for (;;) {
           for (const Event& ev : ex->take(std::chrono::milliseconds(200))) apply(ev);
-          {
-            std::lock_guard lock(ex->mutex);
-            if (ex->running == 0 && ex->events.empty()) break;
-          }
+          if (ex->finished()) break;
           if (Clock::now() > deadline) ex->cancel();
         }
-        if (const std::string err = failed(); !err.empty()) {
-          send_error(res, error_of(500, err, "server_error"));
-          counters_->count(endpoint, 500);
-          return;
-        }
+        if (const std::string err = failed(); !err.empty())
+          return reply_error(res, endpoint, error_of(500, err, "server_error"));
         json out_choices = json::array();
         for (size_t i = 0; i < choices->size(); ++i) {
           const Choice& c = (*choices)[i];
@@ -430,9 +424,10 @@ void HttpServer::routes() {
           ch["finish_reason"] = openai_finish_reason(c.outcome.finish);
           out_choices.push_back(ch);
         }
-        res.set_content(dump({{"id", id}, {"object", chat ? "chat.completion" : "text_completion"}, {"created", created},
-                              {"model", model_.id}, {"choices", out_choices}, {"usage", usage()}}),
-                        "application/json");
+        json body = envelope(out_choices);
+        if (chat) body["object"] = "chat.completion";
+        body["usage"] = usage();
+        res.set_content(dump(body), "application/json");
         counters_->count(endpoint, 200);
         return;
       }
@@ -443,7 +438,7 @@ void HttpServer::routes() {
       res.set_header("Cache-Control", "no-cache");
       res.set_chunked_content_provider(
           "text/event-stream",
-          [this, ex, apply, usage, chat, crp, id, created, started, deadline](size_t, httplib::DataSink& sink) {
+          [ex, apply, usage, envelope, chat, crp, started, deadline](size_t, httplib::DataSink& sink) {
             const CompletionRequest& cr = *crp;
             auto send = [&](const json& chunk) {
               const std::string line = "data: " + dump(chunk) + "\n\n";
@@ -455,8 +450,7 @@ void HttpServer::routes() {
                 for (int i = 0; i < cr.n; ++i) {
                   const json choice = {{"index", i}, {"delta", {{"role", "assistant"}, {"content", ""}}},
                                        {"logprobs", nullptr}, {"finish_reason", nullptr}};
-                  if (!send({{"id", id}, {"object", "chat.completion.chunk"}, {"created", created},
-                             {"model", model_.id}, {"choices", json::array({choice})}})) {
+                  if (!send(envelope(json::array({choice})))) {
                     ex->cancel();
                     return false;
                   }
@@ -474,16 +468,12 @@ void HttpServer::routes() {
               return false;
             }
             if (Clock::now() > deadline) ex->cancel();
-            bool finished;
-            {
-              std::lock_guard lock(ex->mutex);
-              finished = ex->running == 0 && ex->events.empty();
+            if (!ex->finished()) return true;
+            if (cr.include_usage) {
+              json chunk = envelope(json::array());
+              chunk["usage"] = usage();
+              if (!send(chunk)) return false;
             }
-            if (!finished) return true;
-            if (cr.include_usage &&
-                !send({{"id", id}, {"object", chat ? "chat.completion.chunk" : "text_completion"}, {"created", created},
-                       {"model", model_.id}, {"choices", json::array()}, {"usage", usage()}}))
-              return false;
             const std::string done = "data: [DONE]\n\n";
             sink.write(done.data(), done.size());
             sink.done();

@@ -125,12 +125,14 @@ const std::set<std::string>& known_fields(bool chat) {
 
 }  // namespace
 
-std::string api_error_body(const ApiError& e) {
+json api_error_object(const ApiError& e) {
   json err = {{"message", e.message}, {"type", e.type}, {"param", nullptr}, {"code", nullptr}};
   if (!e.param.empty()) err["param"] = e.param;
   if (!e.code.empty()) err["code"] = e.code;
-  return json{{"error", err}}.dump();
+  return {{"error", err}};
 }
+
+std::string api_error_body(const ApiError& e) { return api_error_object(e).dump(); }
 
 const char* openai_finish_reason(FinishReason r) {
   return r == FinishReason::Length || r == FinishReason::Context ? "length" : "stop";

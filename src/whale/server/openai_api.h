@@ -25,7 +25,8 @@ struct ApiError {
   std::string code;
 };
 
-// The error object's JSON text.
+// The error object, {"error": {message, type, param, code}}, and its JSON text.
+nlohmann::json api_error_object(const ApiError& e);
 std::string api_error_body(const ApiError& e);
 
 struct CompletionRequest {
