@@ -17,9 +17,11 @@ Exit status 1 if any check fails.
 """
 
 import argparse
+import atexit
 import json
 import math
 import os
+import shutil
 import struct
 import sys
 import tempfile
@@ -469,6 +471,8 @@ def main():
     ap.add_argument("--big", action="store_true", help="also generate and check v2-lite-1gb (~1 GB)")
     args = ap.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="whale-ref-selftest-")
+    if not args.work:  # a temporary directory goes when the test ends, pass or fail
+        atexit.register(shutil.rmtree, work, ignore_errors=True)
     os.makedirs(work, exist_ok=True)
     test_formats()
     test_yarn()

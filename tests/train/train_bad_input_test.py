@@ -6,8 +6,10 @@ no crash or sanitizer report.
 Usage: train_bad_input_test.py --whale BIN --fixtures DIR   (DIR holds the generated v2-lite checkpoint)
 """
 import argparse
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,6 +31,7 @@ def main():
     args = ap.parse_args()
     model = os.path.join(args.fixtures, "v2-lite")
     work = tempfile.mkdtemp(prefix="whale_train_bad_")
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # pass or fail, leave no checkpoints behind
     good = write(os.path.join(work, "good.jsonl"),
                  "\n".join(json.dumps({"input_ids": list(range(2, 60))}) for _ in range(4)) + "\n")
     config = json.load(open(os.path.join(model, "config.json")))

@@ -8,9 +8,11 @@ line per step with the documented fields.
 Usage: train_cli_test.py --whale BIN --fixtures DIR   (DIR holds the generated v3 checkpoint: MoE with bias, MTP)
 """
 import argparse
+import atexit
 import filecmp
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,6 +36,7 @@ def main():
     args = ap.parse_args()
     model = os.path.join(args.fixtures, "v3")
     work = tempfile.mkdtemp(prefix="whale_train_cli_")
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # pass or fail, leave no checkpoints behind
     config = json.load(open(os.path.join(model, "config.json")))
     cfg = os.path.join(work, "config.json")
     json.dump(config, open(cfg, "w"))  # keeps quantization_config: training must drop it from what it writes

@@ -13,9 +13,11 @@ Usage: train_reference_test.py --whale BIN --model DIR --check grads|adamw [--mt
                                [--rtol R] [--work DIR]
 """
 import argparse
+import atexit
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -54,6 +56,8 @@ def main():
     ap.add_argument("--work", default=None)
     args = ap.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="whale_train_ref_")
+    if not args.work:  # a temporary directory goes when the test ends, pass or fail
+        atexit.register(shutil.rmtree, work, ignore_errors=True)
     os.makedirs(work, exist_ok=True)
     vocab = json.load(open(os.path.join(args.model, "config.json")))["vocab_size"]
 
