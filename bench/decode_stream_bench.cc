@@ -1,0 +1,139 @@
+// Decode's weight streaming in isolation: one-token matmuls over distinct expert-shaped matrices (1408 × 2048) that
+// together are several times the last-level cache, grouped as a decode layer groups them (gate and up of 8 experts in
+// one matmul_batch, then the 8 downs), alternated with the read-bandwidth probe in the same run. Prints, per weight
+// format, the median GB/s of the weights' bytes and its % of the median probe. This is the ceiling a decode step can
+// reach on these kernels: everything else in a step (attention, norms, the router, waits) only lowers it.
+// Run: build/release/bench/decode_stream_bench [--mib 1536] [--threads 2] [--rounds 5] [--formats bf16,q8,q4]
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "whale/core/thread_pool.h"
+#include "whale/kernels/matmul.h"
+#include "whale/kernels/quant_format.h"
+#include "whale/runtime/memory_bandwidth.h"
+
+namespace whale {
+namespace {
+
+constexpr int64_t kRows = 1408, kCols = 2048;
+
+// Bytes one matrix of `type` occupies, codes (or elements) and scales.
+struct Layout {
+  size_t data = 0, scales = 0;
+};
+Layout layout_of(DType type) {
+  if (type == DType::Q8 || type == DType::Q4) {
+    const int64_t blocks = quant_padded_cols(kCols) / kQuantBlock, pr = quant_padded_rows(kRows);
+    return {static_cast<size_t>(pr * blocks * (type == DType::Q8 ? 32 : 16)), static_cast<size_t>(pr * blocks * 2)};
+  }
+  return {static_cast<size_t>(kRows * kCols * 2), 0};
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+int run(int argc, char** argv) {
+  size_t mib = 1536;
+  int threads = 2, rounds = 5;
+  bool nosync = false;
+  std::string formats = "bf16,q8,q4";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--mib")) mib = std::strtoull(argv[i + 1], nullptr, 10);
+    else if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--rounds")) rounds = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--formats")) formats = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--nosync")) nosync = std::atoi(argv[i + 1]) != 0;
+  }
+  ThreadPool pool(threads);
+  ReadBandwidthProbe probe(pool, size_t{1} << 30);
+  for (const char* name : {"bf16", "q8", "q4"}) {
+    if (formats.find(name) == std::string::npos) continue;
+    const DType type = !std::strcmp(name, "bf16") ? DType::BF16 : !std::strcmp(name, "q8") ? DType::Q8 : DType::Q4;
+    const Layout l = layout_of(type);
+    const size_t per = l.data + l.scales;
+    const size_t count = std::max<size_t>(24, (mib << 20) / per / 24 * 24);  // whole layers of 3 × 8 matrices
+    const size_t bytes = count * per;
+    auto* base = static_cast<uint8_t*>(mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    if (base == MAP_FAILED) return std::fprintf(stderr, "cannot map %zu bytes\n", bytes), 1;
+    madvise(base, bytes, MADV_HUGEPAGE);
+    std::mt19937 rng(1);
+    for (size_t i = 0; i < bytes; i += 4) {
+      const uint32_t r = rng();
+      std::memcpy(base + i, &r, 4);
+    }
+    std::vector<Weight2D> ws(count);
+    for (size_t i = 0; i < count; ++i) {
+      Weight2D& w = ws[i];
+      w.dtype = type;
+      w.rows = kRows;
+      w.cols = kCols;
+      w.data = base + i * per;
+      if (l.scales) {
+        auto* s = reinterpret_cast<uint16_t*>(base + i * per + l.data);
+        std::fill(s, s + l.scales / 2, uint16_t{0x2000});
+        w.qscale = s;
+      } else {  // BF16: keep every element a normal number (exponents of 2^-8 .. 1)
+        auto* e = base + i * per;
+        for (size_t j = 1; j < l.data; j += 2) e[j] = static_cast<uint8_t>(0x3C + (e[j] & 3));
+      }
+    }
+    std::vector<float> x(kCols, 0.5f), gate(8 * kRows), up(8 * kRows), down(8 * kCols);
+    std::vector<double> gb_s, probe_gb_s;
+    for (int r = 0; r < rounds; ++r) {
+      const auto t0 = std::chrono::steady_clock::now();
+      if (nosync) {
+        // Each thread streams its own share of every matrix with no joins in between: the cost of the joins.
+        pool.parallel_for(threads, [&](int64_t s, int64_t) {
+          std::vector<float> y(kCols);
+          for (size_t i = 0; i < count; ++i) {
+            Weight2D w = ws[i];
+            if (i % 3 == 2) std::swap(w.rows, w.cols);  // a down, as in the joined passes
+            const int64_t groups = (w.rows + 15) / 16, g0 = groups * s / threads, g1 = groups * (s + 1) / threads;
+            const auto part = weight_rows(w, g0 * 16, std::min(w.rows, g1 * 16));
+            matmul_serial(*part, x.data(), 1, y.data());
+          }
+        });
+      } else
+      for (size_t layer = 0; layer < count / 24; ++layer) {
+        std::vector<MatmulJob> jobs;
+        for (int e = 0; e < 8; ++e) {
+          jobs.push_back({ws[layer * 24 + 3 * e], x.data(), 1, gate.data() + e * kRows});
+          jobs.push_back({ws[layer * 24 + 3 * e + 1], x.data(), 1, up.data() + e * kRows});
+        }
+        matmul_batch(jobs, pool);
+        jobs.clear();
+        for (int e = 0; e < 8; ++e) {
+          Weight2D d = ws[layer * 24 + 3 * e + 2];
+          std::swap(d.rows, d.cols);  // the same bytes read as 2048 × 1408
+          jobs.push_back({d, gate.data() + e * kRows, 1, down.data() + e * kCols});
+        }
+        matmul_batch(jobs, pool);
+      }
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      gb_s.push_back(static_cast<double>(bytes) / s / 1e9);
+      probe_gb_s.push_back(probe.best(1));
+    }
+    const double m = median(gb_s), p = median(probe_gb_s);
+    std::printf("%-5s %zu MiB: decode stream %.2f GB/s, probe %.2f GB/s, %.1f%% (rounds:", name, bytes >> 20, m, p,
+                100.0 * m / p);
+    for (int r = 0; r < rounds; ++r) std::printf(" %.1f/%.1f", gb_s[r], probe_gb_s[r]);
+    std::printf(")\n");
+    munmap(base, bytes);
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace whale
+
+int main(int argc, char** argv) { return whale::run(argc, argv); }
