@@ -559,25 +559,41 @@ TEST(Matmul, BF16PromptBatches) {
       }
 }
 
-// q8/q4 weights with f32 activations (no int8 rounding): the exact product within f32 rounding, on every instruction
-// set, for decode-sized batches (a vector kernel where there is one) and larger ones (decoded rows).
-TEST(MatmulSerialF32Activations, MatchesDoubleSums) {
+// q8/q4 weights with activations rounded to about 16 bits (int8 twice): each activation is off by at most its 32-wide
+// block's amax / 254² (half a step of the second rounding, whose step is at most half the first's / 127), plus f32
+// rounding, so |y − exact| ≤ Σ_c |W[r, c]| · amax(block of c) / 254² + f32 rounding. On every instruction set, serial
+// and over the pool, for decode-sized batches and larger ones; a token's result does not depend on m.
+TEST(MatmulWideActivations, WithinTwoRoundingsOfTheExactProduct) {
   std::mt19937 rng(17);
+  ThreadPool pool(2);
   const std::vector<int64_t> targets = supported_targets();
   for (int64_t target : targets) {
     hwy::SetSupportedTargetsForTest(target);
     for (DType dtype : {DType::Q8, DType::Q4})
       for (const auto& [n, k] : {std::pair<int64_t, int64_t>{45, 96}, {13, 77}, {16, 32}})
-        for (int64_t m : {1, 2, 4, 6}) {
+        for (int64_t m : {1, 2, 4, 6, 9}) {
           const TestWeight t = make_quant_weight(dtype, n, k, rng);
           const std::vector<float> x = random_activations(m * k, rng);
           const Expected e = exact_product(t, x, m);
-          std::vector<float> y(static_cast<size_t>(m * n), NAN);
-          matmul_serial_f32_activations(t.w, x.data(), m, y.data());
-          for (int64_t j = 0; j < m * n; ++j)
-            ASSERT_LE(std::fabs(y[j] - e.y[j]), 2 * gamma(k + 2.0, kF32Eps) * e.abs[j])
-                << matmul_target_name() << " " << dtype_name(dtype) << " " << n << "x" << k << " m " << m
-                << " y[" << j / n << "][" << j % n << "]";
+          std::vector<float> y(static_cast<size_t>(m * n), NAN), yp(y.size(), NAN), y1(static_cast<size_t>(n), NAN);
+          matmul_serial_wide_activations(t.w, x.data(), m, y.data());
+          matmul_wide_activations(t.w, x.data(), m, yp.data(), pool);
+          matmul_serial_wide_activations(t.w, x.data() + (m - 1) * k, 1, y1.data());
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t r = 0; r < n; ++r) {
+              double bound = 2 * gamma(k + 2.0, kF32Eps) * e.abs[i * n + r];
+              for (int64_t c = 0; c < k; ++c) {
+                float amax = 0.0f;
+                for (int64_t cc = c / 32 * 32; cc < std::min(k, c / 32 * 32 + 32); ++cc)
+                  amax = std::max(amax, std::fabs(x[i * k + cc]));
+                bound += std::fabs(t.values[r * k + c]) * amax * (1.0 / (254.0 * 254.0) + 1e-6);
+              }
+              const int64_t j = i * n + r;
+              ASSERT_LE(std::fabs(y[j] - e.y[j]), bound) << matmul_target_name() << " " << dtype_name(dtype) << " "
+                                                          << n << "x" << k << " m " << m << " y[" << i << "][" << r << "]";
+              ASSERT_EQ(y[j], yp[j]) << "serial and pooled differ at y[" << i << "][" << r << "]";
+            }
+          for (int64_t r = 0; r < n; ++r) ASSERT_EQ(y1[r], y[(m - 1) * n + r]) << "a token alone differs, row " << r;
         }
   }
   hwy::SetSupportedTargetsForTest(0);

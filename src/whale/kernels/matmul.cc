@@ -146,32 +146,57 @@ void matmul_serial(const Weight2D& w, const float* x, int64_t m, float* y) {
   run_groups(job, prepared.xq[0], prepared.xb[0], 0, row_groups(w), scratch);
 }
 
-void matmul_serial_f32_activations(const Weight2D& w, const float* x, int64_t m, float* y) {
-  if (m == 0) return;
-  if (!is_quant(w.dtype)) return matmul_serial(w, x, m, y);
-  if (m <= kTileTokens && simd::tile_quant_f32(w, x, w.cols, m, y, w.rows)) return;
-  std::vector<float> rows(static_cast<size_t>(w.rows * w.cols));
-  simd::decode_rows(w, 0, w.rows, rows.data());
-  Weight2D f{};
-  f.dtype = DType::F32;
-  f.rows = w.rows;
-  f.cols = w.cols;
-  f.data = reinterpret_cast<const uint8_t*>(rows.data());
-  matmul_serial(f, x, m, y);
+namespace {
+
+// x [m, k] as 2m int8 rows for q8/q4 weights: rows [0, m) round x as every activation is rounded; rows [m, 2m) round
+// what that left, x minus the first rounding's value. A block's two rows together carry x within amax / 254² (about
+// 16 bits), and y = W·hi + W·lo keeps the tiles' integer arithmetic.
+simd::QuantizedActivations quantize_wide(const float* x, int64_t m, int64_t k, QuantType type) {
+  const int64_t pc = quant_padded_cols(k), blocks = pc / kQuantBlock;
+  simd::QuantizedActivations hi;
+  simd::quantize_activations(x, m, k, k, type, pc, hi);
+  std::vector<float> both(static_cast<size_t>(2 * m * k));
+  std::copy_n(x, m * k, both.begin());
+  for (int64_t t = 0; t < m; ++t)
+    for (int64_t c = 0; c < k; ++c)
+      both[(m + t) * k + c] = x[t * k + c] - static_cast<float>(hi.q[t * pc + c]) * hi.scale[t * blocks + c / kQuantBlock];
+  simd::QuantizedActivations out;
+  simd::quantize_activations(both.data(), 2 * m, k, k, type, pc, out);
+  return out;
 }
 
-void matmul_f32_activations(const Weight2D& w, const float* x, int64_t m, float* y, ThreadPool& pool) {
+// y [m, n] = hi + lo, the two halves of a product over quantize_wide's rows ([2m, n]).
+void add_wide_halves(const std::vector<float>& both, int64_t m, int64_t n, float* y) {
+  for (int64_t i = 0; i < m * n; ++i) y[i] = both[i] + both[m * n + i];
+}
+
+}  // namespace
+
+void matmul_serial_wide_activations(const Weight2D& w, const float* x, int64_t m, float* y) {
+  if (m == 0) return;
+  if (!is_quant(w.dtype)) return matmul_serial(w, x, m, y);
+  const simd::QuantizedActivations xq = quantize_wide(x, m, w.cols, quant_type(w.dtype));
+  std::vector<float> both(static_cast<size_t>(2 * m * w.rows));
+  const MatmulJob job{w, nullptr, 2 * m, both.data()};
+  Scratch scratch;
+  run_groups(job, &xq, nullptr, 0, row_groups(w), scratch);
+  add_wide_halves(both, m, w.rows, y);
+}
+
+void matmul_wide_activations(const Weight2D& w, const float* x, int64_t m, float* y, ThreadPool& pool) {
+  if (m == 0) return;
   if (!is_quant(w.dtype)) return matmul(w, x, m, y, pool);
-  if (m <= kTileTokens) return matmul_serial_f32_activations(w, x, m, y);
-  // Many tokens: the float prefill path (each thread decodes a panel of rows to f32 and sweeps the tokens over it).
-  const MatmulJob job{w, x, m, y};
+  const simd::QuantizedActivations xq = quantize_wide(x, m, w.cols, quant_type(w.dtype));
+  std::vector<float> both(static_cast<size_t>(2 * m * w.rows));
+  const MatmulJob job{w, nullptr, 2 * m, both.data()};
   pool.parallel_for(
       row_groups(w),
       [&](int64_t g0, int64_t g1) {
         Scratch scratch;
-        run_groups(job, nullptr, nullptr, g0, g1, scratch);
+        run_groups(job, &xq, nullptr, g0, g1, scratch);
       },
       grain_for(w.cols));
+  add_wide_halves(both, m, w.rows, y);
 }
 
 std::optional<Weight2D> weight_rows(const Weight2D& w, int64_t r0, int64_t r1) {
@@ -211,7 +236,7 @@ void prefetch_rows(const Weight2D& w, int64_t r0, int64_t r1) {
 }
 
 void add_scaled_weight_rows(const Weight2D& w, int64_t r0, int64_t r1, const float* x, int64_t ldx, int64_t m,
-                            float* y, int64_t ldy) {
+                            float* y, int64_t ldy, int64_t prefetch_r0) {
   const int64_t n = r1 - r0;
   if (m == 0 || n == 0) return;
   // Few tokens read q8/q4 rows in place; many tokens (or other formats) decode the rows once and reuse them.
@@ -219,8 +244,11 @@ void add_scaled_weight_rows(const Weight2D& w, int64_t r0, int64_t r1, const flo
     const int64_t groups = (n + kQuantRowGroup - 1) / kQuantRowGroup;
     std::vector<float> xp(static_cast<size_t>(m * groups * kQuantRowGroup), 0.0f);
     for (int64_t t = 0; t < m; ++t) std::copy_n(x + t * ldx, n, xp.data() + t * groups * kQuantRowGroup);
-    if (simd::xw_quant(w, r0 / kQuantRowGroup, groups, xp.data(), groups * kQuantRowGroup, m, y, ldy)) return;
+    const int64_t prefetch_g0 = prefetch_r0 >= 0 && prefetch_r0 % kQuantRowGroup == 0 ? prefetch_r0 / kQuantRowGroup : -1;
+    if (simd::xw_quant(w, r0 / kQuantRowGroup, groups, xp.data(), groups * kQuantRowGroup, m, y, ldy, prefetch_g0))
+      return;
   }
+  if (prefetch_r0 >= 0) prefetch_rows(w, prefetch_r0, prefetch_r0 + n);
   std::vector<float> rows(static_cast<size_t>(n * w.cols));
   simd::decode_rows(w, r0, r1, rows.data());
   add_scaled_rows(x, ldx, m, rows.data(), w.cols, n, w.cols, y, ldy);

@@ -39,22 +39,24 @@ struct MatmulJob {
 // matmul on the calling thread only, for callers that already spread their work over the pool.
 void matmul_serial(const Weight2D& w, const float* x, int64_t m, float* y);
 
-// matmul_serial, but q8/q4 weights meet the activations in f32 instead of rounded to int8: for the few small products
-// whose inputs are too sensitive to that rounding (the cached latents and their mixes going through kv_b_proj). Same as
-// matmul_serial for other formats.
-void matmul_serial_f32_activations(const Weight2D& w, const float* x, int64_t m, float* y);
+// matmul_serial, but q8/q4 weights meet the activations rounded to about 16 bits instead of 8: each is rounded to int8,
+// then what that left is rounded again, and y = W·hi + W·lo in the integer tiles. For the few small products whose
+// inputs are too sensitive to one int8 rounding (the cached latents and their mixes going through kv_b_proj). Each
+// token's result is the same whatever m. Same as matmul_serial for other formats.
+void matmul_serial_wide_activations(const Weight2D& w, const float* x, int64_t m, float* y);
 
 // The same over the pool (prompt-sized products: the expanded attention's kv_b over all cached latents).
-void matmul_f32_activations(const Weight2D& w, const float* x, int64_t m, float* y, ThreadPool& pool);
+void matmul_wide_activations(const Weight2D& w, const float* x, int64_t m, float* y, ThreadPool& pool);
 
 // Rows [r0, r1) of w as a weight of their own, read in place, if the format allows a cut there (q8/q4: r0 a multiple
 // of 16; FP8: of block_rows); otherwise nullopt.
 std::optional<Weight2D> weight_rows(const Weight2D& w, int64_t r0, int64_t r1);
 
 // x·W with W read in place: y[t·ldy + c] += Σ_i x[t·ldx + i] · W[r0 + i, c] for t < m, i < r1 - r0, c < W.cols
-// (products with a matrix stored by rows of the output dimension, like absorbed attention's W_UK). Serial.
+// (products with a matrix stored by rows of the output dimension, like absorbed attention's W_UK). Serial. With
+// prefetch_r0 ≥ 0, rows [prefetch_r0, prefetch_r0 + r1 − r0) (the caller's next call) are fetched into cache meanwhile.
 void add_scaled_weight_rows(const Weight2D& w, int64_t r0, int64_t r1, const float* x, int64_t ldx, int64_t m,
-                            float* y, int64_t ldy);
+                            float* y, int64_t ldy, int64_t prefetch_r0 = -1);
 
 // Issues prefetches (into L2) for every byte of rows [r0, r1) of w (q8/q4: their row groups and scales), so that a
 // later small product over them reads from cache instead of waiting on memory line by line. Reads nothing itself.

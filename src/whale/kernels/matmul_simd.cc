@@ -598,18 +598,22 @@ void TileTokens(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivat
 // widened to 16 floats and multiplied by the matching rows' x·s (one vector per quarter, built once per group block),
 // and a column's four partial sums are added at the end.
 WHALE_VNNI_ATTR void XwQuantVnni(const Weight2D& w, int64_t g0, int64_t groups, const float* x, int64_t ldx,
-                                 int64_t m, float* y, int64_t ldy) {
+                                 int64_t m, float* y, int64_t ldy, int64_t prefetch_g0) {
   const QuantType type = w.dtype == DType::Q8 ? QuantType::Q8 : QuantType::Q4;
   const int64_t pc = quant_padded_cols(w.cols), blocks = pc / kQuantBlock;
   const int lines = type == QuantType::Q8 ? 8 : 4, gbb = quant_group_block_bytes(type);
   auto xs = hwy::AllocateAligned<float>(static_cast<size_t>(groups * blocks * 4 * 16));  // [groups][blocks][4][16]
   __m512i quarter_idx[4];
   QuarterRowIndices(quarter_idx);
+  // The rows to prefetch are this call's shifted by `ahead` groups: one line of them per line read, in the first pass.
+  const int64_t ahead = prefetch_g0 >= 0 ? prefetch_g0 - g0 : 0;
   for (int64_t t = 0; t < m; ++t) {
+    const bool prefetch = ahead != 0 && t == 0;
     for (int64_t g = 0; g < groups; ++g) {
       const __m512 xv = _mm512_loadu_ps(x + t * ldx + g * kQuantRowGroup);
       for (int64_t kb = 0; kb < blocks; ++kb) {
         const uint16_t* sp = w.qscale + ((g0 + g) * blocks + kb) * kQuantRowGroup;
+        if (prefetch && kb % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(sp + ahead * blocks * kQuantRowGroup), _MM_HINT_T1);
         const __m512 as = _mm512_mul_ps(xv, GroupBlockScales(sp));
         for (int k = 0; k < 4; ++k)
           _mm512_store_ps(xs.get() + ((g * blocks + kb) * 4 + k) * 16, _mm512_permutexvar_ps(quarter_idx[k], as));
@@ -621,6 +625,7 @@ WHALE_VNNI_ATTR void XwQuantVnni(const Weight2D& w, int64_t g0, int64_t groups, 
         __m512 lo_acc = _mm512_setzero_ps(), hi_acc = _mm512_setzero_ps();
         for (int64_t g = 0; g < groups; ++g) {
           const uint8_t* line = w.data + ((g0 + g) * blocks + kb) * gbb + 64 * l;
+          if (prefetch) _mm_prefetch(reinterpret_cast<const char*>(line + ahead * blocks * gbb), _MM_HINT_T1);
           const float* a = xs.get() + (g * blocks + kb) * 4 * 16;
           for (int k = 0; k < 4; ++k) {
             __m512 lo, hi;
@@ -663,88 +668,15 @@ void TileQuant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivati
   TileQuantPortable(w, g, n_rows, xq, t0, n_tokens, y, ldy);
 }
 
-#if HWY_TARGET == HWY_AVX3_DL
-// y[t·ldy + r] = W[r] · x[t] for all rows of a q8/q4 weight and T ≤ 4 f32 tokens (no activation rounding). Per line,
-// each 16-byte quarter (4 rows × 4 columns) is widened, scaled by its rows' scales and multiplied by the 4 matching
-// activations repeated in every 128-bit lane; a row's 4 column partial sums are added at the end.
-template <int T>
-WHALE_VNNI_ATTR void TileQuantF32Vnni(const Weight2D& w, const float* x, int64_t ldx, float* y, int64_t ldy) {
-  const QuantType type = w.dtype == DType::Q8 ? QuantType::Q8 : QuantType::Q4;
-  const int64_t k = w.cols, pc = quant_padded_cols(k), blocks = pc / kQuantBlock;
-  const int lines = type == QuantType::Q8 ? 8 : 4, gbb = quant_group_block_bytes(type);
-  __m512i quarter_idx[4];
-  QuarterRowIndices(quarter_idx);
-  // Activations zero-padded to pc columns, so a block's four columns can always be loaded.
-  std::vector<float> xp(static_cast<size_t>(T * pc), 0.0f);
-  for (int t = 0; t < T; ++t) std::copy_n(x + t * ldx, k, xp.data() + t * pc);
-  for (int64_t g = 0; g * kQuantRowGroup < w.rows; ++g) {
-    __m512 acc[T][4];
-    for (int t = 0; t < T; ++t)
-      for (int q = 0; q < 4; ++q) acc[t][q] = _mm512_setzero_ps();
-    for (int64_t kb = 0; kb < blocks; ++kb) {
-      const __m512 sw = GroupBlockScales(w.qscale + (g * blocks + kb) * kQuantRowGroup);
-      __m512 sq[4];
-      for (int q = 0; q < 4; ++q) sq[q] = _mm512_permutexvar_ps(quarter_idx[q], sw);
-      const uint8_t* gb = w.data + (g * blocks + kb) * gbb;
-      for (int l = 0; l < lines; ++l) {
-        __m512 xlo[T], xhi[T];
-        for (int t = 0; t < T; ++t) {
-          const float* xb = xp.data() + t * pc + kb * kQuantBlock + 4 * l;
-          xlo[t] = _mm512_broadcast_f32x4(_mm_loadu_ps(xb));
-          if (type == QuantType::Q4) xhi[t] = _mm512_broadcast_f32x4(_mm_loadu_ps(xb + 16));
-        }
-        for (int q = 0; q < 4; ++q) {
-          __m512 lo, hi;
-          QuarterCodes(gb + 64 * l + 16 * q, type, lo, hi);
-          lo = _mm512_mul_ps(lo, sq[q]);
-          if (type == QuantType::Q8) {
-            for (int t = 0; t < T; ++t) acc[t][q] = _mm512_fmadd_ps(lo, xlo[t], acc[t][q]);
-          } else {
-            hi = _mm512_mul_ps(hi, sq[q]);
-            for (int t = 0; t < T; ++t)
-              acc[t][q] = _mm512_fmadd_ps(hi, xhi[t], _mm512_fmadd_ps(lo, xlo[t], acc[t][q]));
-          }
-        }
-      }
-    }
-    const int n_rows = static_cast<int>(std::min<int64_t>(kQuantRowGroup, w.rows - g * kQuantRowGroup));
-    for (int t = 0; t < T; ++t)
-      for (int q = 0; q < 4; ++q) {
-        alignas(64) float lanes[16];
-        _mm512_store_ps(lanes, acc[t][q]);
-        for (int ii = 0; ii < 4 && 4 * q + ii < n_rows; ++ii)
-          y[t * ldy + g * kQuantRowGroup + 4 * q + ii] =
-              (lanes[4 * ii] + lanes[4 * ii + 1]) + (lanes[4 * ii + 2] + lanes[4 * ii + 3]);
-      }
-  }
-}
-#endif
-
-bool TileQuantF32(const Weight2D& w, const float* x, int64_t ldx, int64_t m, float* y, int64_t ldy) {
-#if HWY_TARGET == HWY_AVX3_DL
-  if (HasVnni()) {
-    switch (m) {
-      case 1: TileQuantF32Vnni<1>(w, x, ldx, y, ldy); return true;
-      case 2: TileQuantF32Vnni<2>(w, x, ldx, y, ldy); return true;
-      case 3: TileQuantF32Vnni<3>(w, x, ldx, y, ldy); return true;
-      case 4: TileQuantF32Vnni<4>(w, x, ldx, y, ldy); return true;
-      default: return false;
-    }
-  }
-#endif
-  (void)w, (void)x, (void)ldx, (void)m, (void)y, (void)ldy;
-  return false;
-}
-
 bool XwQuant(const Weight2D& w, int64_t g0, int64_t groups, const float* x, int64_t ldx, int64_t m, float* y,
-             int64_t ldy) {
+             int64_t ldy, int64_t prefetch_g0) {
 #if HWY_TARGET == HWY_AVX3_DL
   if (HasVnni()) {
-    XwQuantVnni(w, g0, groups, x, ldx, m, y, ldy);
+    XwQuantVnni(w, g0, groups, x, ldx, m, y, ldy, prefetch_g0);
     return true;
   }
 #endif
-  (void)w, (void)g0, (void)groups, (void)x, (void)ldx, (void)m, (void)y, (void)ldy;
+  (void)w, (void)g0, (void)groups, (void)x, (void)ldx, (void)m, (void)y, (void)ldy, (void)prefetch_g0;
   return false;
 }
 
@@ -763,7 +695,6 @@ HWY_EXPORT(PanelF32);
 HWY_EXPORT(QuantizeActivations);
 HWY_EXPORT(TileQuant);
 HWY_EXPORT(XwQuant);
-HWY_EXPORT(TileQuantF32);
 HWY_EXPORT(TargetName);
 
 void decode_rows(const Weight2D& w, int64_t r0, int64_t r1, float* out) {
@@ -791,13 +722,10 @@ void tile_quant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivat
 }
 
 bool xw_quant(const Weight2D& w, int64_t g0, int64_t groups, const float* x, int64_t ldx, int64_t m, float* y,
-              int64_t ldy) {
-  return HWY_DYNAMIC_DISPATCH(XwQuant)(w, g0, groups, x, ldx, m, y, ldy);
+              int64_t ldy, int64_t prefetch_g0) {
+  return HWY_DYNAMIC_DISPATCH(XwQuant)(w, g0, groups, x, ldx, m, y, ldy, prefetch_g0);
 }
 
-bool tile_quant_f32(const Weight2D& w, const float* x, int64_t ldx, int64_t m, float* y, int64_t ldy) {
-  return HWY_DYNAMIC_DISPATCH(TileQuantF32)(w, x, ldx, m, y, ldy);
-}
 
 const char* target_name() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
 

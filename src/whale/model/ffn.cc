@@ -68,12 +68,18 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, RouterFn router, con
   std::vector<float> xs(x_total), gate(h_total), up(h_total), ys(x_total);
   jobs.clear();
   for (const Active& a : active) {
-    float* dst = xs.data() + a.x_at;
-    for (const auto& [t, _] : assigned[a.expert])
-      dst = std::copy_n(x + static_cast<size_t>(t) * hidden, hidden, dst);
+    // An expert with one token reads that token's row in place: in decode every expert then shares one input, which
+    // matmul_batch converts once for all of them instead of once per expert.
+    const float* in = x + static_cast<size_t>(assigned[a.expert].front().first) * hidden;
+    if (a.m > 1) {
+      float* dst = xs.data() + a.x_at;
+      for (const auto& [t, _] : assigned[a.expert])
+        dst = std::copy_n(x + static_cast<size_t>(t) * hidden, hidden, dst);
+      in = xs.data() + a.x_at;
+    }
     const MlpWeights& e = w.experts[a.expert];
-    jobs.push_back({e.gate_proj.view(), xs.data() + a.x_at, a.m, gate.data() + a.h_at});
-    jobs.push_back({e.up_proj.view(), xs.data() + a.x_at, a.m, up.data() + a.h_at});
+    jobs.push_back({e.gate_proj.view(), in, a.m, gate.data() + a.h_at});
+    jobs.push_back({e.up_proj.view(), in, a.m, up.data() + a.h_at});
   }
   matmul_batch(jobs, pool);
   swiglu_inplace(gate.data(), up.data(), static_cast<int64_t>(h_total));

@@ -156,9 +156,10 @@ void attend_absorbed(const MlaContext& ctx, const AttentionWeights& w, int layer
                       probs.data() + static_cast<size_t>(i) * n_total);
         mixed.assign(static_cast<size_t>(m) * d.rank, 0.0f);
         matmul_serial(mix_weight, probs.data(), m, mixed.data());
-        // The latent mix stays f32 into W_UV: rounding it to int8 for q8/q4 weights is the one activation rounding
-        // the naive form does not have, and on the test models it multiplied the logits' error by up to six.
-        matmul_serial_f32_activations(w_uv, mixed.data(), m, oh.data() + static_cast<size_t>(t0) * d.dv);
+        // The latent mix goes into W_UV rounded to about 16 bits, not 8: for q8/q4 weights one int8 rounding here is
+        // the one activation rounding the naive form does not have, and on the test models it multiplied the logits'
+        // error by up to six.
+        matmul_serial_wide_activations(w_uv, mixed.data(), m, oh.data() + static_cast<size_t>(t0) * d.dv);
       }
       for (int t = 0; t < T; ++t)
         std::copy_n(oh.data() + static_cast<size_t>(t) * d.dv, d.dv, o + (static_cast<size_t>(t) * heads + h) * d.dv);
@@ -189,19 +190,18 @@ void attend_absorbed_few(const MlaContext& ctx, const AttentionWeights& w, int l
     const int nh = static_cast<int>(h1 - h0), m = T * nh;
     std::vector<float> q_nope(static_cast<size_t>(T) * d.dn), q_cat(static_cast<size_t>(m) * row, 0.0f);
     // Each head's W_UK and W_UV are small products that would wait on memory line by line: the next head's rows are
-    // fetched while this one computes.
+    // fetched while this one computes (after the last W_UK, the first W_UV).
     prefetch_rows(kv_b, h0 * rows_per_head, h0 * rows_per_head + d.dn);
     for (int64_t h = h0; h < h1; ++h) {
-      if (h + 1 < h1) prefetch_rows(kv_b, (h + 1) * rows_per_head, (h + 1) * rows_per_head + d.dn);
+      const int64_t next = h + 1 < h1 ? (h + 1) * rows_per_head : h0 * rows_per_head + d.dn;
       for (int t = 0; t < T; ++t) {
         const float* qh = q + (static_cast<size_t>(t) * heads + h) * d.dqk;
         std::copy_n(qh, d.dn, q_nope.data() + static_cast<size_t>(t) * d.dn);
         std::copy_n(qh + d.dn, d.dr, q_cat.data() + (static_cast<size_t>(t) * nh + (h - h0)) * row + d.rank);
       }
       add_scaled_weight_rows(kv_b, h * rows_per_head, h * rows_per_head + d.dn, q_nope.data(), d.dn, T,
-                             q_cat.data() + static_cast<size_t>(h - h0) * row, static_cast<int64_t>(nh) * row);
+                             q_cat.data() + static_cast<size_t>(h - h0) * row, static_cast<int64_t>(nh) * row, next);
     }
-    prefetch_rows(kv_b, h0 * rows_per_head + d.dn, (h0 + 1) * rows_per_head);
 
     std::vector<float> scores(static_cast<size_t>(m) * n_ctx, 0.0f);
     matmul_serial(keys, q_cat.data(), m, scores.data());
@@ -218,7 +218,7 @@ void attend_absorbed_few(const MlaContext& ctx, const AttentionWeights& w, int l
       for (int t = 0; t < T; ++t)
         std::copy_n(mixed.data() + (static_cast<size_t>(t) * nh + (h - h0)) * d.rank, d.rank,
                     mixed_h.data() + static_cast<size_t>(t) * d.rank);
-      matmul_serial_f32_activations(w_uv, mixed_h.data(), T, oh.data());
+      matmul_serial_wide_activations(w_uv, mixed_h.data(), T, oh.data());
       for (int t = 0; t < T; ++t)
         std::copy_n(oh.data() + static_cast<size_t>(t) * d.dv, d.dv, o + (static_cast<size_t>(t) * heads + h) * d.dv);
     }
@@ -240,9 +240,9 @@ void attend_expanded(const MlaContext& ctx, const AttentionWeights& w, int layer
   std::vector<float> latents(static_cast<size_t>(n_total) * d.rank);
   for (int s = 0; s < n_total; ++s) std::copy_n(cache.row(layer, s), d.rank, latents.data() + static_cast<size_t>(s) * d.rank);
   std::vector<float> kv(static_cast<size_t>(n_total) * heads * rows_per_head);  // [n_ctx, heads·(dn + dv)]
-  // In f32 for q8/q4 weights too, as the absorbed form reads the latents: rounding them to int8 moved the test
-  // models' logits several times further from the reference.
-  matmul_f32_activations(w.kv_b_proj.view(), latents.data(), n_total, kv.data(), ctx.pool);
+  // Rounded to about 16 bits for q8/q4 weights, as the absorbed form reads the latents: rounding them once to int8
+  // moved the test models' logits several times further from the reference.
+  matmul_wide_activations(w.kv_b_proj.view(), latents.data(), n_total, kv.data(), ctx.pool);
 
   ctx.pool.parallel_for(heads, [&](int64_t h0, int64_t h1) {
     std::vector<float> keys(static_cast<size_t>(n_total) * key), values(static_cast<size_t>(n_total) * d.dv);
