@@ -1,6 +1,7 @@
 #include "whale/kernels/matmul.h"
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "whale/kernels/activations.h"
@@ -254,6 +255,50 @@ void add_scaled_weight_rows(const Weight2D& w, int64_t r0, int64_t r1, const flo
   add_scaled_rows(x, ldx, m, rows.data(), w.cols, n, w.cols, y, ldy);
 }
 
+namespace {
+
+// A work chunk's estimated cost (matmul_batch's units, about 8 × weight bytes): 64 KB of weights, long enough for the
+// prefetchers to pay off and short enough that the last one is a small part of a thread's pass.
+constexpr double kChunkCost = 8.0 * 64 * 1024;
+constexpr int kMaxChunksPerSlice = 256;
+
+// Chunks [front, back) of one slice not yet taken: its thread takes from the front, others from the back, each with
+// one compare-and-swap of the pair.
+class ChunkRange {
+ public:
+  void init(size_t front, size_t back) { range_.store(pack(front, back), std::memory_order_relaxed); }
+  bool take_front(size_t& chunk) {
+    uint64_t r = range_.load(std::memory_order_relaxed);
+    while (front(r) < back(r))
+      if (range_.compare_exchange_weak(r, pack(front(r) + 1, back(r)), std::memory_order_relaxed)) {
+        chunk = front(r);
+        return true;
+      }
+    return false;
+  }
+  bool take_back(size_t& chunk) {
+    uint64_t r = range_.load(std::memory_order_relaxed);
+    while (front(r) < back(r))
+      if (range_.compare_exchange_weak(r, pack(front(r), back(r) - 1), std::memory_order_relaxed)) {
+        chunk = back(r) - 1;
+        return true;
+      }
+    return false;
+  }
+  size_t left() const {
+    const uint64_t r = range_.load(std::memory_order_relaxed);
+    return front(r) < back(r) ? back(r) - front(r) : 0;
+  }
+
+ private:
+  static uint64_t pack(size_t front, size_t back) { return static_cast<uint64_t>(front) << 32 | back; }
+  static size_t front(uint64_t r) { return static_cast<size_t>(r >> 32); }
+  static size_t back(uint64_t r) { return static_cast<size_t>(r & 0xffffffffu); }
+  alignas(64) std::atomic<uint64_t> range_{0};
+};
+
+}  // namespace
+
 void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
   const PreparedActivations prepared(jobs);
   // Row groups of all jobs end to end; each thread takes a contiguous run of them of about equal estimated time, not
@@ -289,20 +334,57 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
     const int64_t g = static_cast<int64_t>((target - first_cost[job]) / group_cost[job] + 0.5);
     return first_group[job] + std::min(g, groups);
   };
+  // The estimated cost of the groups before global group g.
+  auto cost_before = [&](int64_t g) -> double {
+    const size_t job = static_cast<size_t>(std::upper_bound(first_group.begin(), first_group.end(), g) - first_group.begin()) - 1;
+    if (job >= jobs.size()) return first_cost.back();
+    return first_cost[job] + static_cast<double>(g - first_group[job]) * group_cost[job];
+  };
   std::vector<int64_t> bound(static_cast<size_t>(slices) + 1, total);
   bound[0] = 0;
   for (int s = 1; s < slices; ++s)
     bound[s] = std::max(bound[s - 1], group_at(first_cost.back() * s / slices));
+
+  // Each slice is cut into chunks of about kChunkCost, which its thread takes from the front. A thread whose slice is
+  // done takes chunks from the back of the slice with the most left: the threads' speeds differ from pass to pass
+  // (they share the memory's bandwidth unevenly), and without this the first to finish idles while the other streams
+  // alone at one core's bandwidth. Which thread computes a group does not change its result.
+  std::vector<int64_t> cut;  // chunk boundaries (global groups), slice after slice
+  std::vector<size_t> first_chunk(static_cast<size_t>(slices) + 1, 0);
+  const double chunk_cost = std::max(kChunkCost, first_cost.back() / slices / kMaxChunksPerSlice);
+  for (int s = 0; s < slices; ++s) {
+    first_chunk[s] = cut.size();
+    for (int64_t g = bound[s]; g < bound[s + 1];) {
+      cut.push_back(g);
+      g = std::min(bound[s + 1], std::max(g + 1, group_at(cost_before(g) + chunk_cost)));
+    }
+  }
+  first_chunk[slices] = cut.size();
+  cut.push_back(total);
+  std::vector<ChunkRange> ranges(static_cast<size_t>(slices));
+  for (int s = 0; s < slices; ++s) ranges[s].init(first_chunk[s], first_chunk[s + 1]);
+
+  auto run_chunk = [&](size_t c, Scratch& scratch) {
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      const int64_t a = std::max(cut[c], first_group[i]), b = std::min(cut[c + 1], first_group[i + 1]);
+      if (a < b) run_groups(jobs[i], prepared.xq[i], prepared.xb[i], a - first_group[i], b - first_group[i], scratch);
+    }
+  };
   pool.parallel_for(
       slices,
       [&](int64_t s0, int64_t s1) {
         Scratch scratch;
         for (int64_t s = s0; s < s1; ++s)
-          for (size_t i = 0; i < jobs.size(); ++i) {
-            const int64_t a = std::max(bound[s], first_group[i]), b = std::min(bound[s + 1], first_group[i + 1]);
-            if (a < b)
-              run_groups(jobs[i], prepared.xq[i], prepared.xb[i], a - first_group[i], b - first_group[i], scratch);
-          }
+          for (size_t c; ranges[s].take_front(c);) run_chunk(c, scratch);
+        for (;;) {
+          int victim = -1;
+          size_t most = 0;
+          for (int v = 0; v < slices; ++v)
+            if (const size_t left = ranges[v].left(); left > most) most = left, victim = v;
+          size_t c;
+          if (victim < 0) break;
+          if (ranges[victim].take_back(c)) run_chunk(c, scratch);
+        }
       },
       1);
 }
