@@ -52,6 +52,21 @@ TEST(ForwardBatch, EachSequenceGetsWhatItGetsAlone) {
   EXPECT_EQ(a.size(), 15);
   EXPECT_EQ(b.size(), 13);
   EXPECT_EQ(c.size(), 5);
+
+  // Several sequences of a few queries each (decode steps, which attention takes together) around a prompt chunk.
+  const std::vector<int32_t> a2 = {11}, b2 = tokens(3, 5), c2 = tokens(2, 6), d0 = tokens(7, 7);
+  LatentKvCache d = model.make_cache(64), d_ref = model.make_cache(64);
+  const std::vector<float> want_a2 = model.forward(a2, a_ref, pool, AttentionForm::Absorbed, Model::LogitRows::All);
+  const std::vector<float> want_b2 = model.forward(b2, b_ref, pool, AttentionForm::Absorbed, Model::LogitRows::All);
+  const std::vector<float> want_c2 = model.forward(c2, c_ref, pool, AttentionForm::Absorbed, Model::LogitRows::All);
+  const std::vector<float> want_d = model.forward(d0, d_ref, pool, AttentionForm::Absorbed, Model::LogitRows::Last);
+  const Model::SequenceStep third[] = {{a2, &a, Model::LogitRows::All}, {d0, &d, Model::LogitRows::Last},
+                                       {b2, &b, Model::LogitRows::All}, {c2, &c, Model::LogitRows::All}};
+  const auto r2 = model.forward_batch(third, pool);
+  EXPECT_EQ(r2[0], want_a2);
+  EXPECT_EQ(r2[1], want_d);
+  EXPECT_EQ(r2[2], want_b2);
+  EXPECT_EQ(r2[3], want_c2);
 }
 
 TEST(ForwardBatch, RejectsASharedCacheAndOverflow) {

@@ -167,48 +167,68 @@ void attend_absorbed(const MlaContext& ctx, const AttentionWeights& w, int layer
   });
 }
 
-// The absorbed form for a few queries (decode): the same products as attend_absorbed, but each thread takes its heads
-// together, so that a pass over the cached latents serves all of them: the cache is read twice per thread and layer
-// (scores, then the mix) instead of twice per head. A thread's heads become rows, i = t·nh + (h − h0): Q [T·nh,
-// rank + dr] = [q_nope·W_UK ‖ q_rope]; scores = Q·[c ‖ k_rope]ᵀ; softmax; mixed = P·c; o = mixed·W_UVᵀ per head.
-// Every (query, head) sees the same operations in the same order as in attend_absorbed: bitwise the same results.
-void attend_absorbed_few(const MlaContext& ctx, const AttentionWeights& w, int layer, const LatentKvCache& cache,
-                         int pos0, const float* q, int T, float* o) {
+// A sequence's few queries for attend_absorbed_few: its cache, its first position, and its tokens [t0, t0 + n) of the
+// step's queries and outputs.
+struct FewQueries {
+  const LatentKvCache* cache;
+  int pos0, t0, n;
+};
+
+// The absorbed form for a few queries per sequence (decode), for every sequence of a step at once: the same products
+// as attend_absorbed, but each thread takes its heads together, so that a pass over a sequence's cached latents serves
+// all of them (the cache is read twice per thread, layer and sequence: scores, then the mix), and W_UK and W_UV are
+// read once per step for all sequences instead of once per sequence. A thread's heads become rows of a sequence's
+// queries, i = t·nh + (h − h0): Q [n·nh, rank + dr] = [q_nope·W_UK ‖ q_rope]; scores = Q·[c ‖ k_rope]ᵀ; softmax;
+// mixed = P·c; o = mixed·W_UVᵀ per head. Every (query, head) sees the same operations in the same order as in
+// attend_absorbed, whatever the other sequences: bitwise the same results (W_UK goes kFewQueries tokens at a time,
+// and each product below is independent per token).
+void attend_absorbed_few(const MlaContext& ctx, const AttentionWeights& w, int layer,
+                         std::span<const FewQueries> seqs, const float* q, float* o) {
   const ModelConfig& c = ctx.config;
   const HeadDims d = HeadDims::of(c);
-  const int heads = c.num_attention_heads, rows_per_head = d.dn + d.dv, n_ctx = pos0 + T;
-  const int row = cache.row_size();  // rank + dr
+  const int heads = c.num_attention_heads, rows_per_head = d.dn + d.dv;
+  const int row = d.rank + d.dr;
   const float scale = static_cast<float>(c.softmax_scale());
   const Weight2D kv_b = w.kv_b_proj.view();
-  Weight2D keys{};  // [n_ctx, rank + dr] f32, in place in the cache
-  keys.dtype = DType::F32;
-  keys.rows = n_ctx;
-  keys.cols = row;
-  keys.data = reinterpret_cast<const uint8_t*>(cache.row(layer, 0));
+  int T = 0;
+  for (const FewQueries& s : seqs) T = std::max(T, s.t0 + s.n);
 
   ctx.pool.parallel_for(heads, [&](int64_t h0, int64_t h1) {
-    const int nh = static_cast<int>(h1 - h0), m = T * nh;
-    std::vector<float> q_nope(static_cast<size_t>(T) * d.dn), q_cat(static_cast<size_t>(m) * row, 0.0f);
+    const int nh = static_cast<int>(h1 - h0);
+    std::vector<float> q_nope(static_cast<size_t>(kFewQueries) * d.dn), q_cat(static_cast<size_t>(T) * nh * row, 0.0f);
     // Each head's W_UK and W_UV are small products that would wait on memory line by line: the next head's rows are
     // fetched while this one computes (after the last W_UK, the first W_UV).
     prefetch_rows(kv_b, h0 * rows_per_head, h0 * rows_per_head + d.dn);
     for (int64_t h = h0; h < h1; ++h) {
       const int64_t next = h + 1 < h1 ? (h + 1) * rows_per_head : h0 * rows_per_head + d.dn;
-      for (int t = 0; t < T; ++t) {
-        const float* qh = q + (static_cast<size_t>(t) * heads + h) * d.dqk;
-        std::copy_n(qh, d.dn, q_nope.data() + static_cast<size_t>(t) * d.dn);
-        std::copy_n(qh + d.dn, d.dr, q_cat.data() + (static_cast<size_t>(t) * nh + (h - h0)) * row + d.rank);
+      for (int t0 = 0; t0 < T; t0 += kFewQueries) {
+        const int m = std::min(kFewQueries, T - t0);
+        for (int t = 0; t < m; ++t) {
+          const float* qh = q + (static_cast<size_t>(t0 + t) * heads + h) * d.dqk;
+          std::copy_n(qh, d.dn, q_nope.data() + static_cast<size_t>(t) * d.dn);
+          std::copy_n(qh + d.dn, d.dr, q_cat.data() + (static_cast<size_t>(t0 + t) * nh + (h - h0)) * row + d.rank);
+        }
+        add_scaled_weight_rows(kv_b, h * rows_per_head, h * rows_per_head + d.dn, q_nope.data(), d.dn, m,
+                               q_cat.data() + (static_cast<size_t>(t0) * nh + (h - h0)) * row,
+                               static_cast<int64_t>(nh) * row, t0 == 0 ? next : -1);
       }
-      add_scaled_weight_rows(kv_b, h * rows_per_head, h * rows_per_head + d.dn, q_nope.data(), d.dn, T,
-                             q_cat.data() + static_cast<size_t>(h - h0) * row, static_cast<int64_t>(nh) * row, next);
     }
 
-    std::vector<float> scores(static_cast<size_t>(m) * n_ctx, 0.0f);
-    matmul_serial(keys, q_cat.data(), m, scores.data());
-    for (int i = 0; i < m; ++i)
-      masked_softmax(scores.data() + static_cast<size_t>(i) * n_ctx, pos0 + i / nh + 1, n_ctx, scale);
-    std::vector<float> mixed(static_cast<size_t>(m) * d.rank, 0.0f);
-    add_scaled_rows(scores.data(), n_ctx, m, cache.row(layer, 0), row, n_ctx, d.rank, mixed.data(), d.rank);
+    std::vector<float> scores, mixed(static_cast<size_t>(T) * nh * d.rank, 0.0f);
+    for (const FewQueries& s : seqs) {
+      const int n_ctx = s.pos0 + s.n, m = s.n * nh;
+      Weight2D keys{};  // [n_ctx, rank + dr] f32, in place in the cache
+      keys.dtype = DType::F32;
+      keys.rows = n_ctx;
+      keys.cols = row;
+      keys.data = reinterpret_cast<const uint8_t*>(s.cache->row(layer, 0));
+      scores.assign(static_cast<size_t>(m) * n_ctx, 0.0f);
+      matmul_serial(keys, q_cat.data() + static_cast<size_t>(s.t0) * nh * row, m, scores.data());
+      for (int i = 0; i < m; ++i)
+        masked_softmax(scores.data() + static_cast<size_t>(i) * n_ctx, s.pos0 + i / nh + 1, n_ctx, scale);
+      add_scaled_rows(scores.data(), n_ctx, m, s.cache->row(layer, 0), row, n_ctx, d.rank,
+                      mixed.data() + static_cast<size_t>(s.t0) * nh * d.rank, d.rank);
+    }
 
     std::vector<float> w_uv_f32, mixed_h(static_cast<size_t>(T) * d.rank), oh(static_cast<size_t>(T) * d.dv);
     for (int64_t h = h0; h < h1; ++h) {
@@ -308,8 +328,10 @@ void mla_forward(const MlaContext& ctx, const AttentionWeights& w, int layer,
     matmul(w.q_b_proj->view(), qa.data(), T, q.data(), pool);
   }
 
-  // Per sequence: rope at its own positions, its latents into its own cache, attention over its own cache.
+  // Per sequence: rope at its own positions, its latents into its own cache, attention over its own cache. Sequences
+  // with a few queries each (decode) go through attention together.
   std::vector<float> o(static_cast<size_t>(T) * heads * d.dv);
+  std::vector<FewQueries> few;
   int t0 = 0;
   for (const AttentionSegment& s : segments) {
     if (s.n_tokens == 0) continue;
@@ -329,9 +351,28 @@ void mla_forward(const MlaContext& ctx, const AttentionWeights& w, int layer,
     float* os = o.data() + static_cast<size_t>(t0) * heads * d.dv;
     if (ctx.form == AttentionForm::Naive) attend_naive(ctx, w, layer, cache, pos0, qs, n, os);
     else if (n >= kExpandedMinTokens) attend_expanded(ctx, w, layer, cache, pos0, qs, n, os);
-    else if (n <= kFewQueries) attend_absorbed_few(ctx, w, layer, cache, pos0, qs, n, os);
+    else if (n <= kFewQueries) few.push_back({&cache, pos0, t0, n});
     else attend_absorbed(ctx, w, layer, cache, pos0, qs, n, os);
     t0 += n;
+  }
+  if (!few.empty()) {
+    // Their queries packed one after the other (their t0 then index the packed rows), and their outputs put back.
+    const size_t q_row = static_cast<size_t>(heads) * d.dqk, o_row = static_cast<size_t>(heads) * d.dv;
+    std::vector<int> at(few.size());
+    std::vector<float> q_few;
+    int packed = 0;
+    for (size_t i = 0; i < few.size(); ++i) {
+      at[i] = few[i].t0;
+      q_few.insert(q_few.end(), q.begin() + static_cast<std::ptrdiff_t>(at[i] * q_row),
+                   q.begin() + static_cast<std::ptrdiff_t>((at[i] + few[i].n) * q_row));
+      few[i].t0 = packed;
+      packed += few[i].n;
+    }
+    std::vector<float> o_few(static_cast<size_t>(packed) * o_row);
+    attend_absorbed_few(ctx, w, layer, few, q_few.data(), o_few.data());
+    for (size_t i = 0; i < few.size(); ++i)
+      std::copy_n(o_few.begin() + static_cast<std::ptrdiff_t>(few[i].t0 * o_row), few[i].n * o_row,
+                  o.begin() + static_cast<std::ptrdiff_t>(at[i] * o_row));
   }
   matmul(w.o_proj.view(), o.data(), T, out, pool);
 }
