@@ -2,6 +2,9 @@
 // Usage: node serve_test.mjs --whale BIN --model DIR
 import { spawn, execFile } from 'node:child_process';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import OpenAI from 'openai';
 
@@ -18,9 +21,9 @@ const NAME = 'test-model';
 
 const servers = [];
 // Starts whale serve on a free port; resolves once it listens.
-function start(extra = []) {
+function start(extra = [], model = MODEL) {
   return new Promise((resolve, reject) => {
-    const proc = spawn(WHALE, ['serve', '--model', MODEL, '--name', NAME, '--port', '0', '--threads', '2', ...extra],
+    const proc = spawn(WHALE, ['serve', '--model', model, '--name', NAME, '--port', '0', '--threads', '2', ...extra],
                        { stdio: ['ignore', 'ignore', 'pipe'] });
     servers.push(proc);
     let err = '';
@@ -220,6 +223,44 @@ const main = async () => {
     const r = await client.chat.completions.create(chat('last one'));
     assert.equal(r.choices.length, 1);
   });
+
+  // The same weights under DeepSeek-R1's chat template, whose generation prompt opens `<think>`: what the model writes
+  // until `</think>` is reasoning. A random model never closes it, so all of its output is reasoning_content.
+  const r1dir = fs.mkdtempSync(path.join(os.tmpdir(), 'whale_serve_r1_'));
+  for (const f of fs.readdirSync(MODEL)) fs.symlinkSync(path.resolve(MODEL, f), path.join(r1dir, f));
+  fs.rmSync(path.join(r1dir, 'tokenizer_config.json'));
+  const tokCfg = JSON.parse(fs.readFileSync(path.join(MODEL, 'tokenizer_config.json'), 'utf8'));
+  tokCfg.chat_template = fs.readFileSync(new URL('../tokenizer/templates/deepseek_r1.jinja', import.meta.url), 'utf8');
+  fs.writeFileSync(path.join(r1dir, 'tokenizer_config.json'), JSON.stringify(tokCfg));
+  const r1 = await start(['--parallel', '2', '--ctx', '256'], r1dir);
+  await check('R1 template: the output is reasoning_content, streamed as delta.reasoning_content', async () => {
+    const c = new OpenAI({ baseURL: r1.base + '/v1', apiKey: 'unused', maxRetries: 0 });
+    const body = { model: NAME, messages: [{ role: 'user', content: 'What is 2+2?' }], temperature: 0, max_tokens: 10 };
+    const r = await c.chat.completions.create(body);
+    const m = r.choices[0].message;
+    assert.equal(typeof m.reasoning_content, 'string');
+    assert.ok(m.reasoning_content.length > 0 && r.usage.completion_tokens > 0, 'nothing generated');
+    assert.ok(!m.reasoning_content.includes('</think>'));
+    assert.ok(!m.content, `content ${JSON.stringify(m.content)} before any </think>`);
+    assert.equal(r.usage.completion_tokens_details.reasoning_tokens, r.usage.completion_tokens);
+    // The raw completion of the template's rendering is the same text: the split only moves it.
+    const raw = await c.completions.create({ model: NAME, prompt: '<｜User｜>What is 2+2?<｜Assistant｜><think>\n',
+                                             temperature: 0, max_tokens: 10 });
+    assert.equal(m.reasoning_content, raw.choices[0].text);
+    const stream = await c.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } });
+    let reasoning = '', content = '', usage = null;
+    for await (const chunk of stream) {
+      if (chunk.usage) usage = chunk.usage;
+      for (const ch of chunk.choices) {
+        if (ch.delta.reasoning_content) reasoning += ch.delta.reasoning_content;
+        if (ch.delta.content) content += ch.delta.content;
+      }
+    }
+    assert.equal(reasoning, m.reasoning_content);
+    assert.equal(content, '');
+    assert.equal(usage.completion_tokens_details.reasoning_tokens, usage.completion_tokens);
+  });
+  fs.rmSync(r1dir, { recursive: true, force: true });
 
   const k = await start(['--api-key', 'secret-key', '--parallel', '2', '--ctx', '128']);
   await check('API key: missing or wrong gets 401, right one works', async () => {
