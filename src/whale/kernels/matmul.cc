@@ -250,9 +250,15 @@ void add_scaled_weight_rows(const Weight2D& w, int64_t r0, int64_t r1, const flo
       return;
   }
   if (prefetch_r0 >= 0) prefetch_rows(w, prefetch_r0, prefetch_r0 + n);
-  std::vector<float> rows(static_cast<size_t>(n * w.cols));
-  simd::decode_rows(w, r0, r1, rows.data());
-  add_scaled_rows(x, ldx, m, rows.data(), w.cols, n, w.cols, y, ldy);
+  // A few rows at a time, decoded into a buffer that stays in L1. Each y element takes the rows' products in row
+  // order either way, so the chunking changes no result.
+  constexpr int64_t kChunkRows = 16;
+  std::vector<float> rows(static_cast<size_t>(std::min(n, kChunkRows) * w.cols));
+  for (int64_t i = 0; i < n; i += kChunkRows) {
+    const int64_t rn = std::min(kChunkRows, n - i);
+    simd::decode_rows(w, r0 + i, r0 + i + rn, rows.data());
+    add_scaled_rows(x + i, ldx, m, rows.data(), w.cols, rn, w.cols, y, ldy);
+  }
 }
 
 namespace {
