@@ -599,6 +599,39 @@ TEST(MatmulWideActivations, WithinTwoRoundingsOfTheExactProduct) {
   hwy::SetSupportedTargetsForTest(0);
 }
 
+// Weights large enough that each thread's share is cut into many chunks, with more threads than CPUs so that threads
+// are descheduled and others take chunks from their shares: every output equals the one-thread product bitwise, and
+// a job without tokens writes nothing.
+TEST(MatmulBatch, ChunkedAndTakenSharesChangeNoResult) {
+  std::mt19937 rng(29);
+  for (DType dtype : {DType::Q4, DType::BF16}) {
+    std::vector<TestWeight> ws;
+    for (int64_t rows : {2048, 1040, 16, 2000})
+      ws.push_back(dtype == DType::BF16 ? make_weight(dtype, rows, 512, 0, rng) : make_quant_weight(dtype, rows, 512, rng));
+    const std::vector<float> x = random_activations(2 * 512, rng);
+    const int64_t ms[] = {1, 2, 0, 1};
+    std::vector<std::vector<float>> want(ws.size());
+    for (size_t i = 0; i < ws.size(); ++i) {
+      want[i].assign(static_cast<size_t>(std::max<int64_t>(ms[i], 1) * ws[i].w.rows), -7.0f);
+      matmul_serial(ws[i].w, x.data(), ms[i], want[i].data());
+    }
+    for (int threads : {1, 2, 5}) {
+      ThreadPool pool(threads);
+      for (int rep = 0; rep < 3; ++rep) {
+        std::vector<std::vector<float>> got(ws.size());
+        std::vector<MatmulJob> jobs;
+        for (size_t i = 0; i < ws.size(); ++i) {
+          got[i].assign(want[i].size(), -7.0f);
+          jobs.push_back({ws[i].w, x.data(), ms[i], got[i].data()});
+        }
+        matmul_batch(jobs, pool);
+        for (size_t i = 0; i < ws.size(); ++i)
+          ASSERT_EQ(got[i], want[i]) << dtype_name(dtype) << " threads " << threads << " job " << i;
+      }
+    }
+  }
+}
+
 TEST(MatmulBatch, EqualsSeparateProducts) {
   std::mt19937 rng(13);
   ThreadPool pool(3);
