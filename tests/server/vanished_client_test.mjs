@@ -1,0 +1,93 @@
+// A streaming client that closes its connection while its long prompt is still being read is noticed before the first
+// token (the handler looks at the socket every 100 ms, not only when it writes): its sequence is cancelled in the
+// middle of the prompt, produces no completion tokens, and frees its slot. Needs a model whose prompt reading takes
+// several seconds (the ~1 GB test checkpoint).
+// Usage: node vanished_client_test.mjs --whale BIN --model DIR
+import { spawn } from 'node:child_process';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+
+const argv = process.argv.slice(2);
+const opt = (name) => {
+  const i = argv.indexOf(name);
+  if (i < 0 || i + 1 >= argv.length) throw new Error(`missing ${name}`);
+  return argv[i + 1];
+};
+
+function start(whale, model) {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(whale, ['serve', '--model', model, '--name', 'm', '--port', '0', '--threads', '2', '--parallel',
+                               '1', '--ctx', '4096', '--prefill-chunk', '64'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${err}`)), 120000);
+    proc.stderr.on('data', (d) => {
+      err += d.toString();
+      const m = err.match(/on http:\/\/127\.0\.0\.1:(\d+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ proc, base: `http://127.0.0.1:${m[1]}` });
+      }
+    });
+    proc.on('exit', (code) => reject(new Error(`server exited with ${code}: ${err}`)));
+  });
+}
+
+async function metrics(base) {
+  const text = await (await fetch(base + '/metrics')).text();
+  const value = (name) => {
+    const line = text.split('\n').find((l) => l.startsWith(name + ' '));
+    assert.ok(line, `metric ${name} missing`);
+    return Number(line.split(' ')[1]);
+  };
+  return { cancelled: value('whale_sequences_cancelled_total'), active: value('whale_active_sequences'),
+           completion: value('whale_completion_tokens_total'), prompt: value('whale_prompt_tokens_total') };
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const s = await start(opt('--whale'), opt('--model'));
+let code = 1;
+try {
+  // About 3000 tokens of prompt: several seconds of prompt reading at this model's speed.
+  const prompt = Array.from({ length: 300 }, (_, i) => `word${i % 97} and more`).join(' ');
+  // A raw connection, so that leaving is closing the socket.
+  const body = JSON.stringify({ model: 'm', prompt, max_tokens: 50, temperature: 0, stream: true });
+  const { port } = new URL(s.base);
+  const t0 = Date.now();
+  const sock = net.connect(Number(port), '127.0.0.1');
+  await new Promise((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); });
+  let head = '';
+  sock.on('data', (d) => { head += d.toString(); });
+  sock.write(`POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+             `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  await sleep(500);
+  sock.destroy();
+  assert.ok(!head.includes('data: {'), `a token came before the client left: ${head}`);
+  let m = await metrics(s.base);
+  for (let i = 0; i < 300 && m.cancelled < 1; ++i) {
+    await sleep(100);
+    m = await metrics(s.base);
+  }
+  const noticed = (Date.now() - t0) / 1000;
+  assert.equal(m.cancelled, 1, `the sequence was not cancelled within ${noticed} s`);
+  for (let i = 0; i < 50 && m.active > 0; ++i) {
+    await sleep(100);
+    m = await metrics(s.base);
+  }
+  assert.equal(m.active, 0, 'its slot was not freed');
+  assert.equal(m.completion, 0, `it produced ${m.completion} tokens before being noticed (noticed after ${noticed} s)`);
+  console.log(`ok   noticed ${noticed.toFixed(1)} s after the request, in the middle of its ${m.prompt}-token prompt`);
+  // The server still serves.
+  const r = await fetch(s.base + '/v1/completions', {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ model: 'm', prompt: 'hello', max_tokens: 3, temperature: 0 }),
+  });
+  assert.equal(r.status, 200);
+  console.log('ok   the server still answers');
+  code = 0;
+} catch (e) {
+  console.log(`FAIL ${e.stack || e}`);
+} finally {
+  s.proc.kill('SIGTERM');
+}
+process.exit(code);
