@@ -166,9 +166,20 @@ simd::QuantizedActivations quantize_wide(const float* x, int64_t m, int64_t k, Q
   return out;
 }
 
-// y [m, n] = hi + lo, the two halves of a product over quantize_wide's rows ([2m, n]).
-void add_wide_halves(const std::vector<float>& both, int64_t m, int64_t n, float* y) {
-  for (int64_t i = 0; i < m * n; ++i) y[i] = both[i] + both[m * n + i];
+// y [m, n] = W·x with x rounded by quantize_wide: W times its 2m rows, then the hi and lo halves added. Over the pool
+// when there is one, else on the calling thread.
+void wide_product(const Weight2D& w, const float* x, int64_t m, float* y, ThreadPool* pool) {
+  const simd::QuantizedActivations xq = quantize_wide(x, m, w.cols, quant_type(w.dtype));
+  std::vector<float> both(static_cast<size_t>(2 * m * w.rows));
+  const MatmulJob job{w, nullptr, 2 * m, both.data()};
+  auto run = [&](int64_t g0, int64_t g1) {
+    Scratch scratch;
+    run_groups(job, &xq, nullptr, g0, g1, scratch);
+  };
+  if (pool) pool->parallel_for(row_groups(w), run, grain_for(w.cols));
+  else run(0, row_groups(w));
+  const int64_t mn = m * w.rows;
+  for (int64_t i = 0; i < mn; ++i) y[i] = both[i] + both[mn + i];
 }
 
 }  // namespace
@@ -176,28 +187,13 @@ void add_wide_halves(const std::vector<float>& both, int64_t m, int64_t n, float
 void matmul_serial_wide_activations(const Weight2D& w, const float* x, int64_t m, float* y) {
   if (m == 0) return;
   if (!is_quant(w.dtype)) return matmul_serial(w, x, m, y);
-  const simd::QuantizedActivations xq = quantize_wide(x, m, w.cols, quant_type(w.dtype));
-  std::vector<float> both(static_cast<size_t>(2 * m * w.rows));
-  const MatmulJob job{w, nullptr, 2 * m, both.data()};
-  Scratch scratch;
-  run_groups(job, &xq, nullptr, 0, row_groups(w), scratch);
-  add_wide_halves(both, m, w.rows, y);
+  wide_product(w, x, m, y, nullptr);
 }
 
 void matmul_wide_activations(const Weight2D& w, const float* x, int64_t m, float* y, ThreadPool& pool) {
   if (m == 0) return;
   if (!is_quant(w.dtype)) return matmul(w, x, m, y, pool);
-  const simd::QuantizedActivations xq = quantize_wide(x, m, w.cols, quant_type(w.dtype));
-  std::vector<float> both(static_cast<size_t>(2 * m * w.rows));
-  const MatmulJob job{w, nullptr, 2 * m, both.data()};
-  pool.parallel_for(
-      row_groups(w),
-      [&](int64_t g0, int64_t g1) {
-        Scratch scratch;
-        run_groups(job, &xq, nullptr, g0, g1, scratch);
-      },
-      grain_for(w.cols));
-  add_wide_halves(both, m, w.rows, y);
+  wide_product(w, x, m, y, &pool);
 }
 
 std::optional<Weight2D> weight_rows(const Weight2D& w, int64_t r0, int64_t r1) {
