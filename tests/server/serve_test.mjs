@@ -1,44 +1,22 @@
 // whale serve end to end: the official `openai` npm client and curl against a running server.
 // Usage: node serve_test.mjs --whale BIN --model DIR
-import { spawn, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import OpenAI from 'openai';
+import { metric, option, startServer } from './whale_server.mjs';
 
 const execFileP = promisify(execFile);
-const argv = process.argv.slice(2);
-const opt = (name) => {
-  const i = argv.indexOf(name);
-  if (i < 0 || i + 1 >= argv.length) throw new Error(`missing ${name}`);
-  return argv[i + 1];
-};
-const WHALE = opt('--whale');
-const MODEL = opt('--model');
+const WHALE = option('--whale');
+const MODEL = option('--model');
 const NAME = 'test-model';
 
 const servers = [];
-// Starts whale serve on a free port; resolves once it listens.
-function start(extra = [], model = MODEL) {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(WHALE, ['serve', '--model', model, '--name', NAME, '--port', '0', '--threads', '2', ...extra],
-                       { stdio: ['ignore', 'ignore', 'pipe'] });
-    servers.push(proc);
-    let err = '';
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${err}`)), 120000);
-    proc.stderr.on('data', (d) => {
-      err += d.toString();
-      const m = err.match(/on http:\/\/127\.0\.0\.1:(\d+)/);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ proc, base: `http://127.0.0.1:${m[1]}`, stderr: () => err });
-      }
-    });
-    proc.on('exit', (code) => reject(new Error(`server exited with ${code}: ${err}`)));
-  });
-}
+// Starts whale serve on a free port (stopped at the end); resolves once it listens.
+const start = (extra = [], model = MODEL) => startServer(WHALE, model, NAME, extra, servers);
 
 async function post(base, path, body, headers = {}) {
   const res = await fetch(base + path, {
@@ -49,13 +27,6 @@ async function post(base, path, body, headers = {}) {
   let json = null;
   try { json = JSON.parse(text); } catch { /* not JSON */ }
   return { status: res.status, json, text };
-}
-
-async function metric(base, name) {
-  const text = await (await fetch(base + '/metrics')).text();
-  const line = text.split('\n').find((l) => l.startsWith(name + ' '));
-  assert.ok(line, `metric ${name} missing`);
-  return Number(line.split(' ')[1]);
 }
 
 function assertError(r, status, what) {

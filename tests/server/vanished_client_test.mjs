@@ -3,49 +3,22 @@
 // middle of the prompt, produces no completion tokens, and frees its slot. Needs a model whose prompt reading takes
 // several seconds (the ~1 GB test checkpoint).
 // Usage: node vanished_client_test.mjs --whale BIN --model DIR
-import { spawn } from 'node:child_process';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { metric, option, startServer } from './whale_server.mjs';
 
-const argv = process.argv.slice(2);
-const opt = (name) => {
-  const i = argv.indexOf(name);
-  if (i < 0 || i + 1 >= argv.length) throw new Error(`missing ${name}`);
-  return argv[i + 1];
-};
-
-function start(whale, model) {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(whale, ['serve', '--model', model, '--name', 'm', '--port', '0', '--threads', '2', '--parallel',
-                               '1', '--ctx', '4096', '--prefill-chunk', '64'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${err}`)), 120000);
-    proc.stderr.on('data', (d) => {
-      err += d.toString();
-      const m = err.match(/on http:\/\/127\.0\.0\.1:(\d+)/);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ proc, base: `http://127.0.0.1:${m[1]}` });
-      }
-    });
-    proc.on('exit', (code) => reject(new Error(`server exited with ${code}: ${err}`)));
-  });
-}
 
 async function metrics(base) {
-  const text = await (await fetch(base + '/metrics')).text();
-  const value = (name) => {
-    const line = text.split('\n').find((l) => l.startsWith(name + ' '));
-    assert.ok(line, `metric ${name} missing`);
-    return Number(line.split(' ')[1]);
-  };
-  return { cancelled: value('whale_sequences_cancelled_total'), active: value('whale_active_sequences'),
-           completion: value('whale_completion_tokens_total'), prompt: value('whale_prompt_tokens_total') };
+  return { cancelled: await metric(base, 'whale_sequences_cancelled_total'),
+           active: await metric(base, 'whale_active_sequences'),
+           completion: await metric(base, 'whale_completion_tokens_total'),
+           prompt: await metric(base, 'whale_prompt_tokens_total') };
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-const s = await start(opt('--whale'), opt('--model'));
+const s = await startServer(option('--whale'), option('--model'), 'm',
+                            ['--parallel', '1', '--ctx', '4096', '--prefill-chunk', '64']);
 let code = 1;
 try {
   // About 3000 tokens of prompt: several seconds of prompt reading at this model's speed.
