@@ -69,6 +69,53 @@ TEST(ForwardBatch, EachSequenceGetsWhatItGetsAlone) {
   EXPECT_EQ(r2[3], want_c2);
 }
 
+// Attention walks the latent cache page by page; the page size must not change a bit of the result, whichever form
+// the attention takes (a chunk of queries, a few queries, a long chunk expanded).
+TEST(ForwardBatch, PageSizeChangesNothing) {
+  if (!test_model()) GTEST_SKIP() << "WHALE_TEST_MODEL is not set";
+  const Model model(test_model());
+  ThreadPool pool(2);
+  LatentKvCache small = model.make_cache(160, 3), large = model.make_cache(160, 64);
+  EXPECT_EQ(small.page_tokens(), 3);
+  for (const std::vector<int32_t>& chunk : {tokens(9, 1), tokens(4, 2), std::vector<int32_t>{5}, tokens(7, 3),
+                                            tokens(70, 4), std::vector<int32_t>{6}}) {
+    const auto want = model.forward(chunk, large, pool, AttentionForm::Absorbed, Model::LogitRows::All);
+    EXPECT_EQ(model.forward(chunk, small, pool, AttentionForm::Absorbed, Model::LogitRows::All), want)
+        << "after " << large.size() << " tokens";
+  }
+  EXPECT_EQ(small.size(), 92);
+  EXPECT_EQ(small.pages().size(), 31u);
+}
+
+// Caches that share pages (a prefix reused across sequences) each see their own tokens after the shared ones: a
+// write into a shared page goes to a copy.
+TEST(ForwardBatch, SharedPagesAreCopiedBeforeWrites) {
+  if (!test_model()) GTEST_SKIP() << "WHALE_TEST_MODEL is not set";
+  const Model model(test_model());
+  ThreadPool pool(2);
+  const std::vector<int32_t> prefix = tokens(10, 1), x = {5, 6}, y = {7}, z = {8}, w = {9};
+  LatentKvCache a = model.make_cache(64, 3), a_ref = model.make_cache(64, 3), b_ref = model.make_cache(64, 3);
+  model.forward(prefix, a, pool);
+  model.forward(prefix, a_ref, pool);
+  model.forward(prefix, b_ref, pool);
+  LatentKvCache b = model.make_cache(64, 3);
+  b.share(a.pages(), 10);  // token 9 sits in page 3, which b then writes into
+  EXPECT_EQ(b.size(), 10);
+  EXPECT_EQ(b.pages()[3], a.pages()[3]);
+  const auto all = Model::LogitRows::All;
+  const auto b1 = model.forward(x, b, pool, AttentionForm::Absorbed, all);
+  EXPECT_NE(b.pages()[3], a.pages()[3]);
+  EXPECT_EQ(b.pages()[2], a.pages()[2]);  // full pages stay shared
+  const auto a1 = model.forward(y, a, pool, AttentionForm::Absorbed, all);
+  const auto b2 = model.forward(z, b, pool, AttentionForm::Absorbed, all);
+  const auto a2 = model.forward(w, a, pool, AttentionForm::Absorbed, all);
+  EXPECT_EQ(b1, model.forward(x, b_ref, pool, AttentionForm::Absorbed, all));
+  EXPECT_EQ(a1, model.forward(y, a_ref, pool, AttentionForm::Absorbed, all));
+  EXPECT_EQ(b2, model.forward(z, b_ref, pool, AttentionForm::Absorbed, all));
+  EXPECT_EQ(a2, model.forward(w, a_ref, pool, AttentionForm::Absorbed, all));
+  EXPECT_THROW(b.share(a.pages(), 13), Error);  // a holds 12 tokens: 4 pages of 3
+}
+
 TEST(ForwardBatch, RejectsASharedCacheAndOverflow) {
   if (!test_model()) GTEST_SKIP() << "WHALE_TEST_MODEL is not set";
   const Model model(test_model());

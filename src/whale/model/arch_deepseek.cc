@@ -18,8 +18,9 @@ Model::Model(const std::filesystem::path& dir, const LoadProgress& progress)
       rope_inv_freq_(rope_inverse_frequencies(config_.qk_rope_head_dim, config_.rope_theta, config_.rope_scaling)),
       router_(make_router(config_.topk_method)) {}
 
-LatentKvCache Model::make_cache(int capacity) const {
-  return LatentKvCache(config_.num_hidden_layers, config_.kv_lora_rank, config_.qk_rope_head_dim, capacity);
+LatentKvCache Model::make_cache(int capacity, int page_tokens) const {
+  return LatentKvCache(config_.num_hidden_layers, config_.kv_lora_rank, config_.qk_rope_head_dim, capacity,
+                       page_tokens);
 }
 
 std::vector<float> Model::forward(std::span<const int32_t> tokens, LatentKvCache& cache, ThreadPool& pool,
@@ -44,6 +45,7 @@ std::vector<std::vector<float>> Model::forward_batch(std::span<const SequenceSte
         fail("token id {} at index {} is out of range for vocab_size {}", s.tokens[t], t, c.vocab_size);
     for (size_t k = 0; k < i; ++k)
       if (steps[k].cache == s.cache) fail("steps {} and {} of a batch share one latent cache", k, i);
+    s.cache->reserve(pos0 + n);
     segments.push_back({s.cache, pos0, n});
     tokens.insert(tokens.end(), s.tokens.begin(), s.tokens.end());
   }

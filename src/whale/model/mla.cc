@@ -61,6 +61,39 @@ void causal_softmax(float* scores, int m, int n_ctx, int first_len, float scale)
   for (int i = 0; i < m; ++i) masked_softmax(scores + static_cast<size_t>(i) * n_ctx, first_len + i, n_ctx, scale);
 }
 
+// scores [m, n_ctx] (row stride n_ctx) = q [m, rank + dr] · [c ‖ k_rope]ᵀ over the layer's first n_ctx cached tokens,
+// read in place page by page. Each score is one dot product, computed the same whatever the page size.
+void score_cached(const LatentKvCache& cache, int layer, int n_ctx, const float* q, int m, float* scores,
+                  std::vector<float>& scratch) {
+  const int pt = cache.page_tokens();
+  Weight2D keys{};
+  keys.dtype = DType::F32;
+  keys.cols = cache.row_size();
+  for (int p0 = 0; p0 < n_ctx; p0 += pt) {
+    const int rows = std::min(pt, n_ctx - p0);
+    keys.rows = rows;
+    keys.data = reinterpret_cast<const uint8_t*>(cache.row(layer, p0));
+    if (rows == n_ctx) {  // one page: straight into place
+      matmul_serial(keys, q, m, scores);
+      return;
+    }
+    scratch.resize(static_cast<size_t>(m) * rows);
+    matmul_serial(keys, q, m, scratch.data());
+    for (int i = 0; i < m; ++i)
+      std::copy_n(scratch.data() + static_cast<size_t>(i) * rows, rows, scores + static_cast<size_t>(i) * n_ctx + p0);
+  }
+}
+
+// y [m, rank] (row stride ldy) += p [m, n_ctx] (row stride ldp) · c over the layer's first n_ctx cached latents, page
+// by page: every element still gets its FMAs in token order (add_scaled_rows), whatever the page size.
+void mix_cached(const float* p, int64_t ldp, int m, const LatentKvCache& cache, int layer, int n_ctx, float* y,
+                int64_t ldy) {
+  const int pt = cache.page_tokens();
+  for (int p0 = 0; p0 < n_ctx; p0 += pt)
+    add_scaled_rows(p + p0, ldp, m, cache.row(layer, p0), cache.row_size(), std::min(pt, n_ctx - p0),
+                    cache.kv_lora_rank(), y, ldy);
+}
+
 // o [T, heads·dv] from q [T, heads·dqk] and the cached latents, naive form: every cached latent is expanded to this
 // head's k_nope and v through W_UK and W_UV (deepseek-spec §2.2, the reference's "naive" attention).
 void attend_naive(const MlaContext& ctx, const AttentionWeights& w, int layer, const LatentKvCache& cache, int pos0,
@@ -116,10 +149,6 @@ void attend_absorbed(const MlaContext& ctx, const AttentionWeights& w, int layer
     const float* src = cache.row(layer, s);
     for (int j = 0; j < d.rank; ++j) latents_t[static_cast<size_t>(j) * n_total + s] = src[j];
   }
-  Weight2D latents{};  // [n_ctx, rank + dr] f32, rows in place in the cache; rows set per chunk on a copy
-  latents.dtype = DType::F32;
-  latents.cols = row;
-  latents.data = reinterpret_cast<const uint8_t*>(cache.row(layer, 0));
   Weight2D mix_weight{};
   mix_weight.dtype = DType::F32;
   mix_weight.rows = d.rank;
@@ -128,7 +157,8 @@ void attend_absorbed(const MlaContext& ctx, const AttentionWeights& w, int layer
 
   ctx.pool.parallel_for(heads, [&](int64_t h0, int64_t h1) {
     std::vector<float> w_uv_f32, q_nope(static_cast<size_t>(T) * d.dn);
-    std::vector<float> q_cat(static_cast<size_t>(T) * row), scores, mixed, oh(static_cast<size_t>(T) * d.dv);
+    std::vector<float> q_cat(static_cast<size_t>(T) * row), scores, score_scratch, mixed,
+        oh(static_cast<size_t>(T) * d.dv);
     for (int64_t h = h0; h < h1; ++h) {
       const int64_t r_uk = h * rows_per_head, r_uv = r_uk + d.dn;
       for (int t = 0; t < T; ++t) {
@@ -144,10 +174,9 @@ void attend_absorbed(const MlaContext& ctx, const AttentionWeights& w, int layer
 
       for (int t0 = 0; t0 < T; t0 += kQueryChunk) {
         const int m = std::min(kQueryChunk, T - t0), n_ctx = pos0 + t0 + m;
-        Weight2D keys = latents;  // this thread's own view: the row count differs per chunk
-        keys.rows = n_ctx;
         scores.assign(static_cast<size_t>(m) * n_ctx, 0.0f);
-        matmul_serial(keys, q_cat.data() + static_cast<size_t>(t0) * row, m, scores.data());
+        score_cached(cache, layer, n_ctx, q_cat.data() + static_cast<size_t>(t0) * row, m, scores.data(),
+                     score_scratch);
         causal_softmax(scores.data(), m, n_ctx, pos0 + t0 + 1, scale);
         // Probabilities at the mix's row stride (n_total), zero past each query's context.
         std::vector<float> probs(static_cast<size_t>(m) * n_total, 0.0f);
@@ -214,20 +243,16 @@ void attend_absorbed_few(const MlaContext& ctx, const AttentionWeights& w, int l
       }
     }
 
-    std::vector<float> scores, mixed(static_cast<size_t>(T) * nh * d.rank, 0.0f);
+    std::vector<float> scores, score_scratch, mixed(static_cast<size_t>(T) * nh * d.rank, 0.0f);
     for (const FewQueries& s : seqs) {
       const int n_ctx = s.pos0 + s.n, m = s.n * nh;
-      Weight2D keys{};  // [n_ctx, rank + dr] f32, in place in the cache
-      keys.dtype = DType::F32;
-      keys.rows = n_ctx;
-      keys.cols = row;
-      keys.data = reinterpret_cast<const uint8_t*>(s.cache->row(layer, 0));
       scores.assign(static_cast<size_t>(m) * n_ctx, 0.0f);
-      matmul_serial(keys, q_cat.data() + static_cast<size_t>(s.t0) * nh * row, m, scores.data());
+      score_cached(*s.cache, layer, n_ctx, q_cat.data() + static_cast<size_t>(s.t0) * nh * row, m, scores.data(),
+                   score_scratch);
       for (int i = 0; i < m; ++i)
         masked_softmax(scores.data() + static_cast<size_t>(i) * n_ctx, s.pos0 + i / nh + 1, n_ctx, scale);
-      add_scaled_rows(scores.data(), n_ctx, m, s.cache->row(layer, 0), row, n_ctx, d.rank,
-                      mixed.data() + static_cast<size_t>(s.t0) * nh * d.rank, d.rank);
+      mix_cached(scores.data(), n_ctx, m, *s.cache, layer, n_ctx, mixed.data() + static_cast<size_t>(s.t0) * nh * d.rank,
+                 d.rank);
     }
 
     std::vector<float> w_uv_f32, mixed_h(static_cast<size_t>(T) * d.rank), oh(static_cast<size_t>(T) * d.dv);

@@ -27,7 +27,7 @@ class Model {
   const Checkpoint& checkpoint() const { return checkpoint_; }
   const ModelWeights& weights() const { return weights_; }
 
-  LatentKvCache make_cache(int capacity) const;
+  LatentKvCache make_cache(int capacity, int page_tokens = kLatentPageTokens) const;
 
   // Runs `tokens` at positions cache.size() onward, appends them to the cache and returns their logits
   // [tokens.size(), vocab_size], row-major, or with LogitRows::Last only the last token's [vocab_size] (what
