@@ -224,6 +224,65 @@ TEST(BatchEngine, ReusesAPrefixCancelsAndRefusesWhenFull) {
   EXPECT_THROW(engine.submit(too_long), Error);
 }
 
+// A prompt that starts like one another slot is running takes that slot's whole pages of the shared start (through
+// the prefix cache) and computes only the rest; with the prefix cache off it computes everything.
+TEST(BatchEngine, SharesPrefixPagesAcrossSlots) {
+  if (!test_model()) GTEST_SKIP() << "WHALE_TEST_MODEL is not set";
+  const Model model(test_model());
+  const Tokenizer tokenizer = Tokenizer::load(test_model());
+  std::vector<int32_t> first = tokens(130, 7), second = first;  // 130 shared tokens: two whole pages and 2 more
+  for (int32_t t : tokens(5, 8)) first.push_back(t);
+  for (int32_t t : tokens(6, 9)) second.push_back(t);
+  std::vector<int32_t> alone;
+  {
+    ThreadPool solo(2);
+    Generator g(model, tokenizer, solo, 256);
+    SamplingParams sp;
+    sp.temperature = 0;
+    Sampler sampler(sp);
+    GenerateOptions o;
+    o.max_tokens = 5;
+    alone = g.generate(second, sampler, o, [](std::string_view) { return true; }).tokens;
+  }
+  for (const int prefix_cache_tokens : {1024, 0}) {
+    ThreadPool pool(2);
+    EngineOptions eo;
+    eo.slots = 2;
+    eo.context = 256;
+    eo.prefix_cache_tokens = prefix_cache_tokens;
+    BatchEngine engine(model, tokenizer, pool, eo);
+    // The first sequence holds its slot (its first token waits for the second's submission) while the second runs.
+    std::promise<void> started, submitted;
+    auto go = submitted.get_future().share();
+    auto r = std::make_shared<SequenceRequest>();
+    r->prompt = first;
+    r->sampling.temperature = 0;
+    r->options.max_tokens = 20;
+    r->options.ignore_eos = true;
+    std::promise<void> done;
+    auto finished = done.get_future();
+    r->on_token = [&started, go, n = 0](std::string_view, const SampledToken&) mutable {
+      if (n++ == 0) {
+        started.set_value();
+        go.wait();
+      }
+      return true;
+    };
+    r->on_done = [&done](std::string_view, const SequenceOutcome&) { done.set_value(); };
+    ASSERT_TRUE(engine.submit(r));
+    started.get_future().wait();
+    auto f = run(engine, second, 5);
+    submitted.set_value();
+    const Collected c = f.get();
+    finished.wait();
+    EXPECT_EQ(c.outcome.cached_tokens, prefix_cache_tokens ? 128 : 0);
+    EXPECT_EQ(c.ids, alone);
+    const EngineStats st = engine.stats();
+    EXPECT_EQ(st.cached_prompt_tokens, prefix_cache_tokens ? 128u : 0u);
+    EXPECT_EQ(st.prefix_cache_tokens, prefix_cache_tokens ? 128 : 0);  // the two prompts' shared pages, once
+  }
+}
+
 TEST(ReasoningSplitter, SplitsAtTheClosingTagAcrossPieces) {
   ReasoningSplitter s(true);
   std::string thinking, answer;

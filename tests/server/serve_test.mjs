@@ -138,6 +138,19 @@ const main = async () => {
     assert.ok(after - before >= second.usage.prompt_tokens_details.cached_tokens);
   });
 
+  await check('requests in other slots reuse the pages of a system prompt computed once', async () => {
+    const system = 'You are a careful assistant who answers in one short sentence. '.repeat(2);  // > 64 tokens
+    const ask = (q) => client.chat.completions.create({
+      model: NAME, messages: [{ role: 'system', content: system }, { role: 'user', content: q }], ...greedy, max_tokens: 2 });
+    const first = await ask('question zero');
+    assert.ok(first.usage.prompt_tokens > 64, `prompt_tokens ${first.usage.prompt_tokens}`);
+    assert.ok(await metric(s.base, 'whale_prefix_cache_tokens') >= 64);
+    // Together: at most one of them can run in the slot that computed the system prompt.
+    const rest = await Promise.all([1, 2, 3, 4].map((i) => ask(`question ${i}`)));
+    for (const r of rest)
+      assert.ok(r.usage.prompt_tokens_details.cached_tokens >= 64, `cached_tokens ${r.usage.prompt_tokens_details.cached_tokens}`);
+  });
+
   await check('bad requests get OpenAI error objects', async () => {
     assertError(await post(s.base, '/v1/chat/completions', '{"model": '), 400, 'malformed JSON');
     assertError(await post(s.base, '/v1/chat/completions', '[1, 2]'), 400, 'not an object');

@@ -31,6 +31,7 @@ struct ServeOptions {
   int context = 4096;
   int prefill_chunk = 256;
   int max_queue = 64;
+  int prefix_cache = 8192;
   int threads = 0;
   int timeout = 600;
   size_t max_body = 8 << 20;
@@ -64,6 +65,7 @@ void run_serve(const ServeOptions& opt) {
   EngineOptions eo;
   eo.slots = opt.parallel;
   eo.context = opt.context;
+  eo.prefix_cache_tokens = opt.prefix_cache;
   eo.prefill_chunk = opt.prefill_chunk;
   eo.max_queue = opt.max_queue;
   BatchEngine engine(model, tokenizer, pool, eo);
@@ -112,7 +114,7 @@ Command register_serve(CLI::App& root) {
   app->add_option("--port", opt->port, "Port to listen on (default 8080; 0 picks a free one)")
       ->check(CLI::Range(0, 65535));
   app->add_option("--parallel", opt->parallel,
-                  "Sequences decoded together, each with its own latent cache of --ctx tokens (default 4)")
+                  "Sequences decoded together, each with its own latent cache of up to --ctx tokens (default 4)")
       ->check(at_least(1));
   app->add_option("--ctx", opt->context, "Context per sequence in tokens, prompt and completion (default 4096)")
       ->check(at_least(2));
@@ -121,6 +123,10 @@ Command register_serve(CLI::App& root) {
       ->check(at_least(1));
   app->add_option("--max-queue", opt->max_queue,
                   "Requests waiting for a free sequence slot; beyond this the server answers 429 (default 64)")
+      ->check(at_least(0));
+  app->add_option("--prefix-cache", opt->prefix_cache,
+                  "Prompt tokens kept computed for reuse by later requests in any slot, in whole pages of 64 (a "
+                  "repeated system prompt is computed once); 0 keeps only each slot's own last sequence (default 8192)")
       ->check(at_least(0));
   app->add_option("--timeout", opt->timeout, "Seconds after which an unfinished request is cancelled (default 600)")
       ->check(at_least(1));

@@ -22,7 +22,9 @@ void LatentKvCache::reserve(int n) {
     const auto i = static_cast<size_t>(p);
     if (i == pages_.size()) pages_.push_back(std::make_shared<LatentPage>(floats));
     // Held elsewhere too (another cache, the prefix cache): those holders keep the old rows.
-    else if (pages_[i].use_count() > 1) pages_[i] = std::make_shared<LatentPage>(*pages_[i]);
+    else if (pages_[i].use_count() > 1)
+      pages_[i] = size_ <= p * page_tokens_ ? std::make_shared<LatentPage>(floats)  // nothing of it is kept
+                                            : std::make_shared<LatentPage>(*pages_[i]);
   }
 }
 

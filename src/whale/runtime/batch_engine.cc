@@ -19,6 +19,7 @@ struct BatchEngine::Slot {
   std::unique_ptr<StopStringFilter> stops;
   std::vector<int32_t> history;  // prompt + generated, for penalties
   size_t prefilled = 0;          // prompt tokens in the cache
+  size_t offered_pages = 0;      // whole pages of the cache already offered to the prefix cache
   int32_t next = -1;             // sampled token not yet run through the model (decoding)
   SequenceOutcome outcome;
 
@@ -28,11 +29,17 @@ struct BatchEngine::Slot {
 };
 
 BatchEngine::BatchEngine(const Model& model, const Tokenizer& tokenizer, ThreadPool& pool, EngineOptions options)
-    : model_(model), tokenizer_(tokenizer), pool_(pool), options_(options) {
+    : model_(model),
+      tokenizer_(tokenizer),
+      pool_(pool),
+      options_(options),
+      prefix_(kLatentPageTokens, static_cast<size_t>(std::max(0, options.prefix_cache_tokens)) / kLatentPageTokens) {
   if (options_.slots < 1) fail("slots = {} must be at least 1", options_.slots);
   if (options_.context < 2) fail("context = {} must be at least 2", options_.context);
   if (options_.prefill_chunk < 1) fail("prefill_chunk = {} must be at least 1", options_.prefill_chunk);
   if (options_.max_queue < 0) fail("max_queue = {} must not be negative", options_.max_queue);
+  if (options_.prefix_cache_tokens < 0)
+    fail("prefix_cache_tokens = {} must not be negative", options_.prefix_cache_tokens);
   eos_ = end_of_sequence_id(model_, tokenizer_);
   sampled_vocab_ = writable_vocab(model_, tokenizer_);
   for (int i = 0; i < options_.slots; ++i) slots_.push_back(std::make_unique<Slot>(model_.make_cache(options_.context)));
@@ -96,12 +103,14 @@ void BatchEngine::loop() {
 }
 
 // Moves queued sequences into free slots, each to the free slot whose cached tokens share the longest prefix with
-// its prompt (ties: the first). Sequences cancelled while queued finish at once.
+// its prompt (ties: the first), which takes the prefix cache's pages instead where they match more. Sequences
+// cancelled while queued finish at once.
 void BatchEngine::admit() {
   for (;;) {
     std::shared_ptr<SequenceRequest> r;
     Slot* best = nullptr;
     size_t best_keep = 0;
+    std::vector<std::shared_ptr<LatentPage>> shared;  // prefix-cache pages the slot takes, if they match more
     {
       std::lock_guard lock(mutex_);
       if (queue_.empty()) return;
@@ -113,6 +122,11 @@ void BatchEngine::admit() {
           if (!best || keep > best_keep) best = s.get(), best_keep = keep;
         }
         if (!best) return;  // no free slot
+        shared = prefix_.match(r->prompt);
+        // At least the prompt's last token runs, for its logits.
+        const size_t from_pages = std::min(shared.size() * kLatentPageTokens, r->prompt.size() - 1);
+        if (from_pages > best_keep) best_keep = from_pages;
+        else shared.clear();
       }
       queue_.pop_front();
       stats_.queue_depth = static_cast<int>(queue_.size());
@@ -131,7 +145,9 @@ void BatchEngine::admit() {
     }
     Slot& s = *best;
     s.request = r;
-    s.cache.truncate(static_cast<int>(best_keep));
+    if (!shared.empty()) s.cache.share(shared, static_cast<int>(best_keep));
+    else s.cache.truncate(static_cast<int>(best_keep));
+    s.offered_pages = best_keep / kLatentPageTokens;
     s.cached.assign(r->prompt.begin(), r->prompt.begin() + static_cast<std::ptrdiff_t>(best_keep));
     s.prefilled = best_keep;
     s.next = -1;
@@ -225,6 +241,12 @@ void BatchEngine::step() {
     Slot& s = *stepped[i];
     const Model::SequenceStep& st = steps[i];
     s.cached.insert(s.cached.end(), st.tokens.begin(), st.tokens.end());
+    if (static_cast<size_t>(s.cache.size()) / kLatentPageTokens > s.offered_pages) {
+      prefix_.insert(s.cached, s.cache);
+      s.offered_pages = static_cast<size_t>(s.cache.size()) / kLatentPageTokens;
+      std::lock_guard lock(mutex_);
+      stats_.prefix_cache_tokens = static_cast<int>(prefix_.pages()) * kLatentPageTokens;
+    }
     if (s.prefilling()) {
       s.prefilled += st.tokens.size();
       if (s.prefilling()) continue;  // more prompt to go

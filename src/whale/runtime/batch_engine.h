@@ -6,8 +6,11 @@
 // prompt never stalls the running decodes for more than one chunk. Every step pushes all active sequences through
 // one set of weight reads. A sequence joins or leaves at any step (a token boundary).
 //
-// Prefix reuse: a slot keeps the tokens of its last sequence in its cache; a new sequence goes to the free slot
-// sharing the longest prefix with its prompt, and only the rest of the prompt is computed (cached_tokens).
+// Prefix reuse: the latent caches are paged (LatentKvCache), and every whole page a sequence computes goes into a
+// PrefixCache shared by all slots, keyed by its tokens. A new sequence goes to the free slot whose own cache shares
+// the longest prefix with its prompt; if the shared pages match more of it, the slot takes those pages instead (no
+// copy). Only the rest of the prompt is computed (cached_tokens): a system prompt that many requests repeat is
+// computed once, whichever slots they run in.
 //
 // Results do not depend on batching: each sequence gets the tokens it would get alone (Model::forward_batch), with
 // its own sampler and seed.
@@ -29,6 +32,7 @@
 #include "whale/core/thread_pool.h"
 #include "whale/model/model.h"
 #include "whale/runtime/generator.h"
+#include "whale/runtime/prefix_cache.h"
 #include "whale/runtime/sampler.h"
 #include "whale/tokenizer/tokenizer.h"
 
@@ -37,7 +41,7 @@ namespace whale {
 struct SequenceOutcome {
   FinishReason finish = FinishReason::Length;
   int prompt_tokens = 0;
-  int cached_tokens = 0;      // prompt tokens found in the slot's cache, not recomputed
+  int cached_tokens = 0;      // prompt tokens found already computed (the slot's cache, shared pages)
   int completion_tokens = 0;  // tokens generated (EOS excluded)
   std::string error;          // set when the sequence failed (finish is then Cancelled)
 };
@@ -60,6 +64,7 @@ struct EngineOptions {
   int context = 4096;        // tokens per slot (prompt + completion)
   int prefill_chunk = 256;   // most prompt tokens per step, over all slots
   int max_queue = 64;        // sequences waiting for a slot; submit refuses beyond
+  int prefix_cache_tokens = 8192;  // tokens of whole pages kept for reuse across sequences (0: none)
   AttentionForm form = AttentionForm::Absorbed;
 };
 
@@ -71,6 +76,7 @@ struct EngineStats {
   int queue_depth = 0;                  // now
   int active = 0;                       // now: slots running a sequence
   int last_batch = 0;                   // sequences in the last step
+  int prefix_cache_tokens = 0;          // now: tokens held by the prefix cache's pages
   double busy_seconds = 0;              // time spent in steps
 };
 
@@ -113,6 +119,7 @@ class BatchEngine {
   EngineStats stats_;
 
   std::vector<std::unique_ptr<Slot>> slots_;  // touched by the engine thread only
+  PrefixCache prefix_;                        // likewise
   std::thread thread_;
 };
 

@@ -237,10 +237,12 @@ void HttpServer::routes() {
     metric("whale_sequences_cancelled_total", "counter", "Sequences cancelled (client gone, timeout, error).",
            std::to_string(st.sequences_cancelled));
     metric("whale_prompt_tokens_total", "counter", "Prompt tokens of admitted sequences.", std::to_string(st.prompt_tokens));
-    metric("whale_prefix_cache_hit_tokens_total", "counter", "Prompt tokens found in a slot's cache, not recomputed.",
+    metric("whale_prefix_cache_hit_tokens_total", "counter", "Prompt tokens found already computed (a slot's cache, shared pages).",
            std::to_string(st.cached_prompt_tokens));
     metric("whale_prefix_cache_hit_ratio", "gauge", "Cached prompt tokens / prompt tokens, since start.",
            fmt::format("{:.6f}", st.prompt_tokens ? static_cast<double>(st.cached_prompt_tokens) / st.prompt_tokens : 0.0));
+    metric("whale_prefix_cache_tokens", "gauge", "Tokens held by the pages kept for reuse across requests.",
+           std::to_string(st.prefix_cache_tokens));
     metric("whale_completion_tokens_total", "counter", "Tokens generated.", std::to_string(st.completion_tokens));
     metric("whale_queue_depth", "gauge", "Sequences waiting for a slot.", std::to_string(st.queue_depth));
     metric("whale_active_sequences", "gauge", "Slots running a sequence.", std::to_string(st.active));
