@@ -63,7 +63,7 @@ void BM_Matmul(benchmark::State& state, DType dtype, int64_t rows, int64_t cols)
 
 void args(benchmark::internal::Benchmark* b) {
   for (int threads : {1, 2})
-    for (int m : {1, 4, 64, 256}) b->Args({m, threads});
+    for (int m : {1, 4, 8, 16, 32, 64, 256}) b->Args({m, threads});
   b->UseRealTime();
 }
 

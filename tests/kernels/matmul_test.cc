@@ -431,7 +431,7 @@ TEST(Matmul, QuantizedBitwiseIndependentOfBatchAndInstructionSet) {
       hwy::SetSupportedTargetsForTest(target);
       for (int threads : {1, 3}) {
         ThreadPool pool(threads);
-        for (int64_t mm : {1, 7, 8, 9, 19}) {
+        for (int64_t mm : {1, 7, 8, 9, 16, 17, 19}) {
           std::vector<float> y(static_cast<size_t>(mm * n), NAN);
           matmul(t.w, x.data(), mm, y.data(), pool);
           for (int64_t j = 0; j < mm * n; ++j)

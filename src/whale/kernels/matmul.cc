@@ -16,6 +16,7 @@ namespace {
 constexpr int64_t kTileTokens = 4;          // float weights: up to this many tokens use the streaming (decode) path
 constexpr int kFloatRowGroup = 4;           // rows of a float tile
 constexpr int64_t kPanelBytes = 256 << 10;  // f32 panel of decoded rows kept in L2 by the prefill path
+constexpr int64_t kAmxMinTokens = 17;       // q8/q4: from this many tokens on, AMX int8 tiles where the CPU has them
 
 bool is_quant(DType t) { return t == DType::Q8 || t == DType::Q4; }
 
@@ -48,8 +49,13 @@ void run_groups(const MatmulJob& j, const simd::QuantizedActivations* xq, const 
   const int64_t n = w.rows, k = w.cols, gr = group_rows(w);
   auto rows_in = [n, gr](int64_t g) { return static_cast<int>(std::min<int64_t>(gr, n - g * gr)); };
   if (xq) {
-    // Many tokens: AMX tiles where the CPU has them (bitwise the same results as the tiles below).
-    if (j.m > simd::kQuantTileTokens && amx::quant_groups(w, g0, g1, *xq, j.y, n, scratch.codes)) return;
+    // Many tokens: AMX tiles where the CPU has them (bitwise the same results as the tiles below). Up to 16 tokens
+    // the VNNI tiles, two passes of 8 over a group held in cache, are as fast or faster: the AMX path pays per
+    // 32-column block for a tile store and 16 scaled adds, and for widening the group's codes, which few tokens do not
+    // amortize (matmul_bench, q4 expert shape: 16 tokens equal on one and two threads; 32 tokens AMX 1.1-1.2x
+    // faster on two; 16-sequence decode steps on the q4 bench model 15-20% faster than with AMX from 9 tokens).
+
+    if (j.m >= kAmxMinTokens && amx::quant_groups(w, g0, g1, *xq, j.y, n, scratch.codes)) return;
     // q8/q4, any token count: a group's weights (16 rows × K) stay in cache while the token tiles pass over them.
     for (int64_t g = g0; g < g1; ++g)
       for (int64_t t0 = 0; t0 < j.m; t0 += simd::kQuantTileTokens) {

@@ -3,8 +3,8 @@
 //
 // How a product is computed (matmul.cc; kernels in matmul_simd.cc and matmul_amx.cc):
 // - q8/q4, any number of tokens: activations quantized to int8 per 32-block, integer dot products per block in tiles
-//   of 16 rows × up to 8 tokens (AVX-512 VNNI, else portable integer code), or for more than 8 tokens AMX int8 tiles
-//   where the CPU has them. The integer sums are exact and their f32 scaling runs in one fixed order, so a token's
+//   of 16 rows × up to 8 tokens (AVX-512 VNNI, else portable integer code), or for more than 16 tokens AMX int8
+//   tiles where the CPU has them. The integer sums are exact and their f32 scaling runs in one fixed order, so a token's
 //   result is bitwise the same whatever the batch size and instruction set.
 // - float formats, up to 4 tokens (decode): tiles of 4 rows × the tokens stream the weights once, decoding them in
 //   registers; more tokens: each thread decodes a panel of rows to f32 once and reuses it for all tokens. Both give
