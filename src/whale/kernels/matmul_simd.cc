@@ -526,6 +526,10 @@ WHALE_VNNI_ATTR void TileQ8Vnni(const Weight2D& w, int64_t g, int n_rows, const 
 // q4: 4 lines per block; a line's low nibbles are columns 4l..4l+3, its high nibbles columns 16+4l..16+4l+3. The high
 // nibbles are used in place, masked but not shifted: their products are 16× too large, which one exact shift of the
 // integer sum per block undoes (saving a shift per line).
+// From this many tokens on, TileQ4Vnni keeps one accumulator per token; fewer tokens keep two (low and high nibbles),
+// so that one token's sums are two dependency chains, not one.
+constexpr int kQ4OneAccumulatorTokens = 4;
+
 template <int T>
 WHALE_VNNI_ATTR void TileQ4Vnni(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq,
                                 int64_t t0, float* y, int64_t ldy) {
@@ -538,6 +542,30 @@ WHALE_VNNI_ATTR void TileQ4Vnni(const Weight2D& w, int64_t g, int n_rows, const 
   const __m512i low = _mm512_set1_epi8(0x0F), high = _mm512_set1_epi8(static_cast<char>(0xF0));
   __m512 f[T];
   for (int t = 0; t < T; ++t) f[t] = _mm512_setzero_ps();
+  if constexpr (T >= kQ4OneAccumulatorTokens) {
+    // Many tokens: one accumulator per token, the high nibbles shifted down once per line for all of them, so that
+    // each token's block ends in 3 vector operations instead of 5. The integer sums are the same.
+    for (int64_t kb = 0; kb < blocks; ++kb, wp += 256) {
+      __m512i acc[T];
+      for (int t = 0; t < T; ++t) acc[t] = _mm512_set1_epi32(corr[t * blocks + kb]);
+      for (int l = 0; l < 4; ++l) {
+        PrefetchGroupLine<QuantType::Q4>(wp, sp, kb, l);
+        const __m512i v = _mm512_loadu_si512(wp + 64 * l);
+        const __m512i lo = _mm512_and_si512(v, low), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+        for (int t = 0; t < T; ++t) {
+          const int8_t* x = xb + t * pc + kb * kQuantBlock + 4 * l;
+          acc[t] = _mm512_dpbusd_epi32(acc[t], lo, Broadcast4(x));
+          acc[t] = _mm512_dpbusd_epi32(acc[t], hi, Broadcast4(x + 16));
+        }
+      }
+      const __m512 sw = GroupBlockScales(sp + kb * kQuantRowGroup);
+      for (int t = 0; t < T; ++t)
+        f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t]), _mm512_mul_ps(sw, _mm512_set1_ps(sx[t * blocks + kb])),
+                               f[t]);
+    }
+    for (int t = 0; t < T; ++t) StoreRows(y + t * ldy, n_rows, f[t]);
+    return;
+  }
   for (int64_t kb = 0; kb < blocks; ++kb, wp += 256) {
     __m512i acc_lo[T], acc_hi[T];
     for (int t = 0; t < T; ++t) {
