@@ -133,8 +133,10 @@ WHALE_AMX_ATTR void run(const Weight2D& w, int64_t g0, int64_t g1, const simd::Q
         }
       }
       const int64_t tokens = std::min<int64_t>(kTileTokens, m - t0);
-      for (int64_t t = 0; t < tokens; ++t)
-        _mm512_mask_storeu_ps(y + (t0 + t) * ldy + g * kQuantRowGroup, row_mask, f[t]);
+      // Every index constant once unrolled, so that f stays in registers (a loop to `tokens` kept it on the stack).
+#pragma GCC unroll 16
+      for (int t = 0; t < kTileTokens; ++t)
+        if (t < tokens) _mm512_mask_storeu_ps(y + (t0 + t) * ldy + g * kQuantRowGroup, row_mask, f[t]);
     }
   }
   _tile_release();
