@@ -542,49 +542,32 @@ WHALE_VNNI_ATTR void TileQ4Vnni(const Weight2D& w, int64_t g, int n_rows, const 
   const __m512i low = _mm512_set1_epi8(0x0F), high = _mm512_set1_epi8(static_cast<char>(0xF0));
   __m512 f[T];
   for (int t = 0; t < T; ++t) f[t] = _mm512_setzero_ps();
-  if constexpr (T >= kQ4OneAccumulatorTokens) {
-    // Many tokens: one accumulator per token, the high nibbles shifted down once per line for all of them, so that
-    // each token's block ends in 3 vector operations instead of 5. The integer sums are the same.
-    for (int64_t kb = 0; kb < blocks; ++kb, wp += 256) {
-      __m512i acc[T];
-      for (int t = 0; t < T; ++t) acc[t] = _mm512_set1_epi32(corr[t * blocks + kb]);
-      for (int l = 0; l < 4; ++l) {
-        PrefetchGroupLine<QuantType::Q4>(wp, sp, kb, l);
-        const __m512i v = _mm512_loadu_si512(wp + 64 * l);
-        const __m512i lo = _mm512_and_si512(v, low), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
-        for (int t = 0; t < T; ++t) {
-          const int8_t* x = xb + t * pc + kb * kQuantBlock + 4 * l;
-          acc[t] = _mm512_dpbusd_epi32(acc[t], lo, Broadcast4(x));
-          acc[t] = _mm512_dpbusd_epi32(acc[t], hi, Broadcast4(x + 16));
-        }
-      }
-      const __m512 sw = GroupBlockScales(sp + kb * kQuantRowGroup);
-      for (int t = 0; t < T; ++t)
-        f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t]), _mm512_mul_ps(sw, _mm512_set1_ps(sx[t * blocks + kb])),
-                               f[t]);
-    }
-    for (int t = 0; t < T; ++t) StoreRows(y + t * ldy, n_rows, f[t]);
-    return;
-  }
+  // Many tokens: one accumulator per token, the high nibbles shifted down once per line for all of them, so that
+  // each token's block ends in 3 vector operations instead of 5. Few tokens: two, the high nibbles used in place
+  // and one shift per block. The integer sums are the same.
+  constexpr bool kOne = T >= kQ4OneAccumulatorTokens;
   for (int64_t kb = 0; kb < blocks; ++kb, wp += 256) {
-    __m512i acc_lo[T], acc_hi[T];
+    __m512i acc_lo[T], acc_hi[kOne ? 1 : T];
     for (int t = 0; t < T; ++t) {
       acc_lo[t] = _mm512_set1_epi32(corr[t * blocks + kb]);
-      acc_hi[t] = _mm512_setzero_si512();
+      if constexpr (!kOne) acc_hi[t] = _mm512_setzero_si512();
     }
     for (int l = 0; l < 4; ++l) {
       PrefetchGroupLine<QuantType::Q4>(wp, sp, kb, l);
       const __m512i v = _mm512_loadu_si512(wp + 64 * l);
-      const __m512i lo = _mm512_and_si512(v, low), hi = _mm512_and_si512(v, high);
+      const __m512i lo = _mm512_and_si512(v, low);
+      const __m512i hi = kOne ? _mm512_and_si512(_mm512_srli_epi16(v, 4), low) : _mm512_and_si512(v, high);
       for (int t = 0; t < T; ++t) {
         const int8_t* x = xb + t * pc + kb * kQuantBlock + 4 * l;
         acc_lo[t] = _mm512_dpbusd_epi32(acc_lo[t], lo, Broadcast4(x));
-        acc_hi[t] = _mm512_dpbusd_epi32(acc_hi[t], hi, Broadcast4(x + 16));
+        __m512i& acc = kOne ? acc_lo[t] : acc_hi[kOne ? 0 : t];
+        acc = _mm512_dpbusd_epi32(acc, hi, Broadcast4(x + 16));
       }
     }
     const __m512 sw = GroupBlockScales(sp + kb * kQuantRowGroup);
     for (int t = 0; t < T; ++t) {
-      const __m512i a = _mm512_add_epi32(acc_lo[t], _mm512_srai_epi32(acc_hi[t], 4));
+      __m512i a = acc_lo[t];
+      if constexpr (!kOne) a = _mm512_add_epi32(a, _mm512_srai_epi32(acc_hi[t], 4));
       f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_mul_ps(sw, _mm512_set1_ps(sx[t * blocks + kb])), f[t]);
     }
   }
