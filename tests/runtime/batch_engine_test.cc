@@ -158,6 +158,19 @@ std::future<Collected> run(BatchEngine& engine, std::vector<int32_t> prompt, int
   return done->get_future();
 }
 
+// The greedy tokens of `prompt` run alone through a Generator with its own pool.
+std::vector<int32_t> greedy_alone(const Model& model, const Tokenizer& tokenizer, const std::vector<int32_t>& prompt,
+                                  int context, int max_tokens) {
+  ThreadPool solo(2);
+  Generator g(model, tokenizer, solo, context);
+  SamplingParams sp;
+  sp.temperature = 0;
+  Sampler sampler(sp);
+  GenerateOptions o;
+  o.max_tokens = max_tokens;
+  return g.generate(prompt, sampler, o, [](std::string_view) { return true; }).tokens;
+}
+
 TEST(BatchEngine, GreedySequencesMatchGeneratorAlone) {
   if (!test_model()) GTEST_SKIP() << "WHALE_TEST_MODEL is not set";
   const Model model(test_model());
@@ -166,16 +179,7 @@ TEST(BatchEngine, GreedySequencesMatchGeneratorAlone) {
   std::vector<std::vector<int32_t>> prompts;
   for (int i = 0; i < 7; ++i) prompts.push_back(tokens(3 + 5 * i, i));  // up to 33 tokens: several prefill chunks
   std::vector<std::vector<int32_t>> alone;
-  for (const auto& p : prompts) {
-    ThreadPool solo(2);
-    Generator g(model, tokenizer, solo, 128);
-    SamplingParams sp;
-    sp.temperature = 0;
-    Sampler sampler(sp);
-    GenerateOptions o;
-    o.max_tokens = 10;
-    alone.push_back(g.generate(p, sampler, o, [](std::string_view) { return true; }).tokens);
-  }
+  for (const auto& p : prompts) alone.push_back(greedy_alone(model, tokenizer, p, 128, 10));
   EngineOptions eo;
   eo.slots = 3;  // fewer slots than sequences: some wait in the queue
   eo.context = 128;
@@ -233,17 +237,7 @@ TEST(BatchEngine, SharesPrefixPagesAcrossSlots) {
   std::vector<int32_t> first = tokens(130, 7), second = first;  // 130 shared tokens: two whole pages and 2 more
   for (int32_t t : tokens(5, 8)) first.push_back(t);
   for (int32_t t : tokens(6, 9)) second.push_back(t);
-  std::vector<int32_t> alone;
-  {
-    ThreadPool solo(2);
-    Generator g(model, tokenizer, solo, 256);
-    SamplingParams sp;
-    sp.temperature = 0;
-    Sampler sampler(sp);
-    GenerateOptions o;
-    o.max_tokens = 5;
-    alone = g.generate(second, sampler, o, [](std::string_view) { return true; }).tokens;
-  }
+  const std::vector<int32_t> alone = greedy_alone(model, tokenizer, second, 256, 5);
   for (const int prefix_cache_tokens : {1024, 0}) {
     ThreadPool pool(2);
     EngineOptions eo;
