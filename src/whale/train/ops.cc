@@ -177,4 +177,41 @@ double cross_entropy(ThreadPool* pool, float* logits, const int32_t* target, int
   return total;
 }
 
+double scored_log_probs(ThreadPool* pool, float* logits, const int32_t* target, int64_t N, int64_t V,
+                        const TokenObjective& objective, bool gradient, float grad_scale) {
+  std::vector<int64_t> rows;
+  for (int64_t n = 0; n < N; ++n)
+    if (target[n] >= 0) rows.push_back(n);
+  const int64_t S = static_cast<int64_t>(rows.size());
+  std::vector<double> lse(static_cast<size_t>(S));
+  std::vector<float> logp(static_cast<size_t>(S)), scale(static_cast<size_t>(S), 0.0f);
+  split(pool, S, 4, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const float* row = logits + rows[i] * V;
+      const float mx = *std::max_element(row, row + V);
+      double sum = 0.0;
+      for (int64_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(row[v]) - mx);
+      lse[i] = std::log(sum) + mx;
+      logp[i] = static_cast<float>(row[target[rows[i]]] - lse[i]);
+    }
+  });
+  const double value = objective(logp, scale);
+  if (!gradient) return value;
+  std::vector<char> scored(static_cast<size_t>(N), 0);
+  for (int64_t n : rows) scored[n] = 1;
+  split(pool, N, 4, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n)
+      if (!scored[n]) std::fill(logits + n * V, logits + (n + 1) * V, 0.0f);
+  });
+  split(pool, S, 4, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      float* row = logits + rows[i] * V;
+      const double s = static_cast<double>(grad_scale) * scale[i];
+      for (int64_t v = 0; v < V; ++v) row[v] = static_cast<float>(s * std::exp(static_cast<double>(row[v]) - lse[i]));
+      row[target[rows[i]]] -= static_cast<float>(s);
+    }
+  });
+  return value;
+}
+
 }  // namespace whale::train

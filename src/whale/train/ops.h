@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <vector>
 
 #include "whale/core/thread_pool.h"
@@ -53,5 +54,15 @@ void swiglu_backward(ThreadPool* pool, const float* g, const float* u, const flo
 // is the target (when not null).
 double cross_entropy(ThreadPool* pool, float* logits, const int32_t* target, int64_t N, int64_t V, float scale,
                      int64_t* correct = nullptr);
+
+// A training objective over the log-probabilities of the scored tokens (GRPO's): given logp[i] of the i-th scored
+// row, writes scale[i] = −∂L/∂logp[i] and returns L.
+using TokenObjective = std::function<double(std::span<const float> logp, std::span<float> scale)>;
+
+// For the rows with target[n] >= 0, in order (i = 0, 1, …): logp[i] = logits[n][target] − logsumexp(logits[n]);
+// then L = objective(logp, scale). With `gradient`, replaces scored rows by grad_scale · scale[i] · (softmax −
+// onehot), which is grad_scale · ∂L/∂logits, and the other rows by 0. Returns L.
+double scored_log_probs(ThreadPool* pool, float* logits, const int32_t* target, int64_t N, int64_t V,
+                        const TokenObjective& objective, bool gradient, float grad_scale = 1.0f);
 
 }  // namespace whale::train

@@ -71,6 +71,21 @@ void Transformer::layer_backward(const TLayer& w, const RopeTable& rope, int64_t
 
 BatchLoss Transformer::run(std::span<const int32_t> windows, int64_t B, int64_t T, const LossWeights& lw,
                            bool backward, float grad_scale) {
+  return pass(windows, B, T, lw, backward, grad_scale, {}, nullptr);
+}
+
+BatchLoss Transformer::run_objective(std::span<const int32_t> windows, int64_t B, int64_t T,
+                                     std::span<const uint8_t> scored, const TokenObjective& objective,
+                                     const LossWeights& lw, bool backward, float grad_scale) {
+  if (static_cast<int64_t>(scored.size()) != B * T) fail("batch: {} scored flags for {} positions", scored.size(), B * T);
+  LossWeights no_mtp = lw;
+  no_mtp.mtp = 0.0f;
+  return pass(windows, B, T, no_mtp, backward, grad_scale, scored, &objective);
+}
+
+BatchLoss Transformer::pass(std::span<const int32_t> windows, int64_t B, int64_t T, const LossWeights& lw,
+                            bool backward, float grad_scale, std::span<const uint8_t> scored,
+                            const TokenObjective* objective) {
   const ModelConfig& c = params_.config();
   const TModel& m = params_.model();
   const int64_t N = B * T, D = c.hidden_size, V = c.vocab_size, W = T + 1;
@@ -87,7 +102,7 @@ BatchLoss Transformer::run(std::span<const int32_t> windows, int64_t B, int64_t 
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < T; ++t) {
       inputs[b * T + t] = windows[b * W + t];
-      targets[b * T + t] = windows[b * W + t + 1];
+      targets[b * T + t] = objective && !scored[b * T + t] ? -1 : windows[b * W + t + 1];
     }
   std::vector<float> h(static_cast<size_t>(N * D));
   for (int64_t n = 0; n < N; ++n) std::copy_n(m.embed.w + inputs[n] * D, D, h.data() + n * D);
@@ -102,9 +117,14 @@ BatchLoss Transformer::run(std::span<const int32_t> windows, int64_t B, int64_t 
   // Main head: logits become their gradient in place.
   std::vector<float> logits(static_cast<size_t>(N * V));
   linear_forward(&pool_, hn.data(), m.lm_head.w, logits.data(), N, D, V);
-  loss.main = cross_entropy(&pool_, logits.data(), targets.data(), N, V, grad_scale / static_cast<float>(N),
-                            &loss.main_correct) / N;
-  loss.main_tokens = N;
+  if (objective) {
+    loss.main = scored_log_probs(&pool_, logits.data(), targets.data(), N, V, *objective, backward, grad_scale);
+    loss.main_tokens = std::count_if(targets.begin(), targets.end(), [](int32_t t) { return t >= 0; });
+  } else {
+    loss.main = cross_entropy(&pool_, logits.data(), targets.data(), N, V, grad_scale / static_cast<float>(N),
+                              &loss.main_correct) / N;
+    loss.main_tokens = N;
+  }
 
   // MTP module over positions 0..T-2 of each window: u_t = eh_proj · [enorm(embed(id_{t+1})); hnorm(hn_t)].
   const int64_t Tm = T - 1, Nm = B * Tm;

@@ -48,12 +48,21 @@ class Transformer {
   BatchLoss run(std::span<const int32_t> windows, int64_t B, int64_t T, const LossWeights& weights, bool backward,
                 float grad_scale = 1.0f);
 
+  // The same pass with `objective` in place of the mean cross-entropy (RL): it sees the log-probabilities of the
+  // positions whose `scored` flag is set ([B·T], window-major), in order, and its value is BatchLoss::main and
+  // ::total (plus the balance loss). The MTP module is not run.
+  BatchLoss run_objective(std::span<const int32_t> windows, int64_t B, int64_t T, std::span<const uint8_t> scored,
+                          const TokenObjective& objective, const LossWeights& weights, bool backward,
+                          float grad_scale = 1.0f);
+
   // Expert assignments counted by every run() since the last reset, per layer index (the MTP layer is
   // num_hidden_layers); empty for dense layers.
   const std::vector<std::vector<int64_t>>& expert_counts() const { return expert_counts_; }
   void reset_expert_counts();
 
  private:
+  BatchLoss pass(std::span<const int32_t> windows, int64_t B, int64_t T, const LossWeights& weights, bool backward,
+                 float grad_scale, std::span<const uint8_t> scored, const TokenObjective* objective);
   // rope: the run's table, for positions 0..T-1 at least.
   void layer_forward(const TLayer& w, const RopeTable& rope, int64_t B, int64_t T, float alpha, LayerActivations& act,
                      float* h_out,
