@@ -32,5 +32,6 @@ Command register_quantize(CLI::App& root);
 Command register_compare(CLI::App& root);
 Command register_train(CLI::App& root);
 Command register_serve(CLI::App& root);
+Command register_rl(CLI::App& root);
 
 }  // namespace whale::cli

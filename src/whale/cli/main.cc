@@ -79,6 +79,7 @@ int main(int argc, char** argv) {
       whale::cli::register_compare(app),
       whale::cli::register_train(app),
       whale::cli::register_serve(app),
+      whale::cli::register_rl(app),
   };
 
   try {
