@@ -17,8 +17,9 @@ struct RlOptions {
 
 void run_rl(RlOptions& opt) {
   train::RlSettings& s = opt.s;
-  if (s.init.empty() && !s.resume) fail("give --init DIR (the model to start from) or --resume");
-  if (s.out.empty() && !s.eval_only) fail("give --out DIR for the checkpoints and rl_log.jsonl");
+  if (s.init.empty() && !s.resume && s.write_sft.empty())
+    fail("give --init DIR (the model to start from) or --resume");
+  if (s.out.empty() && !s.eval_only && s.write_sft.empty()) fail("give --out DIR for the checkpoints and rl_log.jsonl");
   if (s.optimizer.warmup > s.steps) fail("--warmup {} exceeds --steps {}", s.optimizer.warmup, s.steps);
   if (s.task_options.min_digits > s.task_options.max_digits)
     fail("--min-digits {} exceeds --max-digits {}", s.task_options.min_digits, s.task_options.max_digits);
@@ -45,6 +46,12 @@ Command register_rl(CLI::App& root) {
   app->add_option("--task", s.task,
                   "addition, multiplication, countdown, or a .jsonl file of {\"question\", \"answer\", \"verifier\"} "
                   "lines (default multiplication)");
+  app->add_option("--write-sft", s.write_sft,
+                  "Write worked examples (reasoning in <think>, then the answer) of the training problems to this "
+                  ".jsonl for `whale train`, and stop; the held-out problems never appear in it");
+  app->add_option("--tokenizer", s.tokenizer, "--write-sft: directory with the tokenizer (default: --init)");
+  app->add_option("--sft-examples", s.sft_examples, "Worked examples --write-sft writes (default 100000)")
+      ->check(at_least(1));
   app->add_option("--min-digits", s.task_options.min_digits, "Fewest digits of an operand (default 1)")
       ->check(CLI::Range(1, 18));
   app->add_option("--max-digits", s.task_options.max_digits, "Most digits of an operand (default 3)")

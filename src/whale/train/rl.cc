@@ -21,6 +21,7 @@
 #include "whale/model/model.h"
 #include "whale/tokenizer/tokenizer.h"
 #include "whale/train/parameters.h"
+#include "whale/train/rl_sft.h"
 #include "whale/train/transformer.h"
 
 namespace whale::train {
@@ -94,6 +95,7 @@ class RlRun {
   RlRun(const RlSettings& s, ThreadPool& pool, const RlLog& log) : s_(s), pool_(pool), log_(log) {}
 
   void run() {
+    if (!s_.write_sft.empty()) return write_sft();
     if (s_.resume && !fs::exists(s_.out / "rl_state.json"))
       fail("{}: no RL run to resume there (rl_state.json is missing)", s_.out.string());
     fs::path init = s_.init;
@@ -152,6 +154,18 @@ class RlRun {
   }
 
  private:
+  // Worked examples of the training split: needs only the tokenizer (its chat template), not a model.
+  void write_sft() {
+    const fs::path dir = !s_.tokenizer.empty() ? s_.tokenizer : s_.init;
+    if (dir.empty()) fail("--write-sft needs --tokenizer DIR (or --init DIR) for the chat template");
+    const Tokenizer tokenizer = Tokenizer::load(dir);
+    const ProblemSplit split = make_problems(s_);
+    if (split.train.empty()) fail("{}: no training problems left after holding out {}", s_.task, s_.held_out);
+    write_sft_examples(s_.write_sft, tokenizer, split.train, s_.sft_examples, s_.seed + 1);
+    log_(fmt::format("rl: wrote {} worked examples of {} training problems ({} held out) to {}", s_.sft_examples,
+                     split.train.size(), split.held_out.size(), s_.write_sft.string()));
+  }
+
   // The policy as an inference model: written as a checkpoint to out/.policy and mapped from there.
   std::unique_ptr<Model> policy_model() {
     const fs::path dir = s_.out / ".policy";

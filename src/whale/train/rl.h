@@ -45,6 +45,9 @@ struct RlSettings {
   int64_t save_every = 0;          // 0: only at the end
   int64_t stop_at = 0;             // > 0: end this run after that many steps (with a checkpoint)
   bool eval_only = false;          // evaluate the --init model on the held-out problems and stop
+  std::filesystem::path write_sft;  // write worked examples of the training problems here (.jsonl) and stop
+  std::filesystem::path tokenizer;  // --write-sft: the tokenizer's directory (default init)
+  int64_t sft_examples = 100000;
 };
 
 using RlLog = std::function<void(const std::string&)>;

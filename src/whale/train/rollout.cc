@@ -4,20 +4,14 @@
 #include <memory>
 #include <mutex>
 
-#include <nlohmann/json.hpp>
-
 #include "whale/core/error.h"
 #include "whale/runtime/batch_engine.h"
-#include "whale/tokenizer/chat_template.h"
+#include "whale/train/rl_sft.h"
 
 namespace whale::train {
 
 std::vector<int32_t> chat_prompt(const Tokenizer& tokenizer, const std::string& question) {
-  if (tokenizer.chat_template().empty()) fail("tokenizer_config.json: no \"chat_template\" (RL prompts need one)");
-  const nlohmann::ordered_json messages = nlohmann::ordered_json::array({{{"role", "user"}, {"content", question}}});
-  const std::string text = ChatTemplate::parse(tokenizer.chat_template())
-                               .render_chat(messages, true, tokenizer.bos_token(), tokenizer.eos_token());
-  return tokenizer.encode(text, false);  // the template writes BOS itself
+  return tokenizer.encode(chat_prompt_text(tokenizer, question), false);  // the template writes BOS itself
 }
 
 std::vector<Rollout> sample_rollouts(const Model& model, const Tokenizer& tokenizer, ThreadPool& pool,
