@@ -79,6 +79,18 @@ def main():
     if "eval at step 0" not in r.stderr or "step 4/4" not in r.stderr:
         problems.append("progress lines missing from stderr")
 
+    # On-policy (one update per batch) the ratio is 1 where the gradient is taken: nothing is ever clipped. With two
+    # updates per batch and a large learning rate, the second update sees ratios far from 1 on step 4, where the
+    # rewards differ, and clips some tokens.
+    if any(s["clipped_fraction"] != 0 for s in steps):
+        problems.append("on-policy run reports clipped tokens")
+    c = os.path.join(work, "c")
+    run(base[:-6] + ["--threads", "2", "--seed", "5", "--out", c, "--updates-per-batch", "2", "--lr", "0.05"])
+    two = [json.loads(l) for l in open(os.path.join(c, "rl_log.jsonl"))]
+    two = [l for l in two if "eval" not in l]
+    if not two or two[-1]["clipped_fraction"] <= 0:
+        problems.append(f"--updates-per-batch 2: no clipped tokens at step 4 ({two[-1] if two else None})")
+
     # Interrupted and resumed: the same log (timings aside) and the same weights.
     b = os.path.join(work, "b")
     run(base + ["--out", b, "--stop-at", "2"])

@@ -89,6 +89,10 @@ Command register_rl(CLI::App& root) {
       ->check(at_least(0));
   app->add_option("--clip", s.optimizer.clip, "Clip the global gradient norm to this; 0 = off (default 1.0)")
       ->check(at_least(0));
+  app->add_option("--updates-per-batch", s.updates_per_batch,
+                  "Optimizer steps on each step's samples (μ); beyond 1 the ratio to the sampling policy and its clip "
+                  "come into play (default 1)")
+      ->check(CLI::Range(1, 64));
   app->add_option("--micro-batch", s.micro_batch, "Sequences per forward/backward pass (default 32)")
       ->check(at_least(1));
   app->add_option("--bias-update-rate", s.bias_update_rate, "γ of routing-bias balancing during RL (default 0)")

@@ -123,9 +123,7 @@ class RlRun {
       reference_t_ = std::make_unique<Transformer>(*reference_, pool_);
     }
     policy_t_ = std::make_unique<Transformer>(*policy_, pool_);
-    OptimizerSettings o = s_.optimizer;
-    o.steps = s_.steps;
-    optimizer_ = std::make_unique<Optimizer>(*policy_, o, pool_);
+    optimizer_ = std::make_unique<Optimizer>(*policy_, optimizer_settings(), pool_);
     if (s_.resume) load_optimizer();
     problems_ = make_problems(s_);
     if (problems_.train.empty()) fail("{}: no training problems left after holding out {}", s_.task, s_.held_out);
@@ -242,7 +240,7 @@ class RlRun {
                            {"entropy", sums.neg_logp / tokens},
                            {"clipped_fraction", static_cast<double>(sums.grpo.clipped) / tokens},
                            {"loss", sums.loss},
-                           {"lr", learning_rate(optimizer_settings(), step)},
+                           {"lr", learning_rate(optimizer_settings(), step * s_.updates_per_batch)},
                            {"grad_norm", grad_norm},
                            {"sample_seconds", sample_seconds},
                            {"seconds", seconds}};
@@ -253,20 +251,34 @@ class RlRun {
     return line;
   }
 
+  // The schedule counts optimizer steps: updates_per_batch of them per RL step.
   OptimizerSettings optimizer_settings() const {
     OptimizerSettings o = s_.optimizer;
-    o.steps = s_.steps;
+    o.steps = s_.steps * s_.updates_per_batch;
+    o.warmup = s_.optimizer.warmup * s_.updates_per_batch;
     return o;
   }
 
-  // One policy update on the step's samples: the forward/backward passes over micro-batches, then the optimizer.
-  // On-policy (one update per batch of samples) the ratio is 1 at the point where the gradient is taken: the
-  // sampling policy's log-probabilities are the current ones, as computed by this same forward pass.
+  // The policy updates on the step's samples: --updates-per-batch optimizer steps, each over all micro-batches.
+  // With one (on-policy, the default) the sampling policy's log-probabilities are the current ones, so π_old is
+  // taken from the same forward pass and ρ = 1 where the gradient is taken. With more, π_old is the policy before
+  // the first update (one forward pass without gradients), and later updates see ρ ≠ 1 and the clip.
   double update(const std::vector<Rollout>& rollouts, const std::vector<float>& advantages, StepSums& sums) {
     double scored_tokens = 0;
     for (const Rollout& r : rollouts) scored_tokens += static_cast<double>(r.completion.size());
     if (scored_tokens == 0) return 0.0;
     const int32_t pad = static_cast<int32_t>(tokenizer_->eos_id().value_or(0));
+    struct Micro {
+      PackedBatch p;
+      std::vector<float> ref, old;
+    };
+    std::vector<Micro> micro;
+    auto capture_into = [](std::vector<float>& out) {
+      return TokenObjective([&out](std::span<const float> lp, std::span<float>) {
+        out.assign(lp.begin(), lp.end());
+        return 0.0;
+      });
+    };
     for (size_t b0 = 0; b0 < rollouts.size(); b0 += static_cast<size_t>(s_.micro_batch)) {
       const size_t b1 = std::min(rollouts.size(), b0 + static_cast<size_t>(s_.micro_batch));
       std::vector<const Rollout*> seqs;
@@ -277,23 +289,36 @@ class RlRun {
           adv.push_back(advantages[k]);
         }
       if (seqs.empty()) continue;
-      const PackedBatch p = pack(seqs, adv, pad);
-      std::vector<float> ref;
-      if (reference_t_) {
-        const TokenObjective capture = [&](std::span<const float> lp, std::span<float>) {
-          ref.assign(lp.begin(), lp.end());
-          return 0.0;
-        };
-        reference_t_->run_objective(p.windows, p.B, p.T, p.scored, capture, {}, false);
-      }
-      const TokenObjective objective = [&](std::span<const float> lp, std::span<float> scale) {
-        for (float v : lp) sums.neg_logp -= v;
-        const std::span<const float> reference = reference_t_ ? std::span<const float>(ref) : lp;
-        return grpo_objective(lp, lp, reference, p.advantage, s_.grpo, scored_tokens, scale, &sums.grpo);
-      };
-      sums.loss += policy_t_->run_objective(p.windows, p.B, p.T, p.scored, objective, {}, true).main;
+      Micro& m = micro.emplace_back(Micro{pack(seqs, adv, pad), {}, {}});
+      if (reference_t_) reference_t_->run_objective(m.p.windows, m.p.B, m.p.T, m.p.scored, capture_into(m.ref), {}, false);
+      if (s_.updates_per_batch > 1)
+        policy_t_->run_objective(m.p.windows, m.p.B, m.p.T, m.p.scored, capture_into(m.old), {}, false);
     }
-    return optimizer_->step(step_index_++);
+    double grad_norm = 0.0;
+    for (int u = 0; u < s_.updates_per_batch; ++u) {
+      if (u > 0) policy_->zero_grads();
+      StepSums pass;
+      for (const Micro& m : micro) {
+        const TokenObjective objective = [&](std::span<const float> lp, std::span<float> scale) {
+          for (float v : lp) pass.neg_logp -= v;
+          const std::span<const float> old = m.old.empty() ? lp : std::span<const float>(m.old);
+          const std::span<const float> reference = m.ref.empty() ? lp : std::span<const float>(m.ref);
+          return grpo_objective(lp, old, reference, m.p.advantage, s_.grpo, scored_tokens, scale, &pass.grpo);
+        };
+        pass.loss += policy_t_->run_objective(m.p.windows, m.p.B, m.p.T, m.p.scored, objective, {}, true).main;
+      }
+      grad_norm = optimizer_->step(step_index_++);
+      // The log reports the first pass (the sampling policy itself), except for the clipping, which only later
+      // passes can show.
+      if (u == 0) {
+        sums.neg_logp = pass.neg_logp;
+        sums.loss = pass.loss;
+        sums.grpo = pass.grpo;
+      } else {
+        sums.grpo.clipped += pass.grpo.clipped;
+      }
+    }
+    return grad_norm;
   }
 
   nlohmann::json evaluate(int64_t step) {
@@ -335,7 +360,7 @@ class RlRun {
       std::memcpy(target->data(), t.data, t.nbytes);
     }
     const nlohmann::json state = read_json(s_.out / "rl_state.json");
-    step_index_ = state["step"].get<int64_t>();
+    step_index_ = state["step"].get<int64_t>() * s_.updates_per_batch;
   }
 
   const RlSettings& s_;
