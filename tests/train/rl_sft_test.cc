@@ -61,8 +61,9 @@ TEST(RlSft, EveryGeneratedExampleIsTrueAndEndsWithTheAnswer) {
       const std::vector<std::string> steps = lines(worked_solution(p));
       ASSERT_GE(steps.size(), 2u) << p.question;
       for (size_t i = 1; i < steps.size(); ++i) EXPECT_TRUE(step_is_true(steps[i])) << p.question << ": " << steps[i];
-      if (p.kind == RlProblem::Kind::Multiplication)
+      if (p.kind == RlProblem::Kind::Multiplication) {
         EXPECT_EQ(steps.back().substr(steps.back().find('=') + 1), p.answer) << p.question;
+      }
       const ParsedResponse r = parse_response(worked_completion(p));
       EXPECT_TRUE(r.well_formed) << p.question;
       EXPECT_TRUE(verify(p, r.answer)) << p.question;
