@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "whale/core/error.h"
+#include "whale/io/json_file.h"
 #include "whale/io/text_file.h"
 #include "whale/tokenizer/tokenizer.h"
 
@@ -14,20 +15,7 @@ namespace whale::train {
 std::vector<int32_t> parse_jsonl_tokens(std::string_view text, const std::string& source, const Tokenizer* tokenizer,
                                         int32_t eos_id, int32_t vocab_size) {
   std::vector<int32_t> ids;
-  int64_t line_no = 0;
-  for (size_t pos = 0; pos < text.size();) {
-    const size_t end = std::min(text.find('\n', pos), text.size());
-    const std::string_view line = text.substr(pos, end - pos);
-    pos = end + 1;
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
-    const std::string where = fmt::format("{}:{}", source, line_no);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      fail("{}: not valid JSON ({})", where, e.what());
-    }
+  for_each_json_line(text, source, " \t\r", [&](const nlohmann::json& j, const std::string& where) {
     if (!j.is_object()) fail("{}: expected a JSON object with \"text\" or \"input_ids\"", where);
     if (const auto it = j.find("input_ids"); it != j.end()) {
       if (!it->is_array()) fail("{}: \"input_ids\" must be an array of token ids", where);
@@ -48,7 +36,7 @@ std::vector<int32_t> parse_jsonl_tokens(std::string_view text, const std::string
       fail("{}: expected a JSON object with \"text\" or \"input_ids\"", where);
     }
     if (eos_id >= 0) ids.push_back(eos_id);
-  }
+  });
   return ids;
 }
 

@@ -2,8 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numbers>
 
+#include "whale/core/error.h"
+#include "whale/io/safetensors.h"
+#include "whale/io/safetensors_writer.h"
 #include "whale/train/ops.h"
 
 namespace whale::train {
@@ -96,6 +100,25 @@ double max_violation(const std::vector<int64_t>& counts) {
   }
   if (total == 0.0) return 0.0;
   return static_cast<double>(most) / (total / static_cast<double>(counts.size())) - 1.0;
+}
+
+void Optimizer::save_moments(const std::filesystem::path& file) const {
+  if (o_.kind != OptimizerKind::AdamW) return;
+  const int64_t n = static_cast<int64_t>(m_.size());
+  SafetensorsWriter w(file.string(), {{"adam.m", DType::F32, {n}}, {"adam.v", DType::F32, {n}}});
+  for (const TensorSpec& t : w.order()) w.write(t.name, (t.name == "adam.m" ? m_ : v_).data(), t.nbytes());
+  w.finish();
+}
+
+void Optimizer::load_moments(const std::filesystem::path& file) {
+  if (o_.kind != OptimizerKind::AdamW) return;
+  SafetensorsFile f(file.string());
+  for (auto* target : {&m_, &v_}) {
+    const TensorView t = f.view(target == &m_ ? "adam.m" : "adam.v");
+    if (t.dtype != DType::F32 || t.nbytes != target->size() * sizeof(float))
+      fail("{}: tensor {} does not match this model's {} parameters", file.string(), t.name, target->size());
+    std::memcpy(target->data(), t.data, t.nbytes);
+  }
 }
 
 }  // namespace whale::train

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <vector>
 
 #include "whale/core/thread_pool.h"
@@ -37,6 +38,11 @@ class Optimizer {
   // Adam moments and step count, for checkpoints (empty for SGD).
   std::vector<float>& first_moment() { return m_; }
   std::vector<float>& second_moment() { return v_; }
+
+  // The Adam moments as F32 tensors adam.m and adam.v of one safetensors file (nothing for SGD). load_moments
+  // throws Error naming the file when a tensor is missing or does not match the parameter count.
+  void save_moments(const std::filesystem::path& file) const;
+  void load_moments(const std::filesystem::path& file);
 
  private:
   ParameterSet& params_;

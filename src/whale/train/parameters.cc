@@ -256,4 +256,10 @@ int64_t ParameterSet::trainable_count() const {
 
 void ParameterSet::zero_grads() { std::fill(grads_.begin(), grads_.end(), 0.0f); }
 
+std::string f32_checkpoint_config(nlohmann::json raw) {
+  raw.erase("quantization_config");
+  raw["torch_dtype"] = "float32";
+  return raw.dump(2) + "\n";
+}
+
 }  // namespace whale

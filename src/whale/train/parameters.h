@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "whale/model/config.h"
 
 namespace whale {
@@ -65,6 +67,9 @@ struct TModel {
   std::vector<TLayer> layers;
   std::optional<TMtp> mtp;
 };
+
+// config.json for a checkpoint ParameterSet::save writes: `raw` (a source config) stored as F32, without quantization.
+std::string f32_checkpoint_config(nlohmann::json raw);
 
 class ParameterSet {
  public:

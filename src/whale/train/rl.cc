@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <fstream>
 #include <memory>
 #include <numeric>
@@ -15,8 +14,7 @@
 
 #include "whale/core/error.h"
 #include "whale/io/checkpoint.h"
-#include "whale/io/safetensors.h"
-#include "whale/io/safetensors_writer.h"
+#include "whale/io/json_file.h"
 #include "whale/io/text_file.h"
 #include "whale/model/model.h"
 #include "whale/tokenizer/tokenizer.h"
@@ -28,15 +26,6 @@ namespace whale::train {
 namespace {
 
 namespace fs = std::filesystem;
-
-nlohmann::json read_json(const fs::path& file) {
-  const std::string text = read_text_file(file);
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: not valid JSON ({})", file.string(), e.what());
-  }
-}
 
 bool is_problem_file(const std::string& task) { return task.size() > 6 && task.ends_with(".jsonl"); }
 
@@ -102,7 +91,7 @@ class RlRun {
     int64_t start = 0;
     nlohmann::json state;
     if (s_.resume) {
-      state = read_json(s_.out / "rl_state.json");
+      state = read_json_file(s_.out / "rl_state.json");
       if (!state.contains("step") || !state["step"].is_number_integer() || !state.contains("init") ||
           !state["init"].is_string())
         fail("{}: missing \"step\" or \"init\"", (s_.out / "rl_state.json").string());
@@ -112,7 +101,7 @@ class RlRun {
     if (init.empty()) fail("give --init DIR (the model to start from) or --resume");
     init_ = fs::absolute(init);
     const fs::path config_file = init_ / "config.json";
-    raw_config_ = read_json(config_file);
+    raw_config_ = read_json_file(config_file);
     const ModelConfig config = parse_model_config(raw_config_, config_file.string());
     tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(init_));
     policy_ = with_context(config_file.string(), [&] { return std::make_unique<ParameterSet>(config); });
@@ -124,7 +113,10 @@ class RlRun {
     }
     policy_t_ = std::make_unique<Transformer>(*policy_, pool_);
     optimizer_ = std::make_unique<Optimizer>(*policy_, optimizer_settings(), pool_);
-    if (s_.resume) load_optimizer();
+    if (s_.resume) {
+      optimizer_->load_moments(s_.out / "optimizer.safetensors");
+      step_index_ = start * s_.updates_per_batch;
+    }
     problems_ = make_problems(s_);
     if (problems_.train.empty()) fail("{}: no training problems left after holding out {}", s_.task, s_.held_out);
     log_(fmt::format("rl: {} parameters, task {}: {} training and {} held-out problems; {} steps of {} problems x {} "
@@ -173,10 +165,7 @@ class RlRun {
 
   void write_checkpoint(const fs::path& dir) {
     fs::create_directories(dir);
-    nlohmann::json raw = raw_config_;
-    raw.erase("quantization_config");
-    raw["torch_dtype"] = "float32";
-    write_text_file(dir / "config.json", raw.dump(2) + "\n");
+    write_text_file(dir / "config.json", f32_checkpoint_config(raw_config_));
     for (const char* name : {"tokenizer.json", "tokenizer_config.json", "generation_config.json"})
       if (fs::exists(init_ / name)) fs::copy_file(init_ / name, dir / name, fs::copy_options::overwrite_existing);
     policy_->save(dir);
@@ -338,29 +327,10 @@ class RlRun {
 
   void save(int64_t steps_done) {
     write_checkpoint(s_.out);
-    const int64_t n = static_cast<int64_t>(optimizer_->first_moment().size());
-    SafetensorsWriter w((s_.out / "optimizer.safetensors").string(),
-                        {{"adam.m", DType::F32, {n}}, {"adam.v", DType::F32, {n}}});
-    for (const TensorSpec& t : w.order())
-      w.write(t.name, (t.name == "adam.m" ? optimizer_->first_moment() : optimizer_->second_moment()).data(),
-              t.nbytes());
-    w.finish();
+    optimizer_->save_moments(s_.out / "optimizer.safetensors");
     write_text_file(s_.out / "rl_state.json",
                     nlohmann::json{{"step", steps_done}, {"init", init_.string()}}.dump(2) + "\n");
     log_(fmt::format("step {}: saved {}", steps_done, s_.out.string()));
-  }
-
-  void load_optimizer() {
-    const fs::path file = s_.out / "optimizer.safetensors";
-    SafetensorsFile f(file.string());
-    for (auto* target : {&optimizer_->first_moment(), &optimizer_->second_moment()}) {
-      const TensorView t = f.view(target == &optimizer_->first_moment() ? "adam.m" : "adam.v");
-      if (t.dtype != DType::F32 || t.nbytes != target->size() * sizeof(float))
-        fail("{}: tensor {} does not match this model's {} parameters", file.string(), t.name, target->size());
-      std::memcpy(target->data(), t.data, t.nbytes);
-    }
-    const nlohmann::json state = read_json(s_.out / "rl_state.json");
-    step_index_ = state["step"].get<int64_t>() * s_.updates_per_batch;
   }
 
   const RlSettings& s_;

@@ -87,13 +87,9 @@ void write_sft_examples(const std::filesystem::path& file, const Tokenizer& toke
   std::ofstream out(file, std::ios::trunc);
   if (!out) fail("{}: cannot write", file.string());
   std::mt19937_64 rng(seed);
-  const uint64_t n = problems.size();
+  const int64_t last = static_cast<int64_t>(problems.size()) - 1;
   for (int64_t i = 0; i < count; ++i) {
-    // Uniform over [0, n) by rejection, the same on every standard library.
-    const uint64_t limit = UINT64_MAX - UINT64_MAX % n;
-    uint64_t r = rng();
-    while (r >= limit) r = rng();
-    const RlProblem& p = problems[r % n];
+    const RlProblem& p = problems[static_cast<size_t>(uniform_int(rng, 0, last))];
     out << nlohmann::json{{"text", chat_prompt_text(tokenizer, p.question) + worked_completion(p)}}.dump() << "\n";
   }
   if (!out.flush()) fail("{}: write failed", file.string());

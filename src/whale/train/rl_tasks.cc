@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "whale/core/error.h"
+#include "whale/io/json_file.h"
 #include "whale/io/text_file.h"
 #include "whale/train/rewards.h"
 
@@ -18,18 +19,6 @@ namespace {
 constexpr int64_t kCountdownMin = 1, kCountdownMax = 99;
 constexpr int64_t kTargetMin = 1, kTargetMax = 999;
 constexpr int kCountdownAttempts = 100;
-
-// A uniform draw from [lo, hi] by rejection. std::uniform_int_distribution's mapping is left to each standard
-// library, and the problem sets must not depend on which one whale was built with.
-int64_t uniform(std::mt19937_64& rng, int64_t lo, int64_t hi) {
-  const uint64_t span = static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo) + 1;  // 0: all 2^64 values
-  if (span == 0) return static_cast<int64_t>(rng());
-  // A multiple of span: the draws at or above it would favour the low residues.
-  const uint64_t limit = UINT64_MAX - UINT64_MAX % span;
-  uint64_t x = rng();
-  while (x >= limit) x = rng();
-  return static_cast<int64_t>(static_cast<uint64_t>(lo) + x % span);
-}
 
 int64_t power_of_ten(int exponent) {
   int64_t p = 1;
@@ -44,8 +33,8 @@ void check_digits(const TaskOptions& o, int max_allowed, const std::string& task
 }
 
 int64_t draw_operand(std::mt19937_64& rng, const TaskOptions& o) {
-  const int digits = static_cast<int>(uniform(rng, o.min_digits, o.max_digits));
-  return uniform(rng, digits == 1 ? 1 : power_of_ten(digits - 1), power_of_ten(digits) - 1);
+  const int digits = static_cast<int>(uniform_int(rng, o.min_digits, o.max_digits));
+  return uniform_int(rng, digits == 1 ? 1 : power_of_ten(digits - 1), power_of_ten(digits) - 1);
 }
 
 RlProblem arithmetic_problem(std::mt19937_64& rng, const TaskOptions& o, RlProblem::Kind kind) {
@@ -82,7 +71,7 @@ std::string operand_text(const Term& t) { return t.literal ? t.text : "(" + t.te
 Term combine(std::mt19937_64& rng, const Term& a, const Term& b) {
   const Term& hi = a.value >= b.value ? a : b;
   const Term& lo = a.value >= b.value ? b : a;
-  char op = "+-*/"[uniform(rng, 0, 3)];
+  char op = "+-*/"[uniform_int(rng, 0, 3)];
   if (op == '/' && (lo.value == 0 || hi.value % lo.value != 0)) op = '+';
   const int64_t value = op == '+'   ? hi.value + lo.value
                         : op == '-' ? hi.value - lo.value
@@ -98,8 +87,8 @@ Term random_expression(std::mt19937_64& rng, const std::vector<int64_t>& numbers
   for (int64_t n : numbers) terms.push_back({n, std::to_string(n), true});
   while (terms.size() > 1) {
     const int64_t last = static_cast<int64_t>(terms.size()) - 1;
-    std::swap(terms[uniform(rng, 0, last)], terms[last]);
-    std::swap(terms[uniform(rng, 0, last - 1)], terms[last - 1]);
+    std::swap(terms[uniform_int(rng, 0, last)], terms[last]);
+    std::swap(terms[uniform_int(rng, 0, last - 1)], terms[last - 1]);
     Term merged = combine(rng, terms[last - 1], terms[last]);
     terms.resize(terms.size() - 2);
     terms.push_back(std::move(merged));
@@ -122,7 +111,7 @@ RlProblem countdown_problem(std::mt19937_64& rng, const TaskOptions& o) {
   RlProblem p;
   p.kind = RlProblem::Kind::Countdown;
   p.verifier = RlProblem::Verifier::Countdown;
-  for (int i = 0; i < o.countdown_numbers; ++i) p.numbers.push_back(uniform(rng, kCountdownMin, kCountdownMax));
+  for (int i = 0; i < o.countdown_numbers; ++i) p.numbers.push_back(uniform_int(rng, kCountdownMin, kCountdownMax));
   Term solution = sum_expression(p.numbers);
   for (int attempt = 0; attempt < kCountdownAttempts; ++attempt) {
     Term t = random_expression(rng, p.numbers);
@@ -138,7 +127,9 @@ RlProblem countdown_problem(std::mt19937_64& rng, const TaskOptions& o) {
   return p;
 }
 
-bool is_blank(std::string_view s) { return s.find_first_not_of(" \t\r\n\f\v") == std::string_view::npos; }
+constexpr std::string_view kBlank = " \t\r\n\f\v";
+
+bool is_blank(std::string_view s) { return s.find_first_not_of(kBlank) == std::string_view::npos; }
 
 // The text of a required field: a string, or (when numbers_allowed) a number written as JSON writes it.
 std::string required_text(const nlohmann::json& j, const char* key, bool numbers_allowed, const std::string& where) {
@@ -181,6 +172,16 @@ RlProblem problem_of(const nlohmann::json& j, const std::string& where) {
 
 }  // namespace
 
+int64_t uniform_int(std::mt19937_64& rng, int64_t lo, int64_t hi) {
+  const uint64_t span = static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo) + 1;  // 0: all 2^64 values
+  if (span == 0) return static_cast<int64_t>(rng());
+  // A multiple of span: the draws at or above it would favour the low residues.
+  const uint64_t limit = UINT64_MAX - UINT64_MAX % span;
+  uint64_t x = rng();
+  while (x >= limit) x = rng();
+  return static_cast<int64_t>(static_cast<uint64_t>(lo) + x % span);
+}
+
 std::vector<RlProblem> generate_problems(const std::string& task, int64_t count, uint64_t seed,
                                          const TaskOptions& options) {
   if (count < 0) fail("{}: the problem count must be >= 0 (got {})", task, count);
@@ -217,7 +218,7 @@ ProblemSplit held_out_split(std::vector<RlProblem> problems, int64_t held_out_co
   if (held_out_count < 0 || held_out_count > n)
     fail("the held-out count must be in [0, {}], the number of problems (got {})", n, held_out_count);
   std::mt19937_64 rng(seed);
-  for (int64_t i = n - 1; i > 0; --i) std::swap(problems[i], problems[uniform(rng, 0, i)]);
+  for (int64_t i = n - 1; i > 0; --i) std::swap(problems[i], problems[uniform_int(rng, 0, i)]);
   ProblemSplit split;
   split.held_out.assign(std::make_move_iterator(problems.begin()),
                         std::make_move_iterator(problems.begin() + held_out_count));
@@ -229,22 +230,9 @@ ProblemSplit held_out_split(std::vector<RlProblem> problems, int64_t held_out_co
 
 std::vector<RlProblem> parse_problem_lines(std::string_view text, const std::string& source) {
   std::vector<RlProblem> problems;
-  int64_t line_no = 0;
-  for (size_t pos = 0; pos < text.size();) {
-    const size_t end = std::min(text.find('\n', pos), text.size());
-    const std::string_view line = text.substr(pos, end - pos);
-    pos = end + 1;
-    ++line_no;
-    if (is_blank(line)) continue;
-    const std::string where = fmt::format("{}:{}", source, line_no);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      fail("{}: not valid JSON ({})", where, e.what());
-    }
+  for_each_json_line(text, source, kBlank, [&](const nlohmann::json& j, const std::string& where) {
     problems.push_back(problem_of(j, where));
-  }
+  });
   if (problems.empty()) fail("{}: no problems (every line is blank)", source);
   return problems;
 }

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,6 +33,11 @@ struct TaskOptions {
   // Countdown: how many numbers (2..6), each drawn uniformly from [1, 99].
   int countdown_numbers = 4;
 };
+
+// A uniform draw from [lo, hi] by rejection from rng's 64-bit outputs. std::uniform_int_distribution's mapping is
+// left to each standard library, and problem sets and example orders must not depend on which one whale was built
+// with.
+int64_t uniform_int(std::mt19937_64& rng, int64_t lo, int64_t hi);
 
 // `count` problems of `task` ("addition", "multiplication" or "countdown"), a pure function of (task, count, seed,
 // options) on every standard library. Countdown targets lie in [1, 999] and are reachable by construction.

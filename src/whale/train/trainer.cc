@@ -2,7 +2,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <memory>
 #include <optional>
 #include <fstream>
@@ -13,8 +12,7 @@
 
 #include "whale/core/error.h"
 #include "whale/io/checkpoint.h"
-#include "whale/io/safetensors.h"
-#include "whale/io/safetensors_writer.h"
+#include "whale/io/json_file.h"
 #include "whale/io/text_file.h"
 #include "whale/tokenizer/tokenizer.h"
 #include "whale/train/blas.h"
@@ -24,22 +22,6 @@ namespace whale::train {
 namespace {
 
 namespace fs = std::filesystem;
-
-nlohmann::json read_json(const fs::path& file) {
-  const std::string text = read_text_file(file);
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: not valid JSON ({})", file.string(), e.what());
-  }
-}
-
-// The config written with a checkpoint: the source's, stored as F32 and without quantization.
-std::string checkpoint_config(nlohmann::json raw) {
-  raw.erase("quantization_config");
-  raw["torch_dtype"] = "float32";
-  return raw.dump(2) + "\n";
-}
 
 struct StepTotals {
   double total = 0, main = 0, mtp = 0, balance = 0;
@@ -65,7 +47,7 @@ class Trainer {
     if (config_file.empty()) fail("give --config MODEL.json, --init DIR or --resume");
     if (s_.resume && !fs::exists(s_.out / "trainer_state.json"))
       fail("{}: no run to resume there (trainer_state.json is missing)", s_.out.string());
-    raw_config_ = read_json(config_file);
+    raw_config_ = read_json_file(config_file);
     const ModelConfig config = parse_model_config(raw_config_, config_file.string());
     params_ = with_context(config_file.string(), [&] { return std::make_unique<ParameterSet>(config); });
 
@@ -192,22 +174,14 @@ class Trainer {
 
   void save(int64_t steps_done) {
     fs::create_directories(s_.out);
-    write_text_file(s_.out / "config.json", checkpoint_config(raw_config_));
+    write_text_file(s_.out / "config.json", f32_checkpoint_config(raw_config_));
     for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
       const fs::path from = tokenizer_dir_ / name;
       if (!tokenizer_dir_.empty() && fs::exists(from) && !fs::equivalent(tokenizer_dir_, s_.out))
         fs::copy_file(from, s_.out / name, fs::copy_options::overwrite_existing);
     }
     params_->save(s_.out);
-    if (s_.optimizer.kind == OptimizerKind::AdamW) {
-      const int64_t n = static_cast<int64_t>(optimizer_->first_moment().size());
-      SafetensorsWriter w((s_.out / "optimizer.safetensors").string(),
-                          {{"adam.m", DType::F32, {n}}, {"adam.v", DType::F32, {n}}});
-      for (const TensorSpec& t : w.order())
-        w.write(t.name, (t.name == "adam.m" ? optimizer_->first_moment() : optimizer_->second_moment()).data(),
-                t.nbytes());
-      w.finish();
-    }
+    optimizer_->save_moments(s_.out / "optimizer.safetensors");
     std::ostringstream rng;
     rng << dataset_->rng();
     write_text_file(s_.out / "trainer_state.json",
@@ -216,21 +190,12 @@ class Trainer {
   }
 
   int64_t load_state() {
-    const nlohmann::json st = read_json(s_.out / "trainer_state.json");
+    const nlohmann::json st = read_json_file(s_.out / "trainer_state.json");
     if (!st.contains("step") || !st["step"].is_number_integer())
       fail("{}: missing integer \"step\"", (s_.out / "trainer_state.json").string());
     std::istringstream rng(st.value("data_rng", std::string()));
     rng >> dataset_->rng();
-    if (s_.optimizer.kind == OptimizerKind::AdamW) {
-      const fs::path file = s_.out / "optimizer.safetensors";
-      SafetensorsFile f(file.string());
-      for (auto* target : {&optimizer_->first_moment(), &optimizer_->second_moment()}) {
-        const TensorView t = f.view(target == &optimizer_->first_moment() ? "adam.m" : "adam.v");
-        if (t.dtype != DType::F32 || t.nbytes != target->size() * sizeof(float))
-          fail("{}: tensor {} does not match this model's {} parameters", file.string(), t.name, target->size());
-        std::memcpy(target->data(), t.data, t.nbytes);
-      }
-    }
+    optimizer_->load_moments(s_.out / "optimizer.safetensors");
     return st["step"].get<int64_t>();
   }
 
