@@ -1,5 +1,6 @@
-// whale quantize: rewrites a checkpoint's Linear weights in whale's q8 or q4 block format (kernels/quant_format.h)
-// into a new Hugging Face model directory. Tensor by tensor, large tensors in row chunks, so memory stays at a few
+// whale quantize: rewrites a checkpoint's Linear weights in whale's q8 or q4 block format (kernels/quant_format.h),
+// or all its matrices in BF16 (--type bf16: F32 training output, F16, or FP8 with its block scales), into a new
+// Hugging Face model directory. Tensor by tensor, large tensors in row chunks, so memory stays at a few
 // tens of MB whatever the model size. docs/quantization.md describes the output.
 #include <sys/mman.h>
 #include <unistd.h>
@@ -88,7 +89,8 @@ bool natural_less(const std::string& a, const std::string& b) {
 struct Job {
   std::string name;
   TensorView source;
-  bool quantize = false;
+  bool quantize = false;        // to q8/q4 codes and scales
+  bool to_bf16 = false;         // to BF16, same shape
   TensorView scale_inv;         // FP8 sources: weight_scale_inv
   std::vector<TensorSpec> out;  // copy: {name}; quantize: {name U8, name_scale F16}
   uint64_t out_bytes() const {
@@ -153,7 +155,9 @@ void decode_rows_f32(const Job& job, const std::vector<float>& block_scale, int 
 
 class Quantizer {
  public:
-  Quantizer(const QuantizeOptions& opt, QuantType type, const ModelConfig& config, const Checkpoint& ckpt)
+  // type: q8/q4, or none for BF16.
+  Quantizer(const QuantizeOptions& opt, std::optional<QuantType> type, const ModelConfig& config,
+            const Checkpoint& ckpt)
       : opt_(opt), type_(type), config_(config), ckpt_(ckpt) {}
 
   // Decides the fate of every input tensor; throws Error for tensors it cannot convert.
@@ -168,30 +172,21 @@ class Quantizer {
       job.source = ckpt_.get(name);
       const TensorView& t = job.source;
       in_bytes_ += t.nbytes;
-      if (is_linear_weight(name, t)) {
+      const bool floating_matrix = t.shape.size() == 2 && (t.dtype == DType::F32 || t.dtype == DType::F16 ||
+                                                           t.dtype == DType::F8_E4M3);
+      if (type_ && is_linear_weight(name, t)) {
         if (t.dtype != DType::F32 && t.dtype != DType::BF16 && t.dtype != DType::F16 && t.dtype != DType::F8_E4M3)
           fail("{}: tensor {} has dtype {}; whale quantize reads F32, BF16, F16 or F8_E4M3 Linear weights", t.file,
                name, dtype_name(t.dtype));
-        if (t.dtype == DType::F8_E4M3) {
-          if (!config_.quantization)
-            fail("{}: tensor {} is F8_E4M3 but config.json has no fp8 quantization_config", t.file, name);
-          const std::string scale_name = name + "_scale_inv";
-          if (!ckpt_.has(scale_name))
-            fail("{}: FP8 tensor {} has no block scales: missing tensor {}", t.file, name, scale_name);
-          job.scale_inv = ckpt_.get(scale_name);
-          const int br = config_.quantization->block_rows, bc = config_.quantization->block_cols;
-          const std::vector<int64_t> want = {(t.shape[0] + br - 1) / br, (t.shape[1] + bc - 1) / bc};
-          if (job.scale_inv.dtype != DType::F32 && job.scale_inv.dtype != DType::BF16)
-            fail("{}: tensor {} has dtype {}; expected F32", job.scale_inv.file, scale_name,
-                 dtype_name(job.scale_inv.dtype));
-          if (job.scale_inv.shape != want)
-            fail("{}: tensor {} has shape {}, expected {} for {} of shape {}", job.scale_inv.file, scale_name,
-                 shape_string(job.scale_inv.shape), shape_string(want), name, shape_string(t.shape));
-          in_bytes_ += job.scale_inv.nbytes;
-        }
+        if (t.dtype == DType::F8_E4M3) attach_block_scales(job);
         job.quantize = true;
-        job.out = {{name, DType::U8, quant_data_shape(type_, t.shape[0], t.shape[1])},
+        job.out = {{name, DType::U8, quant_data_shape(*type_, t.shape[0], t.shape[1])},
                    {name + "_scale", DType::F16, quant_scale_shape(t.shape[0], t.shape[1])}};
+        ++quantized_;
+      } else if (!type_ && floating_matrix) {
+        if (t.dtype == DType::F8_E4M3) attach_block_scales(job);
+        job.to_bf16 = true;
+        job.out = {{name, DType::BF16, t.shape}};
         ++quantized_;
       } else {
         if (t.dtype == DType::F8_E4M3)
@@ -221,7 +216,7 @@ class Quantizer {
   // Writes the shards (and the index when there are several) into `out`; returns the files written.
   void write(const fs::path& out, std::vector<fs::path>& created) {
     ThreadPool pool(opt_.threads);
-    ProgressBar bar("quantizing");
+    ProgressBar bar(type_ ? "quantizing" : "converting");
     const uint64_t total_mib = std::max<uint64_t>(1, in_bytes_ >> 20);
     std::map<std::string, std::string> weight_map;
     uint64_t total_size = 0;
@@ -243,7 +238,10 @@ class Quantizer {
       std::map<std::string, std::vector<uint16_t>> pending_scales;  // computed with their weight, written in order
       for (const TensorSpec& spec : writer.order()) {
         const Job& job = *by_name.at(spec.name);
-        if (!job.quantize) {
+        if (job.to_bf16) {
+          with_context(fmt::format("{}: tensor {}", job.source.file, job.name),
+                       [&] { convert_tensor_bf16(job, writer, pool, bar, total_mib); });
+        } else if (!job.quantize) {
           writer.write(spec.name, job.source.data, job.source.nbytes);
           release_pages(job.source.data, job.source.nbytes);
           done_bytes_ += job.source.nbytes;
@@ -277,21 +275,75 @@ class Quantizer {
   uint64_t out_bytes() const { return out_bytes_; }
 
  private:
+  // An FP8 tensor's weight_scale_inv, checked against config.json's block size and the tensor's shape.
+  void attach_block_scales(Job& job) {
+    const TensorView& t = job.source;
+    if (!config_.quantization)
+      fail("{}: tensor {} is F8_E4M3 but config.json has no fp8 quantization_config", t.file, job.name);
+    const std::string scale_name = job.name + "_scale_inv";
+    if (!ckpt_.has(scale_name))
+      fail("{}: FP8 tensor {} has no block scales: missing tensor {}", t.file, job.name, scale_name);
+    job.scale_inv = ckpt_.get(scale_name);
+    const int br = config_.quantization->block_rows, bc = config_.quantization->block_cols;
+    const std::vector<int64_t> want = {(t.shape[0] + br - 1) / br, (t.shape[1] + bc - 1) / bc};
+    if (job.scale_inv.dtype != DType::F32 && job.scale_inv.dtype != DType::BF16)
+      fail("{}: tensor {} has dtype {}; expected F32", job.scale_inv.file, scale_name, dtype_name(job.scale_inv.dtype));
+    if (job.scale_inv.shape != want)
+      fail("{}: tensor {} has shape {}, expected {} for {} of shape {}", job.scale_inv.file, scale_name,
+           shape_string(job.scale_inv.shape), shape_string(want), job.name, shape_string(t.shape));
+    in_bytes_ += job.scale_inv.nbytes;
+  }
+
+  // The FP8 block scales of a job as f32 (empty for other dtypes), with the block size they apply to.
+  std::vector<float> block_scales(const Job& job, int& block_rows, int& block_cols) const {
+    block_rows = 128;
+    block_cols = 128;
+    std::vector<float> scale;
+    if (job.source.dtype != DType::F8_E4M3) return scale;
+    block_rows = config_.quantization->block_rows;
+    block_cols = config_.quantization->block_cols;
+    scale.resize(static_cast<size_t>(job.scale_inv.numel()));
+    for (size_t i = 0; i < scale.size(); ++i) scale[i] = load_as_f32(job.scale_inv.dtype, job.scale_inv.data, i);
+    return scale;
+  }
+
+  // Writes job's tensor as BF16, each value rounded once (to nearest, ties to even) from its f32 value.
+  void convert_tensor_bf16(const Job& job, SafetensorsWriter& writer, ThreadPool& pool, ProgressBar& bar,
+                           uint64_t total_mib) {
+    const TensorView& t = job.source;
+    const int64_t rows = t.shape[0], cols = t.shape[1];
+    int block_rows = 0, block_cols = 0;
+    const std::vector<float> block_scale = block_scales(job, block_rows, block_cols);
+    const int64_t chunk = std::max<int64_t>(1, kChunkBytes / std::max<int64_t>(1, cols * 2));
+    std::vector<uint16_t> buffer(static_cast<size_t>(std::min(chunk, rows) * cols));
+    const uint64_t in_row_bytes = t.nbytes / static_cast<uint64_t>(std::max<int64_t>(rows, 1));
+    for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+      const int64_t r1 = std::min(rows, r0 + chunk);
+      pool.parallel_for(r1 - r0, [&](int64_t a, int64_t b) {
+        std::vector<float> row(static_cast<size_t>(cols));
+        for (int64_t r = r0 + a; r < r0 + b; ++r) {
+          decode_rows_f32(job, block_scale, block_rows, block_cols, r, 1, row.data());
+          uint16_t* o = buffer.data() + (r - r0) * cols;
+          for (int64_t c = 0; c < cols; ++c) o[c] = f32_to_bf16(row[static_cast<size_t>(c)]);
+        }
+      });
+      writer.write(job.name, buffer.data(), static_cast<size_t>((r1 - r0) * cols * 2));
+      release_pages(t.data + r0 * in_row_bytes, static_cast<size_t>((r1 - r0) * in_row_bytes));
+      done_bytes_ += (r1 - r0) * in_row_bytes;
+      bar.update(static_cast<int>(done_bytes_ >> 20), static_cast<int>(total_mib));
+    }
+    if (t.dtype == DType::F8_E4M3) done_bytes_ += job.scale_inv.nbytes;
+  }
+
   void quantize_tensor(const Job& job, SafetensorsWriter& writer, ThreadPool& pool, std::vector<uint16_t>& scales,
                        ProgressBar& bar, uint64_t total_mib) {
     const TensorView& t = job.source;
     const int64_t rows = t.shape[0], cols = t.shape[1];
-    int block_rows = 128, block_cols = 128;
-    std::vector<float> block_scale;
-    if (t.dtype == DType::F8_E4M3) {
-      block_rows = config_.quantization->block_rows;
-      block_cols = config_.quantization->block_cols;
-      block_scale.resize(static_cast<size_t>(job.scale_inv.numel()));
-      for (size_t i = 0; i < block_scale.size(); ++i) block_scale[i] = load_as_f32(job.scale_inv.dtype, job.scale_inv.data, i);
-    }
+    int block_rows = 0, block_cols = 0;
+    const std::vector<float> block_scale = block_scales(job, block_rows, block_cols);
     const int64_t groups = quant_padded_rows(rows) / kQuantRowGroup;
     const int64_t group_scales = quant_padded_cols(cols) / kQuantBlock * kQuantRowGroup;
-    const int64_t group_bytes = group_scales * quant_block_bytes(type_);
+    const int64_t group_bytes = group_scales * quant_block_bytes(*type_);
     const int64_t chunk = std::max<int64_t>(1, kChunkBytes / group_bytes);
     scales.assign(static_cast<size_t>(groups * group_scales), 0);
     std::vector<uint8_t> buffer(static_cast<size_t>(std::min(chunk, groups) * group_bytes));
@@ -304,7 +356,7 @@ class Quantizer {
           const int64_t r0 = g * kQuantRowGroup;
           const int n = static_cast<int>(std::min<int64_t>(kQuantRowGroup, rows - r0));
           decode_rows_f32(job, block_scale, block_rows, block_cols, r0, n, rows4.data());
-          quantize_row_group(type_, rows4.data(), cols, n, cols, buffer.data() + (g - g0) * group_bytes,
+          quantize_row_group(*type_, rows4.data(), cols, n, cols, buffer.data() + (g - g0) * group_bytes,
                              scales.data() + g * group_scales, r0);
         }
       });
@@ -319,7 +371,7 @@ class Quantizer {
   }
 
   const QuantizeOptions& opt_;
-  QuantType type_;
+  std::optional<QuantType> type_;
   const ModelConfig& config_;
   const Checkpoint& ckpt_;
   std::vector<Job> jobs_;
@@ -339,8 +391,9 @@ nlohmann::ordered_json read_ordered_json(const fs::path& path) {
 
 void run_quantize(const QuantizeOptions& opt) {
   const auto start = std::chrono::steady_clock::now();
+  const bool bf16 = opt.type == "bf16";
   const std::optional<QuantType> type = quant_type_from_name(opt.type);
-  if (!type) fail("--type: \"{}\" is not supported (expected q8 or q4)", opt.type);
+  if (!type && !bf16) fail("--type: \"{}\" is not supported (expected q8, q4 or bf16)", opt.type);
   const fs::path in = opt.model, out = opt.out;
 
   const ModelConfig config = load_model_config(in);
@@ -363,16 +416,21 @@ void run_quantize(const QuantizeOptions& opt) {
   std::vector<fs::path> created;
   try {
     const Checkpoint ckpt(in);
-    Quantizer q(opt, *type, config, ckpt);
+    Quantizer q(opt, type, config, ckpt);
     q.plan();
     q.write(out, created);
 
-    // config.json: the input's, keys in their order, with whale's quantization_config.
+    // config.json: the input's, keys in their order, with whale's quantization_config (q8/q4) or none (bf16).
     nlohmann::ordered_json cfg = read_ordered_json(in / "config.json");
-    cfg["quantization_config"] = {{"quant_method", "whale"},
-                                  {"format", quant_type_name(*type)},
-                                  {"group_size", kQuantBlock},
-                                  {"row_interleave", kQuantRowGroup}};
+    if (type) {
+      cfg["quantization_config"] = {{"quant_method", "whale"},
+                                    {"format", quant_type_name(*type)},
+                                    {"group_size", kQuantBlock},
+                                    {"row_interleave", kQuantRowGroup}};
+    } else {
+      cfg.erase("quantization_config");
+      cfg["torch_dtype"] = "bfloat16";
+    }
     created.push_back(out / "config.json");
     write_text_file(out / "config.json", cfg.dump(2) + "\n");
 
@@ -392,9 +450,10 @@ void run_quantize(const QuantizeOptions& opt) {
 
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     write_stdout(fmt::format(
-        "quantized {} to {}: {} tensors ({} Linear weights to {}, {} copied, {} FP8 scales dropped), {} shard{}, "
+        "{} {} to {}: {} tensors ({} {} to {}, {} copied, {} FP8 scales dropped), {} shard{}, "
         "{} other files; {} -> {} in {:.1f} s\n",
-        in.string(), out.string(), q.quantized() + q.copied(), q.quantized(), quant_type_name(*type), q.copied(),
+        type ? "quantized" : "converted", in.string(), out.string(), q.quantized() + q.copied(), q.quantized(),
+        type ? "Linear weights" : "matrices", type ? quant_type_name(*type) : "bf16", q.copied(),
         q.dropped(), q.shards(), q.shards() == 1 ? "" : "s", files, human_bytes(ckpt.total_file_bytes()),
         human_bytes(q.out_bytes()), seconds));
   } catch (...) {
@@ -410,11 +469,15 @@ void run_quantize(const QuantizeOptions& opt) {
 Command register_quantize(CLI::App& root) {
   auto opt = std::make_shared<QuantizeOptions>();
   CLI::App* app = root.add_subcommand(
-      "quantize", "Write a copy of a model with its Linear weights in whale's q8 or q4 block format");
+      "quantize",
+      "Write a copy of a model with its Linear weights in whale's q8 or q4 block format, or its matrices in BF16");
   app->add_option("--model", opt->model, "Input model directory (Hugging Face layout: config.json + safetensors)")
       ->required();
   app->add_option("--out", opt->out, "Output directory (created; must not exist or be empty)")->required();
-  app->add_option("--type", opt->type, "q8 (8-bit codes) or q4 (4-bit codes), 32 values per f16 scale")->required();
+  app->add_option("--type", opt->type,
+                  "q8 (8-bit codes) or q4 (4-bit codes), 32 values per f16 scale; or bf16 (every F32, F16 or FP8 "
+                  "matrix rounded to BF16, 1-D tensors kept)")
+      ->required();
   app->add_option("--threads", opt->threads, "Worker threads (default: one per CPU)")->check(at_least(0));
   app->add_option("--shard-size", opt->shard_bytes,
                   "Largest shard in bytes (default 4000000000); one file model.safetensors when all fits")
