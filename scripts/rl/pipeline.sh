@@ -3,9 +3,9 @@
 #   1. a byte-level tokenizer with R1's chat template;
 #   2. worked examples of 1-2 digit multiplication (training split only; the held-out 500 never appear);
 #   3. supervised training of the 3.6 M-parameter model of docs/configs/r1-tiny.json, with a checkpoint every 100
-#      steps (the RL runs start from step 400's, "partial competence");
-#   4. GRPO from that checkpoint, and the same run with shuffled rewards as the control.
-# Usage: scripts/rl/pipeline.sh WORKDIR [WHALE]   (about an hour on 2 cores)
+#      steps (the RL run of docs/rl.md's result starts from step 300's, "partial competence": pass@1 0.19);
+#   4. GRPO from that checkpoint, 500 steps, and the same run with shuffled rewards as the control.
+# Usage: scripts/rl/pipeline.sh WORKDIR [WHALE]   (about 1.5 hours on 2 cores)
 set -euo pipefail
 work=${1:?usage: pipeline.sh WORKDIR [WHALE]}
 whale=${2:-$(dirname "$0")/../../build/release/whale}
@@ -27,8 +27,10 @@ for stop in 100 200 300 400; do
   rm -rf "sft_$stop" && cp -r sft "sft_$stop"
 done
 
-rl=(rl --init sft_400 "${task[@]}" --steps 200 --prompts 32 --group 8 --max-new-tokens 64 --lr 5e-5 --beta 0.04
-    --eval-every 50 --save-every 50)
-"$whale" "${rl[@]}" --out rl
+rl=(rl --init sft_300 "${task[@]}" --steps 500 --prompts 32 --group 8 --max-new-tokens 64 --lr 5e-5 --beta 0.04
+    --eval-every 50 --save-every 50 --threads 1)
+# The run and its control side by side, one thread each.
+"$whale" "${rl[@]}" --out rl &
 "$whale" "${rl[@]}" --out rl_control --shuffle-rewards
+wait
 grep -h '"eval"' rl/rl_log.jsonl rl_control/rl_log.jsonl

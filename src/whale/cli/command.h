@@ -22,6 +22,12 @@ std::string read_stdin();
 // Writes `text` to stdout and flushes (throws Error if the write fails, e.g. a closed pipe).
 void write_stdout(std::string_view text);
 
+// The embedded default model (models/whale-tiny-r1), used by run and chat when no --model is given.
+inline constexpr const char* kDefaultModelName = "whale-tiny-r1";
+// Its directory: $WHALE_DEFAULT_MODEL when set, else next to the build tree the binary is in, in an install's
+// share/whale/models, or in the source tree the binary was built from (throws Error naming the places looked).
+std::string default_model_dir();
+
 Command register_logits(CLI::App& root);
 Command register_tokenize(CLI::App& root);
 Command register_chat_template(CLI::App& root);
