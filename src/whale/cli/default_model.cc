@@ -1,6 +1,4 @@
 // Where commands find the embedded default model (models/whale-tiny-r1) when they are given no --model.
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
