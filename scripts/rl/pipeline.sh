@@ -8,7 +8,7 @@
 # Usage: scripts/rl/pipeline.sh WORKDIR [WHALE]   (about 1.5 hours on 2 cores)
 set -euo pipefail
 work=${1:?usage: pipeline.sh WORKDIR [WHALE]}
-whale=${2:-$(dirname "$0")/../../build/release/whale}
+whale=$(realpath "${2:-$(dirname "$0")/../../build/release/whale}")
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 mkdir -p "$work"
 cd "$work"
