@@ -166,9 +166,7 @@ void run_chat(const ChatOptions& opt) {
 Command register_chat(CLI::App& root) {
   auto opt = std::make_shared<ChatOptions>();
   CLI::App* app = root.add_subcommand("chat", "Talk with a model in the terminal (/help for commands)");
-  app->add_option("--model", opt->model,
-                  "Model directory (config.json, safetensors, tokenizer files); default: the embedded whale-tiny-r1 "
-                  "(models/whale-tiny-r1, a 3.6M-parameter model that multiplies and adds numbers of 1-2 digits)");
+  add_model_option_with_default(app, opt->model);
   app->add_option("--system", opt->system, "A system prompt for the conversation");
   app->add_flag("--hide-thinking", opt->hide_thinking, "Hide the reasoning before </think> instead of dimming it");
   app->add_option("--temp", opt->temperature, "Sampling temperature; 0 is greedy (default 0.6)")
@@ -181,7 +179,7 @@ Command register_chat(CLI::App& root) {
   app->add_option("--threads", opt->threads, "Worker threads (default: one per CPU)")->check(at_least(0));
   app->add_option("--ctx", opt->context, "Context length in tokens (default 4096)")->check(at_least(2));
   return {app, [opt] {
-            if (opt->model.empty()) opt->model = default_model_dir();
+            resolve_model(opt->model);
             run_chat(*opt);
           }};
 }

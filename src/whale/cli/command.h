@@ -27,6 +27,10 @@ inline constexpr const char* kDefaultModelName = "whale-tiny-r1";
 // Its directory: $WHALE_DEFAULT_MODEL when set, else next to the build tree the binary is in, in an install's
 // share/whale/models, or in the source tree the binary was built from (throws Error naming the places looked).
 std::string default_model_dir();
+// Adds an optional --model option whose help names the default model; resolve_model fills `model` with
+// default_model_dir() when the option was not given.
+void add_model_option_with_default(CLI::App* app, std::string& model);
+void resolve_model(std::string& model);
 
 Command register_logits(CLI::App& root);
 Command register_tokenize(CLI::App& root);

@@ -51,4 +51,15 @@ std::string default_model_dir() {
        kDefaultModelName, tried);
 }
 
+void add_model_option_with_default(CLI::App* app, std::string& model) {
+  app->add_option("--model", model,
+                  "Model directory (config.json, safetensors, tokenizer files); default: the embedded whale-tiny-r1 "
+                  "(models/whale-tiny-r1, a 3.6M-parameter model that multiplies numbers of 1-2 digits and adds numbers "
+                  "of 1-3)");
+}
+
+void resolve_model(std::string& model) {
+  if (model.empty()) model = default_model_dir();
+}
+
 }  // namespace whale::cli

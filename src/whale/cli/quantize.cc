@@ -89,10 +89,9 @@ bool natural_less(const std::string& a, const std::string& b) {
 struct Job {
   std::string name;
   TensorView source;
-  bool quantize = false;        // to q8/q4 codes and scales
-  bool to_bf16 = false;         // to BF16, same shape
+  enum class Fate { Copy, Quantize, ToBf16 } fate = Fate::Copy;  // as it is; q8/q4 codes and scales; BF16
   TensorView scale_inv;         // FP8 sources: weight_scale_inv
-  std::vector<TensorSpec> out;  // copy: {name}; quantize: {name U8, name_scale F16}
+  std::vector<TensorSpec> out;  // copy: {name}; quantize: {name U8, name_scale F16}; to BF16: {name BF16}
   uint64_t out_bytes() const {
     uint64_t n = 0;
     for (const TensorSpec& s : out) n += s.nbytes();
@@ -179,13 +178,13 @@ class Quantizer {
           fail("{}: tensor {} has dtype {}; whale quantize reads F32, BF16, F16 or F8_E4M3 Linear weights", t.file,
                name, dtype_name(t.dtype));
         if (t.dtype == DType::F8_E4M3) attach_block_scales(job);
-        job.quantize = true;
+        job.fate = Job::Fate::Quantize;
         job.out = {{name, DType::U8, quant_data_shape(*type_, t.shape[0], t.shape[1])},
                    {name + "_scale", DType::F16, quant_scale_shape(t.shape[0], t.shape[1])}};
         ++quantized_;
       } else if (!type_ && floating_matrix) {
         if (t.dtype == DType::F8_E4M3) attach_block_scales(job);
-        job.to_bf16 = true;
+        job.fate = Job::Fate::ToBf16;
         job.out = {{name, DType::BF16, t.shape}};
         ++quantized_;
       } else {
@@ -238,10 +237,10 @@ class Quantizer {
       std::map<std::string, std::vector<uint16_t>> pending_scales;  // computed with their weight, written in order
       for (const TensorSpec& spec : writer.order()) {
         const Job& job = *by_name.at(spec.name);
-        if (job.to_bf16) {
+        if (job.fate == Job::Fate::ToBf16) {
           with_context(fmt::format("{}: tensor {}", job.source.file, job.name),
                        [&] { convert_tensor_bf16(job, writer, pool, bar, total_mib); });
-        } else if (!job.quantize) {
+        } else if (job.fate == Job::Fate::Copy) {
           writer.write(spec.name, job.source.data, job.source.nbytes);
           release_pages(job.source.data, job.source.nbytes);
           done_bytes_ += job.source.nbytes;

@@ -109,9 +109,7 @@ void run_generate(const RunOptions& opt) {
 Command register_run(CLI::App& root) {
   auto opt = std::make_shared<RunOptions>();
   CLI::App* app = root.add_subcommand("run", "Generate a continuation of a prompt, streamed to stdout");
-  app->add_option("--model", opt->model,
-                  "Model directory (config.json, safetensors, tokenizer files); default: the embedded whale-tiny-r1 "
-                  "(models/whale-tiny-r1, a 3.6M-parameter model that multiplies and adds numbers of 1-2 digits)");
+  add_model_option_with_default(app, opt->model);
   app->add_option("-p,--prompt", opt->prompt, "The prompt text")->required();
   app->add_option("-n,--n-predict", opt->n_predict, "Most tokens to generate (default: until EOS or the end of the context)")
       ->check(at_least(0));
@@ -137,7 +135,7 @@ Command register_run(CLI::App& root) {
       ->check(CLI::IsMember({"absorbed", "naive"}));
   app->add_flag("--verbose", opt->verbose, "Report prefill and decode speed on stderr");
   return {app, [opt] {
-            if (opt->model.empty()) opt->model = default_model_dir();
+            resolve_model(opt->model);
             run_generate(*opt);
           }};
 }
