@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -34,6 +35,43 @@ TEST(Grpo, AdvantagesRejectPartialGroups) {
   EXPECT_THROW(group_advantages(r, 2), Error);
   EXPECT_THROW(group_advantages(r, 1), Error);
   EXPECT_THROW(group_advantages({}, 2), Error);
+}
+
+std::vector<double> sorted(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+TEST(Grpo, GroupShuffleKeepsEachGroupsRewards) {
+  std::vector<double> rewards(64);
+  for (size_t i = 0; i < rewards.size(); ++i) rewards[i] = static_cast<double>(i);
+  std::vector<double> shuffled = rewards;
+  shuffle_rewards(shuffled, RewardShuffle::Group, 8, 42);
+  EXPECT_NE(shuffled, rewards) << "a shuffle of 8 groups of 8 distinct values left every one in place";
+  for (size_t g = 0; g < 64; g += 8) {
+    const std::vector<double> before(rewards.begin() + g, rewards.begin() + g + 8);
+    const std::vector<double> after(shuffled.begin() + g, shuffled.begin() + g + 8);
+    EXPECT_EQ(sorted(after), before) << "group at " << g;
+  }
+  std::vector<double> again = rewards;
+  shuffle_rewards(again, RewardShuffle::Group, 8, 42);
+  EXPECT_EQ(again, shuffled) << "the same seed gives the same permutation";
+}
+
+TEST(Grpo, StepShuffleMixesGroupsAndOffLeavesRewards) {
+  std::vector<double> rewards(64);
+  for (size_t i = 0; i < rewards.size(); ++i) rewards[i] = static_cast<double>(i);
+  std::vector<double> shuffled = rewards;
+  shuffle_rewards(shuffled, RewardShuffle::Step, 8, 42);
+  EXPECT_EQ(sorted(shuffled), rewards);
+  int crossed = 0;  // values that left their group
+  for (size_t i = 0; i < shuffled.size(); ++i) crossed += static_cast<size_t>(shuffled[i]) / 8 != i / 8;
+  EXPECT_GT(crossed, 32);
+  std::vector<double> off = rewards;
+  shuffle_rewards(off, RewardShuffle::Off, 8, 42);
+  EXPECT_EQ(off, rewards);
+  std::vector<double> partial(10, 1.0);
+  EXPECT_THROW(shuffle_rewards(partial, RewardShuffle::Group, 8, 1), Error);
 }
 
 // L as a function of logp alone (scales discarded).

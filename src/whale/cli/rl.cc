@@ -97,8 +97,15 @@ Command register_rl(CLI::App& root) {
       ->check(at_least(1));
   app->add_option("--bias-update-rate", s.bias_update_rate, "γ of routing-bias balancing during RL (default 0)")
       ->check(at_least(0));
-  app->add_flag("--shuffle-rewards", s.shuffle_rewards,
-                "Control run: permute the rewards across each step's samples (learning should stay flat)");
+  auto* shuffle_step =
+      app->add_flag_function(
+             "--shuffle-rewards", [&s](int64_t) { s.shuffle_rewards = train::RewardShuffle::Step; },
+             "Control run: permute the rewards across all of each step's samples (learning should stay flat)");
+  app->add_flag_function(
+         "--shuffle-rewards-in-groups", [&s](int64_t) { s.shuffle_rewards = train::RewardShuffle::Group; },
+         "Control run: permute the rewards within each group only, so every group keeps its advantages and only "
+         "which sample earned which is lost (learning should stay flat)")
+      ->excludes(shuffle_step);
   app->add_option("--eval-every", s.eval_every,
                   "Evaluate on the held-out problems every N steps; 0 = before and after only (default 20)")
       ->check(at_least(0));

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
+#include <utility>
 
 #include "whale/core/error.h"
 
@@ -23,6 +25,16 @@ std::vector<float> group_advantages(std::span<const double> rewards, int64_t gro
       advantages[i] = static_cast<float>((rewards[i] - mean) / (sd + 1e-4));
   }
   return advantages;
+}
+
+void shuffle_rewards(std::span<double> rewards, RewardShuffle scope, int64_t group_size, uint64_t seed) {
+  if (scope == RewardShuffle::Off) return;
+  const int64_t n = static_cast<int64_t>(rewards.size());
+  const int64_t span = scope == RewardShuffle::Step ? n : group_size;
+  if (span < 1 || n % span != 0) fail("GRPO: {} rewards are not whole groups of {}", n, group_size);
+  std::mt19937_64 rng(seed);
+  for (int64_t g0 = 0; g0 < n; g0 += span)
+    for (int64_t i = span; i > 1; --i) std::swap(rewards[g0 + i - 1], rewards[g0 + rng() % i]);
 }
 
 double grpo_objective(std::span<const float> logp, std::span<const float> old_logp, std::span<const float> ref_logp,

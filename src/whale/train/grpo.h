@@ -19,6 +19,15 @@ struct GrpoSettings {
 // Throws Error unless rewards.size() is a positive multiple of group_size >= 2.
 std::vector<float> group_advantages(std::span<const double> rewards, int64_t group_size);
 
+// What a control run's reward shuffle mixes: nothing, all of a step's samples, or each group's samples among
+// themselves. Within groups, every group keeps its rewards (so its advantages, up to order, and the step's amount of
+// advantage noise are those of the real run) and only which sample earned which is lost.
+enum class RewardShuffle { Off, Step, Group };
+
+// Permutes rewards in place by scope with a Fisher-Yates shuffle drawn from seed (deterministic). Throws Error for
+// Group unless rewards.size() is a multiple of group_size >= 1.
+void shuffle_rewards(std::span<double> rewards, RewardShuffle scope, int64_t group_size, uint64_t seed);
+
 // Sums over one call's tokens, for logs.
 struct GrpoStats {
   double kl = 0.0;         // Σ k3

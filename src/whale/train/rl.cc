@@ -7,7 +7,6 @@
 #include <fstream>
 #include <memory>
 #include <numeric>
-#include <random>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -202,10 +201,8 @@ class RlRun {
       sums.length += static_cast<double>(rollouts[k].completion.size());
       sums.eos += rollouts[k].finish == FinishReason::Eos;
     }
-    if (s_.shuffle_rewards) {
-      std::mt19937_64 rng(s_.seed ^ (0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(step + 1)));
-      for (size_t i = rewards.size(); i > 1; --i) std::swap(rewards[i - 1], rewards[rng() % i]);
-    }
+    shuffle_rewards(rewards, s_.shuffle_rewards, s_.rollout.samples_per_problem,
+                    s_.seed ^ (0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(step + 1)));
     const std::vector<float> advantages = group_advantages(rewards, s_.rollout.samples_per_problem);
 
     policy_->zero_grads();

@@ -36,7 +36,7 @@ struct RlSettings {
   OptimizerSettings optimizer;
   int64_t micro_batch = 32;        // sequences per forward/backward pass
   int updates_per_batch = 1;       // optimizer steps on each step's samples (μ); 1 is on-policy
-  bool shuffle_rewards = false;    // control run: rewards permuted across each step's samples
+  RewardShuffle shuffle_rewards = RewardShuffle::Off;  // control run: rewards permuted (see RewardShuffle)
   double bias_update_rate = 0.0;   // γ of the routing-bias balancing during RL (0: off)
 
   int64_t eval_every = 20;         // 0: only before the first and after the last step
