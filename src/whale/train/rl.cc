@@ -204,6 +204,12 @@ class RlRun {
     shuffle_rewards(rewards, s_.shuffle_rewards, s_.rollout.samples_per_problem,
                     s_.seed ^ (0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(step + 1)));
     const std::vector<float> advantages = group_advantages(rewards, s_.rollout.samples_per_problem);
+    // Groups whose rewards differ: only they move the policy (TRL logs the complement as frac_reward_zero_std).
+    const int64_t G = s_.rollout.samples_per_problem;
+    int64_t mixed_groups = 0;
+    for (size_t g0 = 0; g0 < advantages.size(); g0 += static_cast<size_t>(G))
+      mixed_groups += std::any_of(advantages.begin() + g0, advantages.begin() + g0 + G, [](float a) { return a != 0; });
+    const double mixed = static_cast<double>(mixed_groups * G) / static_cast<double>(advantages.size());
 
     policy_->zero_grads();
     policy_t_->reset_expert_counts();
@@ -222,6 +228,7 @@ class RlRun {
                            {"format", sums.format / n},
                            {"response_length", sums.length / n},
                            {"eos_fraction", sums.eos / n},
+                           {"mixed_groups", mixed},
                            {"kl", sums.grpo.kl / tokens},
                            {"entropy", sums.neg_logp / tokens},
                            {"clipped_fraction", static_cast<double>(sums.grpo.clipped) / tokens},
@@ -230,9 +237,9 @@ class RlRun {
                            {"grad_norm", grad_norm},
                            {"sample_seconds", sample_seconds},
                            {"seconds", seconds}};
-    log_(fmt::format("step {}/{}: reward {:.3f}  accuracy {:.3f}  format {:.3f}  length {:.1f}  kl {:.4f}  entropy "
-                     "{:.3f}  grad norm {:.3f}  {:.1f} s ({:.1f} s sampling)",
-                     step + 1, s_.steps, sums.reward / n, sums.accuracy / n, sums.format / n, sums.length / n,
+    log_(fmt::format("step {}/{}: reward {:.3f}  accuracy {:.3f}  format {:.3f}  length {:.1f}  mixed groups {:.2f}  "
+                     "kl {:.4f}  entropy {:.3f}  grad norm {:.3f}  {:.1f} s ({:.1f} s sampling)",
+                     step + 1, s_.steps, sums.reward / n, sums.accuracy / n, sums.format / n, sums.length / n, mixed,
                      sums.grpo.kl / tokens, sums.neg_logp / tokens, grad_norm, seconds, sample_seconds));
     return line;
   }
