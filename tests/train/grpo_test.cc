@@ -30,6 +30,17 @@ TEST(Grpo, AdvantagesAreNormalizedWithinEachGroup) {
   EXPECT_NEAR(a[9], -0.5 / (1.0 + 1e-4), 1e-5);
 }
 
+TEST(Grpo, EqualRewardsGetExactlyZero) {
+  // 0.1 summed eight times and divided by 8 is not 0.1 in binary; the advantage must still be exactly 0.
+  const std::vector<double> rewards(8, 0.1);
+  for (float a : group_advantages(rewards, 8)) EXPECT_EQ(a, 0.0f);
+  const std::vector<double> tenths = {1.1, 1.1, 1.1, 1.1, 1.1, 1.1, 1.1, 1.1, 0.1, 1.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1};
+  const std::vector<float> a = group_advantages(tenths, 8);
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(a[i], 0.0f);
+  EXPECT_GT(a[9], 0.0f);
+  EXPECT_LT(a[8], 0.0f);
+}
+
 TEST(Grpo, AdvantagesRejectPartialGroups) {
   const std::vector<double> r = {1, 0, 1};
   EXPECT_THROW(group_advantages(r, 2), Error);

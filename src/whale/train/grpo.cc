@@ -15,6 +15,9 @@ std::vector<float> group_advantages(std::span<const double> rewards, int64_t gro
   if (n == 0 || n % group_size != 0) fail("GRPO: {} rewards are not whole groups of {}", n, group_size);
   std::vector<float> advantages(static_cast<size_t>(n));
   for (int64_t g0 = 0; g0 < n; g0 += group_size) {
+    // Equal rewards get exactly 0, not the rounding residue of r − mean over 1e-4 (0.1 · 8 / 8 != 0.1).
+    const auto group = rewards.subspan(static_cast<size_t>(g0), static_cast<size_t>(group_size));
+    if (std::all_of(group.begin(), group.end(), [&](double r) { return r == group[0]; })) continue;
     double mean = 0.0;
     for (int64_t i = g0; i < g0 + group_size; ++i) mean += rewards[i];
     mean /= static_cast<double>(group_size);
