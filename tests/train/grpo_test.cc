@@ -41,6 +41,14 @@ TEST(Grpo, EqualRewardsGetExactlyZero) {
   EXPECT_LT(a[8], 0.0f);
 }
 
+TEST(Grpo, MixedGroupFractionCountsGroupsWhoseRewardsDiffer) {
+  // Groups: mixed, all equal (0.1 each, whose mean is not exactly 0.1), mixed, all equal.
+  const std::vector<double> rewards = {1, 0, 0, 0, 0.1, 0.1, 0.1, 0.1, 0, 0, 1.1, 0.1, 0, 0, 0, 0};
+  EXPECT_DOUBLE_EQ(mixed_group_fraction(group_advantages(rewards, 4), 4), 0.5);
+  const std::vector<float> partial(6, 1.0f);
+  EXPECT_THROW(mixed_group_fraction(partial, 4), Error);
+}
+
 TEST(Grpo, AdvantagesRejectPartialGroups) {
   const std::vector<double> r = {1, 0, 1};
   EXPECT_THROW(group_advantages(r, 2), Error);

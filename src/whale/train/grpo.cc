@@ -31,13 +31,25 @@ std::vector<float> group_advantages(std::span<const double> rewards, int64_t gro
 }
 
 void shuffle_rewards(std::span<double> rewards, RewardShuffle scope, int64_t group_size, uint64_t seed) {
-  if (scope == RewardShuffle::Off) return;
+  if (scope == RewardShuffle::Off || rewards.empty()) return;
   const int64_t n = static_cast<int64_t>(rewards.size());
   const int64_t span = scope == RewardShuffle::Step ? n : group_size;
   if (span < 1 || n % span != 0) fail("GRPO: {} rewards are not whole groups of {}", n, group_size);
   std::mt19937_64 rng(seed);
   for (int64_t g0 = 0; g0 < n; g0 += span)
     for (int64_t i = span; i > 1; --i) std::swap(rewards[g0 + i - 1], rewards[g0 + rng() % i]);
+}
+
+double mixed_group_fraction(std::span<const float> advantages, int64_t group_size) {
+  const int64_t n = static_cast<int64_t>(advantages.size());
+  if (group_size < 1 || n == 0 || n % group_size != 0)
+    fail("GRPO: {} advantages are not whole groups of {}", n, group_size);
+  int64_t mixed = 0;
+  for (int64_t g0 = 0; g0 < n; g0 += group_size) {
+    const auto group = advantages.subspan(static_cast<size_t>(g0), static_cast<size_t>(group_size));
+    mixed += std::any_of(group.begin(), group.end(), [](float a) { return a != 0.0f; });
+  }
+  return static_cast<double>(mixed) / static_cast<double>(n / group_size);
 }
 
 double grpo_objective(std::span<const float> logp, std::span<const float> old_logp, std::span<const float> ref_logp,

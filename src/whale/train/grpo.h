@@ -24,9 +24,14 @@ std::vector<float> group_advantages(std::span<const double> rewards, int64_t gro
 // advantage noise are those of the real run) and only which sample earned which is lost.
 enum class RewardShuffle { Off, Step, Group };
 
-// Permutes rewards in place by scope with a Fisher-Yates shuffle drawn from seed (deterministic). Throws Error for
-// Group unless rewards.size() is a multiple of group_size >= 1.
+// Permutes rewards in place by scope with a Fisher-Yates shuffle drawn from seed (deterministic); empty rewards stay
+// as they are. Throws Error for Group unless rewards.size() is a multiple of group_size >= 1.
 void shuffle_rewards(std::span<double> rewards, RewardShuffle scope, int64_t group_size, uint64_t seed);
+
+// The fraction of groups (of group_size consecutive advantages) with a non-zero advantage: the groups whose rewards
+// differ, the only ones that move the policy (TRL logs the complement as frac_reward_zero_std). Throws Error unless
+// advantages.size() is a positive multiple of group_size >= 1.
+double mixed_group_fraction(std::span<const float> advantages, int64_t group_size);
 
 // Sums over one call's tokens, for logs.
 struct GrpoStats {

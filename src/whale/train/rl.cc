@@ -204,12 +204,7 @@ class RlRun {
     shuffle_rewards(rewards, s_.shuffle_rewards, s_.rollout.samples_per_problem,
                     s_.seed ^ (0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(step + 1)));
     const std::vector<float> advantages = group_advantages(rewards, s_.rollout.samples_per_problem);
-    // Groups whose rewards differ: only they move the policy (TRL logs the complement as frac_reward_zero_std).
-    const int64_t G = s_.rollout.samples_per_problem;
-    int64_t mixed_groups = 0;
-    for (size_t g0 = 0; g0 < advantages.size(); g0 += static_cast<size_t>(G))
-      mixed_groups += std::any_of(advantages.begin() + g0, advantages.begin() + g0 + G, [](float a) { return a != 0; });
-    const double mixed = static_cast<double>(mixed_groups * G) / static_cast<double>(advantages.size());
+    const double mixed = mixed_group_fraction(advantages, s_.rollout.samples_per_problem);
 
     policy_->zero_grads();
     policy_t_->reset_expert_counts();
