@@ -140,6 +140,30 @@ def main():
     if r.returncode == 0 or "rl_state.json" not in r.stderr:
         problems.append(f"--resume without a run: exit {r.returncode}, {r.stderr.strip()!r}")
 
+    # --write-sft: worked examples of the training split only; --sft-direct-fraction turns that share of them into
+    # immediate answers (an empty <think>), and 0 (the default) writes the same file as before the option existed.
+    def write_sft(name, extra):
+        out = os.path.join(work, name)
+        run([args.whale, "rl", "--write-sft", out, "--tokenizer", model, "--task", "multiplication", "--min-digits",
+             "1", "--max-digits", "2", "--held-out", "50", "--sft-examples", "400"] + extra)
+        return [json.loads(l)["text"] for l in open(out)]
+    worked, default, half, direct = (write_sft("sft_w.jsonl", ["--sft-direct-fraction", "0"]),
+                                     write_sft("sft_d.jsonl", []),
+                                     write_sft("sft_h.jsonl", ["--sft-direct-fraction", "0.5"]),
+                                     write_sft("sft_1.jsonl", ["--sft-direct-fraction", "1"]))
+    empty_think = lambda t: "<think>\n</think>\n\n" in t
+    if worked != default or any(empty_think(t) for t in worked) or len(worked) != 400:
+        problems.append("--write-sft: fraction 0 is not the default file of 400 worked examples")
+    if not all(empty_think(t) for t in direct):
+        problems.append("--sft-direct-fraction 1: an example with working")
+    n_direct = sum(map(empty_think, half))
+    if not 160 <= n_direct <= 240:
+        problems.append(f"--sft-direct-fraction 0.5: {n_direct} of 400 direct")
+    r = run([args.whale, "rl", "--write-sft", os.path.join(work, "x.jsonl"), "--tokenizer", model,
+             "--sft-direct-fraction", "1.5"], ok=False)
+    if r.returncode <= 0 or "--sft-direct-fraction" not in r.stderr.splitlines()[0]:
+        problems.append(f"--sft-direct-fraction 1.5: exit {r.returncode}, {r.stderr.strip()!r}")
+
     if problems:
         sys.exit("FAIL:\n  " + "\n  ".join(problems))
     print("rl cli: ok")

@@ -71,6 +71,17 @@ TEST(RlSft, EveryGeneratedExampleIsTrueAndEndsWithTheAnswer) {
   }
 }
 
+TEST(RlSft, DirectCompletionIsAnEmptyThinkAndTheAnswer) {
+  RlProblem p;
+  p.kind = RlProblem::Kind::Multiplication;
+  p.question = "What is 47*38?";
+  p.answer = "1786";
+  EXPECT_EQ(direct_completion(p), "</think>\n\n1786");
+  const ParsedResponse r = parse_response(direct_completion(p));
+  EXPECT_TRUE(r.well_formed);
+  EXPECT_TRUE(verify(p, r.answer));
+}
+
 TEST(RlSft, OtherTasksHaveNoWorkedSolutions) {
   RlProblem p;
   p.kind = RlProblem::Kind::Qa;

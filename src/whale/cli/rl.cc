@@ -52,6 +52,9 @@ Command register_rl(CLI::App& root) {
   app->add_option("--tokenizer", s.tokenizer, "--write-sft: directory with the tokenizer (default: --init)");
   app->add_option("--sft-examples", s.sft_examples, "Worked examples --write-sft writes (default 100000)")
       ->check(at_least(1));
+  app->add_option("--sft-direct-fraction", s.sft_direct_fraction,
+                  "Share of --write-sft examples that answer at once, with an empty <think> (default 0: all worked)")
+      ->check(CLI::Range(0.0, 1.0));
   app->add_option("--min-digits", s.task_options.min_digits, "Fewest digits of an operand (default 1)")
       ->check(CLI::Range(1, 18));
   app->add_option("--max-digits", s.task_options.max_digits, "Most digits of an operand (default 3)")

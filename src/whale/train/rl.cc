@@ -150,9 +150,11 @@ class RlRun {
     const Tokenizer tokenizer = Tokenizer::load(dir);
     const ProblemSplit split = make_problems(s_);
     if (split.train.empty()) fail("{}: no training problems left after holding out {}", s_.task, s_.held_out);
-    write_sft_examples(s_.write_sft, tokenizer, split.train, s_.sft_examples, s_.seed + 1);
-    log_(fmt::format("rl: wrote {} worked examples of {} training problems ({} held out) to {}", s_.sft_examples,
-                     split.train.size(), split.held_out.size(), s_.write_sft.string()));
+    write_sft_examples(s_.write_sft, tokenizer, split.train, s_.sft_examples, s_.seed + 1,
+                       s_.sft_direct_fraction);
+    log_(fmt::format("rl: wrote {} examples ({}% answered without working) of {} training problems ({} held out) "
+                     "to {}", s_.sft_examples, 100.0 * s_.sft_direct_fraction, split.train.size(),
+                     split.held_out.size(), s_.write_sft.string()));
   }
 
   // The policy as an inference model: written as a checkpoint to out/.policy and mapped from there.

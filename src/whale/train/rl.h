@@ -49,6 +49,7 @@ struct RlSettings {
   std::filesystem::path write_sft;  // write worked examples of the training problems here (.jsonl) and stop
   std::filesystem::path tokenizer;  // --write-sft: the tokenizer's directory (default init)
   int64_t sft_examples = 100000;
+  double sft_direct_fraction = 0.0;  // --write-sft: share of examples that answer without working (empty <think>)
 };
 
 using RlLog = std::function<void(const std::string&)>;

@@ -74,6 +74,8 @@ std::string worked_solution(const RlProblem& p) {
 
 std::string worked_completion(const RlProblem& p) { return worked_solution(p) + "\n</think>\n\n" + p.answer; }
 
+std::string direct_completion(const RlProblem& p) { return "</think>\n\n" + p.answer; }
+
 std::string chat_prompt_text(const Tokenizer& tokenizer, const std::string& question) {
   if (tokenizer.chat_template().empty()) fail("tokenizer_config.json: no \"chat_template\" (RL prompts need one)");
   const nlohmann::ordered_json messages = nlohmann::ordered_json::array({{{"role", "user"}, {"content", question}}});
@@ -82,15 +84,20 @@ std::string chat_prompt_text(const Tokenizer& tokenizer, const std::string& ques
 }
 
 void write_sft_examples(const std::filesystem::path& file, const Tokenizer& tokenizer,
-                        const std::vector<RlProblem>& problems, int64_t count, uint64_t seed) {
+                        const std::vector<RlProblem>& problems, int64_t count, uint64_t seed,
+                        double direct_fraction) {
   if (problems.empty()) fail("{}: no problems to write worked examples of", file.string());
+  if (!(direct_fraction >= 0.0 && direct_fraction <= 1.0))
+    fail("direct fraction {} of the examples for {} is not in [0, 1]", direct_fraction, file.string());
   std::ofstream out(file, std::ios::trunc);
   if (!out) fail("{}: cannot write", file.string());
   std::mt19937_64 rng(seed);
   const int64_t last = static_cast<int64_t>(problems.size()) - 1;
   for (int64_t i = 0; i < count; ++i) {
     const RlProblem& p = problems[static_cast<size_t>(uniform_int(rng, 0, last))];
-    out << nlohmann::json{{"text", chat_prompt_text(tokenizer, p.question) + worked_completion(p)}}.dump() << "\n";
+    const bool direct = direct_fraction > 0.0 && std::generate_canonical<double, 53>(rng) < direct_fraction;
+    const std::string completion = direct ? direct_completion(p) : worked_completion(p);
+    out << nlohmann::json{{"text", chat_prompt_text(tokenizer, p.question) + completion}}.dump() << "\n";
   }
   if (!out.flush()) fail("{}: write failed", file.string());
 }

@@ -22,13 +22,18 @@ std::string worked_solution(const RlProblem& problem);
 // reasoning, "\n</think>\n\n", answer.
 std::string worked_completion(const RlProblem& problem);
 
+// The completion of a model that answers without working: an empty reasoning block ("</think>\n\n", answer).
+std::string direct_completion(const RlProblem& problem);
+
 // The chat-templated prompt text of one user turn with the generation prompt (BOS included, as the template writes it).
 std::string chat_prompt_text(const Tokenizer& tokenizer, const std::string& question);
 
-// Writes `count` worked examples drawn (with replacement, from `seed`) from `problems` as .jsonl lines
-// {"text": prompt + completion}, the format `whale train --data` reads (it appends EOS after each). Throws Error
-// naming the file if it cannot be written.
+// Writes `count` examples drawn (with replacement, from `seed`) from `problems` as .jsonl lines
+// {"text": prompt + completion}, the format `whale train --data` reads (it appends EOS after each). Each is a direct
+// completion with probability `direct_fraction`, else a worked one; at 0 no extra draw is made, so the file is the
+// one of earlier versions. Throws Error naming the file if it cannot be written.
 void write_sft_examples(const std::filesystem::path& file, const Tokenizer& tokenizer,
-                        const std::vector<RlProblem>& problems, int64_t count, uint64_t seed);
+                        const std::vector<RlProblem>& problems, int64_t count, uint64_t seed,
+                        double direct_fraction = 0.0);
 
 }  // namespace whale::train
