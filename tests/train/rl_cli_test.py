@@ -140,6 +140,19 @@ def main():
     if r.returncode == 0 or "rl_state.json" not in r.stderr:
         problems.append(f"--resume without a run: exit {r.returncode}, {r.stderr.strip()!r}")
 
+    # --sampling-seed moves the rollouts only: equal to --seed it is the run itself; another value keeps the held-out
+    # set (the step-0 evaluation is the same) and draws other samples.
+    same, other = os.path.join(work, "same_seed"), os.path.join(work, "other_seed")
+    run(base + ["--out", same, "--sampling-seed", "5", "--stop-at", "1"])
+    run(base + ["--out", other, "--sampling-seed", "6", "--stop-at", "1"])
+    first = [strip_times(l) for l in open(os.path.join(a, "rl_log.jsonl"))][:2]
+    same_log = [strip_times(l) for l in open(os.path.join(same, "rl_log.jsonl"))][:2]
+    other_log = [strip_times(l) for l in open(os.path.join(other, "rl_log.jsonl"))][:2]
+    if same_log != first:
+        problems.append("--sampling-seed equal to --seed: the first step differs from the run without it")
+    if other_log[0] != first[0] or other_log[1] == first[1]:
+        problems.append("--sampling-seed 6: expected the same step-0 evaluation and a different first step")
+
     # --write-sft: worked examples of the training split only; --sft-direct-fraction turns that share of them into
     # immediate answers (an empty <think>), and 0 (the default) writes the same file as before the option existed.
     def write_sft(name, extra):

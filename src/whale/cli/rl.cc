@@ -66,6 +66,9 @@ Command register_rl(CLI::App& root) {
       ->check(at_least(1));
   app->add_option("--held-out", s.held_out, "Problems held out for evaluation (default 500)")->check(at_least(1));
   app->add_option("--seed", s.seed, "Seed of the problems, their order and the sampling (default 0)");
+  app->add_option("--sampling-seed", s.sampling_seed,
+                  "Seed of the rollouts and reward shuffles only (default: --seed), so that runs on other seeds keep "
+                  "the same problems and held-out set");
   app->add_option("--steps", s.steps, "GRPO steps (default 100)")->check(at_least(1));
   app->add_option("--prompts", s.prompts_per_step, "Problems per step (default 16)")->check(at_least(1));
   app->add_option("--group", s.rollout.samples_per_problem, "Samples per problem, G (default 8)")

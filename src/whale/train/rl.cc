@@ -183,7 +183,8 @@ class RlRun {
     const auto t0 = std::chrono::steady_clock::now();
     const std::vector<RlProblem> problems = step_problems(step);
     RolloutSettings rs = s_.rollout;
-    rs.seed = s_.seed * 1000003 + static_cast<uint64_t>(step) * 65537;
+    const uint64_t sampling_seed = s_.sampling_seed.value_or(s_.seed);
+    rs.seed = sampling_seed * 1000003 + static_cast<uint64_t>(step) * 65537;
     std::vector<Rollout> rollouts;
     {
       const std::unique_ptr<Model> model = policy_model();
@@ -204,7 +205,7 @@ class RlRun {
       sums.eos += rollouts[k].finish == FinishReason::Eos;
     }
     shuffle_rewards(rewards, s_.shuffle_rewards, s_.rollout.samples_per_problem,
-                    s_.seed ^ (0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(step + 1)));
+                    sampling_seed ^ (0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(step + 1)));
     const std::vector<float> advantages = group_advantages(rewards, s_.rollout.samples_per_problem);
     const double mixed = mixed_group_fraction(advantages, s_.rollout.samples_per_problem);
 

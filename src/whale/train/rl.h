@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "whale/core/thread_pool.h"
@@ -27,6 +28,7 @@ struct RlSettings {
   int64_t train_problems = 20000;  // generated tasks: problems drawn for training (held-out ones removed)
   int64_t held_out = 500;          // problems held out for evaluation
   uint64_t seed = 0;               // problems, their order, and sampling
+  std::optional<uint64_t> sampling_seed;  // rollouts and reward shuffles only (default: seed); problems stay seed's
 
   int64_t steps = 100;
   int64_t prompts_per_step = 16;
