@@ -65,7 +65,8 @@ Command register_rl(CLI::App& root) {
   app->add_option("--train-problems", s.train_problems, "Generated problems to train on (default 20000)")
       ->check(at_least(1));
   app->add_option("--held-out", s.held_out, "Problems held out for evaluation (default 500)")->check(at_least(1));
-  app->add_option("--seed", s.seed, "Seed of the problems, their order and the sampling (default 0)");
+  app->add_option("--seed", s.seed,
+                  "Seed of the problems, their order and (without --sampling-seed) the sampling (default 0)");
   app->add_option("--sampling-seed", s.sampling_seed,
                   "Seed of the rollouts and reward shuffles only (default: --seed), so that runs on other seeds keep "
                   "the same problems and held-out set");

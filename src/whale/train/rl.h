@@ -27,7 +27,7 @@ struct RlSettings {
   TaskOptions task_options;
   int64_t train_problems = 20000;  // generated tasks: problems drawn for training (held-out ones removed)
   int64_t held_out = 500;          // problems held out for evaluation
-  uint64_t seed = 0;               // problems, their order, and sampling
+  uint64_t seed = 0;               // problems, their order, and sampling unless sampling_seed is set
   std::optional<uint64_t> sampling_seed;  // rollouts and reward shuffles only (default: seed); problems stay seed's
 
   int64_t steps = 100;
