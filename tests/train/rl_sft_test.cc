@@ -31,11 +31,16 @@ bool step_is_true(const std::string& line) {
   return v == std::stoll(line.substr(eq + 1));
 }
 
-TEST(RlSft, MultiplicationStepsFollowThePlaceValues) {
+RlProblem multiplication(const std::string& question, const std::string& answer) {
   RlProblem p;
   p.kind = RlProblem::Kind::Multiplication;
-  p.question = "What is 47*38?";
-  p.answer = "1786";
+  p.question = question;
+  p.answer = answer;
+  return p;
+}
+
+TEST(RlSft, MultiplicationStepsFollowThePlaceValues) {
+  RlProblem p = multiplication("What is 47*38?", "1786");
   EXPECT_EQ(worked_solution(p), "47*38\n47*8=376\n47*30=1410\n376+1410=1786");
   p.question = "What is 12*40?";
   p.answer = "480";
@@ -72,10 +77,7 @@ TEST(RlSft, EveryGeneratedExampleIsTrueAndEndsWithTheAnswer) {
 }
 
 TEST(RlSft, DirectCompletionIsAnEmptyThinkAndTheAnswer) {
-  RlProblem p;
-  p.kind = RlProblem::Kind::Multiplication;
-  p.question = "What is 47*38?";
-  p.answer = "1786";
+  const RlProblem p = multiplication("What is 47*38?", "1786");
   EXPECT_EQ(direct_completion(p), "</think>\n\n1786");
   const ParsedResponse r = parse_response(direct_completion(p));
   EXPECT_TRUE(r.well_formed);

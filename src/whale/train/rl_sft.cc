@@ -72,9 +72,9 @@ std::string worked_solution(const RlProblem& p) {
   }
 }
 
-std::string worked_completion(const RlProblem& p) { return worked_solution(p) + "\n</think>\n\n" + p.answer; }
-
 std::string direct_completion(const RlProblem& p) { return "</think>\n\n" + p.answer; }
+
+std::string worked_completion(const RlProblem& p) { return worked_solution(p) + "\n" + direct_completion(p); }
 
 std::string chat_prompt_text(const Tokenizer& tokenizer, const std::string& question) {
   if (tokenizer.chat_template().empty()) fail("tokenizer_config.json: no \"chat_template\" (RL prompts need one)");
