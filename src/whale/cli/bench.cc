@@ -42,6 +42,7 @@ constexpr int kBandwidthPasses = 3;  // per probe: the best of these
 
 struct BenchOptions {
   std::string model;
+  FileLoad load = FileLoad::Auto;
   int prompt = 512;
   int generate = 128;
   std::string threads;  // comma list; not given: one per hardware thread
@@ -158,7 +159,7 @@ class BenchRun {
 
     const auto t_load = std::chrono::steady_clock::now();
     ProgressBar bar("loading " + opt_.model);
-    const Model model(opt_.model, [&](int done, int total) { bar.update(done, total); });
+    const Model model(opt_.model, [&](int done, int total) { bar.update(done, total); }, opt_.load);
     bar.finish();
     const double load_seconds = seconds_since(t_load);
 
@@ -280,6 +281,7 @@ class BenchRun {
     j["decode_prompt_tokens"] = opt_.generate > 0 ? kDecodePrompt : 0;
     j["repetitions"] = opt_.repetitions;
     j["warmup"] = opt_.warmup;
+    j["load"] = file_load_name(model.checkpoint().load());
     j["load_seconds"] = load_seconds;
     j["checkpoint_bytes"] = model.checkpoint().total_file_bytes();
     j["bytes_per_token"] = bytes_per_token;
@@ -331,6 +333,7 @@ Command register_bench(CLI::App& root) {
   CLI::App* app = root.add_subcommand(
       "bench", "Measure prefill and decode speed, bytes read per token and memory bandwidth (JSON on stdout)");
   app->add_option("--model", opt->model, "Model directory")->required();
+  add_load_option(app, opt->load);
   app->add_option("-p,--prompt", opt->prompt, "Prompt tokens to prefill (default 512; 0: no prefill)")
       ->check(at_least(0));
   app->add_option("-n,--n-gen", opt->generate,

@@ -31,6 +31,7 @@ extern "C" void on_sigint(int) { g_interrupted.store(true); }
 
 struct ChatOptions {
   std::string model;
+  FileLoad load = FileLoad::Auto;
   std::string system;
   bool hide_thinking = false;
   std::optional<float> temperature;
@@ -50,7 +51,7 @@ void run_chat(const ChatOptions& opt) {
   const bool tty_out = ::isatty(STDOUT_FILENO);
   const bool tty_in = ::isatty(STDIN_FILENO);
   ProgressBar bar("loading " + opt.model);
-  const Model model(opt.model, [&](int done, int total) { bar.update(done, total); });
+  const Model model(opt.model, [&](int done, int total) { bar.update(done, total); }, opt.load);
   bar.finish();
   const Tokenizer tokenizer = Tokenizer::load(opt.model);
   if (tokenizer.chat_template().empty())
@@ -167,6 +168,7 @@ Command register_chat(CLI::App& root) {
   auto opt = std::make_shared<ChatOptions>();
   CLI::App* app = root.add_subcommand("chat", "Talk with a model in the terminal (/help for commands)");
   add_model_option_with_default(app, opt->model);
+  add_load_option(app, opt->load);
   app->add_option("--system", opt->system, "A system prompt for the conversation");
   app->add_flag("--hide-thinking", opt->hide_thinking, "Hide the reasoning before </think> instead of dimming it");
   app->add_option("--temp", opt->temperature, "Sampling temperature; 0 is greedy (default 0.6)")

@@ -7,6 +7,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "whale/core/mapped_file.h"
+
 namespace whale::cli {
 
 struct Command {
@@ -16,6 +18,9 @@ struct Command {
 
 // "must be 0 or more" style checks with short messages (CLI11's numeric ranges print the whole double range).
 CLI::Validator at_least(double minimum);
+
+// Adds --load auto|mmap|read (default auto), how the checkpoint's files come into memory (see FileLoad).
+void add_load_option(CLI::App* app, FileLoad& load);
 
 // All of standard input (throws Error if it cannot be read).
 std::string read_stdin();

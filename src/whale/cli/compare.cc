@@ -20,6 +20,7 @@ namespace {
 
 struct CompareOptions {
   std::string model, reference, text;
+  FileLoad load = FileLoad::Auto;
   int context = 256;
   int max_tokens = 2048;
   int chunk = 0;
@@ -57,7 +58,7 @@ void run_compare(const CompareOptions& opt) {
   if (tokens.size() > static_cast<size_t>(opt.max_tokens)) tokens.resize(static_cast<size_t>(opt.max_tokens));
   if (tokens.size() < 2) fail("{}: the text has fewer than 2 tokens", opt.text);
 
-  const Model model(opt.model), reference(opt.reference);
+  const Model model(opt.model, nullptr, opt.load), reference(opt.reference, nullptr, opt.load);
   if (model.config().vocab_size != reference.config().vocab_size)
     fail("--model has vocab_size {} but --reference has {}", model.config().vocab_size,
          reference.config().vocab_size);
@@ -110,6 +111,7 @@ Command register_compare(CLI::App& root) {
   CLI::App* app = root.add_subcommand(
       "compare", "Compare a model's next-token distributions with a reference model's on a text (top-1, KL)");
   app->add_option("--model", opt->model, "Model directory to evaluate, e.g. a q4 checkpoint")->required();
+  add_load_option(app, opt->load);
   app->add_option("--reference", opt->reference, "Reference model directory (its tokenizer encodes the text)")
       ->required();
   app->add_option("--text", opt->text, "UTF-8 text file")->required();

@@ -18,6 +18,7 @@ namespace {
 
 struct LogitsOptions {
   std::string model;
+  FileLoad load = FileLoad::Auto;
   std::string tokens;
   int chunk = 0;
   std::string attention = "absorbed";
@@ -54,7 +55,7 @@ void run_logits(const LogitsOptions& opt) {
   const AttentionForm form = parse_attention_form(opt.attention);
 
   const auto t0 = std::chrono::steady_clock::now();
-  const Model model(opt.model);
+  const Model model(opt.model, nullptr, opt.load);
   const auto t1 = std::chrono::steady_clock::now();
   if (opt.verbose)
     fmt::print(stderr, "loaded {} ({:.1f} MiB of safetensors) in {:.3f} s; RSS {:.1f} MiB\n", opt.model,
@@ -104,6 +105,7 @@ Command register_logits(CLI::App& root) {
   CLI::App* app = root.add_subcommand("logits", "Print the logits of a token sequence as JSON");
   app->add_option("--model", opt->model, "Model directory in the Hugging Face layout (config.json + safetensors)")
       ->required();
+  add_load_option(app, opt->load);
   app->add_option("--tokens", opt->tokens, "Comma-separated token ids, e.g. 5,17,42")->required();
   app->add_option("--chunk", opt->chunk,
                   "Feed the tokens N at a time through the latent cache (1 = pure decode; default: one pass)")

@@ -19,6 +19,7 @@ namespace {
 
 struct RunOptions {
   std::string model;
+  FileLoad load = FileLoad::Auto;
   std::string prompt;
   int n_predict = -1;  // -1: until EOS or the end of the context
   std::optional<float> temperature, top_p;
@@ -67,7 +68,7 @@ SamplingParams sampling_params(const RunOptions& opt) {
 
 void run_generate(const RunOptions& opt) {
   ProgressBar bar("loading " + opt.model);
-  const Model model(opt.model, [&](int done, int total) { bar.update(done, total); });
+  const Model model(opt.model, [&](int done, int total) { bar.update(done, total); }, opt.load);
   bar.finish();
   const Tokenizer tokenizer = Tokenizer::load(opt.model);
   const SamplingParams params = sampling_params(opt);
@@ -110,6 +111,7 @@ Command register_run(CLI::App& root) {
   auto opt = std::make_shared<RunOptions>();
   CLI::App* app = root.add_subcommand("run", "Generate a continuation of a prompt, streamed to stdout");
   add_model_option_with_default(app, opt->model);
+  add_load_option(app, opt->load);
   app->add_option("-p,--prompt", opt->prompt, "The prompt text")->required();
   app->add_option("-n,--n-predict", opt->n_predict, "Most tokens to generate (default: until EOS or the end of the context)")
       ->check(at_least(0));

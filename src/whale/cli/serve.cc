@@ -24,6 +24,7 @@ namespace {
 
 struct ServeOptions {
   std::string model;
+  FileLoad load = FileLoad::Auto;
   std::string name;
   std::string host = "127.0.0.1";
   int port = 8080;
@@ -50,7 +51,7 @@ void run_serve(const ServeOptions& opt) {
   signal(SIGPIPE, SIG_IGN);
 
   ProgressBar bar("loading " + opt.model);
-  const Model model(opt.model, [&](int done, int total) { bar.update(done, total); });
+  const Model model(opt.model, [&](int done, int total) { bar.update(done, total); }, opt.load);
   bar.finish();
   const Tokenizer tokenizer = Tokenizer::load(opt.model);
   std::optional<ChatTemplate> tpl;
@@ -109,6 +110,7 @@ Command register_serve(CLI::App& root) {
       "serve", "Serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models, "
                "/health, /metrics)");
   app->add_option("--model", opt->model, "Model directory (config.json, safetensors, tokenizer files)")->required();
+  add_load_option(app, opt->load);
   app->add_option("--name", opt->name, "The model id clients send and /v1/models lists (default: the directory's name)");
   app->add_option("--host", opt->host, "Address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: all)");
   app->add_option("--port", opt->port, "Port to listen on (default 8080; 0 picks a free one)")

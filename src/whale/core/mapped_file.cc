@@ -5,14 +5,60 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 #include "whale/core/error.h"
 
 namespace whale {
 
-MappedFile::MappedFile(const std::string& path) : path_(path) {
+namespace {
+
+constexpr size_t kHugePage = size_t{2} << 20;
+constexpr size_t kReadChunk = size_t{8} << 20;  // bytes per pread: large enough that the calls cost nothing
+
+// MemAvailable of /proc/meminfo in bytes, or 0 if it cannot be read.
+uint64_t memory_available() {
+  std::ifstream in("/proc/meminfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("MemAvailable:", 0) != 0) continue;
+    std::istringstream fields(line.substr(13));
+    uint64_t kib = 0;
+    return fields >> kib ? kib * 1024 : 0;
+  }
+  return 0;
+}
+
+}  // namespace
+
+FileLoad parse_file_load(const std::string& name) {
+  if (name == "auto") return FileLoad::Auto;
+  if (name == "mmap") return FileLoad::Map;
+  if (name == "read") return FileLoad::Read;
+  fail("unknown load mode \"{}\" (expected auto, mmap or read)", name);
+}
+
+const char* file_load_name(FileLoad load) {
+  switch (load) {
+    case FileLoad::Auto: return "auto";
+    case FileLoad::Map: return "mmap";
+    case FileLoad::Read: return "read";
+  }
+  return "?";
+}
+
+FileLoad resolve_file_load(FileLoad load, uint64_t total_bytes) {
+  if (load != FileLoad::Auto) return load;
+  const uint64_t available = memory_available();
+  return available > 0 && total_bytes <= available / 4 * 3 ? FileLoad::Read : FileLoad::Map;
+}
+
+MappedFile::MappedFile(const std::string& path, FileLoad load, const ReadProgress& progress)
+    : path_(path), load_(load == FileLoad::Read ? FileLoad::Read : FileLoad::Map) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail("{}: cannot open: {}", path, std::strerror(errno));
   struct stat st {};
@@ -26,26 +72,68 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     fail("{}: not a regular file", path);
   }
   size_ = static_cast<size_t>(st.st_size);
-  if (size_ > 0) {
+  if (size_ == 0) {
+    ::close(fd);
+    return;
+  }
+  if (load_ == FileLoad::Map) {
     void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
+    const int err = errno;
+    ::close(fd);  // the mapping keeps the file alive
+    if (p == MAP_FAILED) fail("{}: cannot mmap: {}", path, std::strerror(err));
+    // Pages this process faults in may then come as huge folios, where the kernel and file system allow it.
+    ::madvise(p, size_, MADV_HUGEPAGE);
+    region_ = p;
+    region_size_ = size_;
+    data_ = static_cast<const uint8_t*>(p);
+    return;
+  }
+  // Read: a 2 MiB-aligned stretch of anonymous memory, so that every whole huge page of it can be one.
+  region_size_ = size_ + kHugePage;
+  region_ = ::mmap(nullptr, region_size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (region_ == MAP_FAILED) {
+    const int err = errno;
+    region_ = nullptr;
+    ::close(fd);
+    fail("{}: cannot allocate {} bytes to read it into: {}", path, size_, std::strerror(err));
+  }
+  auto* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(region_) + kHugePage - 1) & ~(kHugePage - 1));
+  ::madvise(base, (size_ + kHugePage - 1) & ~(kHugePage - 1), MADV_HUGEPAGE);
+  size_t done = 0;
+  while (done < size_) {
+    const ssize_t n = ::pread(fd, base + done, std::min(kReadChunk, size_ - done), static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
       const int err = errno;
       ::close(fd);
-      fail("{}: cannot mmap: {}", path, std::strerror(err));
+      ::munmap(region_, region_size_);
+      region_ = nullptr;
+      if (n == 0) fail("{}: file ended at byte {} of {} while reading it (truncated meanwhile?)", path, done, size_);
+      fail("{}: read failed at byte {}: {}", path, done, std::strerror(err));
     }
-    data_ = static_cast<const uint8_t*>(p);
+    done += static_cast<size_t>(n);
+    if (progress) progress(done);
   }
-  ::close(fd);  // the mapping keeps the file alive
+  ::close(fd);
+  ::mprotect(region_, region_size_, PROT_READ);  // read-only like the mapped file: a stray write faults
+  data_ = base;
 }
 
 MappedFile::MappedFile(MappedFile&& other) noexcept
-    : path_(std::move(other.path_)), data_(other.data_), size_(other.size_) {
+    : path_(std::move(other.path_)),
+      data_(other.data_),
+      size_(other.size_),
+      region_(other.region_),
+      region_size_(other.region_size_),
+      load_(other.load_) {
   other.data_ = nullptr;
   other.size_ = 0;
+  other.region_ = nullptr;
+  other.region_size_ = 0;
 }
 
 MappedFile::~MappedFile() {
-  if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+  if (region_) ::munmap(region_, region_size_);
 }
 
 }  // namespace whale

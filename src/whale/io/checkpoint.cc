@@ -22,17 +22,51 @@ nlohmann::json read_json_file(const fs::path& path) {
   }
 }
 
+// Bytes of the files a load will bring in: the existing regular files among `paths` (the rest fail when opened).
+uint64_t file_bytes(const std::set<fs::path>& paths) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (const fs::path& p : paths) {
+    const auto n = fs::is_regular_file(p, ec) ? fs::file_size(p, ec) : 0;
+    if (!ec) total += n;
+  }
+  return total;
+}
+
 }  // namespace
 
-Checkpoint::Checkpoint(const fs::path& dir) : dir_(dir) {
+Checkpoint::Checkpoint(const fs::path& dir, FileLoad load, const ReadProgress& progress) : dir_(dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) fail("{}: model directory not found", dir.string());
   const fs::path index = dir / "model.safetensors.index.json";
   const fs::path single = dir / "model.safetensors";
 
+  // The shards to open, for the total that resolves Auto and paces the progress.
+  std::set<fs::path> shard_paths;
+  nlohmann::json j;
   if (fs::exists(index, ec)) {
     index_path_ = index.string();
-    const nlohmann::json j = read_json_file(index);
+    j = read_json_file(index);
+    const auto map = j.find("weight_map");
+    if (j.is_object() && map != j.end() && map->is_object())
+      for (const auto& [name, file] : map->items())
+        if (file.is_string() && file.get_ref<const std::string&>().find('/') == std::string::npos)
+          shard_paths.insert(dir / file.get_ref<const std::string&>());
+  } else {
+    shard_paths.insert(single);
+  }
+  const uint64_t total = file_bytes(shard_paths);
+  load_ = resolve_file_load(load, total);
+  uint64_t done_before = 0;  // bytes of the shards already read
+  auto open_shard = [&](const fs::path& path) {
+    whale::ReadProgress file_progress;
+    if (progress) file_progress = [&](uint64_t done) { progress(done_before + done, total); };
+    auto shard = std::make_unique<SafetensorsFile>(path.string(), load_, file_progress);
+    done_before += shard->file_size();
+    return shard;
+  };
+
+  if (!index_path_.empty()) {
     const auto map = j.find("weight_map");
     if (!j.is_object() || map == j.end() || !map->is_object())
       fail("{}: missing \"weight_map\" object", index_path_);
@@ -47,7 +81,7 @@ Checkpoint::Checkpoint(const fs::path& dir) : dir_(dir) {
         const fs::path shard_path = dir / shard;
         if (!fs::exists(shard_path, ec))
           fail("{}: weight_map.{} names shard {}, which does not exist", index_path_, name, shard_path.string());
-        shards_.push_back(std::make_unique<SafetensorsFile>(shard_path.string()));
+        shards_.push_back(open_shard(shard_path));
         it = by_file.emplace(shard, shards_.back().get()).first;
       }
       if (!it->second->has(name))
@@ -56,7 +90,7 @@ Checkpoint::Checkpoint(const fs::path& dir) : dir_(dir) {
       location_[name] = it->second;
     }
   } else if (fs::exists(single, ec)) {
-    shards_.push_back(std::make_unique<SafetensorsFile>(single.string()));
+    shards_.push_back(open_shard(single));
     for (const auto& [name, entry] : shards_.back()->header().tensors) location_[name] = shards_.back().get();
   } else {
     size_t n_shards = 0;

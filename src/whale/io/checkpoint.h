@@ -1,8 +1,10 @@
 // A Hugging Face checkpoint directory: model.safetensors, or shards listed by model.safetensors.index.json.
-// Every shard is mapped, never read into memory.
+// Every shard is mapped or read whole into memory, as FileLoad says.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -14,8 +16,13 @@ namespace whale {
 
 class Checkpoint {
  public:
-  // Opens the tensors of `dir`; throws Error naming the directory or file at fault.
-  explicit Checkpoint(const std::filesystem::path& dir);
+  // Called while shards are read (FileLoad::Read): bytes read so far and in all, over all shards.
+  using ReadProgress = std::function<void(uint64_t done, uint64_t total)>;
+
+  // Opens the tensors of `dir`, its shards brought in as `load` says (Auto resolved against all the shards' bytes);
+  // throws Error naming the directory or file at fault.
+  explicit Checkpoint(const std::filesystem::path& dir, FileLoad load = FileLoad::Map,
+                      const ReadProgress& progress = nullptr);
 
   const std::filesystem::path& dir() const { return dir_; }
   bool has(const std::string& name) const { return location_.count(name) != 0; }
@@ -24,9 +31,12 @@ class Checkpoint {
   std::vector<std::string> names() const;
   // Bytes of all shard files together.
   uint64_t total_file_bytes() const;
+  // How the shards came into memory: Map or Read.
+  FileLoad load() const { return load_; }
 
  private:
   std::filesystem::path dir_;
+  FileLoad load_ = FileLoad::Map;
   std::string index_path_;  // empty for a single model.safetensors
   std::vector<std::unique_ptr<SafetensorsFile>> shards_;
   std::map<std::string, const SafetensorsFile*> location_;

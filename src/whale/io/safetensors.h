@@ -32,11 +32,12 @@ struct SafetensorsHeader {
 // caller adds it). Safe on any input: this is the fuzz target's entry point.
 SafetensorsHeader parse_safetensors_header(const uint8_t* bytes, size_t size);
 
-// One mapped safetensors file and its parsed header.
+// One safetensors file in memory (mapped or read, see FileLoad) and its parsed header.
 class SafetensorsFile {
  public:
-  // Maps and parses `path`; errors name the path.
-  explicit SafetensorsFile(const std::string& path);
+  // Maps or reads `path` and parses it; errors name the path.
+  explicit SafetensorsFile(const std::string& path, FileLoad load = FileLoad::Map,
+                           const ReadProgress& progress = nullptr);
 
   const std::string& path() const { return file_.path(); }
   const SafetensorsHeader& header() const { return header_; }
@@ -44,6 +45,7 @@ class SafetensorsFile {
   // A view of tensor `name`; throws Error naming the file if it is absent.
   TensorView view(const std::string& name) const;
   size_t file_size() const { return file_.size(); }
+  FileLoad load() const { return file_.load(); }
 
  private:
   MappedFile file_;

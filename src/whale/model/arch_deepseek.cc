@@ -11,9 +11,21 @@
 
 namespace whale {
 
-Model::Model(const std::filesystem::path& dir, const LoadProgress& progress)
+namespace {
+
+// The reading's bytes as MiB for a LoadProgress.
+Checkpoint::ReadProgress read_progress_in_mib(const LoadProgress& progress) {
+  if (!progress) return nullptr;
+  return [progress](uint64_t done, uint64_t total) {
+    progress(static_cast<int>(done >> 20), static_cast<int>(std::max<uint64_t>(1, total >> 20)));
+  };
+}
+
+}  // namespace
+
+Model::Model(const std::filesystem::path& dir, const LoadProgress& progress, FileLoad load)
     : config_(load_model_config(dir)),
-      checkpoint_(dir),
+      checkpoint_(dir, load, read_progress_in_mib(progress)),
       weights_(load_model_weights(checkpoint_, config_, progress)),
       rope_inv_freq_(rope_inverse_frequencies(config_.qk_rope_head_dim, config_.rope_theta, config_.rope_scaling)),
       router_(make_router(config_.topk_method)) {}

@@ -18,8 +18,10 @@ namespace whale {
 
 class Model {
  public:
-  // Reads DIR/config.json, maps the safetensors and validates every tensor. Throws Error naming the file at fault.
-  explicit Model(const std::filesystem::path& dir, const LoadProgress& progress = nullptr);
+  // Reads DIR/config.json, maps or reads the safetensors as `load` says and validates every tensor. `progress` sees
+  // the reading in MiB (FileLoad::Read), then the tensors. Throws Error naming the file at fault.
+  explicit Model(const std::filesystem::path& dir, const LoadProgress& progress = nullptr,
+                 FileLoad load = FileLoad::Map);
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
