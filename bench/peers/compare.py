@@ -11,7 +11,9 @@ docs/performance.md for the exact commands); this script only runs their binarie
       --mainline-bench /work/peers/llama.cpp/build/bin/llama-bench --out results.json
 
 Prefill: 512 tokens (`llama-bench -p 512 -n 0`; whale bench -p 512). Decode: 32 tokens (`-p 0 -n 32`; whale bench
--n 32 after a 16-token prompt). ik_llama.cpp runs with -mla 3 -fmoe 1, llama.cpp with -fa on. All with --threads.
+-n 32 after a 16-token prompt). ik_llama.cpp runs with -mla 3 -fmoe 1, llama.cpp with -fa on, each plus what
+--ik-args / --mainline-args add (e.g. "-thp 1": ik_llama.cpp's weights in hugetlbfs pages, which need
+/proc/sys/vm/nr_hugepages reserved). whale runs with --load (default auto). All with --threads.
 """
 import argparse
 import json
@@ -56,15 +58,17 @@ def llama_bench(binary, gguf, threads, extra, prefill, decode):
     return out
 
 
-def whale_bench(binary, model, threads, prefill, decode):
+def whale_bench(binary, model, threads, prefill, decode, load):
     warm(model)
     text, _ = run([binary, "bench", "--model", model, "-p", str(prefill), "-n", str(decode), "-r", "1",
-                   "--threads", str(threads)])
+                   "--threads", str(threads), "--load", load])
     j = json.loads(text)
     r = j["results"][0]
-    return {"prefill_tok_s": r["prefill_tok_s"], "decode_tok_s": r["decode_tok_s"],
-            "memory_read_gb_s": r["memory_read_gb_s"], "bandwidth_percent": r["bandwidth_percent"],
-            "bytes_per_token": j["bytes_per_token"], "load_seconds": j["load_seconds"]}
+    out = {"load_seconds": j["load_seconds"], "bytes_per_token": j["bytes_per_token"]}
+    for key in ("prefill_tok_s", "decode_tok_s", "memory_read_gb_s", "bandwidth_percent"):
+        if key in r:  # -p 0 has no prefill, -n 0 no decode
+            out[key] = r[key]
+    return out
 
 
 def main():
@@ -74,6 +78,9 @@ def main():
                     help="NAME:WHALE_MODEL_DIR:IK_GGUF:MAINLINE_GGUF (a path may be empty to skip that engine)")
     ap.add_argument("--ik-bench")
     ap.add_argument("--mainline-bench")
+    ap.add_argument("--ik-args", default="", help="more llama-bench arguments for ik_llama.cpp")
+    ap.add_argument("--mainline-args", default="", help="more llama-bench arguments for llama.cpp")
+    ap.add_argument("--load", default="auto", help="whale bench --load")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--prefill", type=int, default=512)
@@ -102,13 +109,14 @@ def main():
     for rnd in range(args.rounds):
         for name, wdir, ik, ml in widths:
             if wdir:
-                attempt((name, "whale"), lambda: whale_bench(args.whale, wdir, args.threads, args.prefill, args.decode))
+                attempt((name, "whale"), lambda: whale_bench(args.whale, wdir, args.threads, args.prefill, args.decode,
+                                                                  args.load))
             if ik and args.ik_bench:
                 attempt((name, "ik_llama.cpp"), lambda: llama_bench(
-                    args.ik_bench, ik, args.threads, ["-mla", "3", "-fmoe", "1"], args.prefill, args.decode))
+                    args.ik_bench, ik, args.threads, ["-mla", "3", "-fmoe", "1"] + args.ik_args.split(), args.prefill, args.decode))
             if ml and args.mainline_bench:
                 attempt((name, "llama.cpp"), lambda: llama_bench(
-                    args.mainline_bench, ml, args.threads, ["-fa", "on"], args.prefill, args.decode))
+                    args.mainline_bench, ml, args.threads, ["-fa", "on"] + args.mainline_args.split(), args.prefill, args.decode))
             print(f"round {rnd + 1}/{args.rounds} {name} done", file=sys.stderr, flush=True)
 
     summary = []
