@@ -188,7 +188,25 @@ CASES = [
          args=["--tokens", "1,999999"]),
     Case("malformed token list", "v2-lite", lambda m: ["--tokens", "x"], None, args=["--tokens", "1,x,3"]),
     Case("empty token entry", "v2-lite", lambda m: ["--tokens"], None, args=["--tokens", "1,,3"]),
+    # Both ways of bringing the shards in (the default, auto, reads these small fixtures).
+    Case("truncated shard, --load mmap", "v3", truncate_shard, None, args=["--tokens", "1,2,3", "--load", "mmap"]),
+    Case("truncated shard, --load read", "v3", truncate_shard, None, args=["--tokens", "1,2,3", "--load", "read"]),
+    Case("missing shard file, --load read", "v3", missing_shard, None, args=["--tokens", "1,2,3", "--load", "read"]),
 ]
+
+
+def check_unknown_load_mode(whale, fixtures):
+    """An unknown --load is an argument error: non-zero exit, nothing on stdout, a message naming the option."""
+    proc = subprocess.run([whale, "logits", "--model", os.path.join(fixtures, "v2-lite"), "--tokens", "1",
+                           "--load", "copy"], capture_output=True, text=True, timeout=120)
+    problems = []
+    if proc.returncode == 0:
+        problems.append("exit status 0")
+    if proc.stdout:
+        problems.append(f"printed {len(proc.stdout)} bytes to stdout")
+    if "--load" not in proc.stderr or "copy" not in proc.stderr:
+        problems.append("message does not name --load and the value")
+    return problems, proc.stderr.strip().splitlines()[0] if proc.stderr.strip() else ""
 
 
 def run_case(whale, fixtures, case, workdir):
@@ -231,7 +249,12 @@ def main():
         for p in problems:
             print(f"       {p}")
         failed += bool(problems)
-    print(f"{len(CASES) - failed} passed, {failed} failed")
+    problems, message = check_unknown_load_mode(args.whale, args.fixtures)
+    print(f"[{'FAIL' if problems else 'ok'}] unknown --load: {message}")
+    for p in problems:
+        print(f"       {p}")
+    failed += bool(problems)
+    print(f"{len(CASES) + 1 - failed} passed, {failed} failed")
     return 1 if failed else 0
 
 
