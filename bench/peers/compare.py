@@ -113,10 +113,12 @@ def main():
                                                                   args.load))
             if ik and args.ik_bench:
                 attempt((name, "ik_llama.cpp"), lambda: llama_bench(
-                    args.ik_bench, ik, args.threads, ["-mla", "3", "-fmoe", "1"] + args.ik_args.split(), args.prefill, args.decode))
+                    args.ik_bench, ik, args.threads, ["-mla", "3", "-fmoe", "1"] + args.ik_args.split(),
+                    args.prefill, args.decode))
             if ml and args.mainline_bench:
                 attempt((name, "llama.cpp"), lambda: llama_bench(
-                    args.mainline_bench, ml, args.threads, ["-fa", "on"] + args.mainline_args.split(), args.prefill, args.decode))
+                    args.mainline_bench, ml, args.threads, ["-fa", "on"] + args.mainline_args.split(),
+                    args.prefill, args.decode))
             print(f"round {rnd + 1}/{args.rounds} {name} done", file=sys.stderr, flush=True)
 
     summary = []

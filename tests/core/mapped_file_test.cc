@@ -112,7 +112,9 @@ TEST(FileLoad, AutoReadsWhatFitsAndMapsWhatDoesNot) {
   EXPECT_EQ(resolve_file_load(FileLoad::Map, 0), FileLoad::Map);
   EXPECT_EQ(resolve_file_load(FileLoad::Read, uint64_t{1} << 60), FileLoad::Read);
   EXPECT_EQ(resolve_file_load(FileLoad::Auto, uint64_t{1} << 60), FileLoad::Map);  // an exabyte fits nowhere
-  if (std::ifstream("/proc/meminfo")) EXPECT_EQ(resolve_file_load(FileLoad::Auto, 4096), FileLoad::Read);
+  if (std::ifstream("/proc/meminfo")) {
+    EXPECT_EQ(resolve_file_load(FileLoad::Auto, 4096), FileLoad::Read);
+  }
 }
 
 }  // namespace

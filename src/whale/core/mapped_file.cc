@@ -57,7 +57,7 @@ FileLoad resolve_file_load(FileLoad load, uint64_t total_bytes) {
   return available > 0 && total_bytes <= available / 4 * 3 ? FileLoad::Read : FileLoad::Map;
 }
 
-MappedFile::MappedFile(const std::string& path, FileLoad load, const ReadProgress& progress)
+MappedFile::MappedFile(const std::string& path, FileLoad load, const FileReadProgress& progress)
     : path_(path), load_(load == FileLoad::Read ? FileLoad::Read : FileLoad::Map) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail("{}: cannot open: {}", path, std::strerror(errno));

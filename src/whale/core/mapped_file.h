@@ -27,13 +27,14 @@ const char* file_load_name(FileLoad load);
 FileLoad resolve_file_load(FileLoad load, uint64_t total_bytes);
 
 // Called as reading advances: bytes read so far (of this file).
-using ReadProgress = std::function<void(uint64_t done)>;
+using FileReadProgress = std::function<void(uint64_t done)>;
 
 class MappedFile {
  public:
   // Brings `path` into memory as `load` says (Auto is taken as Map here: resolve it first); throws Error naming the
   // path if it cannot be opened, mapped or read.
-  explicit MappedFile(const std::string& path, FileLoad load = FileLoad::Map, const ReadProgress& progress = nullptr);
+  explicit MappedFile(const std::string& path, FileLoad load = FileLoad::Map,
+                      const FileReadProgress& progress = nullptr);
   ~MappedFile();
   MappedFile(MappedFile&& other) noexcept;
   MappedFile& operator=(MappedFile&&) = delete;

@@ -59,7 +59,7 @@ Checkpoint::Checkpoint(const fs::path& dir, FileLoad load, const ReadProgress& p
   load_ = resolve_file_load(load, total);
   uint64_t done_before = 0;  // bytes of the shards already read
   auto open_shard = [&](const fs::path& path) {
-    whale::ReadProgress file_progress;
+    FileReadProgress file_progress;
     if (progress) file_progress = [&](uint64_t done) { progress(done_before + done, total); };
     auto shard = std::make_unique<SafetensorsFile>(path.string(), load_, file_progress);
     done_before += shard->file_size();

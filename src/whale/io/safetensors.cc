@@ -117,8 +117,9 @@ SafetensorsHeader parse_safetensors_header(const uint8_t* bytes, size_t size) {
   return h;
 }
 
-SafetensorsFile::SafetensorsFile(const std::string& path, FileLoad load, const ReadProgress& progress)
-    : file_(path, load, progress), header_(with_context(path, [&] { return parse_safetensors_header(file_.data(), file_.size()); })) {}
+SafetensorsFile::SafetensorsFile(const std::string& path, FileLoad load, const FileReadProgress& progress)
+    : file_(path, load, progress),
+      header_(with_context(path, [&] { return parse_safetensors_header(file_.data(), file_.size()); })) {}
 
 TensorView SafetensorsFile::view(const std::string& name) const {
   const auto it = header_.tensors.find(name);

@@ -37,7 +37,7 @@ class SafetensorsFile {
  public:
   // Maps or reads `path` and parses it; errors name the path.
   explicit SafetensorsFile(const std::string& path, FileLoad load = FileLoad::Map,
-                           const ReadProgress& progress = nullptr);
+                           const FileReadProgress& progress = nullptr);
 
   const std::string& path() const { return file_.path(); }
   const SafetensorsHeader& header() const { return header_; }
