@@ -41,17 +41,27 @@ Checkpoint::Checkpoint(const fs::path& dir, FileLoad load, const ReadProgress& p
   const fs::path index = dir / "model.safetensors.index.json";
   const fs::path single = dir / "model.safetensors";
 
-  // The shards to open, for the total that resolves Auto and paces the progress.
+  // Every tensor's shard from the index, each name checked to be a file of `dir`, before any shard is opened: the
+  // shards' sizes resolve Auto and pace the progress.
+  std::vector<std::pair<std::string, std::string>> entries;  // tensor, shard file name
   std::set<fs::path> shard_paths;
-  nlohmann::json j;
   if (fs::exists(index, ec)) {
     index_path_ = index.string();
-    j = read_json_file(index);
+    const nlohmann::json j = read_json_file(index);
     const auto map = j.find("weight_map");
-    if (j.is_object() && map != j.end() && map->is_object())
-      for (const auto& [name, file] : map->items())
-        if (file.is_string() && file.get_ref<const std::string&>().find('/') == std::string::npos)
-          shard_paths.insert(dir / file.get_ref<const std::string&>());
+    if (!j.is_object() || map == j.end() || !map->is_object())
+      fail("{}: missing \"weight_map\" object", index_path_);
+    for (const auto& [name, file] : map->items()) {
+      if (!file.is_string()) fail("{}: weight_map.{} is not a file name", index_path_, name);
+      const std::string& shard = file.get_ref<const std::string&>();
+      if (shard.empty() || shard.find('/') != std::string::npos || shard == "." || shard == "..")
+        fail("{}: weight_map.{} names \"{}\", which is not a file in the model directory", index_path_, name, shard);
+      const fs::path shard_path = dir / shard;
+      if (!fs::exists(shard_path, ec))
+        fail("{}: weight_map.{} names shard {}, which does not exist", index_path_, name, shard_path.string());
+      entries.emplace_back(name, shard);
+      shard_paths.insert(shard_path);
+    }
   } else {
     shard_paths.insert(single);
   }
@@ -67,21 +77,11 @@ Checkpoint::Checkpoint(const fs::path& dir, FileLoad load, const ReadProgress& p
   };
 
   if (!index_path_.empty()) {
-    const auto map = j.find("weight_map");
-    if (!j.is_object() || map == j.end() || !map->is_object())
-      fail("{}: missing \"weight_map\" object", index_path_);
     std::map<std::string, const SafetensorsFile*> by_file;
-    for (const auto& [name, file] : map->items()) {
-      if (!file.is_string()) fail("{}: weight_map.{} is not a file name", index_path_, name);
-      const std::string& shard = file.get_ref<const std::string&>();
-      if (shard.empty() || shard.find('/') != std::string::npos || shard == "." || shard == "..")
-        fail("{}: weight_map.{} names \"{}\", which is not a file in the model directory", index_path_, name, shard);
+    for (const auto& [name, shard] : entries) {
       auto it = by_file.find(shard);
       if (it == by_file.end()) {
-        const fs::path shard_path = dir / shard;
-        if (!fs::exists(shard_path, ec))
-          fail("{}: weight_map.{} names shard {}, which does not exist", index_path_, name, shard_path.string());
-        shards_.push_back(open_shard(shard_path));
+        shards_.push_back(open_shard(dir / shard));
         it = by_file.emplace(shard, shards_.back().get()).first;
       }
       if (!it->second->has(name))

@@ -45,7 +45,6 @@ class SafetensorsFile {
   // A view of tensor `name`; throws Error naming the file if it is absent.
   TensorView view(const std::string& name) const;
   size_t file_size() const { return file_.size(); }
-  FileLoad load() const { return file_.load(); }
 
  private:
   MappedFile file_;
