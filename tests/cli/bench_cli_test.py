@@ -30,7 +30,8 @@ TOP = ["model", "prompt_tokens", "generated_tokens", "decode_prompt_tokens", "re
        "bandwidth_huge_pages", "results", "peak_rss_bytes"]
 PER_THREADS = ["threads"] + [f"{k}{s}" for k in ("prefill_tok_s", "decode_tok_s", "memory_read_gb_s")
                              for s in ("", "_min", "_max")] + [
-    "decode_gb_s", "bandwidth_percent", "prefill_speedup", "decode_speedup", "memory_read_speedup"]
+    "decode_gb_s", "bandwidth_percent", "bandwidth_percent_paired", "prefill_speedup", "decode_speedup",
+    "memory_read_speedup"]
 
 
 def positive(x):
@@ -100,6 +101,12 @@ def main():
         check(f"threads {t}: % of bandwidth", math.isclose(r["bandwidth_percent"],
                                                            100 * r["decode_gb_s"] / r["memory_read_gb_s"],
                                                            rel_tol=1e-9), r)
+        # The median of the runs' own ratios lies between the extreme ratios the runs' bounds allow.
+        gb = report["bytes_per_token"] / 1e9
+        lo = 100 * gb * r["decode_tok_s_min"] / r["memory_read_gb_s_max"]
+        hi = 100 * gb * r["decode_tok_s_max"] / r["memory_read_gb_s_min"]
+        check(f"threads {t}: paired % of bandwidth within the runs' bounds",
+              lo * (1 - 1e-9) <= r["bandwidth_percent_paired"] <= hi * (1 + 1e-9), r)
         first = results[0]
         for k, s in (("prefill_tok_s", "prefill_speedup"), ("decode_tok_s", "decode_speedup"),
                      ("memory_read_gb_s", "memory_read_speedup")):
@@ -109,7 +116,8 @@ def main():
     p = subprocess.run([w, "bench", "--model", m, "-p", "4", "-n", "0", "-r", "1", "--threads", "1",
                         "--bandwidth-mib", "4"], capture_output=True, timeout=300)
     r = json.loads(p.stdout)["results"][0] if p.returncode == 0 else {}
-    check("-n 0: prefill only", "prefill_tok_s" in r and "decode_tok_s" not in r and "bandwidth_percent" not in r,
+    check("-n 0: prefill only", "prefill_tok_s" in r and "decode_tok_s" not in r and "bandwidth_percent" not in r
+          and "bandwidth_percent_paired" not in r,
           p.stdout + p.stderr)
 
     def bad(name, args, *words, model=m):

@@ -311,6 +311,12 @@ class BenchRun {
         const double gb_s = static_cast<double>(bytes_per_token) * stats(r.decode).median / 1e9;
         o["decode_gb_s"] = gb_s;
         o["bandwidth_percent"] = 100.0 * gb_s / bandwidth;
+        // Each run's decode against the probe that followed it: on a machine whose bandwidth moves from minute to
+        // minute (a shared VM), the ratio of neighbours is steadier than the ratio of the two medians.
+        std::vector<double> paired;
+        for (size_t i = 0; i < r.decode.size() && i < r.bandwidth.size(); ++i)
+          paired.push_back(100.0 * static_cast<double>(bytes_per_token) * r.decode[i] / 1e9 / r.bandwidth[i]);
+        o["bandwidth_percent_paired"] = stats(paired).median;
       }
       if (!r.prefill.empty()) o["prefill_speedup"] = stats(r.prefill).median / stats(first.prefill).median;
       if (!r.decode.empty()) o["decode_speedup"] = stats(r.decode).median / stats(first.decode).median;
