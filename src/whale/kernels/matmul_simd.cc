@@ -484,6 +484,20 @@ WHALE_VNNI_ATTR inline void StoreRows(float* y, int n_rows, __m512 v) {
   else _mm512_mask_storeu_ps(y, static_cast<__mmask16>((1u << n_rows) - 1), v);
 }
 
+// A token tile's tiled activations (QuantizedActivations): t0 is a multiple of kQuantTileTokens (tile_quant checks).
+struct TiledTokens {
+  const int8_t* q;
+  const int32_t* corr;
+  const float* scale;
+};
+constexpr int64_t kTiledBlockBytes = kQuantTileTokens * kQuantBlock;  // one block of a tile's codes
+inline TiledTokens TiledAt(const QuantizedActivations& xq, int64_t t0) {
+  const int64_t tile = t0 / kQuantTileTokens;
+  return {xq.tiled_q.data() + tile * xq.blocks * kTiledBlockBytes,
+          xq.tiled_corr.data() + tile * xq.blocks * kQuantTileTokens,
+          xq.tiled_scale.data() + tile * xq.blocks * kQuantTileTokens};
+}
+
 // One 16-row group × T tokens, every row in its own lane. Each 64-byte line (4 columns × 16 rows) meets 4 activation
 // bytes broadcast to all lanes in one vpdpbusd (unsigned weight code × signed activation). A block's integer sums
 // start at the bias correction −bias·Σq_x, then go to f32 once per block: f = fma(float(sum), s_w · s_x, f). Few
@@ -493,31 +507,33 @@ template <int T>
 WHALE_VNNI_ATTR void TileQ8Vnni(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq,
                                 int64_t t0, float* y, int64_t ldy) {
   constexpr int A = T <= 2 ? 2 : 1;
-  const int64_t blocks = xq.blocks, pc = blocks * kQuantBlock;
+  const int64_t blocks = xq.blocks;
   const uint8_t* wp = w.data + g * blocks * quant_group_block_bytes(QuantType::Q8);
   const uint16_t* sp = w.qscale + g * blocks * kQuantRowGroup;
-  const int8_t* xb = xq.q.data() + t0 * pc;
-  const int32_t* corr = xq.corr.data() + t0 * blocks;
-  const float* sx = xq.scale.data() + t0 * blocks;
+  const TiledTokens x = TiledAt(xq, t0);
+  const int8_t* xb = x.q;
+  const int32_t* corr = x.corr;
+  const float* sx = x.scale;
   __m512 f[T];
   for (int t = 0; t < T; ++t) f[t] = _mm512_setzero_ps();
-  for (int64_t kb = 0; kb < blocks; ++kb, wp += 512) {
+  for (int64_t kb = 0; kb < blocks; ++kb, wp += 512, xb += kTiledBlockBytes, corr += kQuantTileTokens,
+               sx += kQuantTileTokens) {
     __m512i acc[T][A];
     for (int t = 0; t < T; ++t) {
-      acc[t][0] = _mm512_set1_epi32(corr[t * blocks + kb]);
+      acc[t][0] = _mm512_set1_epi32(corr[t]);
       if constexpr (A == 2) acc[t][1] = _mm512_setzero_si512();
     }
     for (int l = 0; l < 8; ++l) {
       PrefetchGroupLine<QuantType::Q8>(wp, sp, kb, l);
       const __m512i wv = _mm512_loadu_si512(wp + 64 * l);
       for (int t = 0; t < T; ++t)
-        acc[t][l % A] = _mm512_dpbusd_epi32(acc[t][l % A], wv, Broadcast4(xb + t * pc + kb * kQuantBlock + 4 * l));
+        acc[t][l % A] = _mm512_dpbusd_epi32(acc[t][l % A], wv, Broadcast4(xb + t * kQuantBlock + 4 * l));
     }
     const __m512 sw = GroupBlockScales(sp + kb * kQuantRowGroup);
     for (int t = 0; t < T; ++t) {
       __m512i a = acc[t][0];
       if constexpr (A == 2) a = _mm512_add_epi32(a, acc[t][1]);
-      f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_mul_ps(sw, _mm512_set1_ps(sx[t * blocks + kb])), f[t]);
+      f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_mul_ps(sw, _mm512_set1_ps(sx[t])), f[t]);
     }
   }
   for (int t = 0; t < T; ++t) StoreRows(y + t * ldy, n_rows, f[t]);
@@ -533,12 +549,13 @@ constexpr int kQ4OneAccumulatorTokens = 4;
 template <int T>
 WHALE_VNNI_ATTR void TileQ4Vnni(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq,
                                 int64_t t0, float* y, int64_t ldy) {
-  const int64_t blocks = xq.blocks, pc = blocks * kQuantBlock;
+  const int64_t blocks = xq.blocks;
   const uint8_t* wp = w.data + g * blocks * quant_group_block_bytes(QuantType::Q4);
   const uint16_t* sp = w.qscale + g * blocks * kQuantRowGroup;
-  const int8_t* xb = xq.q.data() + t0 * pc;
-  const int32_t* corr = xq.corr.data() + t0 * blocks;
-  const float* sx = xq.scale.data() + t0 * blocks;
+  const TiledTokens tiled = TiledAt(xq, t0);
+  const int8_t* xb = tiled.q;
+  const int32_t* corr = tiled.corr;
+  const float* sx = tiled.scale;
   const __m512i low = _mm512_set1_epi8(0x0F), high = _mm512_set1_epi8(static_cast<char>(0xF0));
   __m512 f[T];
   for (int t = 0; t < T; ++t) f[t] = _mm512_setzero_ps();
@@ -546,10 +563,11 @@ WHALE_VNNI_ATTR void TileQ4Vnni(const Weight2D& w, int64_t g, int n_rows, const 
   // each token's block ends in 3 vector operations instead of 5. Few tokens: two, the high nibbles used in place
   // and one shift per block. The integer sums are the same.
   constexpr bool kOne = T >= kQ4OneAccumulatorTokens;
-  for (int64_t kb = 0; kb < blocks; ++kb, wp += 256) {
+  for (int64_t kb = 0; kb < blocks; ++kb, wp += 256, xb += kTiledBlockBytes, corr += kQuantTileTokens,
+               sx += kQuantTileTokens) {
     __m512i acc_lo[T], acc_hi[kOne ? 1 : T];
     for (int t = 0; t < T; ++t) {
-      acc_lo[t] = _mm512_set1_epi32(corr[t * blocks + kb]);
+      acc_lo[t] = _mm512_set1_epi32(corr[t]);
       if constexpr (!kOne) acc_hi[t] = _mm512_setzero_si512();
     }
     for (int l = 0; l < 4; ++l) {
@@ -558,7 +576,7 @@ WHALE_VNNI_ATTR void TileQ4Vnni(const Weight2D& w, int64_t g, int n_rows, const 
       const __m512i lo = _mm512_and_si512(v, low);
       const __m512i hi = kOne ? _mm512_and_si512(_mm512_srli_epi16(v, 4), low) : _mm512_and_si512(v, high);
       for (int t = 0; t < T; ++t) {
-        const int8_t* x = xb + t * pc + kb * kQuantBlock + 4 * l;
+        const int8_t* x = xb + t * kQuantBlock + 4 * l;
         acc_lo[t] = _mm512_dpbusd_epi32(acc_lo[t], lo, Broadcast4(x));
         __m512i& acc = kOne ? acc_lo[t] : acc_hi[kOne ? 0 : t];
         acc = _mm512_dpbusd_epi32(acc, hi, Broadcast4(x + 16));
@@ -568,7 +586,7 @@ WHALE_VNNI_ATTR void TileQ4Vnni(const Weight2D& w, int64_t g, int n_rows, const 
     for (int t = 0; t < T; ++t) {
       __m512i a = acc_lo[t];
       if constexpr (!kOne) a = _mm512_add_epi32(a, _mm512_srai_epi32(acc_hi[t], 4));
-      f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_mul_ps(sw, _mm512_set1_ps(sx[t * blocks + kb])), f[t]);
+      f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_mul_ps(sw, _mm512_set1_ps(sx[t])), f[t]);
     }
   }
   for (int t = 0; t < T; ++t) StoreRows(y + t * ldy, n_rows, f[t]);
@@ -671,7 +689,7 @@ WHALE_VNNI_ATTR void XwQuantVnni(const Weight2D& w, int64_t g0, int64_t groups, 
 void TileQuant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0, int n_tokens,
                float* y, int64_t ldy) {
 #if HWY_TARGET == HWY_AVX3_DL
-  if (HasVnni()) {
+  if (HasVnni() && t0 % kQuantTileTokens == 0 && !xq.tiled_q.empty()) {
     if (xq.type == QuantType::Q8) return TileTokens<Q8Tile>(w, g, n_rows, xq, t0, n_tokens, y, ldy);
     return TileTokens<Q4Tile>(w, g, n_rows, xq, t0, n_tokens, y, ldy);
   }
@@ -725,6 +743,21 @@ void panel_f32(const float* panel, int64_t rows, int64_t k, const float* x, int6
 void quantize_activations(const float* x, int64_t m, int64_t k, int64_t ldx, QuantType t, int64_t padded_cols,
                           QuantizedActivations& out) {
   HWY_DYNAMIC_DISPATCH(QuantizeActivations)(x, m, k, ldx, t, padded_cols, out);
+  // The tiled copy, over every padded token (the padding, kQuantTokenPad, is a whole number of tiles).
+  static_assert(kQuantTokenPad % kQuantTileTokens == 0);
+  const int64_t blocks = out.blocks, rows = static_cast<int64_t>(out.scale.size()) / std::max<int64_t>(blocks, 1);
+  out.tiled_q.resize(out.q.size());
+  out.tiled_scale.resize(out.scale.size());
+  out.tiled_corr.resize(out.corr.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t tile = r / kQuantTileTokens, t = r % kQuantTileTokens;
+    for (int64_t kb = 0; kb < blocks; ++kb) {
+      const int64_t at = (tile * blocks + kb) * kQuantTileTokens + t;
+      std::copy_n(out.q.data() + (r * blocks + kb) * kQuantBlock, kQuantBlock, out.tiled_q.data() + at * kQuantBlock);
+      out.tiled_scale[at] = out.scale[r * blocks + kb];
+      out.tiled_corr[at] = out.corr[r * blocks + kb];
+    }
+  }
 }
 
 void tile_quant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0, int n_tokens,

@@ -14,12 +14,21 @@ namespace whale::simd {
 // scale (x ≈ scale · q, scale = absmax / 127), zero-padded to the weight's padded_cols, and zero tokens after the m
 // real ones up to a multiple of kQuantTokenPad (whole tiles of tokens can be loaded).
 inline constexpr int64_t kQuantTokenPad = 16;
+//
+// The same values again, tiled for the VNNI tiles: tokens in tiles of kQuantTileTokens, and within a tile block by
+// block, the tile's tokens side by side ([tile][block][token][32] codes, [tile][block][token] scales and corrections).
+// A tile then finds every token's bytes of a block at fixed offsets from one pointer, instead of holding a pointer
+// per token (8 tokens' pointers and their strides did not fit the x86 registers: the compiler spilled them).
+inline constexpr int kQuantTileTokens = 8;
 struct QuantizedActivations {
   QuantType type = QuantType::Q8;
   int64_t m = 0, blocks = 0;
   std::vector<int8_t> q;       // [m padded, blocks · 32]
   std::vector<float> scale;    // [m padded, blocks]
   std::vector<int32_t> corr;   // [m padded, blocks]: −bias · Σ q, bias = 128 (q8) or 8 (q4), the unsigned-code correction
+  std::vector<int8_t> tiled_q;       // q, tiled
+  std::vector<float> tiled_scale;    // scale, tiled
+  std::vector<int32_t> tiled_corr;   // corr, tiled
 };
 
 // Quantizes x [m, k] (row stride ldx) for weights of type t with padded_cols columns.
@@ -43,7 +52,6 @@ void panel_f32(const float* panel, int64_t rows, int64_t k, const float* x, int6
 // Q8/Q4 weights: the same for row group g (rows 16g..16g+15, of which n_rows ≤ 16 are written) and quantized tokens
 // [t0, t0 + n_tokens), n_tokens ≤ kQuantTileTokens. Arithmetic per (row, token) is independent of n_rows, n_tokens
 // and the instruction set: results are bitwise equal everywhere.
-inline constexpr int kQuantTileTokens = 8;
 void tile_quant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0, int n_tokens,
                 float* y, int64_t ldy);
 
