@@ -748,5 +748,23 @@ TEST(TokenizerAddedTokens, StreamingDecoder) {
   EXPECT_EQ(skip.finish(), "");
 }
 
+// A vocabulary id far past the number of entries is refused with a message naming it, before the id table (sized by
+// the largest id) is allocated: a 300-byte file with the id 600000000 made the loader allocate gigabytes (found by
+// tokenizer_json_fuzz).
+TEST(TokenizerJson, SparseVocabIdRefusedBeforeAllocating) {
+  nlohmann::json j = nlohmann::json::parse(small_tokenizer_json(nullptr));
+  j["model"]["vocab"]["far"] = 600000000;
+  try {
+    (void)Tokenizer::from_json(j.dump(), "", "sparse");
+    ADD_FAILURE() << "a vocabulary id of 600000000 was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.vocab id 600000000"), std::string::npos) << e.what();
+  }
+  // Holes a real file has (ids left for added tokens) stay accepted.
+  nlohmann::json k = nlohmann::json::parse(small_tokenizer_json(nullptr));
+  k["model"]["vocab"]["gap"] = 1000;
+  EXPECT_NO_THROW((void)Tokenizer::from_json(k.dump(), "", "holes"));
+}
+
 }  // namespace
 }  // namespace whale

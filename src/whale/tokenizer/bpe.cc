@@ -11,6 +11,9 @@ namespace whale {
 namespace {
 
 constexpr size_t kCacheLimit = 1 << 18;
+// Vocabulary ids are dense in every real tokenizer.json (a few holes at most, for added tokens); the id table is sized
+// by the largest id, so an id far past the number of entries would make a file of a few bytes allocate gigabytes.
+constexpr int64_t kMaxIdsPastEntries = 1 << 16;
 constexpr size_t kCacheMaxPieceBytes = 64;
 
 }  // namespace
@@ -22,6 +25,8 @@ BpeModel::BpeModel(const BpeModelData& data, bool byte_level)
     if (id < 0 || id >= (1 << 30)) fail("model.vocab entry \"{}\" has an invalid id {}", text, id);
     max_id = std::max(max_id, id);
   }
+  if (max_id >= static_cast<int64_t>(data.vocab.size()) + kMaxIdsPastEntries)
+    fail("model.vocab id {} is far past its {} entries: ids must be dense", max_id, data.vocab.size());
   tokens_.resize(static_cast<size_t>(max_id + 1));
   std::vector<bool> seen(tokens_.size());
   for (const auto& [text, id] : data.vocab) {
