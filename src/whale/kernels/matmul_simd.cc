@@ -686,6 +686,16 @@ WHALE_VNNI_ATTR void XwQuantVnni(const Weight2D& w, int64_t g0, int64_t groups, 
 }
 #endif  // HWY_TARGET == HWY_AVX3_DL
 
+// Whether TileQuant reads the tiled copy of the activations on this CPU (the VNNI tiles); the portable tiles and AMX
+// read the plain layout, so quantize_activations writes the copy only where this is true.
+bool UsesTiledActivations() {
+#if HWY_TARGET == HWY_AVX3_DL
+  return HasVnni();
+#else
+  return false;
+#endif
+}
+
 void TileQuant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0, int n_tokens,
                float* y, int64_t ldy) {
 #if HWY_TARGET == HWY_AVX3_DL
@@ -722,6 +732,7 @@ HWY_EXPORT(DecodeRows);
 HWY_EXPORT(TileFloat);
 HWY_EXPORT(PanelF32);
 HWY_EXPORT(QuantizeActivations);
+HWY_EXPORT(UsesTiledActivations);
 HWY_EXPORT(TileQuant);
 HWY_EXPORT(XwQuant);
 HWY_EXPORT(TargetName);
@@ -745,6 +756,10 @@ void quantize_activations(const float* x, int64_t m, int64_t k, int64_t ldx, Qua
   HWY_DYNAMIC_DISPATCH(QuantizeActivations)(x, m, k, ldx, t, padded_cols, out);
   // The tiled copy, over every padded token (the padding, kQuantTokenPad, is a whole number of tiles).
   static_assert(kQuantTokenPad % kQuantTileTokens == 0);
+  out.tiled_q.clear();
+  out.tiled_scale.clear();
+  out.tiled_corr.clear();
+  if (!HWY_DYNAMIC_DISPATCH(UsesTiledActivations)()) return;
   const int64_t blocks = out.blocks, rows = static_cast<int64_t>(out.scale.size()) / std::max<int64_t>(blocks, 1);
   out.tiled_q.resize(out.q.size());
   out.tiled_scale.resize(out.scale.size());

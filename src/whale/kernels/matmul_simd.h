@@ -26,6 +26,7 @@ struct QuantizedActivations {
   std::vector<int8_t> q;       // [m padded, blocks · 32]
   std::vector<float> scale;    // [m padded, blocks]
   std::vector<int32_t> corr;   // [m padded, blocks]: −bias · Σ q, bias = 128 (q8) or 8 (q4), the unsigned-code correction
+  // Written only where the VNNI tiles run (empty otherwise).
   std::vector<int8_t> tiled_q;       // q, tiled
   std::vector<float> tiled_scale;    // scale, tiled
   std::vector<int32_t> tiled_corr;   // corr, tiled
