@@ -6,12 +6,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <thread>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 
 #include "whale/core/error.h"
+#include "whale/core/thread_pool.h"
 
 namespace whale {
 
@@ -99,24 +103,49 @@ MappedFile::MappedFile(const std::string& path, FileLoad load, const FileReadPro
   }
   auto* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(region_) + kHugePage - 1) & ~(kHugePage - 1));
   ::madvise(base, (size_ + kHugePage - 1) & ~(kHugePage - 1), MADV_HUGEPAGE);
-  size_t done = 0;
-  while (done < size_) {
-    const ssize_t n = ::pread(fd, base + done, std::min(kReadChunk, size_ - done), static_cast<off_t>(done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = errno;
-      ::close(fd);
-      ::munmap(region_, region_size_);
-      region_ = nullptr;
-      if (n == 0) fail("{}: file ended at byte {} of {} while reading it (truncated meanwhile?)", path, done, size_);
-      fail("{}: read failed at byte {}: {}", path, done, std::strerror(err));
-    }
-    done += static_cast<size_t>(n);
-    if (progress) progress(done);
+  try {
+    read_parallel(fd, base, progress);
+  } catch (...) {
+    ::close(fd);
+    ::munmap(region_, region_size_);
+    region_ = nullptr;
+    throw;
   }
   ::close(fd);
   ::mprotect(region_, region_size_, PROT_READ);  // read-only like the mapped file: a stray write faults
   data_ = base;
+}
+
+// The file into base[0, size_), in kReadChunk pieces claimed one at a time by the threads of a pool of its own (one
+// per CPU, at most kMaxReaders), alive only for the read. On a VM whose host backs guest memory lazily, each huge page
+// a reader touches first (the kernel zeroes it) waits on the host, and readers on both vCPUs of the test host halved a
+// cold load (5.3 GB: 14-18 s with one reader, 7.6-9 s with two); from warm memory it takes about a second either way.
+// Each finished piece reports the bytes finished so far, under a lock: one call at a time, each larger than the last.
+void MappedFile::read_parallel(int fd, uint8_t* base, const FileReadProgress& progress) {
+  constexpr int kMaxReaders = 8;
+  const int64_t pieces = static_cast<int64_t>((size_ + kReadChunk - 1) / kReadChunk);
+  const int readers = static_cast<int>(
+      std::clamp<int64_t>(std::min<int64_t>(std::thread::hardware_concurrency(), pieces), 1, kMaxReaders));
+  std::atomic<size_t> next{0};
+  std::mutex progress_mutex;
+  size_t done = 0;
+  auto read_pieces = [&](int64_t, int64_t) {
+    for (size_t at; (at = next.fetch_add(kReadChunk, std::memory_order_relaxed)) < size_;) {
+      const size_t end = std::min(size_, at + kReadChunk);
+      for (size_t pos = at; pos < end;) {
+        const ssize_t n = ::pread(fd, base + pos, end - pos, static_cast<off_t>(pos));
+        if (n < 0 && errno == EINTR) continue;
+        if (n == 0) fail("{}: file ended at byte {} of {} while reading it (truncated meanwhile?)", path_, pos, size_);
+        if (n < 0) fail("{}: read failed at byte {}: {}", path_, pos, std::strerror(errno));
+        pos += static_cast<size_t>(n);
+      }
+      const std::lock_guard lock(progress_mutex);
+      done += end - at;
+      if (progress) progress(done);
+    }
+  };
+  ThreadPool pool(readers, std::chrono::microseconds(0));
+  pool.parallel_for(readers, read_pieces);
 }
 
 MappedFile::MappedFile(MappedFile&& other) noexcept

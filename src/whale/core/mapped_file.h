@@ -26,7 +26,8 @@ const char* file_load_name(FileLoad load);
 // (MemAvailable of /proc/meminfo), else Map (also when that cannot be read).
 FileLoad resolve_file_load(FileLoad load, uint64_t total_bytes);
 
-// Called as reading advances: bytes read so far (of this file).
+// Called as reading advances: bytes read so far (of this file). Reading runs on several threads: the calls may come
+// from any of them, one at a time, each with a larger count than the last, the last with the file's size.
 using FileReadProgress = std::function<void(uint64_t done)>;
 
 class MappedFile {
@@ -48,6 +49,8 @@ class MappedFile {
   FileLoad load() const { return load_; }
 
  private:
+  // Reads the whole file into base over a few threads (Read mode); throws naming the file on a short or failed read.
+  void read_parallel(int fd, uint8_t* base, const FileReadProgress& progress);
   std::string path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
