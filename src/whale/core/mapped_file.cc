@@ -7,12 +7,12 @@
 
 #include <algorithm>
 #include <atomic>
-#include <mutex>
-#include <thread>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <sstream>
+#include <thread>
 
 #include "whale/core/error.h"
 #include "whale/core/thread_pool.h"
@@ -117,24 +117,29 @@ MappedFile::MappedFile(const std::string& path, FileLoad load, const FileReadPro
 }
 
 // The file into base[0, size_), in kReadChunk pieces claimed one at a time by the threads of a pool of its own (one
-// per CPU, at most kMaxReaders), alive only for the read. On a VM whose host backs guest memory lazily, each huge page
-// a reader touches first (the kernel zeroes it) waits on the host, and readers on both vCPUs of the test host halved a
-// cold load (5.3 GB: 14-18 s with one reader, 7.6-9 s with two); from warm memory it takes about a second either way.
-// Each finished piece reports the bytes finished so far, under a lock: one call at a time, each larger than the last.
+// per CPU, at most kMaxReaders), alive only for the read: weights are loaded before the engine's pool exists, and the
+// readers wait on the kernel, not on arithmetic. On a VM whose host backs guest memory lazily, each huge page a reader
+// touches first (the kernel zeroes it) waits on the host, and readers on both vCPUs of the test host halved a cold load
+// (5.3 GB: 14-20 s with one reader, 7-9 s with two); from warm memory it takes about a second either way. Each
+// finished piece reports the bytes finished so far, under a lock: one call at a time, each larger than the last. After
+// a failed read the other readers claim no more pieces.
 void MappedFile::read_parallel(int fd, uint8_t* base, const FileReadProgress& progress) {
   constexpr int kMaxReaders = 8;
   const int64_t pieces = static_cast<int64_t>((size_ + kReadChunk - 1) / kReadChunk);
   const int readers = static_cast<int>(
       std::clamp<int64_t>(std::min<int64_t>(std::thread::hardware_concurrency(), pieces), 1, kMaxReaders));
   std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
   std::mutex progress_mutex;
   size_t done = 0;
   auto read_pieces = [&](int64_t, int64_t) {
-    for (size_t at; (at = next.fetch_add(kReadChunk, std::memory_order_relaxed)) < size_;) {
+    for (size_t at; !failed.load(std::memory_order_relaxed) &&
+                    (at = next.fetch_add(kReadChunk, std::memory_order_relaxed)) < size_;) {
       const size_t end = std::min(size_, at + kReadChunk);
       for (size_t pos = at; pos < end;) {
         const ssize_t n = ::pread(fd, base + pos, end - pos, static_cast<off_t>(pos));
         if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) failed.store(true, std::memory_order_relaxed);
         if (n == 0) fail("{}: file ended at byte {} of {} while reading it (truncated meanwhile?)", path_, pos, size_);
         if (n < 0) fail("{}: read failed at byte {}: {}", path_, pos, std::strerror(errno));
         pos += static_cast<size_t>(n);
