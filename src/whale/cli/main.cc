@@ -20,7 +20,7 @@ void add_load_option(CLI::App* app, FileLoad& load) {
   app->add_option_function<std::string>(
          "--load", [&load](const std::string& name) { load = parse_file_load(name); },
          "How the weights come into memory: read = read into memory backed by 2 MiB huge pages (decode streams "
-         "through few TLB entries; 1-2 s per 10 GB held in the page cache, read by one thread per CPU, more in a VM "
+         "through few TLB entries; 1-3 s per 10 GB held in the page cache, read by one thread per CPU, more in a VM "
          "whose host backs memory lazily; a private copy), mmap = map the files "
          "(instant and shared, but through whatever pages the page cache holds, often 4 KiB ones, which can slow "
          "decode by half), auto = read when the checkpoint fits in 3/4 of the available memory, else mmap "
