@@ -61,6 +61,24 @@ void BM_Matmul(benchmark::State& state, DType dtype, int64_t rows, int64_t cols)
       benchmark::Counter(static_cast<double>(state.iterations()) * 2.0 * m * rows * cols / 1e9, benchmark::Counter::kIsRate);
 }
 
+// The absorbed attention's per-head x·W_UK (add_scaled_weight_rows over one head's 128 rows of V2-Lite's kv_b_proj,
+// 4096 × 512): m query tokens at once, the head's weights in cache after the first pass (16 heads cycled).
+void BM_AbsorbedHeadXw(benchmark::State& state, DType dtype) {
+  const int64_t m = state.range(0), heads = 16, dn = 128, rows_per_head = 256, rank = 512;
+  const BenchWeight kv_b = make(dtype, heads * rows_per_head, rank);
+  std::vector<float> x(static_cast<size_t>(m * dn), 0.5f), y(static_cast<size_t>(m * rank));
+  int64_t h = 0;
+  for (auto _ : state) {
+    add_scaled_weight_rows(kv_b.w, h * rows_per_head, h * rows_per_head + dn, x.data(), dn, m, y.data(), rank, -1);
+    h = (h + 1) % heads;
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * 2.0 * m * dn * rank / 1e9, benchmark::Counter::kIsRate);
+}
+BENCHMARK_CAPTURE(BM_AbsorbedHeadXw, q8, DType::Q8)->Arg(1)->Arg(4)->UseRealTime();
+BENCHMARK_CAPTURE(BM_AbsorbedHeadXw, q4, DType::Q4)->Arg(1)->Arg(4)->UseRealTime();
+
 void args(benchmark::internal::Benchmark* b) {
   for (int threads : {1, 2})
     for (int m : {1, 4, 8, 16, 32, 64, 256}) b->Args({m, threads});

@@ -120,6 +120,26 @@ def main():
           and "bandwidth_percent_paired" not in r,
           p.stdout + p.stderr)
 
+    # --parallel: the aggregate decode of several sequences at once, and its ratio to one sequence run by run.
+    p = subprocess.run([w, "bench", "--model", m, "-p", "0", "-n", "3", "-r", "2", "--threads", "2", "--parallel", "3",
+                        "--bandwidth-mib", "4"], capture_output=True, timeout=300)
+    check("--parallel runs", p.returncode == 0, p.stderr)
+    rep = json.loads(p.stdout) if p.returncode == 0 else {}
+    r = rep.get("results", [{}])[0]
+    check("--parallel echoed", rep.get("parallel") == 3, rep)
+    check("--parallel fields", all(k in r for k in ("parallel_decode_tok_s", "parallel_decode_tok_s_min",
+                                                   "parallel_decode_tok_s_max", "parallel_speedup_paired")), r)
+    if "parallel_decode_tok_s" in r:
+        check("--parallel positive", positive(r["parallel_decode_tok_s"]) and positive(r["parallel_speedup_paired"]), r)
+        check("--parallel min <= median <= max",
+              r["parallel_decode_tok_s_min"] <= r["parallel_decode_tok_s"] <= r["parallel_decode_tok_s_max"], r)
+        lo = r["parallel_decode_tok_s_min"] / r["decode_tok_s_max"]
+        hi = r["parallel_decode_tok_s_max"] / r["decode_tok_s_min"]
+        check("--parallel paired ratio within the runs' bounds",
+              lo * (1 - 1e-9) <= r["parallel_speedup_paired"] <= hi * (1 + 1e-9), r)
+    check("--parallel progress", b"3 sequences" in p.stderr, p.stderr)
+    check("no --parallel: no parallel fields", "parallel_decode_tok_s" not in results[0], results[0])
+
     def bad(name, args, *words, model=m):
         p = subprocess.run([w, "bench", "--model", model, "-r", "1", "--bandwidth-mib", "4"] + args,
                            capture_output=True, timeout=300)
@@ -139,6 +159,9 @@ def main():
     bad("prompt beyond the limit", ["-p", "2000000"], "-p 2000000")
     bad("unwritable --json", ["-p", "1", "-n", "1", "--json", "/nonexistent-dir/x.json"], "--json", "cannot write")
     bad("missing model directory", [], "model directory not found", model=m + "-nope")
+    bad("--parallel 0", ["--parallel", "0"], "--parallel")
+    bad("--parallel beyond the limit", ["--parallel", "5000", "-n", "1"], "--parallel 5000")
+    bad("--parallel without decode", ["-p", "4", "-n", "0", "--parallel", "2"], "--parallel 2", "-n")
     return finish()
 
 

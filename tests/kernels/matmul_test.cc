@@ -497,7 +497,8 @@ TEST(Matmul, EveryInstructionSet) {
 
 // x·W over a slice of rows, as absorbed attention uses W_UK: y += Σ_i x[i] · W[r0 + i, :], against double sums over
 // the spec-decoded values. Covers q8/q4 slices at 16-row boundaries (read in place) and elsewhere (decoded), partial
-// row groups and column counts that are not multiples of 4 or 32, few and many tokens, and every instruction set.
+// row groups and column counts that are not multiples of 4 or 32, few and many tokens, and every instruction set; up
+// to 4 tokens, each token's result is bitwise the same as with that token alone.
 TEST(AddScaledWeightRows, MatchesDoubleSums) {
   std::mt19937 rng(15);
   const std::vector<int64_t> targets = supported_targets();
@@ -506,7 +507,7 @@ TEST(AddScaledWeightRows, MatchesDoubleSums) {
     for (DType dtype : {DType::Q8, DType::Q4, DType::BF16})
       for (int64_t cols : {70, 64, 3})
         for (const auto& [r0, r1] : {std::pair<int64_t, int64_t>{16, 56}, {0, 16}, {32, 45}, {5, 29}})
-          for (int64_t m : {1, 3, 6}) {
+          for (int64_t m : {1, 3, 6, 9}) {
             const int64_t rows = 60;
             const TestWeight t = dtype == DType::BF16 ? make_weight(dtype, rows, cols, 0, rng)
                                                       : make_quant_weight(dtype, rows, cols, rng);
@@ -516,6 +517,15 @@ TEST(AddScaledWeightRows, MatchesDoubleSums) {
             for (float& v : y) v = std::uniform_real_distribution<float>(-1, 1)(rng);
             const std::vector<float> y0 = y;
             add_scaled_weight_rows(t.w, r0, r1, x.data(), n, m, y.data(), ldy);
+            // Up to 4 tokens (what absorbed attention passes at once), each token's row bitwise as if it were alone:
+            // batched decode relies on it.
+            for (int64_t i = 0; i < (m <= 4 ? m : 0); ++i) {
+              std::vector<float> alone(y0.begin() + i * ldy, y0.begin() + (i + 1) * ldy);
+              add_scaled_weight_rows(t.w, r0, r1, x.data() + i * n, n, 1, alone.data(), ldy);
+              ASSERT_EQ(0, std::memcmp(alone.data(), y.data() + i * ldy, sizeof(float) * static_cast<size_t>(ldy)))
+                  << matmul_target_name() << " " << dtype_name(dtype) << " cols " << cols << " rows " << r0 << ".."
+                  << r1 << " m " << m << " token " << i << " differs from the same token alone";
+            }
             for (int64_t i = 0; i < m; ++i)
               for (int64_t c = 0; c < ldy; ++c) {
                 const size_t j = static_cast<size_t>(i * ldy + c);

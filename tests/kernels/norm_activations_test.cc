@@ -1,9 +1,11 @@
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <hwy/targets.h>
 
 #include "whale/kernels/activations.h"
 #include "whale/kernels/norm.h"
@@ -161,6 +163,84 @@ TEST(Softmax, HandComputed) {
   softmax_inplace(p.data(), 2);
   EXPECT_NEAR(p[0], 0.25, 1e-6);
   EXPECT_NEAR(p[1], 0.75, 1e-6);
+}
+
+// ---- The sampler's vocabulary kernels: exp_shifted_sum and first_argmax ----------------------------------------
+
+std::vector<int64_t> instruction_sets() {
+  std::vector<int64_t> targets;
+  for (int64_t bits = hwy::SupportedTargets(); bits != 0; bits &= bits - 1) targets.push_back(bits & -bits);
+  return targets;
+}
+
+// Every w[i] within 4 ulp of e^(z[i] − shift) (expl of the difference rounded to double, as the kernel rounds it), −inf
+// and far-below entries exactly 0, and the sum within n ulp of the reference sum, on every instruction set and at
+// lengths around the vector widths.
+TEST(ExpShiftedSum, MatchesLongDoubleExp) {
+  std::mt19937 rng(21);
+  constexpr double kUlp = 0x1p-52;
+  for (int64_t target : instruction_sets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    for (int64_t n : {1, 2, 7, 8, 9, 17, 1000, 129280}) {
+      std::vector<double> z(static_cast<size_t>(n));
+      for (double& v : z) v = std::uniform_real_distribution<double>(-60.0, 20.0)(rng);
+      if (n > 1) z[0] = -std::numeric_limits<double>::infinity();
+      if (n > 3) z[3] = -800.0;  // e^(-820) underflows to 0
+      const double shift = *std::max_element(z.begin(), z.end());
+      std::vector<double> w(z.size());
+      const double sum = exp_shifted_sum(z.data(), shift, w.data(), n);
+      long double want_sum = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const long double want = std::exp(static_cast<long double>(z[i] - shift));  // the kernel's rounded difference
+        want_sum += want;
+        if ((i == 0 && n > 1) || i == 3) {
+          ASSERT_EQ(w[i], 0.0) << "n " << n << " i " << i;
+          continue;
+        }
+        ASSERT_LE(std::fabs(static_cast<long double>(w[i]) - want), 4 * kUlp * want)
+            << hwy::TargetName(target) << " n " << n << " i " << i << " z " << z[i];
+      }
+      EXPECT_LE(std::fabs(static_cast<long double>(sum) - want_sum), (n + 4) * kUlp * want_sum) << "n " << n;
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+TEST(ExpShiftedSum, HandComputed) {
+  // e^(0 − ln 2) = 1/2, e^0 = 1, e^(−inf) = 0: sum 1.5.
+  const double z[] = {-std::log(2.0), 0.0, -std::numeric_limits<double>::infinity()};
+  double w[3];
+  EXPECT_NEAR(exp_shifted_sum(z, 0.0, w, 3), 1.5, 1e-15);
+  EXPECT_NEAR(w[0], 0.5, 1e-16);
+  EXPECT_EQ(w[1], 1.0);
+  EXPECT_EQ(w[2], 0.0);
+}
+
+// The first index of the maximum, against a scalar scan: ties to the lowest index, the maximum in the vector part,
+// in the tail, first or last, −inf entries, and all entries equal.
+TEST(FirstArgmax, MatchesScalarScan) {
+  std::mt19937 rng(22);
+  const double ninf = -std::numeric_limits<double>::infinity();
+  for (int64_t target : instruction_sets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    for (int64_t n : {1, 2, 5, 8, 9, 16, 31, 1000}) {
+      for (int trial = 0; trial < 20; ++trial) {
+        std::vector<double> z(static_cast<size_t>(n));
+        // Few distinct values, so ties are common.
+        for (double& v : z) v = static_cast<double>(std::uniform_int_distribution<int>(-3, 3)(rng));
+        if (trial % 5 == 1) for (double& v : z) v = 2.0;                 // all equal: index 0
+        if (trial % 5 == 2) z.back() = 10.0;                             // the maximum last
+        if (trial % 5 == 3) for (size_t i = 1; i < z.size(); ++i) z[i] = ninf;  // only the first finite
+        if (trial % 5 == 4) z[0] = ninf;
+        size_t want = 0;
+        for (size_t i = 1; i < z.size(); ++i)
+          if (z[i] > z[want]) want = i;
+        ASSERT_EQ(first_argmax(z.data(), n), static_cast<int64_t>(want))
+            << hwy::TargetName(target) << " n " << n << " trial " << trial;
+      }
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
 }
 
 // ---- SwiGLU: silu(g)·u, silu(z) = z·σ(z) = z / (1 + e^{−z}) (deepseek-spec §2.3) -------------------------------

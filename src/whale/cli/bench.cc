@@ -38,6 +38,7 @@ constexpr int kMaxTokens = 1 << 20;
 constexpr int kMaxRepetitions = 1000;
 constexpr int kMaxThreads = 4096;
 constexpr int kMaxBandwidthMib = 1 << 20;
+constexpr int kMaxParallel = 1024;
 constexpr int kBandwidthPasses = 3;  // per probe: the best of these
 
 struct BenchOptions {
@@ -50,6 +51,7 @@ struct BenchOptions {
   int repetitions = 3;
   bool warmup = true;
   int bandwidth_mib = 1024;
+  int parallel = 1;  // > 1: also decode this many sequences at once (one batched step per token of each)
   std::string json_file;
 };
 
@@ -139,7 +141,7 @@ TokenBytes weight_bytes_per_token(const Model& model) {
 
 struct ThreadResult {
   int threads = 0;
-  std::vector<double> prefill, decode, bandwidth;
+  std::vector<double> prefill, decode, parallel_decode, bandwidth;
 };
 
 class BenchRun {
@@ -179,10 +181,12 @@ class BenchRun {
       if (opt_.warmup) {
         if (opt_.prompt > 0) run_prefill(model, pool);
         if (opt_.generate > 0) run_decode(model, pool, 1);
+        if (opt_.generate > 0 && opt_.parallel > 1) run_parallel_decode(model, pool, 1);
       }
       for (int rep = 0; rep < opt_.repetitions; ++rep) {
         if (opt_.prompt > 0) r.prefill.push_back(run_prefill(model, pool));
         if (opt_.generate > 0) r.decode.push_back(run_decode(model, pool));
+        if (opt_.generate > 0 && opt_.parallel > 1) r.parallel_decode.push_back(run_parallel_decode(model, pool));
         if (!probe) {
           // The peak of the model's own memory: load, and a prefill and a decode at this thread count, before the
           // bandwidth buffer exists.
@@ -192,9 +196,12 @@ class BenchRun {
           buffer_bytes = probe->total_bytes();
         }
         r.bandwidth.push_back(probe->best(kBandwidthPasses));
-        fmt::print(stderr, "threads {} run {}/{}:{}{} memory read {:.2f} GB/s\n", r.threads, rep + 1, opt_.repetitions,
+        fmt::print(stderr, "threads {} run {}/{}:{}{}{} memory read {:.2f} GB/s\n", r.threads, rep + 1, opt_.repetitions,
                    r.prefill.empty() ? "" : fmt::format(" prefill {:.2f} tok/s,", r.prefill.back()),
                    r.decode.empty() ? "" : fmt::format(" decode {:.2f} tok/s,", r.decode.back()),
+                   r.parallel_decode.empty()
+                       ? ""
+                       : fmt::format(" {} sequences {:.2f} tok/s,", opt_.parallel, r.parallel_decode.back()),
                    r.bandwidth.back());
       }
       probe.reset();
@@ -217,6 +224,9 @@ class BenchRun {
     if (opt_.prompt > kMaxTokens) fail("-p {}: at most {} prompt tokens", opt_.prompt, kMaxTokens);
     if (opt_.generate > kMaxTokens) fail("-n {}: at most {} generated tokens", opt_.generate, kMaxTokens);
     if (opt_.prompt == 0 && opt_.generate == 0) fail("-p 0 -n 0: nothing to measure (give -p or -n above 0)");
+    if (opt_.parallel > kMaxParallel) fail("--parallel {}: at most {} sequences", opt_.parallel, kMaxParallel);
+    if (opt_.parallel > 1 && opt_.generate == 0)
+      fail("--parallel {} -n 0: parallel decode needs tokens to decode (give -n above 0)", opt_.parallel);
     if (opt_.repetitions > kMaxRepetitions) fail("-r {}: at most {} repetitions", opt_.repetitions, kMaxRepetitions);
     if (opt_.bandwidth_mib > kMaxBandwidthMib)
       fail("--bandwidth-mib {}: at most {}", opt_.bandwidth_mib, kMaxBandwidthMib);
@@ -262,6 +272,36 @@ class BenchRun {
     return steps / seconds_since(t0);
   }
 
+  // Aggregate tok/s of n greedy decode steps of P sequences at once (Model::forward_batch: one pass over the weights
+  // per step for all P tokens), each after its own short random prompt (prefilled together, untimed): what a server
+  // running P streams gets from the model, without tokenizing, sampling or HTTP.
+  double run_parallel_decode(const Model& model, ThreadPool& pool, int steps = -1) {
+    if (steps < 0) steps = opt_.generate;
+    const int vocab = model.config().vocab_size;
+    const auto n = static_cast<size_t>(opt_.parallel);
+    std::vector<std::vector<int32_t>> prompts(n);
+    std::vector<LatentKvCache> caches;
+    caches.reserve(n);
+    std::vector<Model::SequenceStep> batch(n);
+    for (size_t i = 0; i < n; ++i) {
+      prompts[i] = random_tokens(kDecodePrompt, vocab);
+      caches.push_back(model.make_cache(kDecodePrompt + steps));
+      batch[i] = {prompts[i], &caches[i], Model::LogitRows::Last};
+    }
+    std::vector<int32_t> tokens(n);
+    const auto take_argmax = [&](const std::vector<std::vector<float>>& logits) {
+      for (size_t i = 0; i < n; ++i) {
+        const std::vector<float>& l = logits[i];
+        tokens[i] = static_cast<int32_t>(std::max_element(l.end() - vocab, l.end()) - (l.end() - vocab));
+        batch[i].tokens = std::span(&tokens[i], 1);
+      }
+    };
+    take_argmax(model.forward_batch(batch, pool));
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int s = 0; s < steps; ++s) take_argmax(model.forward_batch(batch, pool));
+    return static_cast<double>(n) * steps / seconds_since(t0);
+  }
+
   nlohmann::ordered_json report(const Model& model, double load_seconds, const std::vector<ThreadResult>& results,
                                 uint64_t peak_rss, const std::string& kernel, bool huge_pages,
                                 size_t buffer_bytes) const {
@@ -278,6 +318,7 @@ class BenchRun {
     j["model"] = opt_.model;
     j["prompt_tokens"] = opt_.prompt;
     j["generated_tokens"] = opt_.generate;
+    j["parallel"] = opt_.parallel;
     j["decode_prompt_tokens"] = opt_.generate > 0 ? kDecodePrompt : 0;
     j["repetitions"] = opt_.repetitions;
     j["warmup"] = opt_.warmup;
@@ -305,6 +346,14 @@ class BenchRun {
       };
       if (!r.prefill.empty()) put("prefill_tok_s", r.prefill);
       if (!r.decode.empty()) put("decode_tok_s", r.decode);
+      if (!r.parallel_decode.empty()) {
+        put("parallel_decode_tok_s", r.parallel_decode);
+        // Against one sequence, run by run (neighbours in time, as the bandwidth ratio below).
+        std::vector<double> paired;
+        for (size_t i = 0; i < r.parallel_decode.size() && i < r.decode.size(); ++i)
+          paired.push_back(r.parallel_decode[i] / r.decode[i]);
+        o["parallel_speedup_paired"] = stats(paired).median;
+      }
       put("memory_read_gb_s", r.bandwidth);
       const double bandwidth = stats(r.bandwidth).median;
       if (!r.decode.empty()) {
@@ -359,6 +408,11 @@ Command register_bench(CLI::App& root) {
                "Skip the untimed warm-up (one prefill and one decode step per thread count before the timed runs)");
   app->add_option("--bandwidth-mib", opt->bandwidth_mib,
                   "Buffer of the memory bandwidth probe, all threads together (default 1024)")
+      ->check(at_least(1));
+  app->add_option("--parallel", opt->parallel,
+                  "Also decode this many sequences at once, each after its own 16-token prompt, one batched step "
+                  "per token (what a server running that many streams gets); reports their aggregate tok/s "
+                  "(default 1: off)")
       ->check(at_least(1));
   app->add_option("--json", opt->json_file, "Also write the JSON to this file");
   return {app, [opt] { BenchRun(*opt).run(); }};

@@ -11,6 +11,14 @@ inline float silu(float z) { return z * sigmoid(z); }
 // x[i] = exp(x[i] - max) / Σ exp(x[j] - max) for i < n; -inf entries become 0. n >= 1.
 void softmax_inplace(float* x, int64_t n);
 
+// w[i] = exp(z[i] − shift) for i < n, and returns Σ w[i] summed in double: the normaliser of a softmax over a
+// vocabulary (the sampler's). z[i] = −inf gives w[i] = 0; each w[i] is within 1 ulp of e^(z[i] − shift) above the
+// subnormal range (Highway's Exp). Intended for shift = max z, so that no w[i] exceeds 1.
+double exp_shifted_sum(const double* z, double shift, double* w, int64_t n);
+
+// The lowest i < n with z[i] = max z (the greedy token, ties to the lowest id). n >= 1; z holds no NaN.
+int64_t first_argmax(const double* z, int64_t n);
+
 // gate[i] = silu(gate[i]) · up[i]: the SwiGLU product (deepseek-spec §2.3).
 void swiglu_inplace(float* gate, const float* up, int64_t n);
 

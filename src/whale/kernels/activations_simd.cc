@@ -41,6 +41,46 @@ void Softmax(float* x, int64_t n) {
   for (; i < n; ++i) x[i] *= inv;
 }
 
+double ExpShiftedSum(const double* z, double shift, double* w, int64_t n) {
+  const hn::ScalableTag<double> dd;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(dd));
+  const auto vshift = hn::Set(dd, shift);
+  // Below this e^x is 0 in double (std::exp gives at most a subnormal); also keeps -inf away from Exp's polynomial.
+  const auto floor = hn::Set(dd, -745.0);
+  auto acc = hn::Zero(dd);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto x = hn::Sub(hn::LoadU(dd, z + i), vshift);
+    const auto e = hn::IfThenElseZero(hn::Gt(x, floor), hn::Exp(dd, hn::Max(x, floor)));
+    hn::StoreU(e, dd, w + i);
+    acc = hn::Add(acc, e);
+  }
+  double sum = hn::GetLane(hn::SumOfLanes(dd, acc));
+  for (; i < n; ++i) sum += w[i] = std::exp(z[i] - shift);
+  return sum;
+}
+
+int64_t FirstArgmax(const double* z, int64_t n) {
+  const hn::ScalableTag<double> dd;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(dd));
+  double mx = z[0];
+  int64_t i = 0;
+  if (n >= N) {
+    auto m = hn::LoadU(dd, z);
+    for (i = N; i + N <= n; i += N) m = hn::Max(m, hn::LoadU(dd, z + i));
+    mx = hn::GetLane(hn::MaxOfLanes(dd, m));
+  }
+  for (; i < n; ++i) mx = std::max(mx, z[i]);
+  const auto vmx = hn::Set(dd, mx);
+  for (i = 0; i + N <= n; i += N) {
+    const intptr_t lane = hn::FindFirstTrue(dd, hn::Eq(hn::LoadU(dd, z + i), vmx));
+    if (lane >= 0) return i + lane;
+  }
+  for (; i < n; ++i)
+    if (z[i] == mx) return i;
+  return 0;  // unreachable: mx is one of the z
+}
+
 void Swiglu(float* gate, const float* up, int64_t n) {
   const hn::ScalableTag<float> df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
@@ -164,11 +204,19 @@ HWY_AFTER_NAMESPACE();
 namespace whale {
 
 HWY_EXPORT(Softmax);
+HWY_EXPORT(ExpShiftedSum);
+HWY_EXPORT(FirstArgmax);
 HWY_EXPORT(Swiglu);
 HWY_EXPORT(SwigluBackward);
 HWY_EXPORT(AddScaledRows);
 
 void softmax_inplace(float* x, int64_t n) { HWY_DYNAMIC_DISPATCH(Softmax)(x, n); }
+
+double exp_shifted_sum(const double* z, double shift, double* w, int64_t n) {
+  return HWY_DYNAMIC_DISPATCH(ExpShiftedSum)(z, shift, w, n);
+}
+
+int64_t first_argmax(const double* z, int64_t n) { return HWY_DYNAMIC_DISPATCH(FirstArgmax)(z, n); }
 
 void swiglu_inplace(float* gate, const float* up, int64_t n) { HWY_DYNAMIC_DISPATCH(Swiglu)(gate, up, n); }
 

@@ -622,54 +622,56 @@ void TileTokens(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivat
   }
 }
 
-// x·W over rows [16·g0, 16·g0 + 16·groups) of a q8/q4 weight: y[t, c] += Σ_i x[t, i] · W[16·g0 + i, c], one token at
-// a time. Within a line (4 columns × 16 rows, 4 bytes per row) each 16-byte quarter holds 4 rows × 4 columns; it is
-// widened to 16 floats and multiplied by the matching rows' x·s (one vector per quarter, built once per group block),
-// and a column's four partial sums are added at the end.
-WHALE_VNNI_ATTR void XwQuantVnni(const Weight2D& w, int64_t g0, int64_t groups, const float* x, int64_t ldx,
-                                 int64_t m, float* y, int64_t ldy, int64_t prefetch_g0) {
-  const QuantType type = w.dtype == DType::Q8 ? QuantType::Q8 : QuantType::Q4;
-  const int64_t pc = quant_padded_cols(w.cols), blocks = pc / kQuantBlock;
+// x·W over rows [16·g0, 16·g0 + 16·groups) of a q8/q4 weight: y[t, c] += Σ_i x[t, i] · W[16·g0 + i, c]. Within a
+// line (4 columns × 16 rows, 4 bytes per row) each 16-byte quarter holds 4 rows × 4 columns; it is widened to 16
+// floats once and multiplied by the matching rows' x·s of every token of the chunk (one vector per token and quarter,
+// built per block column), and a column's four partial sums are added at the end. A token's sums take the same
+// operations in the same order whatever the other tokens: bitwise the results of one token at a time. Several tokens
+// per widened line matter: one token's two accumulators are chains of 4-cycle FMAs.
+constexpr int kXwChunkTokens = 4;
+
+// Tokens [0, MT) of x (row stride ldx) into y (row stride ldy); xs: scratch of MT · groups · 64 floats, 64-byte aligned.
+template <int MT>
+WHALE_VNNI_ATTR void XwQuantChunk(const Weight2D& w, QuantType type, int64_t g0, int64_t groups, const float* x,
+                                  int64_t ldx, float* xs, float* y, int64_t ldy, int64_t ahead) {
+  const int64_t blocks = quant_padded_cols(w.cols) / kQuantBlock;
   const int lines = type == QuantType::Q8 ? 8 : 4, gbb = quant_group_block_bytes(type);
-  auto xs = hwy::AllocateAligned<float>(static_cast<size_t>(groups * blocks * 4 * 16));  // [groups][blocks][4][16]
   __m512i quarter_idx[4];
   QuarterRowIndices(quarter_idx);
-  // The rows to prefetch are this call's shifted by `ahead` groups: one line of them per line read, in the first pass.
-  const int64_t ahead = prefetch_g0 >= 0 ? prefetch_g0 - g0 : 0;
-  for (int64_t t = 0; t < m; ++t) {
-    const bool prefetch = ahead != 0 && t == 0;
-    for (int64_t g = 0; g < groups; ++g) {
-      const __m512 xv = _mm512_loadu_ps(x + t * ldx + g * kQuantRowGroup);
-      for (int64_t kb = 0; kb < blocks; ++kb) {
+  const int64_t token_floats = groups * 4 * 16;  // xs per token: [groups][4][16], for the block column kb
+  auto columns = [](__m512 v) {  // lanes (row in quarter, column): add the four rows of each column
+    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  };
+  for (int64_t kb = 0; kb < blocks; ++kb) {
+    for (int t = 0; t < MT; ++t)
+      for (int64_t g = 0; g < groups; ++g) {
         const uint16_t* sp = w.qscale + ((g0 + g) * blocks + kb) * kQuantRowGroup;
-        if (prefetch && kb % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(sp + ahead * blocks * kQuantRowGroup), _MM_HINT_T1);
-        const __m512 as = _mm512_mul_ps(xv, GroupBlockScales(sp));
+        if (ahead != 0 && t == 0 && kb % 2 == 0)
+          _mm_prefetch(reinterpret_cast<const char*>(sp + ahead * blocks * kQuantRowGroup), _MM_HINT_T1);
+        const __m512 as = _mm512_mul_ps(_mm512_loadu_ps(x + t * ldx + g * kQuantRowGroup), GroupBlockScales(sp));
         for (int k = 0; k < 4; ++k)
-          _mm512_store_ps(xs.get() + ((g * blocks + kb) * 4 + k) * 16, _mm512_permutexvar_ps(quarter_idx[k], as));
+          _mm512_store_ps(xs + t * token_floats + (g * 4 + k) * 16, _mm512_permutexvar_ps(quarter_idx[k], as));
       }
-    }
-    float* yt = y + t * ldy;
-    for (int64_t kb = 0; kb < blocks; ++kb)
-      for (int l = 0; l < lines; ++l) {
-        __m512 lo_acc = _mm512_setzero_ps(), hi_acc = _mm512_setzero_ps();
-        for (int64_t g = 0; g < groups; ++g) {
-          const uint8_t* line = w.data + ((g0 + g) * blocks + kb) * gbb + 64 * l;
-          if (prefetch) _mm_prefetch(reinterpret_cast<const char*>(line + ahead * blocks * gbb), _MM_HINT_T1);
-          const float* a = xs.get() + (g * blocks + kb) * 4 * 16;
-          for (int k = 0; k < 4; ++k) {
-            __m512 lo, hi;
-            QuarterCodes(line + 16 * k, type, lo, hi);
-            const __m512 ak = _mm512_load_ps(a + 16 * k);
-            lo_acc = _mm512_fmadd_ps(lo, ak, lo_acc);
-            if (type == QuantType::Q4) hi_acc = _mm512_fmadd_ps(hi, ak, hi_acc);
+    for (int l = 0; l < lines; ++l) {
+      __m512 lo_acc[MT], hi_acc[MT];
+      for (int t = 0; t < MT; ++t) lo_acc[t] = hi_acc[t] = _mm512_setzero_ps();
+      for (int64_t g = 0; g < groups; ++g) {
+        const uint8_t* line = w.data + ((g0 + g) * blocks + kb) * gbb + 64 * l;
+        if (ahead != 0) _mm_prefetch(reinterpret_cast<const char*>(line + ahead * blocks * gbb), _MM_HINT_T1);
+        for (int k = 0; k < 4; ++k) {
+          __m512 lo, hi;
+          QuarterCodes(line + 16 * k, type, lo, hi);
+          for (int t = 0; t < MT; ++t) {
+            const __m512 ak = _mm512_load_ps(xs + t * token_floats + (g * 4 + k) * 16);
+            lo_acc[t] = _mm512_fmadd_ps(lo, ak, lo_acc[t]);
+            if (type == QuantType::Q4) hi_acc[t] = _mm512_fmadd_ps(hi, ak, hi_acc[t]);
           }
         }
-        // lanes (row in quarter, column): add the four rows of each column
-        auto columns = [](__m512 v) {
-          const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
-          return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-        };
-        const int64_t c = kb * kQuantBlock + 4 * l;
+      }
+      const int64_t c = kb * kQuantBlock + 4 * l;
+      for (int t = 0; t < MT; ++t) {
+        float* yt = y + t * ldy;
         auto add_to = [&](int64_t col, __m128 v) {
           if (col + 4 <= w.cols) {
             _mm_storeu_ps(yt + col, _mm_add_ps(_mm_loadu_ps(yt + col), v));
@@ -679,9 +681,30 @@ WHALE_VNNI_ATTR void XwQuantVnni(const Weight2D& w, int64_t g0, int64_t groups, 
             for (int j = 0; j < 4 && col + j < w.cols; ++j) yt[col + j] += tmp[j];
           }
         };
-        if (c < w.cols) add_to(c, columns(lo_acc));
-        if (type == QuantType::Q4 && c + 16 < w.cols) add_to(c + 16, columns(hi_acc));
+        if (c < w.cols) add_to(c, columns(lo_acc[t]));
+        if (type == QuantType::Q4 && c + 16 < w.cols) add_to(c + 16, columns(hi_acc[t]));
       }
+    }
+  }
+}
+
+WHALE_VNNI_ATTR void XwQuantVnni(const Weight2D& w, int64_t g0, int64_t groups, const float* x, int64_t ldx,
+                                 int64_t m, float* y, int64_t ldy, int64_t prefetch_g0) {
+  const QuantType type = w.dtype == DType::Q8 ? QuantType::Q8 : QuantType::Q4;
+  auto xs = hwy::AllocateAligned<float>(static_cast<size_t>(std::min<int64_t>(m, kXwChunkTokens) * groups * 4 * 16));
+  // The rows to prefetch are this call's shifted by `ahead` groups: one line of them per line read, in the first pass.
+  const int64_t ahead = prefetch_g0 >= 0 ? prefetch_g0 - g0 : 0;
+  for (int64_t t0 = 0; t0 < m; t0 += kXwChunkTokens) {
+    const int mt = static_cast<int>(std::min<int64_t>(kXwChunkTokens, m - t0));
+    const float* xt = x + t0 * ldx;
+    float* yt = y + t0 * ldy;
+    const int64_t a = t0 == 0 ? ahead : 0;
+    switch (mt) {
+      case 1: XwQuantChunk<1>(w, type, g0, groups, xt, ldx, xs.get(), yt, ldy, a); break;
+      case 2: XwQuantChunk<2>(w, type, g0, groups, xt, ldx, xs.get(), yt, ldy, a); break;
+      case 3: XwQuantChunk<3>(w, type, g0, groups, xt, ldx, xs.get(), yt, ldy, a); break;
+      default: XwQuantChunk<4>(w, type, g0, groups, xt, ldx, xs.get(), yt, ldy, a); break;
+    }
   }
 }
 #endif  // HWY_TARGET == HWY_AVX3_DL

