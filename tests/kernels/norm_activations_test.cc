@@ -206,6 +206,18 @@ TEST(ExpShiftedSum, MatchesLongDoubleExp) {
   hwy::SetSupportedTargetsForTest(0);
 }
 
+// The maximum's weight is exactly 1 (the sampler's min_p compares weights with min_p on that basis), in the vector
+// part and the tail, on every instruction set.
+TEST(ExpShiftedSum, ShiftItselfGivesExactlyOne) {
+  for (int64_t target : instruction_sets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    std::vector<double> z(37, 3.25), w(37);
+    EXPECT_EQ(exp_shifted_sum(z.data(), 3.25, w.data(), 37), 37.0) << hwy::TargetName(target);
+    for (double v : w) ASSERT_EQ(v, 1.0) << hwy::TargetName(target);
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
 TEST(ExpShiftedSum, HandComputed) {
   // e^(0 − ln 2) = 1/2, e^0 = 1, e^(−inf) = 0: sum 1.5.
   const double z[] = {-std::log(2.0), 0.0, -std::numeric_limits<double>::infinity()};

@@ -96,7 +96,7 @@ void Sampler::penalised_logits(std::span<const float> logits, std::span<const in
   if (vocab > static_cast<size_t>(std::numeric_limits<int32_t>::max()))
     fail("sampler: vocabulary of {} does not fit 32-bit token ids", vocab);
   z_.resize(vocab);
-  // One branch-free pass (it vectorizes); the offending index is looked for only when there is one.
+  // One pass without branches; the offending index is looked for only when there is one.
   bool bad = false;
   for (size_t i = 0; i < vocab; ++i) {
     const float v = logits[i];
