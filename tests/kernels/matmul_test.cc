@@ -13,6 +13,7 @@
 #include "whale/core/thread_pool.h"
 #include "whale/kernels/matmul_amx.h"
 #include "whale/kernels/quant_format.h"
+#include "instruction_sets.h"
 
 namespace whale {
 namespace {
@@ -129,13 +130,6 @@ std::vector<float> random_activations(int64_t n, std::mt19937& rng) {
 // * matmul_reference: products and sums in double, γ^(double)_{K+1}·S, then one rounding to f32: u·|y|.
 // The "exact" value is itself summed in double, so each bound gains γ^(double)_{K+1}·S for the expectation's error.
 double gamma(double n, double u) { return n * u / (1.0 - n * u); }
-
-// Every instruction set Highway compiled that this CPU supports, one bit each (for hwy::SetSupportedTargetsForTest).
-std::vector<int64_t> supported_targets() {
-  std::vector<int64_t> targets;
-  for (int64_t bits = hwy::SupportedTargets(); bits != 0; bits &= bits - 1) targets.push_back(bits & -bits);
-  return targets;
-}
 
 struct Expected {
   std::vector<double> y;    // exact (to double precision) products

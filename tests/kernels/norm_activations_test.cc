@@ -9,6 +9,7 @@
 
 #include "whale/kernels/activations.h"
 #include "whale/kernels/norm.h"
+#include "instruction_sets.h"
 
 namespace whale {
 namespace {
@@ -167,19 +168,13 @@ TEST(Softmax, HandComputed) {
 
 // ---- The sampler's vocabulary kernels: exp_shifted_sum and first_argmax ----------------------------------------
 
-std::vector<int64_t> instruction_sets() {
-  std::vector<int64_t> targets;
-  for (int64_t bits = hwy::SupportedTargets(); bits != 0; bits &= bits - 1) targets.push_back(bits & -bits);
-  return targets;
-}
-
 // Every w[i] within 4 ulp of e^(z[i] − shift) (expl of the difference rounded to double, as the kernel rounds it), −inf
 // and far-below entries exactly 0, and the sum within n ulp of the reference sum, on every instruction set and at
 // lengths around the vector widths.
 TEST(ExpShiftedSum, MatchesLongDoubleExp) {
   std::mt19937 rng(21);
   constexpr double kUlp = 0x1p-52;
-  for (int64_t target : instruction_sets()) {
+  for (int64_t target : supported_targets()) {
     hwy::SetSupportedTargetsForTest(target);
     for (int64_t n : {1, 2, 7, 8, 9, 17, 1000, 129280}) {
       std::vector<double> z(static_cast<size_t>(n));
@@ -209,7 +204,7 @@ TEST(ExpShiftedSum, MatchesLongDoubleExp) {
 // The maximum's weight is exactly 1 (the sampler's min_p compares weights with min_p on that basis), in the vector
 // part and the tail, on every instruction set.
 TEST(ExpShiftedSum, ShiftItselfGivesExactlyOne) {
-  for (int64_t target : instruction_sets()) {
+  for (int64_t target : supported_targets()) {
     hwy::SetSupportedTargetsForTest(target);
     std::vector<double> z(37, 3.25), w(37);
     EXPECT_EQ(exp_shifted_sum(z.data(), 3.25, w.data(), 37), 37.0) << hwy::TargetName(target);
@@ -233,7 +228,7 @@ TEST(ExpShiftedSum, HandComputed) {
 TEST(FirstArgmax, MatchesScalarScan) {
   std::mt19937 rng(22);
   const double ninf = -std::numeric_limits<double>::infinity();
-  for (int64_t target : instruction_sets()) {
+  for (int64_t target : supported_targets()) {
     hwy::SetSupportedTargetsForTest(target);
     for (int64_t n : {1, 2, 5, 8, 9, 16, 31, 1000}) {
       for (int trial = 0; trial < 20; ++trial) {
