@@ -94,6 +94,12 @@ std::vector<int> parse_thread_list(const std::string& text, bool given) {
   return threads;
 }
 
+// The greedy token of logits' last row of `vocab` values (ties to the lowest id).
+int32_t greedy_token(const std::vector<float>& logits, int vocab) {
+  const auto row = logits.end() - vocab;
+  return static_cast<int32_t>(std::max_element(row, logits.end()) - row);
+}
+
 // Stored bytes of the weight (kernels/weight.h): F8_E4M3 with its block scales, q8/q4 padded, with their f16 scales.
 uint64_t linear_bytes(const Linear& l) { return static_cast<uint64_t>(weight_bytes(l.base)); }
 uint64_t mlp_bytes(const MlpWeights& m) {
@@ -263,11 +269,11 @@ class BenchRun {
     const std::vector<int32_t> prompt = random_tokens(kDecodePrompt, vocab);
     LatentKvCache cache = model.make_cache(kDecodePrompt + steps);
     std::vector<float> logits = model.forward(prompt, cache, pool, AttentionForm::Absorbed, Model::LogitRows::Last);
-    int32_t token = static_cast<int32_t>(std::max_element(logits.end() - vocab, logits.end()) - (logits.end() - vocab));
+    int32_t token = greedy_token(logits, vocab);
     const auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < steps; ++i) {
       logits = model.forward(std::span(&token, 1), cache, pool);
-      token = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      token = greedy_token(logits, vocab);
     }
     return steps / seconds_since(t0);
   }
@@ -291,8 +297,7 @@ class BenchRun {
     std::vector<int32_t> tokens(n);
     const auto take_argmax = [&](const std::vector<std::vector<float>>& logits) {
       for (size_t i = 0; i < n; ++i) {
-        const std::vector<float>& l = logits[i];
-        tokens[i] = static_cast<int32_t>(std::max_element(l.end() - vocab, l.end()) - (l.end() - vocab));
+        tokens[i] = greedy_token(logits[i], vocab);
         batch[i].tokens = std::span(&tokens[i], 1);
       }
     };
