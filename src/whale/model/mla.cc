@@ -138,22 +138,10 @@ void attend_absorbed(const MlaContext& ctx, const AttentionWeights& w, int layer
                      int pos0, const float* q, int T, float* o) {
   const ModelConfig& c = ctx.config;
   const HeadDims d = HeadDims::of(c);
-  const int heads = c.num_attention_heads, rows_per_head = d.dn + d.dv, n_total = pos0 + T;
+  const int heads = c.num_attention_heads, rows_per_head = d.dn + d.dv;
   const int row = cache.row_size();  // rank + dr
   const float scale = static_cast<float>(c.softmax_scale());
   const Weight2D kv_b = w.kv_b_proj.view();
-
-  // The latent mix is a matmul against the latents transposed, [rank, n_total], shared by heads.
-  std::vector<float> latents_t(static_cast<size_t>(d.rank) * n_total);
-  for (int s = 0; s < n_total; ++s) {
-    const float* src = cache.row(layer, s);
-    for (int j = 0; j < d.rank; ++j) latents_t[static_cast<size_t>(j) * n_total + s] = src[j];
-  }
-  Weight2D mix_weight{};
-  mix_weight.dtype = DType::F32;
-  mix_weight.rows = d.rank;
-  mix_weight.cols = n_total;
-  mix_weight.data = reinterpret_cast<const uint8_t*>(latents_t.data());
 
   ctx.pool.parallel_for(heads, [&](int64_t h0, int64_t h1) {
     std::vector<float> w_uv_f32, q_nope(static_cast<size_t>(T) * d.dn);
@@ -178,13 +166,11 @@ void attend_absorbed(const MlaContext& ctx, const AttentionWeights& w, int layer
         score_cached(cache, layer, n_ctx, q_cat.data() + static_cast<size_t>(t0) * row, m, scores.data(),
                      score_scratch);
         causal_softmax(scores.data(), m, n_ctx, pos0 + t0 + 1, scale);
-        // Probabilities at the mix's row stride (n_total), zero past each query's context.
-        std::vector<float> probs(static_cast<size_t>(m) * n_total, 0.0f);
-        for (int i = 0; i < m; ++i)
-          std::copy_n(scores.data() + static_cast<size_t>(i) * n_ctx, pos0 + t0 + i + 1,
-                      probs.data() + static_cast<size_t>(i) * n_total);
+        // The mix as scaled latent rows added in token order (as attend_absorbed_few): a query's zero probabilities
+        // past its context add nothing. (As a matmul against the latents transposed, its inner length was the
+        // context, a few dozen for a chunk of a short prompt, and it ran at ~13 GFLOP/s.)
         mixed.assign(static_cast<size_t>(m) * d.rank, 0.0f);
-        matmul_serial(mix_weight, probs.data(), m, mixed.data());
+        mix_cached(scores.data(), n_ctx, m, cache, layer, n_ctx, mixed.data(), d.rank);
         // The latent mix goes into W_UV rounded to about 16 bits, not 8: for q8/q4 weights one int8 rounding here is
         // the one activation rounding the naive form does not have, and on the test models it multiplied the logits'
         // error by up to six.
