@@ -87,6 +87,30 @@ TEST(ForwardBatch, PageSizeChangesNothing) {
   EXPECT_EQ(small.pages().size(), 31u);
 }
 
+// Up to kExpandedMinTokens queries a chunk, the absorbed and few-query attention forms give a query the same bits
+// whatever the chunk it comes in, so a prompt's logits do not depend on how it is split (one pass, token by token,
+// 7 at a time; a prompt split between engine steps). Before the absorbed form mixed the latents in token order as the
+// few-query form does, the three differed in the last bits.
+TEST(ForwardBatch, ShortPromptLogitsDoNotDependOnChunking) {
+  if (!test_model()) GTEST_SKIP() << "WHALE_TEST_MODEL is not set";
+  const Model model(test_model());
+  ThreadPool pool(2);
+  const std::vector<int32_t> prompt = tokens(40, 5);
+  auto chunked = [&](size_t chunk) {
+    LatentKvCache cache = model.make_cache(64, 16);
+    std::vector<float> logits;
+    for (size_t i = 0; i < prompt.size(); i += chunk) {
+      const std::span<const int32_t> part(prompt.data() + i, std::min(chunk, prompt.size() - i));
+      const std::vector<float> rows = model.forward(part, cache, pool, AttentionForm::Absorbed, Model::LogitRows::All);
+      logits.insert(logits.end(), rows.begin(), rows.end());
+    }
+    return logits;
+  };
+  const std::vector<float> whole = chunked(prompt.size());
+  ASSERT_EQ(whole.size(), prompt.size() * static_cast<size_t>(model.config().vocab_size));
+  for (size_t chunk : {1u, 3u, 7u, 16u}) EXPECT_EQ(chunked(chunk), whole) << "chunks of " << chunk;
+}
+
 // Caches that share pages (a prefix reused across sequences) each see their own tokens after the shared ones: a
 // write into a shared page goes to a copy.
 TEST(ForwardBatch, SharedPagesAreCopiedBeforeWrites) {
