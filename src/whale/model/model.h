@@ -34,7 +34,8 @@ class Model {
   // Runs `tokens` at positions cache.size() onward, appends them to the cache and returns their logits
   // [tokens.size(), vocab_size], row-major, or with LogitRows::Last only the last token's [vocab_size] (what
   // generation needs: the LM head then runs once instead of once per prompt token). Feeding a sequence in chunks
-  // gives the same logits as one call, bit for bit while every chunk is under 64 tokens (docs/engine.md). Throws Error if a token id is out of range or the cache is too small.
+  // gives the same logits as one call, bit for bit while every chunk is under 64 tokens (docs/engine.md). Throws
+  // Error if a token id is out of range or the cache is too small.
   enum class LogitRows { All, Last, None };  // None: no LM head (a prompt chunk that is not the last)
   std::vector<float> forward(std::span<const int32_t> tokens, LatentKvCache& cache, ThreadPool& pool,
                              AttentionForm form = AttentionForm::Absorbed, LogitRows rows = LogitRows::All) const;
