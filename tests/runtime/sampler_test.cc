@@ -215,6 +215,34 @@ TEST(SamplerGreedy, LogprobsAreThoseOfTemperatureOne) {
   EXPECT_NEAR(tok.top[1].logprob, ref[3], kLogprobTol);
 }
 
+TEST(SamplerGreedy, WithoutLogprobsTheSameTokensAndNoLogprob) {
+  // Greedy with logprobs off skips the exps over the vocabulary: the same ids, penalties still applied, and the
+  // logprob reported as NaN. Token 1 leads until its repetition penalty (history) halves it below token 3.
+  const std::vector<float> logits = {0.3f, 1.7f, kMasked, 1.1f, 1.7f};
+  const std::vector<std::vector<int32_t>> histories = {{}, {1}, {1, 4}, {0, 3}};
+  for (const auto& history : histories) {
+    SamplingParams with = params(0.0f, 0, 1.0f, 0.0f);
+    with.repetition_penalty = 2.0f;
+    SamplingParams without = with;
+    without.logprobs = false;
+    Sampler a(with), b(without);
+    const SampledToken ta = a.sample(logits, history), tb = b.sample(logits, history);
+    EXPECT_EQ(ta.id, tb.id);
+    EXPECT_FALSE(std::isnan(ta.logprob));
+    EXPECT_TRUE(std::isnan(tb.logprob));
+    EXPECT_TRUE(tb.top.empty());
+  }
+  // The same checks of the logits as with logprobs.
+  SamplingParams without = params(0.0f, 0, 1.0f, 0.0f);
+  without.logprobs = false;
+  Sampler s(without);
+  EXPECT_THROW(s.sample(std::vector<float>{0.0f, std::numeric_limits<float>::quiet_NaN()}, {}), Error);
+  EXPECT_THROW(s.sample(std::vector<float>{kMasked, kMasked}, {}), Error);
+  // Alternatives without logprobs are refused.
+  without.top_logprobs = 2;
+  EXPECT_THROW(validate(without), Error);
+}
+
 // ---- the generator and reproducibility ----------------------------------------------------------------------------
 
 TEST(SamplerRng, MatchesTheReferenceAlgorithm) {

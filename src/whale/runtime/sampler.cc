@@ -67,6 +67,7 @@ void validate(const SamplingParams& p) {
   check_range("presence_penalty", p.presence_penalty, -2.0, 2.0, false, "[-2, 2]");
   check_range("frequency_penalty", p.frequency_penalty, -2.0, 2.0, false, "[-2, 2]");
   if (p.top_logprobs < 0 || p.top_logprobs > 20) fail("top_logprobs = {} is out of range [0, 20]", p.top_logprobs);
+  if (p.top_logprobs > 0 && !p.logprobs) fail("top_logprobs = {} needs logprobs", p.top_logprobs);
 }
 
 Xoshiro256StarStar::Xoshiro256StarStar(uint64_t seed) {
@@ -145,6 +146,8 @@ SampledToken Sampler::sample(std::span<const float> logits, std::span<const int3
   const auto argmax = static_cast<size_t>(first_argmax(z_.data(), static_cast<int64_t>(vocab)));
   const double max = z_[argmax];
   if (max == -kInf) fail("sampler: every logit is -inf (after penalties), so no token can be drawn");
+  if (greedy && !params_.logprobs)
+    return SampledToken{static_cast<int32_t>(argmax), std::numeric_limits<float>::quiet_NaN(), {}};
 
   w_.resize(vocab);
   // exp(-inf) = 0; w_[argmax] = 1. A vocabulary of exps per token and sequence: the SIMD kernel is several times

@@ -199,6 +199,7 @@ CompletionRequest parse_completion_request(const std::string& text, bool chat, c
     }
     if (get_bool(body, "echo", false)) bad(422, "echo", "'echo': true is not supported");
   }
+  r.sampling.logprobs = r.logprobs;  // unwanted logprobs spare greedy decoding its pass of exps
 
   const Tokenizer& tok = *model.tokenizer;
   if (chat) {
