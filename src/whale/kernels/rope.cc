@@ -26,14 +26,27 @@ std::vector<double> rope_inverse_frequencies(int dim, double theta, const std::o
   return freq;
 }
 
-void rope_interleaved(float* x, const std::vector<double>& inv_freq, int64_t pos) {
+RopeRotation rope_rotation(const std::vector<double>& inv_freq, int64_t pos) {
+  RopeRotation r{std::vector<double>(inv_freq.size()), std::vector<double>(inv_freq.size())};
   for (size_t i = 0; i < inv_freq.size(); ++i) {
     const double angle = static_cast<double>(pos) * inv_freq[i];
-    const double c = std::cos(angle), s = std::sin(angle);
+    r.cos[i] = std::cos(angle);
+    r.sin[i] = std::sin(angle);
+  }
+  return r;
+}
+
+void rope_interleaved(float* x, const RopeRotation& r) {
+  for (size_t i = 0; i < r.cos.size(); ++i) {
+    const double c = r.cos[i], s = r.sin[i];
     const double a = x[2 * i], b = x[2 * i + 1];
     x[2 * i] = static_cast<float>(a * c - b * s);
     x[2 * i + 1] = static_cast<float>(a * s + b * c);
   }
+}
+
+void rope_interleaved(float* x, const std::vector<double>& inv_freq, int64_t pos) {
+  rope_interleaved(x, rope_rotation(inv_freq, pos));
 }
 
 }  // namespace whale

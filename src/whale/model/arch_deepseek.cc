@@ -13,6 +13,19 @@ namespace whale {
 
 namespace {
 
+// out[t] = rmsnorm(x[t]) for T rows of D, over the pool for a batch (each row is computed alone, so the split changes
+// no bit): a 16-token step's norms cost ~2.5 ms serial on one thread.
+void rmsnorm_rows(const float* x, const float* w, int T, int D, float eps, float* out, ThreadPool& pool) {
+  constexpr int kRowsPerSlice = 4;
+  pool.parallel_for(
+      T,
+      [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t)
+          rmsnorm(x + static_cast<size_t>(t) * D, w, D, eps, out + static_cast<size_t>(t) * D);
+      },
+      kRowsPerSlice);
+}
+
 // The reading's bytes as MiB for a LoadProgress.
 Checkpoint::ReadProgress read_progress_in_mib(const LoadProgress& progress) {
   if (!progress) return nullptr;
@@ -73,14 +86,11 @@ std::vector<std::vector<float>> Model::forward_batch(std::span<const SequenceSte
   const MlaContext mla{c, rope_inv_freq_, form, pool};
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const LayerWeights& lw = weights_.layers[l];
-    for (int t = 0; t < T; ++t)
-      rmsnorm(x.data() + static_cast<size_t>(t) * D, lw.input_layernorm.data(), D, eps, h.data() + static_cast<size_t>(t) * D);
+    rmsnorm_rows(x.data(), lw.input_layernorm.data(), T, D, eps, h.data(), pool);
     mla_forward(mla, lw.self_attn, l, segments, h.data(), y.data());
     for (size_t i = 0; i < x.size(); ++i) x[i] += y[i];
 
-    for (int t = 0; t < T; ++t)
-      rmsnorm(x.data() + static_cast<size_t>(t) * D, lw.post_attention_layernorm.data(), D, eps,
-              h.data() + static_cast<size_t>(t) * D);
+    rmsnorm_rows(x.data(), lw.post_attention_layernorm.data(), T, D, eps, h.data(), pool);
     if (lw.moe) moe_forward(c, *lw.moe, router_, h.data(), T, y.data(), pool);
     else mlp_forward(*lw.mlp, h.data(), T, y.data(), pool);
     for (size_t i = 0; i < x.size(); ++i) x[i] += y[i];

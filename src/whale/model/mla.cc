@@ -349,15 +349,15 @@ void mla_forward(const MlaContext& ctx, const AttentionWeights& w, int layer,
     LatentKvCache& cache = *s.cache;
     const int n = s.n_tokens, pos0 = s.pos0;
     float* qs = q.data() + static_cast<size_t>(t0) * heads * d.dqk;
-    for (int t = 0; t < n; ++t)
-      for (int h = 0; h < heads; ++h)
-        rope_interleaved(qs + (static_cast<size_t>(t) * heads + h) * d.dqk + d.dn, ctx.rope_inv_freq, pos0 + t);
     for (int t = 0; t < n; ++t) {
+      const RopeRotation rotation = rope_rotation(ctx.rope_inv_freq, pos0 + t);
+      for (int h = 0; h < heads; ++h)
+        rope_interleaved(qs + (static_cast<size_t>(t) * heads + h) * d.dqk + d.dn, rotation);
       const float* src = kva.data() + static_cast<size_t>(t0 + t) * row_size;
       float* row = cache.row(layer, pos0 + t);
       rmsnorm(src, w.kv_a_layernorm.data(), d.rank, eps, row);
       std::memcpy(row + d.rank, src + d.rank, sizeof(float) * d.dr);
-      rope_interleaved(row + d.rank, ctx.rope_inv_freq, pos0 + t);
+      rope_interleaved(row + d.rank, rotation);
     }
     float* os = o.data() + static_cast<size_t>(t0) * heads * d.dv;
     if (ctx.form == AttentionForm::Naive) attend_naive(ctx, w, layer, cache, pos0, qs, n, os);
