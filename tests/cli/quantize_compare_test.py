@@ -225,6 +225,23 @@ def main():
                 problems.append(f"check_logits.py on 150 tokens, --tol {args.long_logits_tol} failed: "
                                 f"{proc.stderr.strip()[-500:]}")
 
+        # A short prompt's logits do not depend on its chunking, bit for bit (docs/engine.md): whale serve returns a
+        # request's greedy text unchanged however the engine split its prompt. With q8/q4 weights a chunk of 5-63
+        # queries once took W_UK through decoded f32 rows and one or a few queries through the in-place kernel.
+        tokens = ",".join(str((i * 29 + 7) % 250) for i in range(40))
+        outputs = {}
+        for chunk in (None, 1, 3, 9, 16):
+            cmd = [args.whale, "logits", "--model", out, "--tokens", tokens, "--threads", "2"]
+            if chunk:
+                cmd += ["--chunk", str(chunk)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            if proc.returncode != 0:
+                problems.append(f"whale logits --chunk {chunk} failed: {proc.stderr.strip()[-300:]}")
+            outputs[chunk] = proc.stdout
+        for chunk, text in outputs.items():
+            if text != outputs[None]:
+                problems.append(f"40 tokens fed {chunk} at a time give other logits than one pass")
+
         # Sharded output: shards of at most ~1/3 of the model, an index, the same tensors.
         total = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out) if f.endswith(".safetensors"))
         proc, _ = run_whale(args.whale, args.model, sharded, args.type, ["--shard-size", str(total // 3)])

@@ -491,8 +491,9 @@ TEST(Matmul, EveryInstructionSet) {
 
 // x·W over a slice of rows, as absorbed attention uses W_UK: y += Σ_i x[i] · W[r0 + i, :], against double sums over
 // the spec-decoded values. Covers q8/q4 slices at 16-row boundaries (read in place) and elsewhere (decoded), partial
-// row groups and column counts that are not multiples of 4 or 32, few and many tokens, and every instruction set; up
-// to 4 tokens, each token's result is bitwise the same as with that token alone.
+// row groups and column counts that are not multiples of 4 or 32, few and many tokens, and every instruction set;
+// each token's result is bitwise the same as with that token alone, for any token count (a prompt chunk's queries
+// must get what they get one by one).
 TEST(AddScaledWeightRows, MatchesDoubleSums) {
   std::mt19937 rng(15);
   const std::vector<int64_t> targets = supported_targets();
@@ -511,9 +512,8 @@ TEST(AddScaledWeightRows, MatchesDoubleSums) {
             for (float& v : y) v = std::uniform_real_distribution<float>(-1, 1)(rng);
             const std::vector<float> y0 = y;
             add_scaled_weight_rows(t.w, r0, r1, x.data(), n, m, y.data(), ldy);
-            // Up to 4 tokens (what absorbed attention passes at once), each token's row bitwise as if it were alone:
-            // batched decode relies on it.
-            for (int64_t i = 0; i < (m <= 4 ? m : 0); ++i) {
+            // Each token's row bitwise as if it were alone: batched decode and chunked prompts rely on it.
+            for (int64_t i = 0; i < m; ++i) {
               std::vector<float> alone(y0.begin() + i * ldy, y0.begin() + (i + 1) * ldy);
               add_scaled_weight_rows(t.w, r0, r1, x.data() + i * n, n, 1, alone.data(), ldy);
               ASSERT_EQ(0, std::memcmp(alone.data(), y.data() + i * ldy, sizeof(float) * static_cast<size_t>(ldy)))

@@ -242,8 +242,10 @@ void add_scaled_weight_rows(const Weight2D& w, int64_t r0, int64_t r1, const flo
                             float* y, int64_t ldy, int64_t prefetch_r0) {
   const int64_t n = r1 - r0;
   if (m == 0 || n == 0) return;
-  // Few tokens read q8/q4 rows in place; many tokens (or other formats) decode the rows once and reuse them.
-  if (is_quant(w.dtype) && r0 % kQuantRowGroup == 0 && m <= kTileTokens) {
+  // q8/q4 rows are read in place (xw_quant, 4 tokens at a time), whatever the token count, so that a token's row is
+  // the same bits in any batch: a prompt chunk's queries (absorbed attention, 5-63 of them) then get what the same
+  // queries get one by one. Other formats decode the rows once and reuse them (also the same bits for any m).
+  if (is_quant(w.dtype) && r0 % kQuantRowGroup == 0) {
     const int64_t groups = (n + kQuantRowGroup - 1) / kQuantRowGroup;
     std::vector<float> xp(static_cast<size_t>(m * groups * kQuantRowGroup), 0.0f);
     for (int64_t t = 0; t < m; ++t) std::copy_n(x + t * ldx, n, xp.data() + t * groups * kQuantRowGroup);
