@@ -115,8 +115,9 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, RouterFn router, con
   std::fill(out, out + T * hidden, 0.0f);
   for (const Active& a : active) {
     const float* src = ys.get() + a.x_at;
-    for (const auto& [t, weight] : assigned[a.expert]) {
+    for (const auto& [t, gate_weight] : assigned[a.expert]) {
       float* dst = out + static_cast<size_t>(t) * hidden;
+      const float weight = gate_weight;  // a plain local: clang's OpenMP regions cannot use structured bindings
       // Vectorised, still a product then a sum per element (no contraction): the same bits as one at a time.
 #pragma omp simd
       for (int j = 0; j < hidden; ++j) dst[j] += weight * src[j];
