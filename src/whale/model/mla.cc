@@ -195,8 +195,8 @@ struct FewQueries {
 // read once per step for all sequences instead of once per sequence. A thread's heads become rows of a sequence's
 // queries, i = t·nh + (h − h0): Q [n·nh, rank + dr] = [q_nope·W_UK ‖ q_rope]; scores = Q·[c ‖ k_rope]ᵀ; softmax;
 // mixed = P·c; o = mixed·W_UVᵀ per head. Every (query, head) sees the same operations in the same order as in
-// attend_absorbed, whatever the other sequences: bitwise the same results (W_UK goes kFewQueries tokens at a time,
-// and each product below is independent per token).
+// attend_absorbed, whatever the other sequences: bitwise the same results (each product below is independent per
+// token).
 void attend_absorbed_few(const MlaContext& ctx, const AttentionWeights& w, int layer,
                          std::span<const FewQueries> seqs, const float* q, float* o) {
   const ModelConfig& c = ctx.config;
@@ -210,23 +210,21 @@ void attend_absorbed_few(const MlaContext& ctx, const AttentionWeights& w, int l
 
   ctx.pool.parallel_for(heads, [&](int64_t h0, int64_t h1) {
     const int nh = static_cast<int>(h1 - h0);
-    std::vector<float> q_nope(static_cast<size_t>(kFewQueries) * d.dn), q_cat(static_cast<size_t>(T) * nh * row, 0.0f);
+    std::vector<float> q_nope(static_cast<size_t>(T) * d.dn), q_cat(static_cast<size_t>(T) * nh * row, 0.0f);
     // Each head's W_UK and W_UV are small products that would wait on memory line by line: the next head's rows are
     // fetched while this one computes (after the last W_UK, the first W_UV).
     prefetch_rows(kv_b, h0 * rows_per_head, h0 * rows_per_head + d.dn);
     for (int64_t h = h0; h < h1; ++h) {
       const int64_t next = h + 1 < h1 ? (h + 1) * rows_per_head : h0 * rows_per_head + d.dn;
-      for (int t0 = 0; t0 < T; t0 += kFewQueries) {
-        const int m = std::min(kFewQueries, T - t0);
-        for (int t = 0; t < m; ++t) {
-          const float* qh = q + (static_cast<size_t>(t0 + t) * heads + h) * d.dqk;
-          std::copy_n(qh, d.dn, q_nope.data() + static_cast<size_t>(t) * d.dn);
-          std::copy_n(qh + d.dn, d.dr, q_cat.data() + (static_cast<size_t>(t0 + t) * nh + (h - h0)) * row + d.rank);
-        }
-        add_scaled_weight_rows(kv_b, h * rows_per_head, h * rows_per_head + d.dn, q_nope.data(), d.dn, m,
-                               q_cat.data() + (static_cast<size_t>(t0) * nh + (h - h0)) * row,
-                               static_cast<int64_t>(nh) * row, t0 == 0 ? next : -1);
+      for (int t = 0; t < T; ++t) {
+        const float* qh = q + (static_cast<size_t>(t) * heads + h) * d.dqk;
+        std::copy_n(qh, d.dn, q_nope.data() + static_cast<size_t>(t) * d.dn);
+        std::copy_n(qh + d.dn, d.dr, q_cat.data() + (static_cast<size_t>(t) * nh + (h - h0)) * row + d.rank);
       }
+      // Every token at once: each token's row is the bits it gets alone (add_scaled_weight_rows), as in
+      // attend_absorbed.
+      add_scaled_weight_rows(kv_b, h * rows_per_head, h * rows_per_head + d.dn, q_nope.data(), d.dn, T,
+                             q_cat.data() + (h - h0) * row, static_cast<int64_t>(nh) * row, next);
     }
 
     std::vector<float> scores, score_scratch, mixed(static_cast<size_t>(T) * nh * d.rank, 0.0f);
