@@ -410,12 +410,13 @@ TEST(Matmul, QuantizedQ8AndQ4) {
 }
 
 // A token's q8/q4 result is the same bits whatever else is in the batch (1 token or tiles of up to 8 with any
-// remainder), on every thread count, and on every instruction set (VNNI tiles or the portable integer path).
+// remainder, several tiles per row group), on every thread count, and on every instruction set (VNNI tiles or the
+// portable integer path).
 TEST(Matmul, QuantizedBitwiseIndependentOfBatchAndInstructionSet) {
   std::mt19937 rng(14);
   const std::vector<int64_t> targets = supported_targets();
   for (DType dtype : {DType::Q8, DType::Q4}) {
-    const int64_t n = 45, k = 230, m = 19;
+    const int64_t n = 45, k = 230, m = 41;
     const TestWeight t = make_quant_weight(dtype, n, k, rng);
     const std::vector<float> x = random_activations(m * k, rng);
     std::vector<float> single(static_cast<size_t>(m * n));
@@ -425,7 +426,7 @@ TEST(Matmul, QuantizedBitwiseIndependentOfBatchAndInstructionSet) {
       hwy::SetSupportedTargetsForTest(target);
       for (int threads : {1, 3}) {
         ThreadPool pool(threads);
-        for (int64_t mm : {1, 7, 8, 9, 16, 17, 19}) {
+        for (int64_t mm : {1, 7, 8, 9, 11, 12, 13, 16, 17, 19, 24, 29, 41}) {
           std::vector<float> y(static_cast<size_t>(mm * n), NAN);
           matmul(t.w, x.data(), mm, y.data(), pool);
           for (int64_t j = 0; j < mm * n; ++j)
