@@ -76,8 +76,8 @@ void BM_AbsorbedHeadXw(benchmark::State& state, DType dtype) {
   state.counters["GFLOP/s"] =
       benchmark::Counter(static_cast<double>(state.iterations()) * 2.0 * m * dn * rank / 1e9, benchmark::Counter::kIsRate);
 }
-BENCHMARK_CAPTURE(BM_AbsorbedHeadXw, q8, DType::Q8)->Arg(1)->Arg(4)->UseRealTime();
-BENCHMARK_CAPTURE(BM_AbsorbedHeadXw, q4, DType::Q4)->Arg(1)->Arg(4)->UseRealTime();
+BENCHMARK_CAPTURE(BM_AbsorbedHeadXw, q8, DType::Q8)->Arg(1)->Arg(4)->Arg(16)->UseRealTime();
+BENCHMARK_CAPTURE(BM_AbsorbedHeadXw, q4, DType::Q4)->Arg(1)->Arg(4)->Arg(16)->UseRealTime();
 
 void args(benchmark::internal::Benchmark* b) {
   for (int threads : {1, 2})

@@ -503,7 +503,7 @@ TEST(AddScaledWeightRows, MatchesDoubleSums) {
     for (DType dtype : {DType::Q8, DType::Q4, DType::BF16})
       for (int64_t cols : {70, 64, 3})
         for (const auto& [r0, r1] : {std::pair<int64_t, int64_t>{16, 56}, {0, 16}, {32, 45}, {5, 29}})
-          for (int64_t m : {1, 3, 6, 9}) {
+          for (int64_t m : {1, 3, 6, 9, 17}) {
             const int64_t rows = 60;
             const TestWeight t = dtype == DType::BF16 ? make_weight(dtype, rows, cols, 0, rng)
                                                       : make_quant_weight(dtype, rows, cols, rng);
