@@ -515,7 +515,8 @@ WHALE_VNNI_ATTR void TileQ8Vnni(const Weight2D& w, int64_t g, int n_rows, const 
   const int32_t* corr = x.corr;
   const float* sx = x.scale;
   __m512 f[T];
-  // Unrolled: left as a loop, GCC zeroes the array with `rep stos` on the stack (2% of a q4 prompt, perf).
+  // Unrolled: left as a loop, GCC zeroes the array with `rep stos` on the stack (2.2% of TileQ4Vnni<8>'s samples in a
+  // q4 prompt, perf).
 #pragma GCC unroll 8
   for (int t = 0; t < T; ++t) f[t] = _mm512_setzero_ps();
   for (int64_t kb = 0; kb < blocks; ++kb, wp += 512, xb += kTiledBlockBytes, corr += kQuantTileTokens,
@@ -560,7 +561,8 @@ WHALE_VNNI_ATTR void TileQ4Vnni(const Weight2D& w, int64_t g, int n_rows, const 
   const float* sx = tiled.scale;
   const __m512i low = _mm512_set1_epi8(0x0F), high = _mm512_set1_epi8(static_cast<char>(0xF0));
   __m512 f[T];
-  // Unrolled: left as a loop, GCC zeroes the array with `rep stos` on the stack (2% of a q4 prompt, perf).
+  // Unrolled: left as a loop, GCC zeroes the array with `rep stos` on the stack (2.2% of TileQ4Vnni<8>'s samples in a
+  // q4 prompt, perf).
 #pragma GCC unroll 8
   for (int t = 0; t < T; ++t) f[t] = _mm512_setzero_ps();
   // Many tokens: one accumulator per token, the high nibbles shifted down once per line for all of them, so that
