@@ -439,6 +439,47 @@ TEST(Matmul, QuantizedBitwiseIndependentOfBatchAndInstructionSet) {
   }
 }
 
+// Prompts large enough that their activations are quantized over the pool's threads (token tiles split between
+// them) give the same bits as one token at a time on one thread.
+TEST(Matmul, QuantizedPromptActivationsSplitBetweenThreads) {
+  std::mt19937 rng(15);
+  for (DType dtype : {DType::Q8, DType::Q4}) {
+    const int64_t n = 20, k = 2050, m = 45;  // m·k over the split threshold; k not a multiple of 32
+    const TestWeight t = make_quant_weight(dtype, n, k, rng);
+    const std::vector<float> x = random_activations(m * k, rng);
+    std::vector<float> single(static_cast<size_t>(m * n));
+    ThreadPool one(1);
+    for (int64_t i = 0; i < m; ++i) matmul(t.w, x.data() + i * k, 1, single.data() + i * n, one);
+    for (int threads : {2, 3}) {
+      ThreadPool pool(threads);
+      for (int64_t mm : {33, 45}) {
+        std::vector<float> y(static_cast<size_t>(mm * n), NAN);
+        matmul(t.w, x.data(), mm, y.data(), pool);
+        for (int64_t j = 0; j < mm * n; ++j)
+          ASSERT_EQ(y[j], single[j]) << dtype_name(dtype) << " threads " << threads << " m " << mm << " output " << j;
+      }
+    }
+  }
+}
+
+// An exact job keeps BF16 weights in f32 arithmetic at prompt sizes too (where the CPU has AMX-BF16, a plain job
+// rounds the activations to split bf16 there): a token's result is the same bits in any batch.
+TEST(MatmulBatch, ExactBF16JobsDoNotDependOnBatching) {
+  std::mt19937 rng(17);
+  ThreadPool pool(2);
+  const int64_t n = 16, k = 256, m = 40;
+  const TestWeight t = make_weight(DType::BF16, n, k, 0, rng);
+  const std::vector<float> x = random_activations(m * k, rng);
+  std::vector<float> single(static_cast<size_t>(m * n)), y(static_cast<size_t>(m * n), NAN);
+  for (int64_t i = 0; i < m; ++i) {
+    const MatmulJob one{t.w, x.data() + i * k, 1, single.data() + i * n, /*exact=*/true};
+    matmul_batch({&one, 1}, pool);
+  }
+  const MatmulJob all{t.w, x.data(), m, y.data(), /*exact=*/true};
+  matmul_batch({&all, 1}, pool);
+  for (int64_t j = 0; j < m * n; ++j) ASSERT_EQ(y[j], single[j]) << "y[" << j / n << "][" << j % n << "]";
+}
+
 // Every instruction set (the AVX-512 VNNI target has its own decoder of the 16-row layout, for cols a multiple of 32),
 // whole matrices and row ranges that start or end inside a row group; exact values, nothing written past the range.
 TEST(DecodeRows, QuantizedMatchesSpec) {

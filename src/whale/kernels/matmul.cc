@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "whale/kernels/activations.h"
+#include "whale/core/uninit_vector.h"
 #include "whale/kernels/matmul_amx.h"
 #include "whale/kernels/matmul_simd.h"
 #include "whale/kernels/quant_format.h"
@@ -92,13 +93,16 @@ struct PreparedActivations {
   std::vector<const simd::QuantizedActivations*> xq;
   std::vector<const amx::Bf16Activations*> xb;
 
-  explicit PreparedActivations(std::span<const MatmulJob> jobs)
+  // Over the pool's threads where one is given and the activations are many (prompts).
+  explicit PreparedActivations(std::span<const MatmulJob> jobs, ThreadPool* pool = nullptr)
       : quantized(jobs.size()), split(jobs.size()), xq(jobs.size(), nullptr), xb(jobs.size(), nullptr) {
     for (size_t i = 0; i < jobs.size(); ++i) {
       const MatmulJob& j = jobs[i];
       if (j.m == 0) continue;
       const bool quant = is_quant(j.w.dtype);
-      if (!quant && (j.w.dtype != DType::BF16 || j.m < amx::kBf16MinTokens || !amx::bf16_usable(j.w.cols))) continue;
+      if (!quant &&
+          (j.w.dtype != DType::BF16 || j.exact || j.m < amx::kBf16MinTokens || !amx::bf16_usable(j.w.cols)))
+        continue;
       // A former job with the same activations and the same need shares its conversion.
       for (size_t p = 0; p < i; ++p)
         if ((quant ? xq[p] != nullptr : xb[p] != nullptr) && jobs[p].x == j.x && jobs[p].m == j.m &&
@@ -110,7 +114,7 @@ struct PreparedActivations {
       if (xq[i] || xb[i]) continue;
       if (quant) {
         simd::quantize_activations(j.x, j.m, j.w.cols, j.w.cols, quant_type(j.w.dtype), quant_padded_cols(j.w.cols),
-                                   quantized[i]);
+                                   quantized[i], pool);
         xq[i] = &quantized[i];
       } else {
         amx::split_bf16(j.x, j.m, j.w.cols, j.w.cols, split[i]);
@@ -158,25 +162,25 @@ namespace {
 // x [m, k] as 2m int8 rows for q8/q4 weights: rows [0, m) round x as every activation is rounded; rows [m, 2m) round
 // what that left, x minus the first rounding's value. A block's two rows together carry x within amax / 254² (about
 // 16 bits), and y = W·hi + W·lo keeps the tiles' integer arithmetic.
-simd::QuantizedActivations quantize_wide(const float* x, int64_t m, int64_t k, QuantType type) {
+simd::QuantizedActivations quantize_wide(const float* x, int64_t m, int64_t k, QuantType type, ThreadPool* pool) {
   const int64_t pc = quant_padded_cols(k), blocks = pc / kQuantBlock;
   simd::QuantizedActivations hi;
-  simd::quantize_activations(x, m, k, k, type, pc, hi);
-  std::vector<float> both(static_cast<size_t>(2 * m * k));
+  simd::quantize_activations(x, m, k, k, type, pc, hi, pool);
+  UninitVector<float> both(static_cast<size_t>(2 * m * k));  // written in full below
   std::copy_n(x, m * k, both.begin());
   for (int64_t t = 0; t < m; ++t)
     for (int64_t c = 0; c < k; ++c)
       both[(m + t) * k + c] = x[t * k + c] - static_cast<float>(hi.q[t * pc + c]) * hi.scale[t * blocks + c / kQuantBlock];
   simd::QuantizedActivations out;
-  simd::quantize_activations(both.data(), 2 * m, k, k, type, pc, out);
+  simd::quantize_activations(both.data(), 2 * m, k, k, type, pc, out, pool);
   return out;
 }
 
 // y [m, n] = W·x with x rounded by quantize_wide: W times its 2m rows, then the hi and lo halves added. Over the pool
 // when there is one, else on the calling thread.
 void wide_product(const Weight2D& w, const float* x, int64_t m, float* y, ThreadPool* pool) {
-  const simd::QuantizedActivations xq = quantize_wide(x, m, w.cols, quant_type(w.dtype));
-  std::vector<float> both(static_cast<size_t>(2 * m * w.rows));
+  const simd::QuantizedActivations xq = quantize_wide(x, m, w.cols, quant_type(w.dtype), pool);
+  UninitVector<float> both(static_cast<size_t>(2 * m * w.rows));  // written in full by the product
   const MatmulJob job{w, nullptr, 2 * m, both.data()};
   auto run = [&](int64_t g0, int64_t g1) {
     Scratch scratch;
@@ -310,7 +314,7 @@ class ChunkRange {
 }  // namespace
 
 void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
-  const PreparedActivations prepared(jobs);
+  const PreparedActivations prepared(jobs, &pool);
   // Row groups of all jobs end to end; each thread takes a contiguous run of them of about equal estimated time, not
   // of equal count: a batch mixes widths (a shared expert's down is twice a routed one's) and token counts (experts
   // in a prompt), and the slowest thread sets the pace of the whole pass. A group's time is taken as its weight

@@ -34,6 +34,10 @@ struct MatmulJob {
   const float* x = nullptr;
   int64_t m = 0;
   float* y = nullptr;
+  // Float weights: f32 arithmetic at every token count, never the AMX-BF16 tiles (whose split activations carry
+  // about 16 bits), so that results do not depend on how tokens are batched. For small, decisive products: the MoE
+  // router, whose scores pick the experts.
+  bool exact = false;
 };
 
 // matmul on the calling thread only, for callers that already spread their work over the pool.

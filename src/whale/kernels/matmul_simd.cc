@@ -363,23 +363,22 @@ void PanelF32(const float* panel, int64_t rows, int64_t k, const float* x, int64
 // ---------------------------------------------------------------------------------------------------------------
 // Activation quantization and q8/q4 tiles.
 
-void QuantizeActivations(const float* x, int64_t m, int64_t k, int64_t ldx, QuantType type, int64_t padded_cols,
+// Rows [t0, t1) of out, whose arrays quantize_activations has sized: tokens below m quantized from x, the padding
+// tokens after them zero. Every element of those rows is written.
+void QuantizeActivations(const float* x, int64_t t0, int64_t t1, int64_t m, int64_t k, int64_t ldx,
                          QuantizedActivations& out) {
   const DF df;
   const hn::Rebind<int32_t, DF> di;
   const hn::Rebind<int8_t, DF> d8;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
-  const int64_t blocks = padded_cols / kQuantBlock;
-  out.type = type;
-  out.m = m;
-  out.blocks = blocks;
-  const int64_t rows = (m + kQuantTokenPad - 1) / kQuantTokenPad * kQuantTokenPad;  // zero tokens up to the pad
-  out.q.assign(static_cast<size_t>(rows * padded_cols), 0);
-  out.scale.assign(static_cast<size_t>(rows * blocks), 0.0f);
-  out.corr.assign(static_cast<size_t>(rows * blocks), 0);
+  const int64_t blocks = out.blocks, padded_cols = blocks * kQuantBlock;
+  const QuantType type = out.type;
+  std::memset(out.q.data() + t0 * padded_cols, 0, static_cast<size_t>((t1 - t0) * padded_cols));
+  std::fill(out.scale.data() + t0 * blocks, out.scale.data() + t1 * blocks, 0.0f);
+  std::fill(out.corr.data() + t0 * blocks, out.corr.data() + t1 * blocks, 0);
   const int32_t bias = type == QuantType::Q8 ? 128 : 8;
   const VF lo = hn::Set(df, -127.0f), hi = hn::Set(df, 127.0f);
-  for (int64_t t = 0; t < m; ++t)
+  for (int64_t t = t0; t < std::min(t1, m); ++t)
     for (int64_t kb = 0; kb < blocks; ++kb) {
       const int64_t c0 = kb * kQuantBlock, c1 = std::min(k, c0 + kQuantBlock);
       const float* xr = x + t * ldx;
@@ -781,27 +780,44 @@ void panel_f32(const float* panel, int64_t rows, int64_t k, const float* x, int6
 }
 
 void quantize_activations(const float* x, int64_t m, int64_t k, int64_t ldx, QuantType t, int64_t padded_cols,
-                          QuantizedActivations& out) {
-  HWY_DYNAMIC_DISPATCH(QuantizeActivations)(x, m, k, ldx, t, padded_cols, out);
-  // The tiled copy, over every padded token (the padding, kQuantTokenPad, is a whole number of tiles).
+                          QuantizedActivations& out, ThreadPool* pool) {
+  // Split between threads from this many values on: below it (decode, batched decode steps) the fork and join would
+  // cost about what the work does.
+  constexpr int64_t kParallelValues = int64_t{1} << 16;
   static_assert(kQuantTokenPad % kQuantTileTokens == 0);
-  out.tiled_q.clear();
-  out.tiled_scale.clear();
-  out.tiled_corr.clear();
-  if (!HWY_DYNAMIC_DISPATCH(UsesTiledActivations)()) return;
-  const int64_t blocks = out.blocks, rows = static_cast<int64_t>(out.scale.size()) / std::max<int64_t>(blocks, 1);
-  out.tiled_q.resize(out.q.size());
-  out.tiled_scale.resize(out.scale.size());
-  out.tiled_corr.resize(out.corr.size());
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t tile = r / kQuantTileTokens, t = r % kQuantTileTokens;
-    for (int64_t kb = 0; kb < blocks; ++kb) {
-      const int64_t at = (tile * blocks + kb) * kQuantTileTokens + t;
-      std::copy_n(out.q.data() + (r * blocks + kb) * kQuantBlock, kQuantBlock, out.tiled_q.data() + at * kQuantBlock);
-      out.tiled_scale[at] = out.scale[r * blocks + kb];
-      out.tiled_corr[at] = out.corr[r * blocks + kb];
+  const int64_t blocks = padded_cols / kQuantBlock;
+  const int64_t rows = (m + kQuantTokenPad - 1) / kQuantTokenPad * kQuantTokenPad;  // zero tokens up to the pad
+  out.type = t;
+  out.m = m;
+  out.blocks = blocks;
+  out.q.resize(static_cast<size_t>(rows * padded_cols));
+  out.scale.resize(static_cast<size_t>(rows * blocks));
+  out.corr.resize(static_cast<size_t>(rows * blocks));
+  // The tiled copy, over every padded token (the padding is a whole number of tiles).
+  const bool tiled = HWY_DYNAMIC_DISPATCH(UsesTiledActivations)();
+  out.tiled_q.resize(tiled ? out.q.size() : 0);
+  out.tiled_scale.resize(tiled ? out.scale.size() : 0);
+  out.tiled_corr.resize(tiled ? out.corr.size() : 0);
+  // Token tiles [i0, i1): their rows quantized, then copied into the tiled layout.
+  const auto run = [&](int64_t i0, int64_t i1) {
+    const int64_t r0 = i0 * kQuantTileTokens, r1 = i1 * kQuantTileTokens;
+    HWY_DYNAMIC_DISPATCH(QuantizeActivations)(x, r0, r1, m, k, ldx, out);
+    if (!tiled) return;
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t tile = r / kQuantTileTokens, tt = r % kQuantTileTokens;
+      for (int64_t kb = 0; kb < blocks; ++kb) {
+        const int64_t at = (tile * blocks + kb) * kQuantTileTokens + tt;
+        std::copy_n(out.q.data() + (r * blocks + kb) * kQuantBlock, kQuantBlock, out.tiled_q.data() + at * kQuantBlock);
+        out.tiled_scale[at] = out.scale[r * blocks + kb];
+        out.tiled_corr[at] = out.corr[r * blocks + kb];
+      }
     }
-  }
+  };
+  const int64_t tiles = rows / kQuantTileTokens;
+  if (pool && m * padded_cols >= kParallelValues)
+    pool->parallel_for(tiles, run, std::max<int64_t>(1, kParallelValues / 2 / (kQuantTileTokens * padded_cols)));
+  else
+    run(0, tiles);
 }
 
 void tile_quant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0, int n_tokens,

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "whale/core/thread_pool.h"
+#include "whale/core/uninit_vector.h"
 #include "whale/kernels/quant_format.h"
 #include "whale/kernels/weight.h"
 
@@ -23,18 +25,20 @@ inline constexpr int kQuantTileTokens = 8;
 struct QuantizedActivations {
   QuantType type = QuantType::Q8;
   int64_t m = 0, blocks = 0;
-  std::vector<int8_t> q;       // [m padded, blocks · 32]
-  std::vector<float> scale;    // [m padded, blocks]
-  std::vector<int32_t> corr;   // [m padded, blocks]: −bias · Σ q, bias = 128 (q8) or 8 (q4), the unsigned-code correction
+  // Uninitialized when sized: quantize_activations writes every element, token by token, on the pool's threads.
+  UninitVector<int8_t> q;       // [m padded, blocks · 32]
+  UninitVector<float> scale;    // [m padded, blocks]
+  UninitVector<int32_t> corr;   // [m padded, blocks]: −bias · Σ q, bias = 128 (q8) or 8 (q4), the unsigned-code correction
   // Written only where the VNNI tiles run (empty otherwise).
-  std::vector<int8_t> tiled_q;       // q, tiled
-  std::vector<float> tiled_scale;    // scale, tiled
-  std::vector<int32_t> tiled_corr;   // corr, tiled
+  UninitVector<int8_t> tiled_q;       // q, tiled
+  UninitVector<float> tiled_scale;    // scale, tiled
+  UninitVector<int32_t> tiled_corr;   // corr, tiled
 };
 
-// Quantizes x [m, k] (row stride ldx) for weights of type t with padded_cols columns.
+// Quantizes x [m, k] (row stride ldx) for weights of type t with padded_cols columns. With a pool, enough tokens
+// (prompts) are split between its threads; the result is the same either way.
 void quantize_activations(const float* x, int64_t m, int64_t k, int64_t ldx, QuantType t, int64_t padded_cols,
-                          QuantizedActivations& out);
+                          QuantizedActivations& out, ThreadPool* pool = nullptr);
 
 // out[r - r0, c] = W[r, c] as f32 for r in [r0, r1), any dtype; bitwise equal to the scalar decode.
 void decode_rows(const Weight2D& w, int64_t r0, int64_t r1, float* out);

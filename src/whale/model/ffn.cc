@@ -19,6 +19,11 @@ std::unique_ptr<float[]> product_buffer(size_t n) { return std::unique_ptr<float
 // serial on one thread for ~0.1 ms per layer while the other waits; one token's ~8k stay on the calling thread.
 // Swiglu gives an element the same value wherever a slice cuts the buffer.
 constexpr int64_t kSwigluGrain = 32768;
+// The combine of expert outputs over the pool from this many tokens per thread: a decode step's few tokens stay on
+// the calling thread.
+constexpr int64_t kCombineTokenGrain = 8;
+// Gathering the experts' tokens over the pool from this many floats on.
+constexpr size_t kParallelGatherFloats = 65536;
 void swiglu_parallel(float* gate, const float* up, int64_t n, ThreadPool& pool) {
   pool.parallel_for(n, [&](int64_t a, int64_t b) { swiglu_inplace(gate + a, up + a, b - a); }, kSwigluGrain);
 }
@@ -40,11 +45,12 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, RouterFn router, con
   const int hidden = c.hidden_size, n_experts = c.n_routed_experts, top_k = c.num_experts_per_tok;
   const size_t T = static_cast<size_t>(n_tokens);
 
-  // The router and the shared experts' gate and up read the same input: one pass.
+  // The router and the shared experts' gate and up read the same input: one pass. The router in exact f32 at any
+  // token count, so that a token's experts do not depend on how its prompt was batched.
   std::vector<float> logits(T * n_experts);
   const size_t shared_n = w.shared_experts ? T * static_cast<size_t>(w.shared_experts->gate_proj.rows()) : 0;
   const auto shared_gate = product_buffer(shared_n), shared_up = product_buffer(shared_n);
-  std::vector<MatmulJob> jobs = {{w.gate.view(), x, n_tokens, logits.data()}};
+  std::vector<MatmulJob> jobs = {{w.gate.view(), x, n_tokens, logits.data(), /*exact=*/true}};
   if (w.shared_experts) {
     jobs.push_back({w.shared_experts->gate_proj.view(), x, n_tokens, shared_gate.get()});
     jobs.push_back({w.shared_experts->up_proj.view(), x, n_tokens, shared_up.get()});
@@ -84,17 +90,22 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, RouterFn router, con
   }
   const auto xs = product_buffer(x_total), gate = product_buffer(h_total), up = product_buffer(h_total),
              ys = product_buffer(x_total);
+  // Experts with several tokens get theirs gathered into xs, over the pool when that is megabytes (a prompt).
+  const auto gather = [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      if (active[i].m == 1) continue;
+      float* dst = xs.get() + active[i].x_at;
+      for (const auto& [t, _] : assigned[active[i].expert])
+        dst = std::copy_n(x + static_cast<size_t>(t) * hidden, hidden, dst);
+    }
+  };
+  if (x_total >= kParallelGatherFloats) pool.parallel_for(static_cast<int64_t>(active.size()), gather);
+  else gather(0, static_cast<int64_t>(active.size()));
   jobs.clear();
   for (const Active& a : active) {
     // An expert with one token reads that token's row in place: in decode every expert then shares one input, which
     // matmul_batch converts once for all of them instead of once per expert.
-    const float* in = x + static_cast<size_t>(assigned[a.expert].front().first) * hidden;
-    if (a.m > 1) {
-      float* dst = xs.get() + a.x_at;
-      for (const auto& [t, _] : assigned[a.expert])
-        dst = std::copy_n(x + static_cast<size_t>(t) * hidden, hidden, dst);
-      in = xs.get() + a.x_at;
-    }
+    const float* in = a.m > 1 ? xs.get() + a.x_at : x + static_cast<size_t>(assigned[a.expert].front().first) * hidden;
     const MlpWeights& e = w.experts[a.expert];
     jobs.push_back({e.gate_proj.view(), in, a.m, gate.get() + a.h_at});
     jobs.push_back({e.up_proj.view(), in, a.m, up.get() + a.h_at});
@@ -112,19 +123,34 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, RouterFn router, con
     jobs.push_back({w.shared_experts->down_proj.view(), shared_gate.get(), n_tokens, shared_out.get()});
   matmul_batch(jobs, pool);
 
-  std::fill(out, out + T * hidden, 0.0f);
+  // Each token's output: its experts' rows weighted and summed in ascending expert order, then the shared experts'.
+  // Tokens are independent, so they split over the pool; the order of the sums per token is fixed (the same bits
+  // for any split).
+  std::vector<std::vector<std::pair<const float*, float>>> rows_of(T);
   for (const Active& a : active) {
     const float* src = ys.get() + a.x_at;
     for (const auto& [t, gate_weight] : assigned[a.expert]) {
-      float* dst = out + static_cast<size_t>(t) * hidden;
-      const float weight = gate_weight;  // a plain local: clang's OpenMP regions cannot use structured bindings
-      // Vectorised, still a product then a sum per element (no contraction): the same bits as one at a time.
-#pragma omp simd
-      for (int j = 0; j < hidden; ++j) dst[j] += weight * src[j];
+      rows_of[t].emplace_back(src, gate_weight);
       src += hidden;
     }
   }
-  for (size_t i = 0; i < shared_out_n; ++i) out[i] += shared_out[i];
+  pool.parallel_for(static_cast<int64_t>(T), [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      float* dst = out + static_cast<size_t>(t) * hidden;
+      std::fill(dst, dst + hidden, 0.0f);
+      for (const auto& [src_row, gate_weight] : rows_of[t]) {
+        const float* src = src_row;
+        const float weight = gate_weight;  // plain locals: clang's OpenMP regions cannot use structured bindings
+        // Vectorised, still a product then a sum per element (no contraction): the same bits as one at a time.
+#pragma omp simd
+        for (int j = 0; j < hidden; ++j) dst[j] += weight * src[j];
+      }
+      if (shared_out_n > 0) {
+        const float* shared = shared_out.get() + static_cast<size_t>(t) * hidden;
+        for (int j = 0; j < hidden; ++j) dst[j] += shared[j];
+      }
+    }
+  }, kCombineTokenGrain);
 }
 
 }  // namespace whale

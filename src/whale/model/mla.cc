@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "whale/core/error.h"
+#include "whale/core/uninit_vector.h"
 #include "whale/kernels/activations.h"
 #include "whale/kernels/matmul.h"
 #include "whale/kernels/norm.h"
@@ -266,9 +267,9 @@ void attend_expanded(const MlaContext& ctx, const AttentionWeights& w, int layer
   const int key = d.dn + d.dr;
   const float scale = static_cast<float>(c.softmax_scale());
 
-  std::vector<float> latents(static_cast<size_t>(n_total) * d.rank);
+  UninitVector<float> latents(static_cast<size_t>(n_total) * d.rank);
   for (int s = 0; s < n_total; ++s) std::copy_n(cache.row(layer, s), d.rank, latents.data() + static_cast<size_t>(s) * d.rank);
-  std::vector<float> kv(static_cast<size_t>(n_total) * heads * rows_per_head);  // [n_ctx, heads·(dn + dv)]
+  UninitVector<float> kv(static_cast<size_t>(n_total) * heads * rows_per_head);  // [n_ctx, heads·(dn + dv)]
   // Rounded to about 16 bits for q8/q4 weights, as the absorbed form reads the latents: rounding them once to int8
   // moved the test models' logits several times further from the reference.
   matmul_wide_activations(w.kv_b_proj.view(), latents.data(), n_total, kv.data(), ctx.pool);
@@ -320,9 +321,10 @@ void mla_forward(const MlaContext& ctx, const AttentionWeights& w, int layer,
 
   // Queries [T, heads·dqk] (through q_lora when the model has it), and the latents with the shared rope key: the
   // projections that read x go in one pass, for every sequence of the batch at once.
-  std::vector<float> q(static_cast<size_t>(T) * heads * d.dqk);
-  std::vector<float> kva(static_cast<size_t>(T) * row_size);
-  std::vector<float> qa;
+  // Uninitialized: every buffer below is written in full (products, attention's outputs) before it is read.
+  UninitVector<float> q(static_cast<size_t>(T) * heads * d.dqk);
+  UninitVector<float> kva(static_cast<size_t>(T) * row_size);
+  UninitVector<float> qa;
   if (w.q_proj) {
     const MatmulJob jobs[] = {{w.q_proj->view(), x, T, q.data()}, {w.kv_a_proj_with_mqa.view(), x, T, kva.data()}};
     matmul_batch(jobs, pool);
@@ -339,7 +341,7 @@ void mla_forward(const MlaContext& ctx, const AttentionWeights& w, int layer,
 
   // Per sequence: rope at its own positions, its latents into its own cache, attention over its own cache. Sequences
   // with a few queries each (decode) go through attention together.
-  std::vector<float> o(static_cast<size_t>(T) * heads * d.dv);
+  UninitVector<float> o(static_cast<size_t>(T) * heads * d.dv);
   std::vector<FewQueries> few;
   int t0 = 0;
   for (const AttentionSegment& s : segments) {
