@@ -703,5 +703,34 @@ TEST(MatmulBatch, EqualsSeparateProducts) {
     }
 }
 
+// A batch with many activation matrices to convert (a batched step's experts, each with its own tokens) converts them
+// on the pool's threads: the same bits as each product alone.
+TEST(MatmulBatch, ManyConversionsOnThePoolEqualSeparateProducts) {
+  std::mt19937 rng(18);
+  ThreadPool pool(2);
+  for (DType dtype : {DType::Q8, DType::Q4}) {
+    const int64_t k = 520, rows = 40;
+    std::vector<TestWeight> ws;
+    std::vector<std::vector<float>> xs, batched, separate;
+    std::vector<MatmulJob> jobs;
+    for (int64_t e = 0; e < 7; ++e) {  // 7 experts of 5-17 tokens: about 58k values in all
+      const int64_t m = 5 + 2 * e;
+      ws.push_back(make_quant_weight(dtype, rows, k, rng));
+      xs.push_back(random_activations(m * k, rng));
+      batched.emplace_back(static_cast<size_t>(m * rows), NAN);
+      separate.emplace_back(static_cast<size_t>(m * rows), NAN);
+    }
+    for (size_t e = 0; e < ws.size(); ++e) {
+      const int64_t m = static_cast<int64_t>(xs[e].size()) / k;
+      jobs.push_back({ws[e].w, xs[e].data(), m, batched[e].data()});
+      matmul(ws[e].w, xs[e].data(), m, separate[e].data(), pool);
+    }
+    matmul_batch(jobs, pool);
+    for (size_t e = 0; e < ws.size(); ++e)
+      for (size_t j = 0; j < batched[e].size(); ++j)
+        ASSERT_EQ(batched[e][j], separate[e][j]) << dtype_name(dtype) << " job " << e << " " << j;
+  }
+}
+
 }  // namespace
 }  // namespace whale

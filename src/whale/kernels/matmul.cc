@@ -18,6 +18,9 @@ constexpr int64_t kTileTokens = 4;          // float weights: up to this many to
 constexpr int kFloatRowGroup = 4;           // rows of a float tile
 constexpr int64_t kPanelBytes = 256 << 10;  // f32 panel of decoded rows kept in L2 by the prefill path
 constexpr int64_t kAmxMinTokens = 17;       // q8/q4: from this many tokens on, AMX int8 tiles where the CPU has them
+// Several activation matrices to convert for one batch are converted on the pool's threads from this many values in
+// all (a 16-sequence step's experts: about 200k); fewer stay on the calling thread (decode: a few thousand).
+constexpr int64_t kParallelConversionValues = int64_t{1} << 15;
 
 bool is_quant(DType t) { return t == DType::Q8 || t == DType::Q4; }
 
@@ -93,9 +96,12 @@ struct PreparedActivations {
   std::vector<const simd::QuantizedActivations*> xq;
   std::vector<const amx::Bf16Activations*> xb;
 
-  // Over the pool's threads where one is given and the activations are many (prompts).
+  // Over the pool's threads where one is given and the values to convert are many: several conversions (a batched
+  // step's experts) one per thread, a single large one (a prompt) split by tokens.
   explicit PreparedActivations(std::span<const MatmulJob> jobs, ThreadPool* pool = nullptr)
       : quantized(jobs.size()), split(jobs.size()), xq(jobs.size(), nullptr), xb(jobs.size(), nullptr) {
+    std::vector<size_t> own;  // jobs whose activations are converted (the others share a former job's)
+    int64_t values = 0;
     for (size_t i = 0; i < jobs.size(); ++i) {
       const MatmulJob& j = jobs[i];
       if (j.m == 0) continue;
@@ -112,14 +118,26 @@ struct PreparedActivations {
           break;
         }
       if (xq[i] || xb[i]) continue;
-      if (quant) {
+      if (quant) xq[i] = &quantized[i];
+      else xb[i] = &split[i];
+      own.push_back(i);
+      values += j.m * j.w.cols;
+    }
+    const auto convert = [&](size_t i, ThreadPool* token_pool) {
+      const MatmulJob& j = jobs[i];
+      if (xq[i]) {
         simd::quantize_activations(j.x, j.m, j.w.cols, j.w.cols, quant_type(j.w.dtype), quant_padded_cols(j.w.cols),
-                                   quantized[i], pool);
-        xq[i] = &quantized[i];
+                                   quantized[i], token_pool);
       } else {
         amx::split_bf16(j.x, j.m, j.w.cols, j.w.cols, split[i]);
-        xb[i] = &split[i];
       }
+    };
+    if (pool && own.size() > 1 && values >= kParallelConversionValues) {
+      pool->parallel_for(static_cast<int64_t>(own.size()), [&](int64_t a, int64_t b) {
+        for (int64_t n = a; n < b; ++n) convert(own[n], nullptr);  // parallel_for is not reentrant
+      });
+    } else {
+      for (size_t i : own) convert(i, pool);
     }
   }
 };
