@@ -19,8 +19,9 @@ inline constexpr int kTileTokens = 16;
 bool available();
 
 // Row groups [g0, g1) of a q8/q4 weight times all xq.m tokens: y[t·ldy + r] for every row r of those groups below
-// w.rows. xq must hold its tokens padded to a multiple of kTileTokens (quantize_activations does). `scratch` is
-// the calling thread's buffer. Returns false, doing nothing, when available() is false.
+// w.rows. The tiles load xq's tokens in whole tiles, padding included (quantize_activations pads from 16 tokens on).
+// `scratch` is the calling thread's buffer. Returns false, doing nothing, when available() is false or xq is not
+// padded to a multiple of kTileTokens.
 bool quant_groups(const Weight2D& w, int64_t g0, int64_t g1, const simd::QuantizedActivations& xq, float* y,
                   int64_t ldy, std::vector<uint8_t>& scratch);
 

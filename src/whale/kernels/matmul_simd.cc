@@ -363,8 +363,10 @@ void PanelF32(const float* panel, int64_t rows, int64_t k, const float* x, int64
 // ---------------------------------------------------------------------------------------------------------------
 // Activation quantization and q8/q4 tiles.
 
-// Rows [t0, t1) of out, whose arrays quantize_activations has sized: tokens below m quantized from x, the padding
-// tokens after them zero. Every element of those rows is written.
+// Rows [t0, t1) of out, whose arrays quantize_activations has sized: tokens below m quantized from x into the plain
+// layout and, where out.tiled_q is sized, straight into the tiled one too (no second pass over the codes); the
+// padding tokens after m zero in the plain layout (AMX tiles load them; no tile reads the tiled layout past m).
+// Every element of those rows is written.
 void QuantizeActivations(const float* x, int64_t t0, int64_t t1, int64_t m, int64_t k, int64_t ldx,
                          QuantizedActivations& out) {
   const DF df;
@@ -373,16 +375,22 @@ void QuantizeActivations(const float* x, int64_t t0, int64_t t1, int64_t m, int6
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   const int64_t blocks = out.blocks, padded_cols = blocks * kQuantBlock;
   const QuantType type = out.type;
-  std::memset(out.q.data() + t0 * padded_cols, 0, static_cast<size_t>((t1 - t0) * padded_cols));
-  std::fill(out.scale.data() + t0 * blocks, out.scale.data() + t1 * blocks, 0.0f);
-  std::fill(out.corr.data() + t0 * blocks, out.corr.data() + t1 * blocks, 0);
+  const bool tiled = !out.tiled_q.empty();
+  const int64_t real_end = std::min(t1, m);
+  if (real_end < t1) {
+    const int64_t p0 = std::max(t0, real_end);
+    std::memset(out.q.data() + p0 * padded_cols, 0, static_cast<size_t>((t1 - p0) * padded_cols));
+    std::fill(out.scale.data() + p0 * blocks, out.scale.data() + t1 * blocks, 0.0f);
+    std::fill(out.corr.data() + p0 * blocks, out.corr.data() + t1 * blocks, 0);
+  }
   const int32_t bias = type == QuantType::Q8 ? 128 : 8;
   const VF lo = hn::Set(df, -127.0f), hi = hn::Set(df, 127.0f);
-  for (int64_t t = t0; t < std::min(t1, m); ++t)
+  for (int64_t t = t0; t < real_end; ++t) {
+    const float* xr = x + t * ldx;
+    const int64_t tile = t / kQuantTileTokens, tt = t % kQuantTileTokens;
     for (int64_t kb = 0; kb < blocks; ++kb) {
       const int64_t c0 = kb * kQuantBlock, c1 = std::min(k, c0 + kQuantBlock);
-      const float* xr = x + t * ldx;
-      int8_t* q = out.q.data() + t * padded_cols;
+      int8_t* q = out.q.data() + t * padded_cols + c0;  // this block's 32 codes
       const bool whole = c1 - c0 == kQuantBlock && kQuantBlock % N == 0;
       float amax = 0.0f;
       int64_t c = c0;
@@ -392,29 +400,41 @@ void QuantizeActivations(const float* x, int64_t t0, int64_t t1, int64_t m, int6
         amax = hn::GetLane(hn::MaxOfLanes(df, m0));
       }
       for (; c < c1; ++c) amax = std::max(amax, std::fabs(xr[c]));
-      if (amax == 0.0f) continue;
-      const float scale = amax / 127.0f, inv = 127.0f / amax;
+      float scale = 0.0f;
       int32_t sum = 0;
-      if (whole) {
+      if (amax == 0.0f) {
+        std::memset(q, 0, kQuantBlock);
+      } else if (whole) {
         // The same operations as the scalar loop: one f32 product, rounded to nearest even, clamped.
-        const VF vinv = hn::Set(df, inv);
+        scale = amax / 127.0f;
+        const VF vinv = hn::Set(df, 127.0f / amax);
         auto acc = hn::Zero(di);
         for (c = c0; c < c1; c += N) {
           const auto v = hn::NearestInt(hn::Clamp(hn::Mul(hn::LoadU(df, xr + c), vinv), lo, hi));
           acc = hn::Add(acc, v);
-          hn::StoreU(hn::DemoteTo(d8, v), d8, q + c);
+          hn::StoreU(hn::DemoteTo(d8, v), d8, q + (c - c0));
         }
         sum = hn::GetLane(hn::SumOfLanes(di, acc));
       } else {
+        scale = amax / 127.0f;
+        const float inv = 127.0f / amax;
+        std::memset(q, 0, kQuantBlock);
         for (c = c0; c < c1; ++c) {
           const int v = static_cast<int>(std::nearbyint(xr[c] * inv));
-          q[c] = static_cast<int8_t>(std::clamp(v, -127, 127));
-          sum += q[c];
+          q[c - c0] = static_cast<int8_t>(std::clamp(v, -127, 127));
+          sum += q[c - c0];
         }
       }
       out.scale[t * blocks + kb] = scale;
       out.corr[t * blocks + kb] = -bias * sum;
+      if (tiled) {
+        const int64_t at = (tile * blocks + kb) * kQuantTileTokens + tt;
+        std::memcpy(out.tiled_q.data() + at * kQuantBlock, q, kQuantBlock);
+        out.tiled_scale[at] = scale;
+        out.tiled_corr[at] = -bias * sum;
+      }
     }
+  }
 }
 
 // Portable: exact integer dot per block, then y = Σ_b fma(float(dot_b + corr_b), s_w · s_x, y), block by block: the
@@ -786,34 +806,24 @@ void quantize_activations(const float* x, int64_t m, int64_t k, int64_t ldx, Qua
   constexpr int64_t kParallelValues = int64_t{1} << 16;
   static_assert(kQuantTokenPad % kQuantTileTokens == 0);
   const int64_t blocks = padded_cols / kQuantBlock;
-  const int64_t rows = (m + kQuantTokenPad - 1) / kQuantTokenPad * kQuantTokenPad;  // zero tokens up to the pad
   out.type = t;
   out.m = m;
   out.blocks = blocks;
+  const int64_t rows = quantized_rows(m);
   out.q.resize(static_cast<size_t>(rows * padded_cols));
   out.scale.resize(static_cast<size_t>(rows * blocks));
   out.corr.resize(static_cast<size_t>(rows * blocks));
-  // The tiled copy, over every padded token (the padding is a whole number of tiles).
+  // The tiled copy, in whole tiles; its rows past m are never read (the VNNI tiles take tokens below m only).
   const bool tiled = HWY_DYNAMIC_DISPATCH(UsesTiledActivations)();
-  out.tiled_q.resize(tiled ? out.q.size() : 0);
-  out.tiled_scale.resize(tiled ? out.scale.size() : 0);
-  out.tiled_corr.resize(tiled ? out.corr.size() : 0);
-  // Token tiles [i0, i1): their rows quantized, then copied into the tiled layout.
+  const int64_t tiles = (rows + kQuantTileTokens - 1) / kQuantTileTokens;
+  out.tiled_q.resize(tiled ? static_cast<size_t>(tiles * kQuantTileTokens * padded_cols) : 0);
+  out.tiled_scale.resize(tiled ? static_cast<size_t>(tiles * kQuantTileTokens * blocks) : 0);
+  out.tiled_corr.resize(out.tiled_scale.size());
+  // Token tiles [i0, i1).
   const auto run = [&](int64_t i0, int64_t i1) {
-    const int64_t r0 = i0 * kQuantTileTokens, r1 = i1 * kQuantTileTokens;
-    HWY_DYNAMIC_DISPATCH(QuantizeActivations)(x, r0, r1, m, k, ldx, out);
-    if (!tiled) return;
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t tile = r / kQuantTileTokens, tt = r % kQuantTileTokens;
-      for (int64_t kb = 0; kb < blocks; ++kb) {
-        const int64_t at = (tile * blocks + kb) * kQuantTileTokens + tt;
-        std::copy_n(out.q.data() + (r * blocks + kb) * kQuantBlock, kQuantBlock, out.tiled_q.data() + at * kQuantBlock);
-        out.tiled_scale[at] = out.scale[r * blocks + kb];
-        out.tiled_corr[at] = out.corr[r * blocks + kb];
-      }
-    }
+    HWY_DYNAMIC_DISPATCH(QuantizeActivations)(x, i0 * kQuantTileTokens, std::min(rows, i1 * kQuantTileTokens), m, k,
+                                              ldx, out);
   };
-  const int64_t tiles = rows / kQuantTileTokens;
   if (pool && m * padded_cols >= kParallelValues)
     pool->parallel_for(tiles, run, std::max<int64_t>(1, kParallelValues / 2 / (kQuantTileTokens * padded_cols)));
   else

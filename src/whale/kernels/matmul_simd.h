@@ -13,9 +13,14 @@
 namespace whale::simd {
 
 // Activations quantized for Q8/Q4 weights: each token's row in blocks of kQuantBlock int8 values q with one f32
-// scale (x ≈ scale · q, scale = absmax / 127), zero-padded to the weight's padded_cols, and zero tokens after the m
-// real ones up to a multiple of kQuantTokenPad (whole tiles of tokens can be loaded).
+// scale (x ≈ scale · q, scale = absmax / 127), zero-padded to the weight's padded_cols. From kQuantTokenPad tokens on
+// (the AMX tiles' size, which load whole tiles of tokens), zero tokens follow the m real ones up to a multiple of it;
+// fewer tokens (decode) are not padded: zeroing 15 rows per product cost decode more than the product's arithmetic.
 inline constexpr int64_t kQuantTokenPad = 16;
+// Rows of the plain layout for m tokens.
+inline constexpr int64_t quantized_rows(int64_t m) {
+  return m < kQuantTokenPad ? m : (m + kQuantTokenPad - 1) / kQuantTokenPad * kQuantTokenPad;
+}
 //
 // The same values again, tiled for the VNNI tiles: tokens in tiles of kQuantTileTokens, and within a tile block by
 // block, the tile's tokens side by side ([tile][block][token][32] codes, [tile][block][token] scales and corrections).
@@ -29,7 +34,7 @@ struct QuantizedActivations {
   UninitVector<int8_t> q;       // [m padded, blocks · 32]
   UninitVector<float> scale;    // [m padded, blocks]
   UninitVector<int32_t> corr;   // [m padded, blocks]: −bias · Σ q, bias = 128 (q8) or 8 (q4), the unsigned-code correction
-  // Written only where the VNNI tiles run (empty otherwise).
+  // Written only where the VNNI tiles run (empty otherwise), in whole tiles whose tokens past m are left unwritten.
   UninitVector<int8_t> tiled_q;       // q, tiled
   UninitVector<float> tiled_scale;    // scale, tiled
   UninitVector<int32_t> tiled_corr;   // corr, tiled
