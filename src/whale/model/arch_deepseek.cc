@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "whale/core/error.h"
+#include "whale/core/uninit_vector.h"
 #include "whale/kernels/matmul.h"
 #include "whale/kernels/norm.h"
 #include "whale/kernels/rope.h"
@@ -113,7 +114,7 @@ std::vector<std::vector<float>> Model::forward_batch(std::span<const SequenceSte
   for (int r = 0; r < R; ++r)
     rmsnorm(x.data() + static_cast<size_t>(head_rows[r]) * D, weights_.norm.data(), D, eps,
             h.data() + static_cast<size_t>(r) * D);
-  std::vector<float> all(static_cast<size_t>(R) * c.vocab_size);
+  UninitVector<float> all(static_cast<size_t>(R) * c.vocab_size);  // written in full by the product
   if (R > 0) matmul(weights_.lm_head.view(), h.data(), R, all.data(), pool);
   auto at = all.begin();
   for (size_t i = 0; i < steps.size(); ++i) {
