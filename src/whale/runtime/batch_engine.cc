@@ -237,6 +237,15 @@ void BatchEngine::step() {
   }
 
   const int vocab = model_.config().vocab_size;
+  // Sequences that sample a token this step: their slot and their row of the step.
+  struct Pick {
+    Slot* slot;
+    size_t index;
+    SampledToken token{};
+    bool failed = false;
+    std::string error{};
+  };
+  std::vector<Pick> picks;
   for (size_t i = 0; i < stepped.size(); ++i) {
     Slot& s = *stepped[i];
     const Model::SequenceStep& st = steps[i];
@@ -256,15 +265,39 @@ void BatchEngine::step() {
       finish(s, FinishReason::Length);
       continue;
     }
-    SampledToken next;
+    picks.push_back({&s, i});
+  }
+
+  // Each sequence's sampler is its own (parameters, random state, buffers): they run side by side on the pool, which
+  // with 16 sequences takes a vocabulary-wide pass per sequence (and, when sampling, its exponentials) off the
+  // engine thread's serial path. Results and callbacks then go out in slot order on this thread.
+  pool_.parallel_for(static_cast<int64_t>(picks.size()), [&](int64_t a, int64_t b) {
+    for (int64_t k = a; k < b; ++k) {
+      Pick& p = picks[k];
+      const std::vector<float>& z = logits[p.index];
+      try {
+        p.token = p.slot->sampler->sample(std::span<const float>(z.data() + z.size() - vocab, sampled_vocab_),
+                                          p.slot->history);
+      } catch (const std::exception& e) {
+        p.failed = true;
+        p.error = e.what();
+      }
+    }
+  });
+
+  for (Pick& p : picks) {
+    Slot& s = *p.slot;
+    const GenerateOptions& opt = s.request->options;
+    if (p.failed) {  // a sequence's failure ends it, not the engine
+      finish(s, FinishReason::Cancelled, p.error);
+      continue;
+    }
+    const SampledToken& next = p.token;
     std::string text;
-    bool ended = false;  // at EOS
+    const bool ended = eos_ && next.id == *eos_ && !opt.ignore_eos;  // at EOS
     try {
-      next = s.sampler->sample(std::span<const float>(logits[i].data() + logits[i].size() - vocab, sampled_vocab_),
-                               s.history);
-      ended = eos_ && next.id == *eos_ && !opt.ignore_eos;
       if (!ended) text = s.stops->push(s.decoder->push(next.id));
-    } catch (const std::exception& e) {  // a sequence's failure ends it, not the engine
+    } catch (const std::exception& e) {
       finish(s, FinishReason::Cancelled, e.what());
       continue;
     }
