@@ -210,8 +210,8 @@ bool quant_groups(const Weight2D& w, int64_t g0, int64_t g1, const simd::Quantiz
                   int64_t ldy, std::vector<uint8_t>& scratch) {
   if (!available() || g0 >= g1) return available();
   // The tiles load whole tiles of 16 tokens: fewer tokens than kQuantTokenPad are not padded (quantized_rows).
-  if (static_cast<int64_t>(xq.q.size()) < (xq.m + kTileTokens - 1) / kTileTokens * kTileTokens * xq.blocks * kQuantBlock)
-    return false;
+  const int64_t padded_tokens = (xq.m + kTileTokens - 1) / kTileTokens * kTileTokens;
+  if (static_cast<int64_t>(xq.q.size()) < padded_tokens * xq.blocks * kQuantBlock) return false;
   const size_t bytes = static_cast<size_t>(xq.blocks * 512 + 64);
   if (scratch.size() < bytes) scratch.resize(bytes);
   auto* codes = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t{63});

@@ -400,13 +400,12 @@ void QuantizeActivations(const float* x, int64_t t0, int64_t t1, int64_t m, int6
         amax = hn::GetLane(hn::MaxOfLanes(df, m0));
       }
       for (; c < c1; ++c) amax = std::max(amax, std::fabs(xr[c]));
-      float scale = 0.0f;
+      const float scale = amax / 127.0f;  // 0 for an all-zero block, whose codes are all 0
       int32_t sum = 0;
       if (amax == 0.0f) {
         std::memset(q, 0, kQuantBlock);
       } else if (whole) {
         // The same operations as the scalar loop: one f32 product, rounded to nearest even, clamped.
-        scale = amax / 127.0f;
         const VF vinv = hn::Set(df, 127.0f / amax);
         auto acc = hn::Zero(di);
         for (c = c0; c < c1; c += N) {
@@ -416,7 +415,6 @@ void QuantizeActivations(const float* x, int64_t t0, int64_t t1, int64_t m, int6
         }
         sum = hn::GetLane(hn::SumOfLanes(di, acc));
       } else {
-        scale = amax / 127.0f;
         const float inv = 127.0f / amax;
         std::memset(q, 0, kQuantBlock);
         for (c = c0; c < c1; ++c) {
@@ -425,13 +423,14 @@ void QuantizeActivations(const float* x, int64_t t0, int64_t t1, int64_t m, int6
           sum += q[c - c0];
         }
       }
+      const int32_t corr = -bias * sum;
       out.scale[t * blocks + kb] = scale;
-      out.corr[t * blocks + kb] = -bias * sum;
+      out.corr[t * blocks + kb] = corr;
       if (tiled) {
         const int64_t at = (tile * blocks + kb) * kQuantTileTokens + tt;
         std::memcpy(out.tiled_q.data() + at * kQuantBlock, q, kQuantBlock);
         out.tiled_scale[at] = scale;
-        out.tiled_corr[at] = -bias * sum;
+        out.tiled_corr[at] = corr;
       }
     }
   }

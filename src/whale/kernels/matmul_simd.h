@@ -13,9 +13,9 @@
 namespace whale::simd {
 
 // Activations quantized for Q8/Q4 weights: each token's row in blocks of kQuantBlock int8 values q with one f32
-// scale (x ≈ scale · q, scale = absmax / 127), zero-padded to the weight's padded_cols. From kQuantTokenPad tokens on
-// (the AMX tiles' size, which load whole tiles of tokens), zero tokens follow the m real ones up to a multiple of it;
-// fewer tokens (decode) are not padded: zeroing 15 rows per product cost decode more than the product's arithmetic.
+// scale (x ≈ scale · q, scale = absmax / 127), zero-padded to the weight's padded_cols. From kQuantTokenPad tokens
+// on (the AMX tiles' size, which load whole tiles of tokens), zero tokens follow the m real ones up to a multiple of
+// it; fewer tokens (decode) are not padded: zeroing 15 rows per product cost decode more than its arithmetic.
 inline constexpr int64_t kQuantTokenPad = 16;
 // Rows of the plain layout for m tokens.
 inline constexpr int64_t quantized_rows(int64_t m) {

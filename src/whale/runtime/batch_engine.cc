@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include "whale/core/error.h"
 
@@ -242,8 +243,7 @@ void BatchEngine::step() {
     Slot* slot;
     size_t index;
     SampledToken token{};
-    bool failed = false;
-    std::string error{};
+    std::optional<std::string> error{};  // set when the sampler threw
   };
   std::vector<Pick> picks;
   for (size_t i = 0; i < stepped.size(); ++i) {
@@ -279,7 +279,6 @@ void BatchEngine::step() {
         p.token = p.slot->sampler->sample(std::span<const float>(z.data() + z.size() - vocab, sampled_vocab_),
                                           p.slot->history);
       } catch (const std::exception& e) {
-        p.failed = true;
         p.error = e.what();
       }
     }
@@ -288,8 +287,8 @@ void BatchEngine::step() {
   for (Pick& p : picks) {
     Slot& s = *p.slot;
     const GenerateOptions& opt = s.request->options;
-    if (p.failed) {  // a sequence's failure ends it, not the engine
-      finish(s, FinishReason::Cancelled, p.error);
+    if (p.error) {  // a sequence's failure ends it, not the engine
+      finish(s, FinishReason::Cancelled, *p.error);
       continue;
     }
     const SampledToken& next = p.token;
