@@ -88,6 +88,9 @@ void args(benchmark::internal::Benchmark* b) {
 BENCHMARK_CAPTURE(BM_Matmul, bf16_expert, DType::BF16, 1408, 2048)->Apply(args);
 BENCHMARK_CAPTURE(BM_Matmul, q8_expert, DType::Q8, 1408, 2048)->Apply(args);
 BENCHMARK_CAPTURE(BM_Matmul, q4_expert, DType::Q4, 1408, 2048)->Apply(args);
+// The LM head (V3's vocabulary × V2-Lite's width, 150 MB at q4): weights streamed from memory at every token count,
+// as a batched decode step reads them.
+BENCHMARK_CAPTURE(BM_Matmul, q4_lm_head, DType::Q4, 129280, 2048)->Args({1, 2})->Args({8, 2})->Args({16, 2})->UseRealTime();
 
 }  // namespace
 }  // namespace whale
