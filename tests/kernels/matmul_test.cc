@@ -439,6 +439,36 @@ TEST(Matmul, QuantizedBitwiseIndependentOfBatchAndInstructionSet) {
   }
 }
 
+// Decode reads two row groups at once where it can (tile_quant_pair): a pair whose second group is partial, next to
+// an odd group left alone, gives the bits of the portable kernel, one group at a time, and writes no row past the end.
+TEST(Matmul, QuantizedGroupPairsMatchOneGroupAtATime) {
+  std::mt19937 rng(16);
+  const std::vector<int64_t> targets = supported_targets();
+  for (DType dtype : {DType::Q8, DType::Q4}) {
+    for (int64_t n : {29, 41}) {  // one pair (16 + 13 rows); a pair and a lone group of 9
+      const int64_t k = 300;
+      const TestWeight t = make_quant_weight(dtype, n, k, rng);
+      for (int64_t m : {1, 2, 3}) {
+        const std::vector<float> x = random_activations(m * k, rng);
+        std::vector<std::vector<float>> results;
+        for (int64_t target : targets) {
+          hwy::SetSupportedTargetsForTest(target);
+          ThreadPool one(1);
+          std::vector<float> y(static_cast<size_t>(m * n + 16), -7.0f);
+          matmul(t.w, x.data(), m, y.data(), one);
+          for (int64_t j = m * n; j < m * n + 16; ++j) ASSERT_EQ(y[j], -7.0f) << "written past the end at " << j;
+          results.push_back(y);
+        }
+        hwy::SetSupportedTargetsForTest(0);
+        for (size_t i = 1; i < results.size(); ++i)
+          for (int64_t j = 0; j < m * n; ++j)
+            ASSERT_EQ(results[i][j], results[0][j]) << dtype_name(dtype) << " n " << n << " m " << m << " target "
+                                                   << i << " output " << j;
+      }
+    }
+  }
+}
+
 // Prompts large enough that their activations are quantized over the pool's threads (token tiles split between
 // them) give the same bits as one token at a time on one thread.
 TEST(Matmul, QuantizedPromptActivationsSplitBetweenThreads) {

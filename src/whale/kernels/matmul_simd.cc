@@ -521,43 +521,55 @@ inline TiledTokens TiledAt(const QuantizedActivations& xq, int64_t t0) {
 // start at the bias correction −bias·Σq_x, then go to f32 once per block: f = fma(float(sum), s_w · s_x, f). Few
 // tokens get two integer accumulators each (even and odd lines; integer sums are exact, so the split changes nothing)
 // to overlap vpdpbusd's latency.
-template <int T>
+// G = 2: two adjacent row groups at once (g full, g + 1 with n_rows rows), their lines read side by side: two
+// streams of weights in flight instead of one, and the same arithmetic per group as G = 1 (bitwise equal results).
+template <int T, int G = 1>
 WHALE_VNNI_ATTR void TileQ8Vnni(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq,
                                 int64_t t0, float* y, int64_t ldy) {
   constexpr int A = T <= 2 ? 2 : 1;
-  const int64_t blocks = xq.blocks;
-  const uint8_t* wp = w.data + g * blocks * quant_group_block_bytes(QuantType::Q8);
-  const uint16_t* sp = w.qscale + g * blocks * kQuantRowGroup;
+  const int64_t blocks = xq.blocks, group_bytes = blocks * quant_group_block_bytes(QuantType::Q8);
+  const uint8_t* wp = w.data + g * group_bytes;
+  const uint16_t* sp[G];
+  for (int i = 0; i < G; ++i) sp[i] = w.qscale + (g + i) * blocks * kQuantRowGroup;
   const TiledTokens x = TiledAt(xq, t0);
   const int8_t* xb = x.q;
   const int32_t* corr = x.corr;
   const float* sx = x.scale;
-  __m512 f[T];
+  __m512 f[G][T];
   // Unrolled: left as a loop, GCC zeroes the array with `rep stos` on the stack (2.2% of TileQ4Vnni<8>'s samples in a
   // q4 prompt, perf).
-#pragma GCC unroll 8
-  for (int t = 0; t < T; ++t) f[t] = _mm512_setzero_ps();
+#pragma GCC unroll 16
+  for (int i = 0; i < G * T; ++i) f[i / T][i % T] = _mm512_setzero_ps();
   for (int64_t kb = 0; kb < blocks; ++kb, wp += 512, xb += kTiledBlockBytes, corr += kQuantTileTokens,
                sx += kQuantTileTokens) {
-    __m512i acc[T][A];
-    for (int t = 0; t < T; ++t) {
-      acc[t][0] = _mm512_set1_epi32(corr[t]);
-      if constexpr (A == 2) acc[t][1] = _mm512_setzero_si512();
-    }
+    __m512i acc[G][T][A];
+    for (int i = 0; i < G; ++i)
+      for (int t = 0; t < T; ++t) {
+        acc[i][t][0] = _mm512_set1_epi32(corr[t]);
+        if constexpr (A == 2) acc[i][t][1] = _mm512_setzero_si512();
+      }
     for (int l = 0; l < 8; ++l) {
-      PrefetchGroupLine<QuantType::Q8>(wp, sp, kb, l);
-      const __m512i wv = _mm512_loadu_si512(wp + 64 * l);
-      for (int t = 0; t < T; ++t)
-        acc[t][l % A] = _mm512_dpbusd_epi32(acc[t][l % A], wv, Broadcast4(xb + t * kQuantBlock + 4 * l));
+      for (int i = 0; i < G; ++i) PrefetchGroupLine<QuantType::Q8>(wp + i * group_bytes, sp[i], kb, l);
+      __m512i wv[G];
+      for (int i = 0; i < G; ++i) wv[i] = _mm512_loadu_si512(wp + i * group_bytes + 64 * l);
+      for (int t = 0; t < T; ++t) {
+        const __m512i xv = Broadcast4(xb + t * kQuantBlock + 4 * l);
+        for (int i = 0; i < G; ++i) acc[i][t][l % A] = _mm512_dpbusd_epi32(acc[i][t][l % A], wv[i], xv);
+      }
     }
-    const __m512 sw = GroupBlockScales(sp + kb * kQuantRowGroup);
-    for (int t = 0; t < T; ++t) {
-      __m512i a = acc[t][0];
-      if constexpr (A == 2) a = _mm512_add_epi32(a, acc[t][1]);
-      f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_mul_ps(sw, _mm512_set1_ps(sx[t])), f[t]);
+    for (int i = 0; i < G; ++i) {
+      const __m512 sw = GroupBlockScales(sp[i] + kb * kQuantRowGroup);
+      for (int t = 0; t < T; ++t) {
+        __m512i a = acc[i][t][0];
+        if constexpr (A == 2) a = _mm512_add_epi32(a, acc[i][t][1]);
+        f[i][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_mul_ps(sw, _mm512_set1_ps(sx[t])), f[i][t]);
+      }
     }
   }
-  for (int t = 0; t < T; ++t) StoreRows(y + t * ldy, n_rows, f[t]);
+  for (int t = 0; t < T; ++t) {
+    StoreRows(y + t * ldy, G == 1 ? n_rows : kQuantRowGroup, f[0][t]);
+    if constexpr (G == 2) StoreRows(y + t * ldy + kQuantRowGroup, n_rows, f[G - 1][t]);
+  }
 }
 
 // q4: 4 lines per block; a line's low nibbles are columns 4l..4l+3, its high nibbles columns 16+4l..16+4l+3. The high
@@ -567,53 +579,66 @@ WHALE_VNNI_ATTR void TileQ8Vnni(const Weight2D& w, int64_t g, int n_rows, const 
 // so that one token's sums are two dependency chains, not one.
 constexpr int kQ4OneAccumulatorTokens = 4;
 
-template <int T>
+template <int T, int G = 1>
 WHALE_VNNI_ATTR void TileQ4Vnni(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq,
                                 int64_t t0, float* y, int64_t ldy) {
-  const int64_t blocks = xq.blocks;
-  const uint8_t* wp = w.data + g * blocks * quant_group_block_bytes(QuantType::Q4);
-  const uint16_t* sp = w.qscale + g * blocks * kQuantRowGroup;
+  const int64_t blocks = xq.blocks, group_bytes = blocks * quant_group_block_bytes(QuantType::Q4);
+  const uint8_t* wp = w.data + g * group_bytes;
+  const uint16_t* sp[G];
+  for (int i = 0; i < G; ++i) sp[i] = w.qscale + (g + i) * blocks * kQuantRowGroup;
   const TiledTokens tiled = TiledAt(xq, t0);
   const int8_t* xb = tiled.q;
   const int32_t* corr = tiled.corr;
   const float* sx = tiled.scale;
   const __m512i low = _mm512_set1_epi8(0x0F), high = _mm512_set1_epi8(static_cast<char>(0xF0));
-  __m512 f[T];
+  __m512 f[G][T];
   // Unrolled: left as a loop, GCC zeroes the array with `rep stos` on the stack (2.2% of TileQ4Vnni<8>'s samples in a
   // q4 prompt, perf).
-#pragma GCC unroll 8
-  for (int t = 0; t < T; ++t) f[t] = _mm512_setzero_ps();
+#pragma GCC unroll 16
+  for (int i = 0; i < G * T; ++i) f[i / T][i % T] = _mm512_setzero_ps();
   // Many tokens: one accumulator per token, the high nibbles shifted down once per line for all of them, so that
   // each token's block ends in 3 vector operations instead of 5. Few tokens: two, the high nibbles used in place
   // and one shift per block. The integer sums are the same.
   constexpr bool kOne = T >= kQ4OneAccumulatorTokens;
   for (int64_t kb = 0; kb < blocks; ++kb, wp += 256, xb += kTiledBlockBytes, corr += kQuantTileTokens,
                sx += kQuantTileTokens) {
-    __m512i acc_lo[T], acc_hi[kOne ? 1 : T];
-    for (int t = 0; t < T; ++t) {
-      acc_lo[t] = _mm512_set1_epi32(corr[t]);
-      if constexpr (!kOne) acc_hi[t] = _mm512_setzero_si512();
-    }
+    __m512i acc_lo[G][T], acc_hi[G][kOne ? 1 : T];
+    for (int i = 0; i < G; ++i)
+      for (int t = 0; t < T; ++t) {
+        acc_lo[i][t] = _mm512_set1_epi32(corr[t]);
+        if constexpr (!kOne) acc_hi[i][t] = _mm512_setzero_si512();
+      }
     for (int l = 0; l < 4; ++l) {
-      PrefetchGroupLine<QuantType::Q4>(wp, sp, kb, l);
-      const __m512i v = _mm512_loadu_si512(wp + 64 * l);
-      const __m512i lo = _mm512_and_si512(v, low);
-      const __m512i hi = kOne ? _mm512_and_si512(_mm512_srli_epi16(v, 4), low) : _mm512_and_si512(v, high);
+      __m512i lo[G], hi[G];
+      for (int i = 0; i < G; ++i) {
+        PrefetchGroupLine<QuantType::Q4>(wp + i * group_bytes, sp[i], kb, l);
+        const __m512i v = _mm512_loadu_si512(wp + i * group_bytes + 64 * l);
+        lo[i] = _mm512_and_si512(v, low);
+        hi[i] = kOne ? _mm512_and_si512(_mm512_srli_epi16(v, 4), low) : _mm512_and_si512(v, high);
+      }
       for (int t = 0; t < T; ++t) {
         const int8_t* x = xb + t * kQuantBlock + 4 * l;
-        acc_lo[t] = _mm512_dpbusd_epi32(acc_lo[t], lo, Broadcast4(x));
-        __m512i& acc = kOne ? acc_lo[t] : acc_hi[kOne ? 0 : t];
-        acc = _mm512_dpbusd_epi32(acc, hi, Broadcast4(x + 16));
+        const __m512i xl = Broadcast4(x), xh = Broadcast4(x + 16);
+        for (int i = 0; i < G; ++i) {
+          acc_lo[i][t] = _mm512_dpbusd_epi32(acc_lo[i][t], lo[i], xl);
+          __m512i& acc = kOne ? acc_lo[i][t] : acc_hi[i][kOne ? 0 : t];
+          acc = _mm512_dpbusd_epi32(acc, hi[i], xh);
+        }
       }
     }
-    const __m512 sw = GroupBlockScales(sp + kb * kQuantRowGroup);
-    for (int t = 0; t < T; ++t) {
-      __m512i a = acc_lo[t];
-      if constexpr (!kOne) a = _mm512_add_epi32(a, _mm512_srai_epi32(acc_hi[t], 4));
-      f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_mul_ps(sw, _mm512_set1_ps(sx[t])), f[t]);
+    for (int i = 0; i < G; ++i) {
+      const __m512 sw = GroupBlockScales(sp[i] + kb * kQuantRowGroup);
+      for (int t = 0; t < T; ++t) {
+        __m512i a = acc_lo[i][t];
+        if constexpr (!kOne) a = _mm512_add_epi32(a, _mm512_srai_epi32(acc_hi[i][t], 4));
+        f[i][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_mul_ps(sw, _mm512_set1_ps(sx[t])), f[i][t]);
+      }
     }
   }
-  for (int t = 0; t < T; ++t) StoreRows(y + t * ldy, n_rows, f[t]);
+  for (int t = 0; t < T; ++t) {
+    StoreRows(y + t * ldy, G == 1 ? n_rows : kQuantRowGroup, f[0][t]);
+    if constexpr (G == 2) StoreRows(y + t * ldy + kQuantRowGroup, n_rows, f[G - 1][t]);
+  }
 }
 
 template <int T>
@@ -754,6 +779,24 @@ void TileQuant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivati
   TileQuantPortable(w, g, n_rows, xq, t0, n_tokens, y, ldy);
 }
 
+bool TileQuantPair(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0,
+                   int n_tokens, float* y, int64_t ldy) {
+#if HWY_TARGET == HWY_AVX3_DL
+  if (HasVnni() && t0 % kQuantTileTokens == 0 && !xq.tiled_q.empty()) {
+    const bool q8 = xq.type == QuantType::Q8;
+    switch (n_tokens) {
+      case 1: q8 ? TileQ8Vnni<1, 2>(w, g, n_rows, xq, t0, y, ldy) : TileQ4Vnni<1, 2>(w, g, n_rows, xq, t0, y, ldy);
+        return true;
+      case 2: q8 ? TileQ8Vnni<2, 2>(w, g, n_rows, xq, t0, y, ldy) : TileQ4Vnni<2, 2>(w, g, n_rows, xq, t0, y, ldy);
+        return true;
+      default: return false;
+    }
+  }
+#endif
+  (void)w, (void)g, (void)n_rows, (void)xq, (void)t0, (void)n_tokens, (void)y, (void)ldy;
+  return false;
+}
+
 bool XwQuant(const Weight2D& w, int64_t g0, int64_t groups, const float* x, int64_t ldx, int64_t m, float* y,
              int64_t ldy, int64_t prefetch_g0) {
 #if HWY_TARGET == HWY_AVX3_DL
@@ -781,6 +824,7 @@ HWY_EXPORT(PanelF32);
 HWY_EXPORT(QuantizeActivations);
 HWY_EXPORT(UsesTiledActivations);
 HWY_EXPORT(TileQuant);
+HWY_EXPORT(TileQuantPair);
 HWY_EXPORT(XwQuant);
 HWY_EXPORT(TargetName);
 
@@ -833,6 +877,11 @@ void quantize_activations(const float* x, int64_t m, int64_t k, int64_t ldx, Qua
 void tile_quant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0, int n_tokens,
                 float* y, int64_t ldy) {
   HWY_DYNAMIC_DISPATCH(TileQuant)(w, g, n_rows, xq, t0, n_tokens, y, ldy);
+}
+
+bool tile_quant_pair(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0,
+                     int n_tokens, float* y, int64_t ldy) {
+  return HWY_DYNAMIC_DISPATCH(TileQuantPair)(w, g, n_rows, xq, t0, n_tokens, y, ldy);
 }
 
 bool xw_quant(const Weight2D& w, int64_t g0, int64_t groups, const float* x, int64_t ldx, int64_t m, float* y,

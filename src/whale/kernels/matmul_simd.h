@@ -65,6 +65,12 @@ void panel_f32(const float* panel, int64_t rows, int64_t k, const float* x, int6
 void tile_quant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0, int n_tokens,
                 float* y, int64_t ldy);
 
+// The same for row groups g (all 16 rows) and g + 1 (n_rows of them) at once, where this instruction set has a
+// kernel for two groups (VNNI: q8, decode's 1 or 2 tokens); returns false, doing nothing, elsewhere. Bitwise equal to
+// two calls of tile_quant.
+bool tile_quant_pair(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0,
+                     int n_tokens, float* y, int64_t ldy);
+
 // q8/q4 weights, x·W: y[t·ldy + c] += Σ_i x[t·ldx + i] · W[16·g0 + i, c] for i < 16·groups (x holds 16·groups
 // values per token; rows past the weight's end must get x = 0), c < W.cols. Returns false, doing nothing, where this
 // instruction set has no such kernel. With prefetch_g0 ≥ 0, as many groups from prefetch_g0 on (the caller's next call)
