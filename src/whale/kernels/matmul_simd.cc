@@ -579,6 +579,7 @@ WHALE_VNNI_ATTR void TileQ8Vnni(const Weight2D& w, int64_t g, int n_rows, const 
 // so that one token's sums are two dependency chains, not one.
 constexpr int kQ4OneAccumulatorTokens = 4;
 
+// G = 2: two adjacent row groups at once, as TileQ8Vnni.
 template <int T, int G = 1>
 WHALE_VNNI_ATTR void TileQ4Vnni(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq,
                                 int64_t t0, float* y, int64_t ldy) {
