@@ -440,7 +440,8 @@ TEST(Matmul, QuantizedBitwiseIndependentOfBatchAndInstructionSet) {
 }
 
 // Decode reads two row groups at once where it can (tile_quant_pair): a pair whose second group is partial, next to
-// an odd group left alone, gives the bits of the portable kernel, one group at a time, and writes no row past the end.
+// an odd group left alone, gives the same bits on every instruction set (the portable one reads one group at a time),
+// and writes no row past the end; 3 tokens, which no pair kernel takes, too.
 TEST(Matmul, QuantizedGroupPairsMatchOneGroupAtATime) {
   std::mt19937 rng(16);
   const std::vector<int64_t> targets = supported_targets();

@@ -61,18 +61,18 @@ void run_groups(const MatmulJob& j, const simd::QuantizedActivations* xq, const 
 
     if (j.m >= kAmxMinTokens && amx::quant_groups(w, g0, g1, *xq, j.y, n, scratch.codes)) return;
     // q8/q4, any token count: a group's weights (16 rows × K) stay in cache while the token tiles pass over them.
-    // Decode reads two groups side by side where it can: one stream of weights per thread drew about 15% less of the
-    // memory's bandwidth than two (decode_stream_bench, q8, Xeon with 2 vCPUs).
+    // Decode (one token tile) reads two groups side by side where a kernel for them exists: one stream of weights per
+    // thread drew about 15% less of the memory's bandwidth than two (decode_stream_bench, q8, Xeon with 2 vCPUs).
     for (int64_t g = g0; g < g1; ++g) {
-      const bool pair = g + 1 < g1;
+      if (g + 1 < g1 && j.m <= simd::kQuantTileTokens &&
+          simd::tile_quant_pair(w, g, rows_in(g + 1), *xq, 0, static_cast<int>(j.m), j.y + g * gr, n)) {
+        ++g;
+        continue;
+      }
       for (int64_t t0 = 0; t0 < j.m; t0 += simd::kQuantTileTokens) {
         const int nt = static_cast<int>(std::min<int64_t>(simd::kQuantTileTokens, j.m - t0));
-        float* yt = j.y + t0 * n + g * gr;
-        if (pair && simd::tile_quant_pair(w, g, rows_in(g + 1), *xq, t0, nt, yt, n)) continue;
-        simd::tile_quant(w, g, rows_in(g), *xq, t0, nt, yt, n);
-        if (pair) simd::tile_quant(w, g + 1, rows_in(g + 1), *xq, t0, nt, yt + gr, n);
+        simd::tile_quant(w, g, rows_in(g), *xq, t0, nt, j.y + t0 * n + g * gr, n);
       }
-      if (pair) ++g;
     }
     return;
   }
