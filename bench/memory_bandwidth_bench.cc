@@ -1,5 +1,6 @@
-// The memory read-bandwidth probe of `whale bench` (runtime/memory_bandwidth.h), SIMD against the scalar reference,
-// for each thread count. Rounds alternate the two kernels; every probe reports the best of its passes.
+// The memory read-bandwidth probe of `whale bench` (runtime/memory_bandwidth.h): SIMD with one stream per thread,
+// SIMD with four streams per thread, and the scalar reference, for each thread count. Rounds alternate the kernels;
+// every probe reports the best of its passes.
 //
 //   build/release/bench/memory_bandwidth_bench [MiB=1024] [passes=5] [rounds=3] [threads=1,2]
 #include <algorithm>
@@ -25,16 +26,20 @@ int main(int argc, char** argv) {
   for (int threads : thread_counts) {
     whale::ThreadPool pool(threads);
     whale::ReadBandwidthProbe probe(pool, mib << 20);
-    std::vector<double> simd, scalar;
+    std::vector<double> simd, four, scalar, ratio;
     for (int r = 0; r < rounds; ++r) {
       simd.push_back(probe.best(passes, whale::ReadKernel::Simd));
+      four.push_back(probe.best(passes, whale::ReadKernel::SimdFourStreams));
       scalar.push_back(probe.best(passes, whale::ReadKernel::Scalar));
+      ratio.push_back(four.back() / simd.back());
     }
-    std::sort(simd.begin(), simd.end());
-    std::sort(scalar.begin(), scalar.end());
-    std::printf("threads %d (huge pages %s): SIMD median %.2f GB/s [%.2f..%.2f], scalar median %.2f GB/s [%.2f..%.2f]\n",
+    for (auto* v : {&simd, &four, &scalar, &ratio}) std::sort(v->begin(), v->end());
+    std::printf("threads %d (huge pages %s): SIMD median %.2f GB/s [%.2f..%.2f], four streams median %.2f GB/s "
+                "[%.2f..%.2f], scalar median %.2f GB/s [%.2f..%.2f]; four / one stream per round: median %.3f "
+                "[%.3f..%.3f]\n",
                 threads, probe.huge_pages() ? "yes" : "no", simd[simd.size() / 2], simd.front(), simd.back(),
-                scalar[scalar.size() / 2], scalar.front(), scalar.back());
+                four[four.size() / 2], four.front(), four.back(), scalar[scalar.size() / 2], scalar.front(),
+                scalar.back(), ratio[ratio.size() / 2], ratio.front(), ratio.back());
   }
   return 0;
 }

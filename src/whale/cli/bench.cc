@@ -201,7 +201,7 @@ class BenchRun {
           huge_pages = probe->huge_pages();
           buffer_bytes = probe->total_bytes();
         }
-        r.bandwidth.push_back(probe->best(kBandwidthPasses));
+        r.bandwidth.push_back(probe->ceiling(kBandwidthPasses));
         fmt::print(stderr, "threads {} run {}/{}:{}{}{} memory read {:.2f} GB/s\n", r.threads, rep + 1, opt_.repetitions,
                    r.prefill.empty() ? "" : fmt::format(" prefill {:.2f} tok/s,", r.prefill.back()),
                    r.decode.empty() ? "" : fmt::format(" decode {:.2f} tok/s,", r.decode.back()),

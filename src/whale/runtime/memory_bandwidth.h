@@ -1,5 +1,5 @@
 // Memory read bandwidth of this machine, measured the way decode reads weights: every thread of a pool streams its
-// own buffer, much larger than the caches, once per pass.
+// own buffer, much larger than the caches, once per pass, as one stream or as four side by side.
 //
 // This is the ceiling `whale bench` compares decode against (decode reads every active weight once per token, so its
 // speed is bounded by bytes per token / read bandwidth). The reading kernel is SIMD (Highway, the widest instruction
@@ -19,7 +19,9 @@
 
 namespace whale {
 
-enum class ReadKernel { Simd, Scalar };
+// Simd: one stream per thread. SimdFourStreams: each thread's buffer read as four streams side by side (see
+// ceiling()). Scalar: one stream, one 64-bit word per add, the reference the SIMD kernels must beat.
+enum class ReadKernel { Simd, SimdFourStreams, Scalar };
 
 // Default buffer: 1 GiB in total, split evenly between the pool's threads (several times any last-level cache).
 inline constexpr size_t kDefaultBandwidthBytes = size_t{1} << 30;
@@ -37,8 +39,11 @@ class ReadBandwidthProbe {
   // Reads every buffer `passes` times (all threads at once) and returns the GB/s (1e9 bytes per second) of each pass:
   // bytes read by all threads / wall time of the pass.
   std::vector<double> run(int passes, ReadKernel kernel = ReadKernel::Simd);
-  // The best of run(passes): the ceiling (interference from other processes only ever slows a pass down).
+  // The best pass of run(passes, kernel) (interference from other processes only ever slows a pass down).
   double best(int passes, ReadKernel kernel = ReadKernel::Simd);
+  // The ceiling decode is compared against: the better of best(passes) with one stream and with four streams per
+  // thread, whichever way of reading this host gives more.
+  double ceiling(int passes);
 
   size_t total_bytes() const { return bytes_per_thread_ * buffers_.size(); }
   int threads() const { return static_cast<int>(buffers_.size()); }
@@ -55,6 +60,10 @@ class ReadBandwidthProbe {
 // One probe: allocate, best of `passes` passes (GB/s), free.
 double measure_read_bandwidth(ThreadPool& pool, size_t total_bytes = kDefaultBandwidthBytes, int passes = 5,
                               ReadKernel kernel = ReadKernel::Simd);
+
+// The sum (mod 2^64) of the 64-bit words of p[0, bytes) as `kernel` reads them; p aligned to 64 bytes, bytes a
+// multiple of 8. Every kernel gives the same sum: tests check that each reads every word once.
+uint64_t sum_words(ReadKernel kernel, const uint8_t* p, size_t bytes);
 
 // Instruction set of the SIMD read kernel (Highway's name for it, e.g. "AVX3").
 std::string read_kernel_target();
