@@ -395,7 +395,8 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
   // A chunk ends an even number of groups into its job, so that decode's two-group tiles (run_groups) find both
   // groups of a pair in one chunk: with 64 KB chunks a q8 group at K = 2048 (35 KB) otherwise often ran alone.
   auto pair_end = [&](int64_t g) {
-    const size_t job = static_cast<size_t>(std::upper_bound(first_group.begin(), first_group.end(), g) - first_group.begin()) - 1;
+    const auto after = std::upper_bound(first_group.begin(), first_group.end(), g);
+    const size_t job = static_cast<size_t>(after - first_group.begin()) - 1;
     return job < jobs.size() && (g - first_group[job]) % 2 == 1 ? g + 1 : g;
   };
   for (int s = 0; s < slices; ++s) {

@@ -140,7 +140,6 @@ __attribute__((optimize("no-tree-vectorize"))) uint64_t sum_words_scalar(const u
 
 namespace {
 constexpr size_t kPage = 4096;
-
 }  // namespace
 
 uint64_t sum_words(ReadKernel kernel, const uint8_t* p, size_t bytes) {
