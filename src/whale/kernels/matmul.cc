@@ -374,9 +374,13 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
     const int64_t g = static_cast<int64_t>((target - first_cost[job]) / group_cost[job] + 0.5);
     return first_group[job] + std::min(g, groups);
   };
+  // The job holding global group g (jobs.size() for g = total).
+  auto job_of = [&](int64_t g) -> size_t {
+    return static_cast<size_t>(std::upper_bound(first_group.begin(), first_group.end(), g) - first_group.begin()) - 1;
+  };
   // The estimated cost of the groups before global group g.
   auto cost_before = [&](int64_t g) -> double {
-    const size_t job = static_cast<size_t>(std::upper_bound(first_group.begin(), first_group.end(), g) - first_group.begin()) - 1;
+    const size_t job = job_of(g);
     if (job >= jobs.size()) return first_cost.back();
     return first_cost[job] + static_cast<double>(g - first_group[job]) * group_cost[job];
   };
@@ -395,8 +399,7 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
   // A chunk ends an even number of groups into its job, so that decode's two-group tiles (run_groups) find both
   // groups of a pair in one chunk: with 64 KB chunks a q8 group at K = 2048 (35 KB) otherwise often ran alone.
   auto pair_end = [&](int64_t g) {
-    const auto after = std::upper_bound(first_group.begin(), first_group.end(), g);
-    const size_t job = static_cast<size_t>(after - first_group.begin()) - 1;
+    const size_t job = job_of(g);
     return job < jobs.size() && (g - first_group[job]) % 2 == 1 ? g + 1 : g;
   };
   for (int s = 0; s < slices; ++s) {

@@ -21,6 +21,19 @@ namespace whale::bandwidth {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
+// The sum of eight accumulators' lanes, as unsigned: Highway 1.0's SumOfLanes on AVX-512 uses GCC's
+// _mm512_reduce_add_epi64, which adds in signed long long, and these sums wrap (undefined behaviour that UBSan
+// reports).
+template <class D, class V>
+uint64_t SumAccumulators(D d, V a0, V a1, V a2, V a3, V a4, V a5, V a6, V a7) {
+  const V sum = hn::Add(hn::Add(hn::Add(a0, a1), hn::Add(a2, a3)), hn::Add(hn::Add(a4, a5), hn::Add(a6, a7)));
+  HWY_ALIGN uint64_t lane_sums[hn::MaxLanes(d)];
+  hn::Store(sum, d, lane_sums);
+  uint64_t s = 0;
+  for (size_t l = 0; l < hn::Lanes(d); ++l) s += lane_sums[l];
+  return s;
+}
+
 // Sum of the 64-bit words of p[0, bytes), p aligned to a vector. Eight independent accumulators: an integer add has
 // one cycle of latency, so the loop is bound by the loads (and memory behind them). A software prefetch one 4 KiB page
 // ahead starts the next page early (hardware prefetchers stop at page boundaries): a few percent on one thread.
@@ -44,13 +57,7 @@ uint64_t SumWords(const uint8_t* p, size_t bytes) {
     a6 = hn::Add(a6, hn::Load(d, w + i + 6 * lanes));
     a7 = hn::Add(a7, hn::Load(d, w + i + 7 * lanes));
   }
-  const auto sum = hn::Add(hn::Add(hn::Add(a0, a1), hn::Add(a2, a3)), hn::Add(hn::Add(a4, a5), hn::Add(a6, a7)));
-  // Lanes summed as unsigned here: Highway 1.0's SumOfLanes on AVX-512 uses GCC's _mm512_reduce_add_epi64, which adds
-  // in signed long long, and these sums wrap (undefined behaviour that UBSan reports).
-  HWY_ALIGN uint64_t lane_sums[hn::MaxLanes(d)];
-  hn::Store(sum, d, lane_sums);
-  uint64_t s = 0;
-  for (size_t l = 0; l < hn::Lanes(d); ++l) s += lane_sums[l];
+  uint64_t s = SumAccumulators(d, a0, a1, a2, a3, a4, a5, a6, a7);
   for (; i < n; ++i) s += w[i];
   return s;
 }
@@ -90,11 +97,7 @@ uint64_t SumWordsFourStreams(const uint8_t* p, size_t bytes) {
       a7 = hn::Add(a7, hn::Load(d, w3 + j + lanes));
     }
   }
-  const auto sum = hn::Add(hn::Add(hn::Add(a0, a1), hn::Add(a2, a3)), hn::Add(hn::Add(a4, a5), hn::Add(a6, a7)));
-  HWY_ALIGN uint64_t lane_sums[hn::MaxLanes(d)];
-  hn::Store(sum, d, lane_sums);
-  uint64_t s = 0;
-  for (size_t l = 0; l < hn::Lanes(d); ++l) s += lane_sums[l];
+  uint64_t s = SumAccumulators(d, a0, a1, a2, a3, a4, a5, a6, a7);
   for (size_t i = 4 * part; i < n; ++i) s += w[i];  // what the whole steps left
   return s;
 }
