@@ -374,16 +374,6 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
     const int64_t g = static_cast<int64_t>((target - first_cost[job]) / group_cost[job] + 0.5);
     return first_group[job] + std::min(g, groups);
   };
-  // The job holding global group g (jobs.size() for g = total).
-  auto job_of = [&](int64_t g) -> size_t {
-    return static_cast<size_t>(std::upper_bound(first_group.begin(), first_group.end(), g) - first_group.begin()) - 1;
-  };
-  // The estimated cost of the groups before global group g.
-  auto cost_before = [&](int64_t g) -> double {
-    const size_t job = job_of(g);
-    if (job >= jobs.size()) return first_cost.back();
-    return first_cost[job] + static_cast<double>(g - first_group[job]) * group_cost[job];
-  };
   std::vector<int64_t> bound(static_cast<size_t>(slices) + 1, total);
   bound[0] = 0;
   for (int s = 1; s < slices; ++s)
@@ -393,20 +383,33 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
   // done takes chunks from the back of the slice with the most left: the threads' speeds differ from pass to pass
   // (they share the memory's bandwidth unevenly), and without this the first to finish idles while the other streams
   // alone at one core's bandwidth. Which thread computes a group does not change its result.
-  std::vector<int64_t> cut;  // chunk boundaries (global groups), slice after slice
-  std::vector<size_t> first_chunk(static_cast<size_t>(slices) + 1, 0);
   const double chunk_cost = std::max(kChunkCost, first_cost.back() / slices / kMaxChunksPerSlice);
-  // A chunk ends an even number of groups into its job, so that decode's two-group tiles (run_groups) find both
-  // groups of a pair in one chunk: with 64 KB chunks a q8 group at K = 2048 (35 KB) otherwise often ran alone.
-  auto pair_end = [&](int64_t g) {
-    const size_t job = job_of(g);
-    return job < jobs.size() && (g - first_group[job]) % 2 == 1 ? g + 1 : g;
-  };
+  std::vector<int64_t> cut;  // chunk boundaries (global groups), slice after slice
+  cut.reserve(static_cast<size_t>(first_cost.back() / chunk_cost) + 2 * static_cast<size_t>(slices) + 1);
+  std::vector<size_t> first_chunk(static_cast<size_t>(slices) + 1, 0);
+  // The cuts walk the jobs in order, the job holding the current group kept in `job` (one lookup per chunk, not a
+  // search: a decode pass has a few hundred chunks). A chunk ends an even number of groups into its job, so that
+  // decode's two-group tiles (run_groups) find both groups of a pair in one chunk: with 64 KB chunks a q8 group at
+  // K = 2048 (35 KB) otherwise often ran alone.
   for (int s = 0; s < slices; ++s) {
     first_chunk[s] = cut.size();
+    size_t job = 0;  // at or before the job holding the slice's first group (the previous chunk can run past it)
     for (int64_t g = bound[s]; g < bound[s + 1];) {
       cut.push_back(g);
-      g = std::min(bound[s + 1], pair_end(std::max(g + 1, group_at(cost_before(g) + chunk_cost))));
+      while (first_group[job + 1] <= g) ++job;  // g < total, so some job holds it
+      const double target = first_cost[job] + static_cast<double>(g - first_group[job]) * group_cost[job] + chunk_cost;
+      size_t end_job = job;  // the last job whose cost starts at or before the target, as group_at finds it
+      while (end_job < jobs.size() && first_cost[end_job + 1] <= target) ++end_job;
+      int64_t next = total;
+      if (end_job < jobs.size()) {
+        const int64_t groups = first_group[end_job + 1] - first_group[end_job];
+        next = first_group[end_job] +
+               std::min(static_cast<int64_t>((target - first_cost[end_job]) / group_cost[end_job] + 0.5), groups);
+      }
+      next = std::max(g + 1, next);
+      while (job < jobs.size() && first_group[job + 1] <= next) ++job;  // the job holding next, if any
+      if (job < jobs.size() && (next - first_group[job]) % 2 == 1) ++next;
+      g = std::min(bound[s + 1], next);
     }
   }
   first_chunk[slices] = cut.size();
