@@ -8,6 +8,7 @@
 
 #include "whale/core/thread_pool.h"
 #include "whale/kernels/matmul.h"
+#include "whale/kernels/matmul_simd.h"
 #include "whale/kernels/quant_format.h"
 
 namespace whale {
@@ -78,6 +79,44 @@ void BM_AbsorbedHeadXw(benchmark::State& state, DType dtype) {
 }
 BENCHMARK_CAPTURE(BM_AbsorbedHeadXw, q8, DType::Q8)->Arg(1)->Arg(4)->Arg(16)->UseRealTime();
 BENCHMARK_CAPTURE(BM_AbsorbedHeadXw, q4, DType::Q4)->Arg(1)->Arg(4)->Arg(16)->UseRealTime();
+
+// The absorbed attention's per-head W_UV product in decode (matmul_serial_wide_activations over one head's 128 W_UV
+// rows of V2-Lite's kv_b_proj, activations rounded to about 16 bits): m tokens, the head's weights in cache after the
+// first pass (16 heads cycled), so that what is measured is the rounding and the tiles.
+void BM_AbsorbedHeadWide(benchmark::State& state, DType dtype) {
+  const int64_t m = state.range(0), heads = 16, dn = 128, dv = 128, rows_per_head = 256, rank = 512;
+  const BenchWeight kv_b = make(dtype, heads * rows_per_head, rank);
+  std::vector<float> x(static_cast<size_t>(m * rank)), y(static_cast<size_t>(m * dv));
+  std::mt19937 rng(2);
+  for (float& v : x) v = std::uniform_real_distribution<float>(-1, 1)(rng);
+  int64_t h = 0;
+  for (auto _ : state) {
+    const int64_t r0 = h * rows_per_head + dn;
+    matmul_serial_wide_activations(*weight_rows(kv_b.w, r0, r0 + dv), x.data(), m, y.data());
+    h = (h + 1) % heads;
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * 2.0 * m * dv * rank / 1e9, benchmark::Counter::kIsRate);
+}
+BENCHMARK_CAPTURE(BM_AbsorbedHeadWide, q8, DType::Q8)->Arg(1)->Arg(4)->Arg(16)->UseRealTime();
+BENCHMARK_CAPTURE(BM_AbsorbedHeadWide, q4, DType::Q4)->Arg(1)->Arg(4)->Arg(16)->UseRealTime();
+
+// Rounding one decode token's activations (V2-Lite's hidden width) to the int8 blocks q8/q4 products read: done once
+// per product on the calling thread, about 270 times per q4 token.
+void BM_QuantizeActivations(benchmark::State& state) {
+  const int64_t m = state.range(0), k = state.range(1);
+  std::vector<float> x(static_cast<size_t>(m * k));
+  std::mt19937 rng(3);
+  for (float& v : x) v = std::uniform_real_distribution<float>(-4, 4)(rng);
+  simd::QuantizedActivations out;
+  for (auto _ : state) {
+    simd::quantize_activations(x.data(), m, k, k, QuantType::Q4, quant_padded_cols(k), out);
+    benchmark::DoNotOptimize(out.q.data());
+  }
+  state.SetItemsProcessed(state.iterations() * m * k);
+}
+BENCHMARK(BM_QuantizeActivations)->Args({1, 2048})->Args({1, 1408})->Args({2, 512})->UseRealTime();
 
 void args(benchmark::internal::Benchmark* b) {
   for (int threads : {1, 2})

@@ -185,27 +185,12 @@ void matmul_serial(const Weight2D& w, const float* x, int64_t m, float* y) {
 
 namespace {
 
-// x [m, k] as 2m int8 rows for q8/q4 weights: rows [0, m) round x as every activation is rounded; rows [m, 2m) round
-// what that left, x minus the first rounding's value. A block's two rows together carry x within amax / 254² (about
-// 16 bits), and y = W·hi + W·lo keeps the tiles' integer arithmetic.
-simd::QuantizedActivations quantize_wide(const float* x, int64_t m, int64_t k, QuantType type, ThreadPool* pool) {
-  const int64_t pc = quant_padded_cols(k), blocks = pc / kQuantBlock;
-  simd::QuantizedActivations hi;
-  simd::quantize_activations(x, m, k, k, type, pc, hi, pool);
-  UninitVector<float> both(static_cast<size_t>(2 * m * k));  // written in full below
-  std::copy_n(x, m * k, both.begin());
-  for (int64_t t = 0; t < m; ++t)
-    for (int64_t c = 0; c < k; ++c)
-      both[(m + t) * k + c] = x[t * k + c] - static_cast<float>(hi.q[t * pc + c]) * hi.scale[t * blocks + c / kQuantBlock];
-  simd::QuantizedActivations out;
-  simd::quantize_activations(both.data(), 2 * m, k, k, type, pc, out, pool);
-  return out;
-}
-
-// y [m, n] = W·x with x rounded by quantize_wide: W times its 2m rows, then the hi and lo halves added. Over the pool
-// when there is one, else on the calling thread.
+// y [m, n] = W·x with x rounded to int8 twice (quantize_activations_wide: x, then what that left; a block's two rows
+// together carry x within amax / 254², about 16 bits): W times its 2m rows, then the two halves added, keeping the
+// tiles' integer arithmetic. Over the pool when there is one, else on the calling thread.
 void wide_product(const Weight2D& w, const float* x, int64_t m, float* y, ThreadPool* pool) {
-  const simd::QuantizedActivations xq = quantize_wide(x, m, w.cols, quant_type(w.dtype), pool);
+  simd::QuantizedActivations xq;
+  simd::quantize_activations_wide(x, m, w.cols, w.cols, quant_type(w.dtype), quant_padded_cols(w.cols), xq, pool);
   UninitVector<float> both(static_cast<size_t>(2 * m * w.rows));  // written in full by the product
   const MatmulJob job{w, nullptr, 2 * m, both.data()};
   auto run = [&](int64_t g0, int64_t g1) {

@@ -439,6 +439,32 @@ void QuantizeActivations(const float* x, int64_t t0, int64_t t1, int64_t m, int6
   }
 }
 
+// Rows t < m of r (row stride k): x[t] minus what its quantized row t in q stands for, code · scale per column, in f32
+// (one product, then one difference, as the scalar expression x − float(q) · s gives them).
+void WideResidual(const float* x, int64_t ldx, const QuantizedActivations& q, int64_t m, int64_t k, float* r) {
+  const DF df;
+  const hn::Rebind<int32_t, DF> di;
+  const hn::Rebind<int8_t, DF> d8;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t blocks = q.blocks, pc = blocks * kQuantBlock;
+  for (int64_t t = 0; t < m; ++t) {
+    const float* xr = x + t * ldx;
+    const int8_t* qr = q.q.data() + t * pc;
+    const float* sr = q.scale.data() + t * blocks;
+    float* rr = r + t * k;
+    int64_t c = 0;
+    if (kQuantBlock % N == 0)
+      for (; c + kQuantBlock <= k; c += kQuantBlock) {
+        const VF s = hn::Set(df, sr[c / kQuantBlock]);
+        for (int64_t j = c; j < c + kQuantBlock; j += N) {
+          const VF code = hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, qr + j)));
+          hn::StoreU(hn::Sub(hn::LoadU(df, xr + j), hn::Mul(code, s)), df, rr + j);
+        }
+      }
+    for (; c < k; ++c) rr[c] = xr[c] - static_cast<float>(qr[c]) * sr[c / kQuantBlock];
+  }
+}
+
 // Portable: exact integer dot per block, then y = Σ_b fma(float(dot_b + corr_b), s_w · s_x, y), block by block: the
 // same operations in the same order as the vector tiles, so every instruction set gives bitwise equal results.
 void TileQuantPortable(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0,
@@ -826,6 +852,7 @@ HWY_EXPORT(DecodeRows);
 HWY_EXPORT(TileFloat);
 HWY_EXPORT(PanelF32);
 HWY_EXPORT(QuantizeActivations);
+HWY_EXPORT(WideResidual);
 HWY_EXPORT(UsesTiledActivations);
 HWY_EXPORT(TileQuant);
 HWY_EXPORT(TileQuantPair);
@@ -846,12 +873,15 @@ void panel_f32(const float* panel, int64_t rows, int64_t k, const float* x, int6
   HWY_DYNAMIC_DISPATCH(PanelF32)(panel, rows, k, x, ldx, m, y, ldy);
 }
 
-void quantize_activations(const float* x, int64_t m, int64_t k, int64_t ldx, QuantType t, int64_t padded_cols,
-                          QuantizedActivations& out, ThreadPool* pool) {
-  // Split between threads from this many values on (8 tokens of a 2048-wide input: a batched decode step's
-  // projections, whose quantization on one thread left the others waiting for 4% of the step, perf on a 16-sequence
-  // q4 step); below it (decode) the fork and join would cost about what the work does.
-  constexpr int64_t kParallelValues = int64_t{1} << 14;
+namespace {
+
+// Split between threads from this many values on (8 tokens of a 2048-wide input: a batched decode step's projections,
+// whose quantization on one thread left the others waiting for 4% of the step, perf on a 16-sequence q4 step); below
+// it (decode) the fork and join would cost about what the work does.
+constexpr int64_t kParallelQuantValues = int64_t{1} << 14;
+
+// Sizes out for m tokens of type t with padded_cols columns; returns its rows (m padded).
+int64_t size_quantized(QuantizedActivations& out, int64_t m, QuantType t, int64_t padded_cols) {
   static_assert(kQuantTokenPad % kQuantTileTokens == 0);
   const int64_t blocks = padded_cols / kQuantBlock;
   out.type = t;
@@ -867,15 +897,42 @@ void quantize_activations(const float* x, int64_t m, int64_t k, int64_t ldx, Qua
   out.tiled_q.resize(tiled ? static_cast<size_t>(tiles * kQuantTileTokens * padded_cols) : 0);
   out.tiled_scale.resize(tiled ? static_cast<size_t>(tiles * kQuantTileTokens * blocks) : 0);
   out.tiled_corr.resize(out.tiled_scale.size());
-  // Token tiles [i0, i1).
-  const auto run = [&](int64_t i0, int64_t i1) {
-    HWY_DYNAMIC_DISPATCH(QuantizeActivations)(x, i0 * kQuantTileTokens, std::min(rows, i1 * kQuantTileTokens), m, k,
-                                              ldx, out);
+  return rows;
+}
+
+// Rows [r0, r1) of out from x (row t at x + t·ldx; rows from real_rows on are padding), over the pool when they are
+// many values, in whole token tiles.
+void quantize_rows(const float* x, int64_t r0, int64_t r1, int64_t real_rows, int64_t k, int64_t ldx,
+                   QuantizedActivations& out, ThreadPool* pool) {
+  const int64_t pc = out.blocks * kQuantBlock;
+  const auto run = [&](int64_t a, int64_t b) {
+    HWY_DYNAMIC_DISPATCH(QuantizeActivations)(x, r0 + a * kQuantTileTokens,
+                                              std::min(r1, r0 + b * kQuantTileTokens), real_rows, k, ldx, out);
   };
-  if (pool && m * padded_cols >= kParallelValues)
-    pool->parallel_for(tiles, run, std::max<int64_t>(1, kParallelValues / 2 / (kQuantTileTokens * padded_cols)));
+  const int64_t pieces = (r1 - r0 + kQuantTileTokens - 1) / kQuantTileTokens;
+  if (pool && (r1 - r0) * pc >= kParallelQuantValues)
+    pool->parallel_for(pieces, run, std::max<int64_t>(1, kParallelQuantValues / 2 / (kQuantTileTokens * pc)));
   else
-    run(0, tiles);
+    run(0, pieces);
+}
+
+}  // namespace
+
+void quantize_activations(const float* x, int64_t m, int64_t k, int64_t ldx, QuantType t, int64_t padded_cols,
+                          QuantizedActivations& out, ThreadPool* pool) {
+  const int64_t rows = size_quantized(out, m, t, padded_cols);
+  quantize_rows(x, 0, rows, m, k, ldx, out, pool);
+}
+
+void quantize_activations_wide(const float* x, int64_t m, int64_t k, int64_t ldx, QuantType t, int64_t padded_cols,
+                               QuantizedActivations& out, ThreadPool* pool) {
+  const int64_t rows = size_quantized(out, 2 * m, t, padded_cols);
+  // Rows [0, m): x as any activation is rounded. Rows [m, 2m): what that left, from a buffer whose row m + t is
+  // token t's remainder (its first m rows are never read).
+  quantize_rows(x, 0, m, 2 * m, k, ldx, out, pool);
+  UninitVector<float> left(static_cast<size_t>(2 * m * k));  // rows [m, 2m) written in full below
+  HWY_DYNAMIC_DISPATCH(WideResidual)(x, ldx, out, m, k, left.data() + m * k);
+  quantize_rows(left.data(), m, rows, 2 * m, k, k, out, pool);
 }
 
 void tile_quant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0, int n_tokens,

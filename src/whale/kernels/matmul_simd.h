@@ -45,6 +45,12 @@ struct QuantizedActivations {
 void quantize_activations(const float* x, int64_t m, int64_t k, int64_t ldx, QuantType t, int64_t padded_cols,
                           QuantizedActivations& out, ThreadPool* pool = nullptr);
 
+// x [m, k] as 2m quantized rows for products that need about 16 bits of each activation: rows [0, m) round x as
+// quantize_activations does; rows [m, 2m) round what that left, x minus the first rounding's value. Row for row the
+// same as quantize_activations of [x; x − first rounding].
+void quantize_activations_wide(const float* x, int64_t m, int64_t k, int64_t ldx, QuantType t, int64_t padded_cols,
+                               QuantizedActivations& out, ThreadPool* pool = nullptr);
+
 // out[r - r0, c] = W[r, c] as f32 for r in [r0, r1), any dtype; bitwise equal to the scalar decode.
 void decode_rows(const Weight2D& w, int64_t r0, int64_t r1, float* out);
 
