@@ -676,6 +676,31 @@ TEST(MatmulWideActivations, WithinTwoRoundingsOfTheExactProduct) {
   hwy::SetSupportedTargetsForTest(0);
 }
 
+// The wide rounding (x, then the SIMD remainder x − code · scale) and the products after it give the same bits on
+// every instruction set, the portable one included, so that a decode token's attention does not depend on the CPU.
+TEST(MatmulWideActivations, BitwiseEqualOnEveryInstructionSet) {
+  std::mt19937 rng(37);
+  const std::vector<int64_t> targets = supported_targets();
+  for (DType dtype : {DType::Q8, DType::Q4})
+    for (const auto& [n, k] : {std::pair<int64_t, int64_t>{45, 96}, {13, 77}, {128, 512}})
+      for (int64_t m : {1, 3, 16}) {
+        const TestWeight t = make_quant_weight(dtype, n, k, rng);
+        std::vector<float> x = random_activations(m * k, rng);
+        for (int64_t c = 0; c < std::min<int64_t>(k, 32); ++c) x[c] = 0.0f;  // an all-zero block: remainder 0
+        std::vector<float> first;
+        for (int64_t target : targets) {
+          hwy::SetSupportedTargetsForTest(target);
+          std::vector<float> y(static_cast<size_t>(m * n), NAN);
+          matmul_serial_wide_activations(t.w, x.data(), m, y.data());
+          if (first.empty()) first = y;
+          else
+            ASSERT_EQ(0, std::memcmp(first.data(), y.data(), sizeof(float) * y.size()))
+                << matmul_target_name() << " " << dtype_name(dtype) << " " << n << "x" << k << " m " << m;
+        }
+      }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
 // Weights large enough that each thread's share is cut into many chunks, with more threads than CPUs so that threads
 // are descheduled and others take chunks from their shares: every output equals the one-thread product bitwise, and
 // a job without tokens writes nothing.
