@@ -350,11 +350,12 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
   if (total == 0) return;
   // Enough groups per slice to amortize the fork/join (grain_for), and never more slices than threads.
   const int slices = static_cast<int>(std::clamp<int64_t>(total / grain_for(max_k), 1, pool.size()));
-  // The global group at which an estimated cost `target` is reached.
-  auto group_at = [&](double target) -> int64_t {
-    const size_t i = static_cast<size_t>(std::upper_bound(first_cost.begin(), first_cost.end(), target) - first_cost.begin());
-    if (i > jobs.size()) return total;
-    const size_t job = i - 1;
+  // The global group at which an estimated cost `target` is reached. The jobs are walked from `from`, a job whose
+  // cost starts at or before the target, not searched: the chunks below ask once per chunk, a few hundred times a pass.
+  auto group_at = [&](double target, size_t from = 0) -> int64_t {
+    size_t job = from;  // the last job whose cost starts at or before the target
+    while (job < jobs.size() && first_cost[job + 1] <= target) ++job;
+    if (job >= jobs.size()) return total;
     const int64_t groups = first_group[job + 1] - first_group[job];
     const int64_t g = static_cast<int64_t>((target - first_cost[job]) / group_cost[job] + 0.5);
     return first_group[job] + std::min(g, groups);
@@ -372,26 +373,17 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
   std::vector<int64_t> cut;  // chunk boundaries (global groups), slice after slice
   cut.reserve(static_cast<size_t>(first_cost.back() / chunk_cost) + 2 * static_cast<size_t>(slices) + 1);
   std::vector<size_t> first_chunk(static_cast<size_t>(slices) + 1, 0);
-  // The cuts walk the jobs in order, the job holding the current group kept in `job` (one lookup per chunk, not a
-  // search: a decode pass has a few hundred chunks). A chunk ends an even number of groups into its job, so that
-  // decode's two-group tiles (run_groups) find both groups of a pair in one chunk: with 64 KB chunks a q8 group at
-  // K = 2048 (35 KB) otherwise often ran alone.
+  // The cuts walk the jobs in order, the job holding the current group kept in `job`. A chunk ends an even number of
+  // groups into its job, so that decode's two-group tiles (run_groups) find both groups of a pair in one chunk: with
+  // 64 KB chunks a q8 group at K = 2048 (35 KB) otherwise often ran alone.
   for (int s = 0; s < slices; ++s) {
     first_chunk[s] = cut.size();
     size_t job = 0;  // at or before the job holding the slice's first group (the previous chunk can run past it)
     for (int64_t g = bound[s]; g < bound[s + 1];) {
       cut.push_back(g);
       while (first_group[job + 1] <= g) ++job;  // g < total, so some job holds it
-      const double target = first_cost[job] + static_cast<double>(g - first_group[job]) * group_cost[job] + chunk_cost;
-      size_t end_job = job;  // the last job whose cost starts at or before the target, as group_at finds it
-      while (end_job < jobs.size() && first_cost[end_job + 1] <= target) ++end_job;
-      int64_t next = total;
-      if (end_job < jobs.size()) {
-        const int64_t groups = first_group[end_job + 1] - first_group[end_job];
-        next = first_group[end_job] +
-               std::min(static_cast<int64_t>((target - first_cost[end_job]) / group_cost[end_job] + 0.5), groups);
-      }
-      next = std::max(g + 1, next);
+      const double cost_before = first_cost[job] + static_cast<double>(g - first_group[job]) * group_cost[job];
+      int64_t next = std::max(g + 1, group_at(cost_before + chunk_cost, job));
       while (job < jobs.size() && first_group[job + 1] <= next) ++job;  // the job holding next, if any
       if (job < jobs.size() && (next - first_group[job]) % 2 == 1) ++next;
       g = std::min(bound[s + 1], next);
