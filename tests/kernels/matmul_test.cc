@@ -415,27 +415,30 @@ TEST(Matmul, QuantizedQ8AndQ4) {
 TEST(Matmul, QuantizedBitwiseIndependentOfBatchAndInstructionSet) {
   std::mt19937 rng(14);
   const std::vector<int64_t> targets = supported_targets();
+  // k = 230 and 200: an even and an odd number of 32-column blocks (AMX tiles, from 17 tokens, take them in pairs).
   for (DType dtype : {DType::Q8, DType::Q4}) {
-    const int64_t n = 45, k = 230, m = 41;
-    const TestWeight t = make_quant_weight(dtype, n, k, rng);
-    const std::vector<float> x = random_activations(m * k, rng);
-    std::vector<float> single(static_cast<size_t>(m * n));
-    ThreadPool one(1);
-    for (int64_t i = 0; i < m; ++i) matmul(t.w, x.data() + i * k, 1, single.data() + i * n, one);
-    for (int64_t target : targets) {
-      hwy::SetSupportedTargetsForTest(target);
-      for (int threads : {1, 3}) {
-        ThreadPool pool(threads);
-        for (int64_t mm : {1, 7, 8, 9, 11, 12, 13, 16, 17, 19, 24, 29, 41}) {
-          std::vector<float> y(static_cast<size_t>(mm * n), NAN);
-          matmul(t.w, x.data(), mm, y.data(), pool);
-          for (int64_t j = 0; j < mm * n; ++j)
-            ASSERT_EQ(y[j], single[j]) << dtype_name(dtype) << " " << matmul_target_name() << " threads " << threads
-                                       << " m " << mm << " output " << j;
+    for (int64_t k : {230, 200}) {
+      const int64_t n = 45, m = 41;
+      const TestWeight t = make_quant_weight(dtype, n, k, rng);
+      const std::vector<float> x = random_activations(m * k, rng);
+      std::vector<float> single(static_cast<size_t>(m * n));
+      ThreadPool one(1);
+      for (int64_t i = 0; i < m; ++i) matmul(t.w, x.data() + i * k, 1, single.data() + i * n, one);
+      for (int64_t target : targets) {
+        hwy::SetSupportedTargetsForTest(target);
+        for (int threads : {1, 3}) {
+          ThreadPool pool(threads);
+          for (int64_t mm : {1, 7, 8, 9, 11, 12, 13, 16, 17, 19, 24, 29, 41}) {
+            std::vector<float> y(static_cast<size_t>(mm * n), NAN);
+            matmul(t.w, x.data(), mm, y.data(), pool);
+            for (int64_t j = 0; j < mm * n; ++j)
+              ASSERT_EQ(y[j], single[j]) << dtype_name(dtype) << " k " << k << " " << matmul_target_name()
+                                         << " threads " << threads << " m " << mm << " output " << j;
+          }
         }
       }
+      hwy::SetSupportedTargetsForTest(0);
     }
-    hwy::SetSupportedTargetsForTest(0);
   }
 }
 

@@ -100,7 +100,7 @@ WHALE_AMX_ATTR inline __m512 block_scales(const Weight2D& w, int64_t g, int64_t 
 WHALE_AMX_ATTR void run(const Weight2D& w, int64_t g0, int64_t g1, const simd::QuantizedActivations& xq, float* y,
                         int64_t ldy, uint8_t* codes) {
   const int64_t blocks = xq.blocks, pc = blocks * kQuantBlock, m = xq.m;
-  alignas(64) int32_t c0[kTileTokens * 16], c1[kTileTokens * 16];
+  alignas(64) int32_t sums[2][2][kTileTokens * 16];
   configure();
   for (int64_t g = g0; g < g1; ++g) {
     signed_codes(w, g, blocks, codes);
@@ -112,7 +112,11 @@ WHALE_AMX_ATTR void run(const Weight2D& w, int64_t g0, int64_t g1, const simd::Q
       __m512 f[kTileTokens];
 #pragma GCC unroll 16
       for (int t = 0; t < kTileTokens; ++t) f[t] = _mm512_setzero_ps();
-      // Two blocks per step on two tile sets, so the second product runs while the first one's sums are scaled.
+      // Two blocks per step on two tile sets. A pair's sums are scaled one step later, from the buffer it was stored
+      // to, not straight after the store: matmul_bench q4/q8 expert at 64 and 256 tokens on one thread, best of 10,
+      // 3 alternations: 0-10% faster (the blocks are still scaled in order, so the results are the same bits).
+      int64_t last = 0;
+      bool last_second = false;
       for (int64_t kb = 0; kb < blocks; kb += 2) {
         const bool second = kb + 1 < blocks;
         _tile_loadd(1, a + kb * kQuantBlock, pc);
@@ -125,13 +129,19 @@ WHALE_AMX_ATTR void run(const Weight2D& w, int64_t g0, int64_t g1, const simd::Q
           _tile_zero(3);
           _tile_dpbssd(3, 4, 5);
         }
-        _tile_stored(0, c0, 64);
-        accumulate(c0, block_scales(w, g, blocks, kb), sx + kb, blocks, f);
-        if (second) {
-          _tile_stored(3, c1, 64);
-          accumulate(c1, block_scales(w, g, blocks, kb + 1), sx + kb + 1, blocks, f);
+        int32_t(*cur)[kTileTokens * 16] = sums[(kb / 2) & 1];
+        if (kb >= 2) {
+          int32_t(*prev)[kTileTokens * 16] = sums[((kb / 2) + 1) & 1];
+          accumulate(prev[0], block_scales(w, g, blocks, kb - 2), sx + kb - 2, blocks, f);
+          accumulate(prev[1], block_scales(w, g, blocks, kb - 1), sx + kb - 1, blocks, f);
         }
+        _tile_stored(0, cur[0], 64);
+        if (second) _tile_stored(3, cur[1], 64);
+        last = kb, last_second = second;
       }
+      accumulate(sums[(last / 2) & 1][0], block_scales(w, g, blocks, last), sx + last, blocks, f);
+      if (last_second)
+        accumulate(sums[(last / 2) & 1][1], block_scales(w, g, blocks, last + 1), sx + last + 1, blocks, f);
       const int64_t tokens = std::min<int64_t>(kTileTokens, m - t0);
       // Every index constant once unrolled, so that f stays in registers (a loop to `tokens` kept it on the stack).
 #pragma GCC unroll 16
