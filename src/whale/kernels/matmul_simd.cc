@@ -366,105 +366,6 @@ void PanelF32(const float* panel, int64_t rows, int64_t k, const float* x, int64
 // ---------------------------------------------------------------------------------------------------------------
 // Activation quantization and q8/q4 tiles.
 
-// Rows [t0, t1) of out, whose arrays quantize_activations has sized: tokens below m quantized from x into the plain
-// layout and, where out.tiled_q is sized, straight into the tiled one too (no second pass over the codes); the
-// padding tokens after m zero in the plain layout (AMX tiles load them; no tile reads the tiled layout past m).
-// Every element of those rows is written.
-void QuantizeActivations(const float* x, int64_t t0, int64_t t1, int64_t m, int64_t k, int64_t ldx,
-                         QuantizedActivations& out) {
-  const DF df;
-  const hn::Rebind<int32_t, DF> di;
-  const hn::Rebind<int8_t, DF> d8;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
-  const int64_t blocks = out.blocks, padded_cols = blocks * kQuantBlock;
-  const QuantType type = out.type;
-  const bool tiled = !out.tiled_q.empty();
-  const int64_t real_end = std::min(t1, m);
-  if (real_end < t1) {
-    const int64_t p0 = std::max(t0, real_end);
-    std::memset(out.q.data() + p0 * padded_cols, 0, static_cast<size_t>((t1 - p0) * padded_cols));
-    std::fill(out.scale.data() + p0 * blocks, out.scale.data() + t1 * blocks, 0.0f);
-    std::fill(out.corr.data() + p0 * blocks, out.corr.data() + t1 * blocks, 0);
-  }
-  const int32_t bias = type == QuantType::Q8 ? 128 : 8;
-  const VF lo = hn::Set(df, -127.0f), hi = hn::Set(df, 127.0f);
-  for (int64_t t = t0; t < real_end; ++t) {
-    const float* xr = x + t * ldx;
-    const int64_t tile = t / kQuantTileTokens, tt = t % kQuantTileTokens;
-    for (int64_t kb = 0; kb < blocks; ++kb) {
-      const int64_t c0 = kb * kQuantBlock, c1 = std::min(k, c0 + kQuantBlock);
-      int8_t* q = out.q.data() + t * padded_cols + c0;  // this block's 32 codes
-      const bool whole = c1 - c0 == kQuantBlock && kQuantBlock % N == 0;
-      float amax = 0.0f;
-      int64_t c = c0;
-      if (whole) {
-        VF m0 = hn::Zero(df);
-        for (; c < c1; c += N) m0 = hn::Max(m0, hn::Abs(hn::LoadU(df, xr + c)));
-        amax = hn::GetLane(hn::MaxOfLanes(df, m0));
-      }
-      for (; c < c1; ++c) amax = std::max(amax, std::fabs(xr[c]));
-      const float scale = amax / 127.0f;  // 0 for an all-zero block, whose codes are all 0
-      int32_t sum = 0;
-      if (amax == 0.0f) {
-        std::memset(q, 0, kQuantBlock);
-      } else if (whole) {
-        // The same operations as the scalar loop: one f32 product, rounded to nearest even, clamped.
-        const VF vinv = hn::Set(df, 127.0f / amax);
-        auto acc = hn::Zero(di);
-        for (c = c0; c < c1; c += N) {
-          const auto v = hn::NearestInt(hn::Clamp(hn::Mul(hn::LoadU(df, xr + c), vinv), lo, hi));
-          acc = hn::Add(acc, v);
-          hn::StoreU(hn::DemoteTo(d8, v), d8, q + (c - c0));
-        }
-        sum = hn::GetLane(hn::SumOfLanes(di, acc));
-      } else {
-        const float inv = 127.0f / amax;
-        std::memset(q, 0, kQuantBlock);
-        for (c = c0; c < c1; ++c) {
-          const int v = static_cast<int>(std::nearbyint(xr[c] * inv));
-          q[c - c0] = static_cast<int8_t>(std::clamp(v, -127, 127));
-          sum += q[c - c0];
-        }
-      }
-      const int32_t corr = -bias * sum;
-      out.scale[t * blocks + kb] = scale;
-      out.corr[t * blocks + kb] = corr;
-      if (tiled) {
-        const int64_t at = (tile * blocks + kb) * kQuantTileTokens + tt;
-        std::memcpy(out.tiled_q.data() + at * kQuantBlock, q, kQuantBlock);
-        out.tiled_scale[at] = scale;
-        out.tiled_corr[at] = corr;
-      }
-    }
-  }
-}
-
-// Rows t < m of r (row stride k): x[t] minus what its quantized row t in q stands for, code · scale per column, in f32
-// (one product, then one difference, as the scalar expression x − float(q) · s gives them).
-void WideResidual(const float* x, int64_t ldx, const QuantizedActivations& q, int64_t m, int64_t k, float* r) {
-  const DF df;
-  const hn::Rebind<int32_t, DF> di;
-  const hn::Rebind<int8_t, DF> d8;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
-  const int64_t blocks = q.blocks, pc = blocks * kQuantBlock;
-  for (int64_t t = 0; t < m; ++t) {
-    const float* xr = x + t * ldx;
-    const int8_t* qr = q.q.data() + t * pc;
-    const float* sr = q.scale.data() + t * blocks;
-    float* rr = r + t * k;
-    int64_t c = 0;
-    if (kQuantBlock % N == 0)
-      for (; c + kQuantBlock <= k; c += kQuantBlock) {
-        const VF s = hn::Set(df, sr[c / kQuantBlock]);
-        for (int64_t j = c; j < c + kQuantBlock; j += N) {
-          const VF code = hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, qr + j)));
-          hn::StoreU(hn::Sub(hn::LoadU(df, xr + j), hn::Mul(code, s)), df, rr + j);
-        }
-      }
-    for (; c < k; ++c) rr[c] = xr[c] - static_cast<float>(qr[c]) * sr[c / kQuantBlock];
-  }
-}
-
 // Portable: exact integer dot per block, then y = Σ_b fma(float(dot_b + corr_b), s_w · s_x, y), block by block: the
 // same operations in the same order as the vector tiles, so every instruction set gives bitwise equal results.
 void TileQuantPortable(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0,
@@ -851,8 +752,6 @@ namespace whale::simd {
 HWY_EXPORT(DecodeRows);
 HWY_EXPORT(TileFloat);
 HWY_EXPORT(PanelF32);
-HWY_EXPORT(QuantizeActivations);
-HWY_EXPORT(WideResidual);
 HWY_EXPORT(UsesTiledActivations);
 HWY_EXPORT(TileQuant);
 HWY_EXPORT(TileQuantPair);
@@ -873,68 +772,6 @@ void panel_f32(const float* panel, int64_t rows, int64_t k, const float* x, int6
   HWY_DYNAMIC_DISPATCH(PanelF32)(panel, rows, k, x, ldx, m, y, ldy);
 }
 
-namespace {
-
-// Split between threads from this many values on (8 tokens of a 2048-wide input: a batched decode step's projections,
-// whose quantization on one thread left the others waiting for 4% of the step, perf on a 16-sequence q4 step); below
-// it (decode) the fork and join would cost about what the work does.
-constexpr int64_t kParallelQuantValues = int64_t{1} << 14;
-
-// Sizes out for m tokens of type t with padded_cols columns; returns its rows (m padded).
-int64_t size_quantized(QuantizedActivations& out, int64_t m, QuantType t, int64_t padded_cols) {
-  static_assert(kQuantTokenPad % kQuantTileTokens == 0);
-  const int64_t blocks = padded_cols / kQuantBlock;
-  out.type = t;
-  out.m = m;
-  out.blocks = blocks;
-  const int64_t rows = quantized_rows(m);
-  out.q.resize(static_cast<size_t>(rows * padded_cols));
-  out.scale.resize(static_cast<size_t>(rows * blocks));
-  out.corr.resize(static_cast<size_t>(rows * blocks));
-  // The tiled copy, in whole tiles; its rows past m are never read (the VNNI tiles take tokens below m only).
-  const bool tiled = HWY_DYNAMIC_DISPATCH(UsesTiledActivations)();
-  const int64_t tiles = (rows + kQuantTileTokens - 1) / kQuantTileTokens;
-  out.tiled_q.resize(tiled ? static_cast<size_t>(tiles * kQuantTileTokens * padded_cols) : 0);
-  out.tiled_scale.resize(tiled ? static_cast<size_t>(tiles * kQuantTileTokens * blocks) : 0);
-  out.tiled_corr.resize(out.tiled_scale.size());
-  return rows;
-}
-
-// Rows [r0, r1) of out from x (row t at x + t·ldx; rows from real_rows on are padding), over the pool when they are
-// many values, in whole token tiles.
-void quantize_rows(const float* x, int64_t r0, int64_t r1, int64_t real_rows, int64_t k, int64_t ldx,
-                   QuantizedActivations& out, ThreadPool* pool) {
-  const int64_t pc = out.blocks * kQuantBlock;
-  const auto run = [&](int64_t a, int64_t b) {
-    HWY_DYNAMIC_DISPATCH(QuantizeActivations)(x, r0 + a * kQuantTileTokens,
-                                              std::min(r1, r0 + b * kQuantTileTokens), real_rows, k, ldx, out);
-  };
-  const int64_t pieces = (r1 - r0 + kQuantTileTokens - 1) / kQuantTileTokens;
-  if (pool && (r1 - r0) * pc >= kParallelQuantValues)
-    pool->parallel_for(pieces, run, std::max<int64_t>(1, kParallelQuantValues / 2 / (kQuantTileTokens * pc)));
-  else
-    run(0, pieces);
-}
-
-}  // namespace
-
-void quantize_activations(const float* x, int64_t m, int64_t k, int64_t ldx, QuantType t, int64_t padded_cols,
-                          QuantizedActivations& out, ThreadPool* pool) {
-  const int64_t rows = size_quantized(out, m, t, padded_cols);
-  quantize_rows(x, 0, rows, m, k, ldx, out, pool);
-}
-
-void quantize_activations_wide(const float* x, int64_t m, int64_t k, int64_t ldx, QuantType t, int64_t padded_cols,
-                               QuantizedActivations& out, ThreadPool* pool) {
-  const int64_t rows = size_quantized(out, 2 * m, t, padded_cols);
-  // Rows [0, m): x as any activation is rounded. Rows [m, 2m): what that left, from a buffer whose row m + t is
-  // token t's remainder (its first m rows are never read).
-  quantize_rows(x, 0, m, 2 * m, k, ldx, out, pool);
-  UninitVector<float> left(static_cast<size_t>(2 * m * k));  // rows [m, 2m) written in full below
-  HWY_DYNAMIC_DISPATCH(WideResidual)(x, ldx, out, m, k, left.data() + m * k);
-  quantize_rows(left.data(), m, rows, 2 * m, k, k, out, pool);
-}
-
 void tile_quant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0, int n_tokens,
                 float* y, int64_t ldy) {
   HWY_DYNAMIC_DISPATCH(TileQuant)(w, g, n_rows, xq, t0, n_tokens, y, ldy);
@@ -950,6 +787,8 @@ bool xw_quant(const Weight2D& w, int64_t g0, int64_t groups, const float* x, int
   return HWY_DYNAMIC_DISPATCH(XwQuant)(w, g0, groups, x, ldx, m, y, ldy, prefetch_g0);
 }
 
+
+bool uses_tiled_activations() { return HWY_DYNAMIC_DISPATCH(UsesTiledActivations)(); }
 
 const char* target_name() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
 

@@ -1,4 +1,5 @@
-// The SIMD building blocks of matmul (matmul_simd.cc: Highway, one copy per instruction set, chosen at run time).
+// The SIMD building blocks of matmul (matmul_simd.cc, and quantize_activations_simd.cc for the activations' rounding:
+// Highway, one copy per instruction set, chosen at run time).
 // matmul.cc tiles and threads them; tests compare each against the scalar references.
 #pragma once
 
@@ -83,6 +84,10 @@ bool tile_quant_pair(const Weight2D& w, int64_t g, int n_rows, const QuantizedAc
 // are prefetched into L2 while these are read, a line for a line.
 bool xw_quant(const Weight2D& w, int64_t g0, int64_t groups, const float* x, int64_t ldx, int64_t m, float* y,
               int64_t ldy, int64_t prefetch_g0 = -1);
+
+// Whether tile_quant reads the tiled copy of the activations on this CPU (the VNNI tiles do; the portable tiles and
+// AMX read the plain layout), so that quantize_activations writes the copy only where it is read.
+bool uses_tiled_activations();
 
 // Name of the instruction set the dispatcher picked (for bench output and logs).
 const char* target_name();
