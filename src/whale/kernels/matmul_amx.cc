@@ -115,8 +115,6 @@ WHALE_AMX_ATTR void run(const Weight2D& w, int64_t g0, int64_t g1, const simd::Q
       // Two blocks per step on two tile sets. A pair's sums are scaled one step later, from the buffer it was stored
       // to, not straight after the store: matmul_bench q4/q8 expert at 64 and 256 tokens on one thread, best of 10,
       // 3 alternations: 0-10% faster (the blocks are still scaled in order, so the results are the same bits).
-      int64_t last = 0;
-      bool last_second = false;
       for (int64_t kb = 0; kb < blocks; kb += 2) {
         const bool second = kb + 1 < blocks;
         _tile_loadd(1, a + kb * kQuantBlock, pc);
@@ -137,11 +135,13 @@ WHALE_AMX_ATTR void run(const Weight2D& w, int64_t g0, int64_t g1, const simd::Q
         }
         _tile_stored(0, cur[0], 64);
         if (second) _tile_stored(3, cur[1], 64);
-        last = kb, last_second = second;
       }
-      accumulate(sums[(last / 2) & 1][0], block_scales(w, g, blocks, last), sx + last, blocks, f);
-      if (last_second)
-        accumulate(sums[(last / 2) & 1][1], block_scales(w, g, blocks, last + 1), sx + last + 1, blocks, f);
+      if (blocks > 0) {
+        const int64_t last = (blocks - 1) / 2 * 2;  // the last pair's first block; its second exists if blocks is even
+        accumulate(sums[(last / 2) & 1][0], block_scales(w, g, blocks, last), sx + last, blocks, f);
+        if (last + 1 < blocks)
+          accumulate(sums[(last / 2) & 1][1], block_scales(w, g, blocks, last + 1), sx + last + 1, blocks, f);
+      }
       const int64_t tokens = std::min<int64_t>(kTileTokens, m - t0);
       // Every index constant once unrolled, so that f stays in registers (a loop to `tokens` kept it on the stack).
 #pragma GCC unroll 16
