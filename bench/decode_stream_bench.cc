@@ -3,7 +3,11 @@
 // one matmul_batch, then the 8 downs), alternated with the read-bandwidth probe in the same run. Prints, per weight
 // format, the median GB/s of the weights' bytes and its % of the median probe. This is the ceiling a decode step can
 // reach on these kernels: everything else in a step (attention, norms, the router, waits) only lowers it.
+// --tokens N multiplies N tokens per matrix instead of one (a batched step's experts: 16 sequences routed top-6 over
+// 16 experts give each about 6), and also prints the integer (or f32) multiply-add rate, to tell whether such a pass is
+// bound by the weights' bytes or by the arithmetic.
 // Run: build/release/bench/decode_stream_bench [--mib 1536] [--threads 2] [--rounds 5] [--formats bf16,q8,q4]
+//      [--tokens 1]
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -44,7 +48,7 @@ double median(std::vector<double> v) {
 
 int run(int argc, char** argv) {
   size_t mib = 1536;
-  int threads = 2, rounds = 5;
+  int threads = 2, rounds = 5, tokens = 1;
   bool nosync = false;
   std::string formats = "bf16,q8,q4";
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -53,7 +57,9 @@ int run(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--rounds")) rounds = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--formats")) formats = argv[i + 1];
     else if (!std::strcmp(argv[i], "--nosync")) nosync = std::atoi(argv[i + 1]) != 0;
+    else if (!std::strcmp(argv[i], "--tokens")) tokens = std::max(1, std::atoi(argv[i + 1]));
   }
+  if (nosync && tokens > 1) return std::fprintf(stderr, "--nosync measures one token only\n"), 1;
   ThreadPool pool(threads);
   ReadBandwidthProbe probe(pool, size_t{1} << 30);
   for (const char* name : {"bf16", "q8", "q4"}) {
@@ -87,7 +93,9 @@ int run(int argc, char** argv) {
         for (size_t j = 1; j < l.data; j += 2) e[j] = static_cast<uint8_t>(0x3C + (e[j] & 3));
       }
     }
-    std::vector<float> x(kCols, 0.5f), gate(8 * kRows), up(8 * kRows), down(8 * kCols);
+    std::vector<float> x(static_cast<size_t>(tokens) * kCols), gate(8 * tokens * kRows), up(8 * tokens * kRows),
+        down(8 * tokens * kCols);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = 0.25f + 0.5f * static_cast<float>(i % 7) / 7.0f;
     std::vector<double> gb_s, probe_gb_s;
     for (int r = 0; r < rounds; ++r) {
       const auto t0 = std::chrono::steady_clock::now();
@@ -107,15 +115,15 @@ int run(int argc, char** argv) {
       for (size_t layer = 0; layer < count / 24; ++layer) {
         std::vector<MatmulJob> jobs;
         for (int e = 0; e < 8; ++e) {
-          jobs.push_back({ws[layer * 24 + 3 * e], x.data(), 1, gate.data() + e * kRows});
-          jobs.push_back({ws[layer * 24 + 3 * e + 1], x.data(), 1, up.data() + e * kRows});
+          jobs.push_back({ws[layer * 24 + 3 * e], x.data(), tokens, gate.data() + e * tokens * kRows});
+          jobs.push_back({ws[layer * 24 + 3 * e + 1], x.data(), tokens, up.data() + e * tokens * kRows});
         }
         matmul_batch(jobs, pool);
         jobs.clear();
         for (int e = 0; e < 8; ++e) {
           Weight2D d = ws[layer * 24 + 3 * e + 2];
           std::swap(d.rows, d.cols);  // the same bytes read as 2048 × 1408
-          jobs.push_back({d, gate.data() + e * kRows, 1, down.data() + e * kCols});
+          jobs.push_back({d, gate.data() + e * tokens * kRows, tokens, down.data() + e * tokens * kCols});
         }
         matmul_batch(jobs, pool);
       }
@@ -124,8 +132,10 @@ int run(int argc, char** argv) {
       probe_gb_s.push_back(probe.ceiling(1));
     }
     const double m = median(gb_s), p = median(probe_gb_s);
-    std::printf("%-5s %zu MiB: decode stream %.2f GB/s, probe %.2f GB/s, %.1f%% (rounds:", name, bytes >> 20, m, p,
-                100.0 * m / p);
+    // Multiply-adds per weight byte: every matrix's kRows × kCols weights meet each token once.
+    const double macs_per_byte = static_cast<double>(kRows * kCols) * tokens / static_cast<double>(per);
+    std::printf("%-5s %zu MiB, %d token(s): stream %.2f GB/s (%.1f G multiply-adds/s), probe %.2f GB/s, %.1f%% (rounds:",
+                name, bytes >> 20, tokens, m, m * macs_per_byte, p, 100.0 * m / p);
     for (int r = 0; r < rounds; ++r) std::printf(" %.1f/%.1f", gb_s[r], probe_gb_s[r]);
     std::printf(")\n");
     munmap(base, bytes);
