@@ -9,9 +9,11 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <hwy/targets.h>
 
 #include "whale/core/dtype.h"
 #include "whale/core/error.h"
+#include "instruction_sets.h"
 
 namespace whale {
 namespace {
@@ -248,6 +250,250 @@ TEST(Quantize, PaddingRowsAndColumnsAndLayout) {
     quantize_matrix(t, w.data(), rows, cols, data2.data(), scales2.data());
     EXPECT_EQ(data2, data);
     EXPECT_EQ(scales2, scales);
+  }
+}
+
+// A block whose q4 winner hangs on how the squared errors are summed. Scales 1 (the default) and 1.125 tie exactly,
+// below every other candidate: 3.0 (code 3 at scale 1) and 3.375 (code 3 at 1.125) swap their errors, 0.140625,
+// between the two. Six values 2^-29 (code 0 at every scale, 2^-58 each) sit between those. Scale 1 sums them from 0,
+// exactly, and ends 0.75 of a double ulp above the tie; scale 1.125 adds them to 0.140625 one at a time, each below
+// half an ulp, so they vanish. Summed in double from column 0 up, 1.125 wins; summed in f32, or from column 31 down,
+// they vanish for both scales, which then tie, and scale 1 (the first of equals) stays.
+// Times 2^e, −12 <= e <= 9, the scales stay normal f16 values and every relation holds.
+std::vector<float> sum_order_block(int e) {
+  std::vector<float> w(32, 0.0f);
+  w[0] = 3.0f;
+  for (int j = 1; j <= 6; ++j) w[j] = 0x1p-29f;
+  w[7] = 3.375f;
+  w[8] = -6.765625f;
+  w[9] = 2.140625f;
+  w[10] = 7.0f;
+  for (float& v : w) v = std::ldexp(v, e);
+  return w;
+}
+
+// A block whose q4 winner hangs on the codes being rint(w / s) with an IEEE division. 3.5 s − 1 ulp (s = f16(0.95),
+// the third candidate) divides to 3.4999998 (code 3), while times f32(1 / s) it gives 3.5 (code 4): the error
+// s/2 − δ becomes s/2 + δ. 5.4241934 puts the second candidate's error in between, so the division picks s and
+// the reciprocal the second candidate. The other values are multiples of s; times 2^e as sum_order_block.
+std::vector<float> division_block(int e) {
+  const float s = 0.9501953125f;
+  std::vector<float> w = {7.0f, 0x1.a9affep+1f, 0x1.5b25fcp+2f, -3 * s, 2 * s, -3 * s, 5 * s, -6 * s};
+  w.resize(32, 0.0f);
+  for (float& v : w) v = std::ldexp(v, e);
+  return w;
+}
+
+// The f16 scale q4's search picks for w, with each candidate's error summed by `sum` from the 32 terms (w_j − s·c_j)²
+// in column order, and the codes from w_j · f32(1 / s) if `reciprocal`: the reference's algorithm with those swapped.
+template <class Sum>
+uint16_t q4_scale_with(const std::vector<float>& w, Sum sum, bool reciprocal = false) {
+  float absmax = 0.0f, wmax = 0.0f;
+  for (float v : w) absmax = std::max(absmax, std::fabs(v)), wmax = std::max(wmax, v);
+  const float s32 = wmax == absmax ? absmax / 7.0f : absmax / 8.0f;
+  double best = 0.0;
+  uint16_t best_h = 0;
+  for (size_t k = 0; k < std::size(kQ4ScaleFactors); ++k) {
+    const uint16_t h = f32_to_f16(s32 * kQ4ScaleFactors[k]);
+    const float s = f16_to_f32(h);
+    if (k > 0 && ((h & 0x7C00) == 0x7C00 || s == 0.0f)) continue;
+    const float inv = 1.0f / s;
+    double terms[32];
+    for (int j = 0; j < 32; ++j) {
+      const float c = s == 0.0f ? 0.0f : std::clamp(std::rint(reciprocal ? w[j] * inv : w[j] / s), -8.0f, 7.0f);
+      const double d = static_cast<double>(w[j]) - static_cast<double>(s) * c;
+      terms[j] = d * d;
+    }
+    const double e = sum(terms);
+    if (k == 0 || e < best) best = e, best_h = h;
+  }
+  return best_h;
+}
+
+TEST(QuantizeQ4Blocks, TrapBlocksDependOnTheSummationAndTheDivision) {
+  // The blocks the SIMD comparison below relies on to catch a search that sums or divides unlike the reference.
+  const auto in_order = [](const double* t) {
+    double e = 0.0;
+    for (int j = 0; j < 32; ++j) e += t[j];
+    return e;
+  };
+  const auto reversed = [](const double* t) {
+    double e = 0.0;
+    for (int j = 31; j >= 0; --j) e += t[j];
+    return e;
+  };
+  const auto in_f32 = [](const double* t) {
+    float e = 0.0f;
+    for (int j = 0; j < 32; ++j) e += static_cast<float>(t[j]);
+    return static_cast<double>(e);
+  };
+  int8_t q[32];
+  for (int e : {-12, 0, 9}) {
+    const std::vector<float> w = sum_order_block(e);
+    const uint16_t h = quantize_block(QuantType::Q4, w.data(), q);
+    EXPECT_EQ(h, f32_to_f16(std::ldexp(1.125f, e))) << e;
+    EXPECT_EQ(q4_scale_with(w, in_order), h) << e;
+    EXPECT_EQ(q4_scale_with(w, reversed), f32_to_f16(std::ldexp(1.0f, e))) << e;
+    EXPECT_EQ(q4_scale_with(w, in_f32), f32_to_f16(std::ldexp(1.0f, e))) << e;
+
+    const std::vector<float> v = division_block(e);
+    const uint16_t hv = quantize_block(QuantType::Q4, v.data(), q);
+    EXPECT_EQ(hv, f32_to_f16(std::ldexp(0.95f, e))) << e;
+    EXPECT_EQ(q4_scale_with(v, in_order), hv) << e;
+    EXPECT_EQ(q4_scale_with(v, in_order, true), f32_to_f16(std::ldexp(0.975f, e))) << e;
+  }
+}
+
+// Blocks for the q4 SIMD search, one kind after another: Gaussian and heavy-tailed values; magnitudes from 1e-30 (a
+// zero scale) over f16 subnormal scales to 1e4 and to where candidate scales (or the default) overflow f16; extremes
+// reached only by a negative value, or by both signs; all zero, one nonzero value, a partial block padded with
+// zeros; values exactly halfway between two codes of the default or of another candidate's scale; the trap blocks.
+std::vector<float> q4_search_blocks(int count, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::student_t_distribution<float> heavy(2.0f);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  std::uniform_int_distribution<int> col(0, 31);
+  const auto log_uniform = [&](float lo, float hi) { return lo * std::pow(hi / lo, u(rng)); };
+  std::vector<float> all;
+  for (int b = 0; b < count; ++b) {
+    std::vector<float> w(32);
+    for (float& v : w) v = normal(rng);
+    const auto set_absmax = [&](float target) {
+      float m = 0.0f;
+      for (float v : w) m = std::max(m, std::fabs(v));
+      for (float& v : w) v = v / m * target;
+    };
+    switch (b % 16) {
+      case 0: for (float& v : w) v *= 0.02f; break;
+      case 1: for (float& v : w) v = heavy(rng) * 0.02f; break;
+      case 2: for (float& v : w) v *= 1e-30f; break;
+      case 3: set_absmax(log_uniform(1.0f, 1e4f)); break;
+      case 4: set_absmax(log_uniform(1e-8f, 5e-4f)); break;  // f16 subnormal scales
+      case 5: set_absmax(7.0f * 0x1p-25f * (0.8f + 0.5f * u(rng))); break;  // around the smallest scale, 2^-24
+      case 6: {  // 1.15 · max / 7 (or / 8) past 65504: the largest candidate scales overflow f16, the default not
+        const bool negative = b % 32 >= 16;
+        set_absmax(negative ? log_uniform(4.5e5f, 5.2e5f) : log_uniform(3.9e5f, 4.58e5f));
+        const auto top =
+            std::max_element(w.begin(), w.end(), [](float x, float y) { return std::fabs(x) < std::fabs(y); });
+        *top = negative ? -std::fabs(*top) : std::fabs(*top);
+        break;
+      }
+      case 7: w[col(rng)] = -4.0f; break;  // only a negative value reaches absmax
+      case 8: {
+        const int j = col(rng);
+        set_absmax(2.0f);
+        w[j] = 2.0f, w[(j + 1) % 32] = -2.0f;  // both signs reach it: the positive side's max / 7
+        break;
+      }
+      case 9:
+        std::fill(w.begin(), w.end(), 0.0f);
+        if (b % 32 < 16) w[col(rng)] = -0.0f;
+        break;
+      case 10: {
+        const float v = (u(rng) < 0.5f ? -1.0f : 1.0f) * log_uniform(1e-10f, 1e4f);
+        std::fill(w.begin(), w.end(), 0.0f);
+        w[col(rng)] = v;
+        break;
+      }
+      case 11: std::fill(w.begin() + 1 + col(rng), w.end(), 0.0f); break;
+      case 12:
+      case 13: {
+        // Ties: s an f16 value (normal or subnormal), absmax 7 s (or −8 s) so that the default scale is s itself;
+        // the other values halfway between codes of s, or (case 13) of a random candidate's scale t: all of them, or
+        // a few among multiples of t (then t tends to win, and its codes hold the ties).
+        const float s = f16_to_f32(f32_to_f16(log_uniform(1e-7f, 1e3f)));
+        const bool negative = b % 32 >= 16, few = b % 64 >= 32;
+        std::uniform_int_distribution<int> factor(1, static_cast<int>(std::size(kQ4ScaleFactors)) - 1);
+        const float t = (b % 16 == 12) ? s : f16_to_f32(f32_to_f16(s * kQ4ScaleFactors[factor(rng)]));
+        std::uniform_int_distribution<int> code(-6, 5);
+        for (float& v : w) v = (static_cast<float>(code(rng)) + (few && u(rng) < 0.85f ? 0.0f : 0.5f)) * t;
+        w[col(rng)] = negative ? -8.0f * s : 7.0f * s;
+        break;
+      }
+      case 14: {
+        std::uniform_int_distribution<int> e(-12, 9);
+        w = b % 32 < 16 ? sum_order_block(e(rng)) : division_block(e(rng));
+        break;
+      }
+      default: break;  // plain N(0, 1)
+    }
+    all.insert(all.end(), w.begin(), w.end());
+  }
+  return all;
+}
+
+TEST(QuantizeQ4Blocks, MatchesScalarReferenceOnEveryInstructionSet) {
+  std::mt19937 rng(19);
+  const int n = 16 * 1024;
+  const std::vector<float> w = q4_search_blocks(n, rng);
+  std::vector<int8_t> want_q(n * 32);
+  std::vector<uint16_t> want_s(n);
+  ASSERT_EQ(quantize_blocks_q4_scalar(w.data(), n, want_q.data(), want_s.data()), n);
+  std::uniform_int_distribution<int> start(0, n - 40);
+  for (int64_t target : supported_targets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    SCOPED_TRACE(hwy::TargetName(target));
+    std::vector<int8_t> q(n * 32, 99);
+    std::vector<uint16_t> s(n, 0xFFFF);
+    ASSERT_EQ(quantize_blocks_q4(w.data(), n, q.data(), s.data()), n);
+    for (int b = 0; b < n; ++b) {
+      ASSERT_EQ(s[b], want_s[b]) << "block " << b << " (kind " << b % 16 << ")";
+      for (int j = 0; j < 32; ++j) ASSERT_EQ(q[b * 32 + j], want_q[b * 32 + j]) << "block " << b << " value " << j;
+    }
+    // Runs of every length up to 39 (partial batches of lanes) from random starts; nothing past the run written.
+    for (int len = 1; len < 40; ++len) {
+      const int b0 = start(rng);
+      std::fill(q.begin(), q.end(), 99);
+      std::fill(s.begin(), s.end(), 0xFFFF);
+      ASSERT_EQ(quantize_blocks_q4(w.data() + b0 * 32, len, q.data(), s.data()), len);
+      for (int b = 0; b < len; ++b) {
+        ASSERT_EQ(s[b], want_s[b0 + b]) << "run " << len << " block " << b0 + b;
+        for (int j = 0; j < 32; ++j) ASSERT_EQ(q[b * 32 + j], want_q[(b0 + b) * 32 + j]);
+      }
+      ASSERT_EQ(s[len], 0xFFFF);
+      ASSERT_EQ(q[len * 32], 99);
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+TEST(QuantizeQ4Blocks, StopsAtTheFirstRejectedBlock) {
+  std::mt19937 rng(23);
+  const int n = 37;
+  std::vector<float> w = q4_search_blocks(n, rng);
+  std::vector<int8_t> want_q(n * 32);
+  std::vector<uint16_t> want_s(n);
+  ASSERT_EQ(quantize_blocks_q4_scalar(w.data(), n, want_q.data(), want_s.data()), n);
+  w[13 * 32 + 5] = 5e5f;  // q4 scale 71429: past f16
+  w[29 * 32 + 31] = std::nanf("");
+  w[30 * 32] = INFINITY;
+  for (int64_t target : supported_targets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    SCOPED_TRACE(hwy::TargetName(target));
+    for (int first : {0, 5, 14}) {  // the rejected block first in a batch of lanes, or further in
+      std::vector<int8_t> q(n * 32);
+      std::vector<uint16_t> s(n);
+      const int expect = first <= 13 ? 13 : 29;
+      ASSERT_EQ(quantize_blocks_q4(w.data() + first * 32, n - first, q.data(), s.data()), expect - first);
+      for (int b = 0; b < expect - first; ++b) {
+        ASSERT_EQ(s[b], want_s[first + b]) << "block " << first + b;
+        for (int j = 0; j < 32; ++j) ASSERT_EQ(q[b * 32 + j], want_q[(first + b) * 32 + j]);
+      }
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+  EXPECT_EQ(quantize_blocks_q4_scalar(w.data(), n, want_q.data(), want_s.data()), 13);
+
+  // Through quantize_matrix the error names the block, as for q8.
+  std::vector<float> m(5 * 40, 0.5f);
+  m[3 * 40 + 37] = std::nanf("");
+  std::vector<uint8_t> data(quant_data_bytes(QuantType::Q4, 5, 40));
+  std::vector<uint16_t> scales(quant_scale_count(5, 40));
+  try {
+    quantize_matrix(QuantType::Q4, m.data(), 5, 40, data.data(), scales.data());
+    ADD_FAILURE() << "no Error thrown";
+  } catch (const Error& e) {
+    EXPECT_THAT(std::string(e.what()), AllOf(HasSubstr("row 3"), HasSubstr("columns 32..63"), HasSubstr("column 5")));
   }
 }
 

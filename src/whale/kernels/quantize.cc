@@ -35,12 +35,6 @@ int64_t quant_scale_count(int64_t rows, int64_t cols) {
   return quant_padded_rows(rows) * (quant_padded_cols(cols) / kQuantBlock);
 }
 
-// q4 block scales tried, as f32 multiples of the default scale, in this order (the same list as SCALE_FACTORS in
-// scripts/reference/quantize_ref.py).
-constexpr float kQ4ScaleFactors[] = {1.0f,   0.975f, 0.95f,  0.925f, 0.9f,  0.875f, 0.85f,
-                                     0.825f, 0.8f,   0.775f, 0.75f,  0.725f, 0.7f,   1.025f,
-                                     1.05f,  1.075f, 1.1f,   1.125f, 1.15f};
-
 uint16_t quantize_block(QuantType t, const float* w, int8_t* q) {
   float absmax = 0.0f, wmax = 0.0f;
   bool finite = true;
@@ -107,30 +101,45 @@ uint16_t quantize_block(QuantType t, const float* w, int8_t* q) {
   return h;
 }
 
+int64_t quantize_blocks_q4_scalar(const float* w, int64_t n, int8_t* q, uint16_t* scales) {
+  for (int64_t b = 0; b < n; ++b) {
+    try {
+      scales[b] = quantize_block(QuantType::Q4, w + b * kQuantBlock, q + b * kQuantBlock);
+    } catch (const Error&) {
+      return b;
+    }
+  }
+  return n;
+}
+
 void quantize_row_group(QuantType t, const float* w, int64_t ld, int n_rows, int64_t cols, uint8_t* data,
                         uint16_t* scales, int64_t first_row) {
   const int64_t padded_cols = quant_padded_cols(cols);
   const int64_t blocks = padded_cols / kQuantBlock;
   const int bias = t == QuantType::Q8 ? 128 : 8;
   std::fill(data, data + blocks * quant_group_block_bytes(t), uint8_t{0});
-  float block[kQuantBlock];
-  int8_t q[kQuantBlock];
+  std::vector<float> row(static_cast<size_t>(padded_cols));
+  std::vector<int8_t> q(static_cast<size_t>(padded_cols));
+  std::vector<uint16_t> s(static_cast<size_t>(blocks));
   for (int i = 0; i < kQuantRowGroup; ++i) {
-    for (int64_t kb = 0; kb < blocks; ++kb) {
+    const int64_t n = i < n_rows ? cols : 0;
+    if (n > 0) std::copy(w + i * ld, w + i * ld + n, row.begin());
+    std::fill(row.begin() + n, row.end(), 0.0f);
+    // q4 searches its scales many blocks at a time; from a block that search rejects on, quantize_block takes over
+    // and throws the error.
+    int64_t kb = t == QuantType::Q4 ? quantize_blocks_q4(row.data(), blocks, q.data(), s.data()) : 0;
+    for (; kb < blocks; ++kb) {
       const int64_t c0 = kb * kQuantBlock;
-      const int64_t n = i < n_rows ? std::min<int64_t>(kQuantBlock, cols - c0) : 0;
-      const float* src = w + i * ld + c0;
-      std::copy(src, src + n, block);
-      std::fill(block + n, block + kQuantBlock, 0.0f);
       try {
-        scales[quant_scale_index(padded_cols, i, kb)] = quantize_block(t, block, q);
+        s[kb] = quantize_block(t, row.data() + c0, q.data() + c0);
       } catch (const Error& e) {
         fail("row {}, columns {}..{}: {}", first_row + i, c0, c0 + kQuantBlock - 1, e.what());
       }
-      for (int j = 0; j < kQuantBlock; ++j) {
-        const QuantCodePosition p = quant_code_position(t, padded_cols, i, c0 + j);
-        data[p.byte] |= static_cast<uint8_t>((q[j] + bias) << (p.high_nibble ? 4 : 0));
-      }
+    }
+    for (kb = 0; kb < blocks; ++kb) scales[quant_scale_index(padded_cols, i, kb)] = s[kb];
+    for (int64_t c = 0; c < padded_cols; ++c) {
+      const QuantCodePosition p = quant_code_position(t, padded_cols, i, c);
+      data[p.byte] |= static_cast<uint8_t>((q[c] + bias) << (p.high_nibble ? 4 : 0));
     }
   }
 }

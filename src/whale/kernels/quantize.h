@@ -50,6 +50,19 @@ int64_t quant_scale_count(int64_t rows, int64_t cols);
 // Throws Error for a non-finite value or a scale beyond f16's range.
 uint16_t quantize_block(QuantType t, const float* w, int8_t* q);
 
+// q4 block scales tried, as f32 multiples of the default scale, in this order (the same list as SCALE_FACTORS in
+// scripts/reference/quantize_ref.py).
+inline constexpr float kQ4ScaleFactors[] = {1.0f,   0.975f, 0.95f,  0.925f, 0.9f,  0.875f, 0.85f,
+                                            0.825f, 0.8f,   0.775f, 0.75f,  0.725f, 0.7f,   1.025f,
+                                            1.05f,  1.075f, 1.1f,   1.125f, 1.15f};
+
+// quantize_block(Q4, ·) on n blocks stored one after another (block b: w + 32·b to codes q + 32·b and scales[b]),
+// one block per SIMD lane on the best instruction set the CPU has, bit for bit the same. Stops at the first block
+// that quantize_block rejects and returns its index (the blocks before it written); otherwise returns n.
+int64_t quantize_blocks_q4(const float* w, int64_t n, int8_t* q, uint16_t* scales);
+// The scalar reference of quantize_blocks_q4: quantize_block on one block after another.
+int64_t quantize_blocks_q4_scalar(const float* w, int64_t n, int8_t* q, uint16_t* scales);
+
 // Quantizes one group of kQuantRowGroup rows. Row i < n_rows starts at w + i·ld and has `cols` values; rows
 // n_rows..15 and columns cols..padded_cols are zero padding. Writes the group's padded_cols/32 group blocks (laid out
 // as quant_code_position says, relative to the group) to `data` and its scales to `scales`. `first_row` (the
