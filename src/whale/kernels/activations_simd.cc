@@ -1,4 +1,8 @@
 // SIMD softmax, SwiGLU and row accumulation (Highway, runtime dispatch). exp is Highway's contrib Exp.
+#ifndef HWY_WANT_AVX3_DL
+#error "HWY_WANT_AVX3_DL must be defined for every file (CMakeLists.txt): Highway's dispatch index is shared by all"
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>

@@ -3,9 +3,9 @@
 // On AVX-512 with VNNI (Highway's AVX3_DL target) the q8/q4 tiles use vpdpbusd directly; elsewhere they fall back to
 // exact integer arithmetic in portable code.
 
-// AVX3_DL (VNNI, VBMI2, ...) is opt-in in Highway 1.0.
+// AVX3_DL (VNNI, VBMI2, ...) is opt-in in Highway 1.0; CMakeLists.txt enables it for every file.
 #ifndef HWY_WANT_AVX3_DL
-#define HWY_WANT_AVX3_DL
+#error "HWY_WANT_AVX3_DL must be defined for every file (CMakeLists.txt): Highway's dispatch index is shared by all"
 #endif
 
 #include "whale/kernels/matmul_simd.h"

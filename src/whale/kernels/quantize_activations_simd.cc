@@ -2,9 +2,10 @@
 // scale per 32 values and token, codes in the plain layout (AMX, portable tiles) and the token-tiled one (VNNI tiles).
 // Compiled once per instruction set by Highway's foreach_target, like matmul_simd.cc.
 
-// AVX3_DL is opt-in in Highway 1.0; enabled as in matmul_simd.cc, so that both pick the same instruction set.
+// AVX3_DL is opt-in in Highway 1.0; CMakeLists.txt enables it for every file, so that all pick the same instruction
+// set.
 #ifndef HWY_WANT_AVX3_DL
-#define HWY_WANT_AVX3_DL
+#error "HWY_WANT_AVX3_DL must be defined for every file (CMakeLists.txt): Highway's dispatch index is shared by all"
 #endif
 
 #include "whale/kernels/matmul_simd.h"

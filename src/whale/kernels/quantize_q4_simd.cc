@@ -7,10 +7,10 @@
 // from column 0 up. Putting blocks, not columns, in the lanes is what keeps those sums unsplit. The reference may
 // stop a candidate's sum early, but a full sum is never below a partial one, so the winner is the same.
 
-// AVX3_DL is opt-in in Highway 1.0; enabled as in quantize_activations_simd.cc, so that every instruction set a
-// kernel test selects has an entry here.
+// AVX3_DL is opt-in in Highway 1.0; CMakeLists.txt enables it for every file, so that every instruction set a kernel
+// test selects has an entry here.
 #ifndef HWY_WANT_AVX3_DL
-#define HWY_WANT_AVX3_DL
+#error "HWY_WANT_AVX3_DL must be defined for every file (CMakeLists.txt): Highway's dispatch index is shared by all"
 #endif
 
 #include <algorithm>

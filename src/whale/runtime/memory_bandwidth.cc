@@ -1,5 +1,9 @@
 // The read kernels are compiled once per instruction set by Highway's foreach_target; HWY_DYNAMIC_DISPATCH picks the
 // best the CPU supports at run time (the build itself targets baseline x86-64).
+#ifndef HWY_WANT_AVX3_DL
+#error "HWY_WANT_AVX3_DL must be defined for every file (CMakeLists.txt): Highway's dispatch index is shared by all"
+#endif
+
 #include "whale/runtime/memory_bandwidth.h"
 
 #include <sys/mman.h>
