@@ -400,9 +400,10 @@ void TileQuantPortable(const Weight2D& w, int64_t g, int n_rows, const Quantized
 // computes, and near ahead into L1, so that the loads find them there. The scales are a second stream (32 bytes per
 // group block) and get the far prefetch too: without it each of their lines is a miss the core waits for. Measured on
 // a 2-vCPU Xeon (model 207), q4 decode over 1.5 GB of experts: 83% of the read probe with one 2 KB L1 distance, 95%
-// with an 8 KB far distance. The AMD Zen 4 and Zen 5 VMs want 32 KB: decode_stream_bench q4
-// 70 → 83% of the probe on Zen 4, `whale bench` decode 4-14% faster on both; 64 KB slower again (session
-// 28, docs/performance.md). A prefetch past a group's end fetches the next group, usually this thread's next.
+// with an 8 KB far distance. The AMD Zen 4 and Zen 5 VMs do better with 32 KB (docs/performance.md, sessions 27-28):
+// on Zen 4 decode_stream_bench q4 70 → 83% of the probe and `whale bench` decode 4-9% faster, 64 KB slower again; on
+// Zen 5 q8 decode 3-15% faster, q4 level. A prefetch past a group's end fetches a following group (several where
+// groups are under 32 KB), usually this thread's next.
 #ifndef WHALE_PREFETCH_FAR_BYTES
 #define WHALE_PREFETCH_FAR_BYTES 32768
 #endif
