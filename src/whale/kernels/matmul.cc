@@ -60,19 +60,24 @@ void run_groups(const MatmulJob& j, const simd::QuantizedActivations* xq, const 
     // faster on two; 16-sequence decode steps on the q4 bench model 15-20% faster than with AMX from 9 tokens).
 
     if (j.m >= kAmxMinTokens && amx::quant_groups(w, g0, g1, *xq, j.y, n, scratch.codes)) return;
-    // q8/q4, any token count: a group's weights (16 rows × K) stay in cache while the token tiles pass over them.
-    // Decode (one token tile) reads two groups side by side where a kernel for them exists: one stream of weights per
-    // thread drew about 15% less of the memory's bandwidth than two (decode_stream_bench, q8, Xeon with 2 vCPUs).
-    for (int64_t g = g0; g < g1; ++g) {
-      if (g + 1 < g1 && j.m <= simd::kQuantTileTokens &&
-          simd::tile_quant_pair(w, g, rows_in(g + 1), *xq, 0, static_cast<int>(j.m), j.y + g * gr, n)) {
-        ++g;
-        continue;
+    // q8/q4, any token count: two row groups at a time, their weights (2 × 16 rows × K) held in cache while the
+    // tiles of up to kQuantPairTokens tokens pass over them. Each activation word broadcast then feeds both groups'
+    // lines, which halves the broadcasts per multiply-add: the single-group tiles are bound by the loads (a
+    // broadcast per vpdpbusd). Decode (1-2 tokens) gets two streams of weights in flight instead of one: one stream
+    // per thread drew about 15% less of the memory's bandwidth than two (decode_stream_bench, q8, Xeon with 2 vCPUs).
+    // A lone last group runs alone, in tiles of kQuantTileTokens.
+    for (int64_t g = g0; g < g1; g += 2) {
+      bool paired = g + 1 < g1;
+      for (int64_t t0 = 0; t0 < j.m && paired; t0 += simd::kQuantPairTokens) {
+        const int nt = static_cast<int>(std::min<int64_t>(simd::kQuantPairTokens, j.m - t0));
+        paired = simd::tile_quant_pair(w, g, rows_in(g + 1), *xq, t0, nt, j.y + t0 * n + g * gr, n);
       }
-      for (int64_t t0 = 0; t0 < j.m; t0 += simd::kQuantTileTokens) {
-        const int nt = static_cast<int>(std::min<int64_t>(simd::kQuantTileTokens, j.m - t0));
-        simd::tile_quant(w, g, rows_in(g), *xq, t0, nt, j.y + t0 * n + g * gr, n);
-      }
+      if (paired) continue;
+      for (int64_t h = g; h < std::min(g + 2, g1); ++h)
+        for (int64_t t0 = 0; t0 < j.m; t0 += simd::kQuantTileTokens) {
+          const int nt = static_cast<int>(std::min<int64_t>(simd::kQuantTileTokens, j.m - t0));
+          simd::tile_quant(w, h, rows_in(h), *xq, t0, nt, j.y + t0 * n + h * gr, n);
+        }
     }
     return;
   }

@@ -435,7 +435,8 @@ WHALE_VNNI_ATTR inline void StoreRows(float* y, int n_rows, __m512 v) {
   else _mm512_mask_storeu_ps(y, static_cast<__mmask16>((1u << n_rows) - 1), v);
 }
 
-// A token tile's tiled activations (QuantizedActivations): t0 is a multiple of kQuantTileTokens (tile_quant checks).
+// Tokens [t0, t0 + T) of the tiled activations (QuantizedActivations), all in one tile (the callers check): a tile's
+// tokens are its blocks' rows, so a later start within the tile is an offset, the strides unchanged.
 struct TiledTokens {
   const int8_t* q;
   const int32_t* corr;
@@ -443,10 +444,10 @@ struct TiledTokens {
 };
 constexpr int64_t kTiledBlockBytes = kQuantTileTokens * kQuantBlock;  // one block of a tile's codes
 inline TiledTokens TiledAt(const QuantizedActivations& xq, int64_t t0) {
-  const int64_t tile = t0 / kQuantTileTokens;
-  return {xq.tiled_q.data() + tile * xq.blocks * kTiledBlockBytes,
-          xq.tiled_corr.data() + tile * xq.blocks * kQuantTileTokens,
-          xq.tiled_scale.data() + tile * xq.blocks * kQuantTileTokens};
+  const int64_t tile = t0 / kQuantTileTokens, sub = t0 % kQuantTileTokens;
+  return {xq.tiled_q.data() + tile * xq.blocks * kTiledBlockBytes + sub * kQuantBlock,
+          xq.tiled_corr.data() + tile * xq.blocks * kQuantTileTokens + sub,
+          xq.tiled_scale.data() + tile * xq.blocks * kQuantTileTokens + sub};
 }
 
 // One 16-row group × T tokens, every row in its own lane. Each 64-byte line (4 columns × 16 rows) meets 4 activation
@@ -716,12 +717,16 @@ void TileQuant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivati
 bool TileQuantPair(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0,
                    int n_tokens, float* y, int64_t ldy) {
 #if HWY_TARGET == HWY_AVX3_DL
-  if (HasVnni() && t0 % kQuantTileTokens == 0 && !xq.tiled_q.empty()) {
+  if (HasVnni() && t0 % kQuantTileTokens + n_tokens <= kQuantTileTokens && !xq.tiled_q.empty()) {
     const bool q8 = xq.type == QuantType::Q8;
     switch (n_tokens) {
       case 1: q8 ? TileQ8Vnni<1, 2>(w, g, n_rows, xq, t0, y, ldy) : TileQ4Vnni<1, 2>(w, g, n_rows, xq, t0, y, ldy);
         return true;
       case 2: q8 ? TileQ8Vnni<2, 2>(w, g, n_rows, xq, t0, y, ldy) : TileQ4Vnni<2, 2>(w, g, n_rows, xq, t0, y, ldy);
+        return true;
+      case 3: q8 ? TileQ8Vnni<3, 2>(w, g, n_rows, xq, t0, y, ldy) : TileQ4Vnni<3, 2>(w, g, n_rows, xq, t0, y, ldy);
+        return true;
+      case 4: q8 ? TileQ8Vnni<4, 2>(w, g, n_rows, xq, t0, y, ldy) : TileQ4Vnni<4, 2>(w, g, n_rows, xq, t0, y, ldy);
         return true;
       default: return false;
     }
