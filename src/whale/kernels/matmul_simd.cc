@@ -728,6 +728,10 @@ bool TileQuantPair(const Weight2D& w, int64_t g, int n_rows, const QuantizedActi
         return true;
       case 4: q8 ? TileQ8Vnni<4, 2>(w, g, n_rows, xq, t0, y, ldy) : TileQ4Vnni<4, 2>(w, g, n_rows, xq, t0, y, ldy);
         return true;
+      case 5: q8 ? TileQ8Vnni<5, 2>(w, g, n_rows, xq, t0, y, ldy) : TileQ4Vnni<5, 2>(w, g, n_rows, xq, t0, y, ldy);
+        return true;
+      case 6: q8 ? TileQ8Vnni<6, 2>(w, g, n_rows, xq, t0, y, ldy) : TileQ4Vnni<6, 2>(w, g, n_rows, xq, t0, y, ldy);
+        return true;
       default: return false;
     }
   }

@@ -73,7 +73,7 @@ void tile_quant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivat
                 float* y, int64_t ldy);
 
 // Most tokens tile_quant_pair takes at once.
-inline constexpr int kQuantPairTokens = 4;
+inline constexpr int kQuantPairTokens = 6;
 
 // The same for row groups g (all 16 rows) and g + 1 (n_rows of them) at once and up to kQuantPairTokens tokens
 // within one tile of kQuantTileTokens, where this instruction set has a kernel for two groups (VNNI, q8 and q4);
