@@ -18,7 +18,7 @@ constexpr int64_t kTileTokens = 4;          // float weights: up to this many to
 constexpr int kFloatRowGroup = 4;           // rows of a float tile
 constexpr int64_t kPanelBytes = 256 << 10;  // f32 panel of decoded rows kept in L2 by the prefill path
 constexpr int64_t kAmxMinTokens = 17;       // q8/q4: from this many tokens on, AMX int8 tiles where the CPU has them
-constexpr int64_t kPairTokensWithAmx = 2;   // q8/q4: most tokens read two row groups at a time on AMX CPUs
+constexpr int64_t kPairTokens = 2;          // q8/q4: up to this many tokens always read two row groups at a time
 // Several activation matrices to convert for one batch are converted on the pool's threads from this many values in
 // all (a 16-sequence step's experts: about 200k); fewer stay on the calling thread (decode: a few thousand).
 constexpr int64_t kParallelConversionValues = int64_t{1} << 15;
@@ -69,10 +69,12 @@ void run_groups(const MatmulJob& j, const simd::QuantizedActivations* xq, const 
     // A lone last group runs alone, in tiles of kQuantTileTokens. Zen 5, against one group at a time: matmul_bench
     // q4 expert in cache 8-18% faster at 4-256 tokens; decode_stream_bench q4 at 3 tokens 8-18% faster, and at 5
     // tokens 10-18% faster in one pass of 5 than in 4 + 1.
-    // On the AMX host (an Intel Xeon, session 23) pairs at 16 tokens measured slower than one group at a time
-    // (matmul_bench q4_expert/16/2), and prompts go to AMX from kAmxMinTokens anyway: there pairs stay with decode's
-    // 1-2 tokens, as before, until measured again.
-    const bool pairs = j.m <= kPairTokensWithAmx || !amx::available();
+    // Beyond decode's 1-2 tokens, pairs are for q4 on CPUs without AMX. q8 pairs measured slower from 3 tokens on
+    // (Zen 5: 16-sequence steps of the q8 bench model 61-68 against 70-79 tok/s one group at a time, session 29;
+    // decode_stream_bench at 6 tokens, session 26): a q8 pair at K = 2048 holds 64 KB of codes, more than L1. On the
+    // AMX host (an Intel Xeon, session 23) q4 pairs at 16 tokens measured slower too, and prompts go to AMX from
+    // kAmxMinTokens there anyway.
+    const bool pairs = j.m <= kPairTokens || (w.dtype == DType::Q4 && !amx::available());
     for (int64_t g = g0; g < g1; g += 2) {
       bool paired = pairs && g + 1 < g1;
       for (int64_t t0 = 0; t0 < j.m && paired;) {

@@ -718,20 +718,20 @@ bool TileQuantPair(const Weight2D& w, int64_t g, int n_rows, const QuantizedActi
                    int n_tokens, float* y, int64_t ldy) {
 #if HWY_TARGET == HWY_AVX3_DL
   if (HasVnni() && t0 % kQuantTileTokens + n_tokens <= kQuantTileTokens && !xq.tiled_q.empty()) {
-    const bool q8 = xq.type == QuantType::Q8;
+    if (xq.type == QuantType::Q8) {
+      switch (n_tokens) {
+        case 1: TileQ8Vnni<1, 2>(w, g, n_rows, xq, t0, y, ldy); return true;
+        case 2: TileQ8Vnni<2, 2>(w, g, n_rows, xq, t0, y, ldy); return true;
+        default: return false;
+      }
+    }
     switch (n_tokens) {
-      case 1: q8 ? TileQ8Vnni<1, 2>(w, g, n_rows, xq, t0, y, ldy) : TileQ4Vnni<1, 2>(w, g, n_rows, xq, t0, y, ldy);
-        return true;
-      case 2: q8 ? TileQ8Vnni<2, 2>(w, g, n_rows, xq, t0, y, ldy) : TileQ4Vnni<2, 2>(w, g, n_rows, xq, t0, y, ldy);
-        return true;
-      case 3: q8 ? TileQ8Vnni<3, 2>(w, g, n_rows, xq, t0, y, ldy) : TileQ4Vnni<3, 2>(w, g, n_rows, xq, t0, y, ldy);
-        return true;
-      case 4: q8 ? TileQ8Vnni<4, 2>(w, g, n_rows, xq, t0, y, ldy) : TileQ4Vnni<4, 2>(w, g, n_rows, xq, t0, y, ldy);
-        return true;
-      case 5: q8 ? TileQ8Vnni<5, 2>(w, g, n_rows, xq, t0, y, ldy) : TileQ4Vnni<5, 2>(w, g, n_rows, xq, t0, y, ldy);
-        return true;
-      case 6: q8 ? TileQ8Vnni<6, 2>(w, g, n_rows, xq, t0, y, ldy) : TileQ4Vnni<6, 2>(w, g, n_rows, xq, t0, y, ldy);
-        return true;
+      case 1: TileQ4Vnni<1, 2>(w, g, n_rows, xq, t0, y, ldy); return true;
+      case 2: TileQ4Vnni<2, 2>(w, g, n_rows, xq, t0, y, ldy); return true;
+      case 3: TileQ4Vnni<3, 2>(w, g, n_rows, xq, t0, y, ldy); return true;
+      case 4: TileQ4Vnni<4, 2>(w, g, n_rows, xq, t0, y, ldy); return true;
+      case 5: TileQ4Vnni<5, 2>(w, g, n_rows, xq, t0, y, ldy); return true;
+      case 6: TileQ4Vnni<6, 2>(w, g, n_rows, xq, t0, y, ldy); return true;
       default: return false;
     }
   }

@@ -72,12 +72,12 @@ void panel_f32(const float* panel, int64_t rows, int64_t k, const float* x, int6
 void tile_quant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0, int n_tokens,
                 float* y, int64_t ldy);
 
-// Most tokens tile_quant_pair takes at once.
+// Most tokens tile_quant_pair takes at once (q4; q8 takes 1-2).
 inline constexpr int kQuantPairTokens = 6;
 
-// The same for row groups g (all 16 rows) and g + 1 (n_rows of them) at once and up to kQuantPairTokens tokens
-// within one tile of kQuantTileTokens, where this instruction set has a kernel for two groups (VNNI, q8 and q4);
-// returns false, doing nothing, elsewhere. Bitwise equal to two calls of tile_quant.
+// The same for row groups g (all 16 rows) and g + 1 (n_rows of them) at once and n_tokens tokens within one tile of
+// kQuantTileTokens, where this instruction set has a kernel for two groups and that many tokens (VNNI: q4 1-6, q8
+// 1-2); returns false, doing nothing, elsewhere. Bitwise equal to two calls of tile_quant.
 bool tile_quant_pair(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0,
                      int n_tokens, float* y, int64_t ldy);
 
