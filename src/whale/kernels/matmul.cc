@@ -61,8 +61,8 @@ void run_groups(const MatmulJob& j, const simd::QuantizedActivations* xq, const 
     // faster on two; 16-sequence decode steps on the q4 bench model 15-20% faster than with AMX from 9 tokens).
 
     if (j.m >= kAmxMinTokens && amx::quant_groups(w, g0, g1, *xq, j.y, n, scratch.codes)) return;
-    // q8/q4, any token count: two row groups at a time, their weights (2 × 16 rows × K) held in cache while the
-    // tiles of up to kQuantPairTokens tokens pass over them. Each activation word broadcast then feeds both groups'
+    // q8/q4: two row groups at a time where `pairs` (below) says so, their weights (2 × 16 rows × K) held in cache
+    // while passes of up to kQuantPairTokens tokens go over them. Each activation word broadcast then feeds both groups'
     // lines, which halves the broadcasts per multiply-add: the single-group tiles are bound by the loads (a
     // broadcast per vpdpbusd). Decode (1-2 tokens) gets two streams of weights in flight instead of one: one stream
     // per thread drew about 15% less of the memory's bandwidth than two (decode_stream_bench, q8, Xeon with 2 vCPUs).
