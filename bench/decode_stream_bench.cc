@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "whale/core/heap_policy.h"
 #include "whale/core/thread_pool.h"
 #include "whale/kernels/matmul.h"
 #include "whale/kernels/quant_format.h"
@@ -146,4 +147,7 @@ int run(int argc, char** argv) {
 }  // namespace
 }  // namespace whale
 
-int main(int argc, char** argv) { return whale::run(argc, argv); }
+int main(int argc, char** argv) {
+  whale::keep_large_allocations_in_heap();  // as the whale binary: matmul_batch's per-pass buffers stay in the heap
+  return whale::run(argc, argv);
+}

@@ -6,6 +6,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include "whale/core/heap_policy.h"
 #include "whale/core/thread_pool.h"
 #include "whale/kernels/matmul.h"
 #include "whale/kernels/matmul_simd.h"
@@ -134,4 +135,13 @@ BENCHMARK_CAPTURE(BM_Matmul, q4_lm_head, DType::Q4, 129280, 2048)->Args({1, 2})-
 }  // namespace
 }  // namespace whale
 
-BENCHMARK_MAIN();
+// As the whale binary: matmul_batch's per-call buffers (the activations rounded to int8, hundreds of KB for a prompt)
+// stay in the heap instead of costing fresh pages on every iteration.
+int main(int argc, char** argv) {
+  whale::keep_large_allocations_in_heap();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,8 +1,5 @@
 // whale: one binary, one subcommand per capability. Errors are caught here, once: one line, non-zero exit.
 #include <cstdio>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <exception>
 #include <iostream>
 #include <iterator>
@@ -13,6 +10,7 @@
 
 #include "whale/cli/command.h"
 #include "whale/core/error.h"
+#include "whale/core/heap_policy.h"
 
 namespace whale::cli {
 
@@ -58,23 +56,8 @@ void write_stdout(std::string_view text) {
 
 }  // namespace whale::cli
 
-namespace {
-
-// The forward pass allocates and frees activation buffers of megabytes for every layer. glibc serves blocks that big
-// with fresh mmaps and unmaps them on free, so every layer paid page faults and kernel zeroing again (about a fifth
-// of a 512-token prefill). Keeping them in the heap makes the second use of a buffer free.
-void keep_large_allocations_in_heap() {
-#ifdef __GLIBC__
-  mallopt(M_MMAP_THRESHOLD, 256 << 20);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
-  mallopt(M_TOP_PAD, 64 << 20);
-#endif
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
-  keep_large_allocations_in_heap();
+  whale::keep_large_allocations_in_heap();
   CLI::App app{"whale: run DeepSeek-architecture language models (V2, V2-Lite, V3, R1) on your own hardware.",
                "whale"};
   app.require_subcommand(1);
