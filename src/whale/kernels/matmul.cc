@@ -74,7 +74,9 @@ void run_groups(const MatmulJob& j, const simd::QuantizedActivations* xq, const 
     // decode_stream_bench at 6 tokens, session 26): a q8 pair at K = 2048 holds 64 KB of codes, more than L1. On the
     // AMX host (an Intel Xeon, session 23) q4 pairs at 16 tokens measured slower too, and prompts go to AMX from
     // kAmxMinTokens there anyway.
-    const bool pairs = j.m <= kPairTokens || (w.dtype == DType::Q4 && !amx::available());
+    // A pair kernel that declines (no VNNI: AVX2, NEON) declines every pair alike, so after the first refusal the rest
+    // of the range goes straight to the single-group tiles instead of asking once per pair.
+    bool pairs = j.m <= kPairTokens || (w.dtype == DType::Q4 && !amx::available());
     for (int64_t g = g0; g < g1; g += 2) {
       bool paired = pairs && g + 1 < g1;
       for (int64_t t0 = 0; t0 < j.m && paired;) {
@@ -87,6 +89,7 @@ void run_groups(const MatmulJob& j, const simd::QuantizedActivations* xq, const 
         t0 += nt;
       }
       if (paired) continue;
+      if (g + 1 < g1) pairs = false;
       for (int64_t h = g; h < std::min(g + 2, g1); ++h)
         for (int64_t t0 = 0; t0 < j.m; t0 += simd::kQuantTileTokens) {
           const int nt = static_cast<int>(std::min<int64_t>(simd::kQuantTileTokens, j.m - t0));
