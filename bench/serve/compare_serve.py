@@ -5,6 +5,9 @@ Each round starts one server, warms it up with one request, then for every concu
 (/v1/completions, greedy, distinct prompts of about 40 tokens, max_tokens --tokens, stream) and measures the wall time
 from the first request sent to the last stream ended: aggregate tok/s = completion tokens of all C / that time. Then
 it stops the server and starts the next engine, so that both see the same machine state; medians over --rounds.
+With --pairs N, whale's pass is followed by N more pairs of a 1-stream and a 16-stream measurement back to back
+(alternating which goes first); the median of those pairs' 16/1 ratios is whale's scaling with the host's drift
+between measurements mostly taken out.
 
   /usr/bin/python3 bench/serve/compare_serve.py --whale build/release/whale --whale-model DIR \\
       --llama-server /work/peers/llama.cpp/build-noamx/bin/llama-server --gguf FILE.gguf --threads 2 --rounds 3
@@ -70,6 +73,7 @@ def measure(url, model, concurrency, max_tokens, tag):
 
 
 def run_engine(name, cmd, url, model, args, rnd):
+    """Tok/s per concurrency, and (--pairs) the 16-over-1 ratios of back-to-back pairs of measurements."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_ready(url, proc)
@@ -77,7 +81,15 @@ def run_engine(name, cmd, url, model, args, rnd):
         res = {}
         for c in CONCURRENCY:
             res[c] = measure(url, model, c, args.tokens, f'{name}{rnd}')
-        return res
+        # The host's speed drifts between the 1-stream and the 16-stream measurement of the pass above, and the two
+        # are bound by different things (memory, arithmetic), so their ratio follows the drift. Pairs measured back
+        # to back, alternating which goes first, see the same minute.
+        ratios = []
+        for p in range(args.pairs if name == 'whale' else 0):
+            order = [1, 16] if p % 2 == 0 else [16, 1]
+            tps = {c: measure(url, model, c, args.tokens, f'{name}{rnd}p{p}')[0] for c in order}
+            ratios.append(tps[16] / tps[1])
+        return res, ratios
     finally:
         proc.terminate()
         proc.wait(timeout=60)
@@ -94,6 +106,8 @@ def main():
     ap.add_argument('--tokens', type=int, default=64)
     ap.add_argument('--ctx', type=int, default=256, help='context per stream')
     ap.add_argument('--port', type=int, default=8791)
+    ap.add_argument('--pairs', type=int, default=0,
+                    help="after whale's pass, this many more back-to-back pairs of 1 and 16 streams, for its 16/1 ratio")
     ap.add_argument('--out')
     args = ap.parse_args()
     # Each engine on its own port: a port just closed by one server may not be free to bind for the next at once.
@@ -106,18 +120,26 @@ def main():
                                          str(args.threads), '-np', str(slots), '-c', str(slots * args.ctx),
                                          '--alias', 'm']))
     samples = {name: {c: [] for c in CONCURRENCY} for name, _ in engines}
+    pair_ratios = {name: [] for name, _ in engines}
     for rnd in range(args.rounds):
         for name, cmd in engines:
-            res = run_engine(name, cmd, url_of[name], 'm', args, rnd)
+            res, ratios = run_engine(name, cmd, url_of[name], 'm', args, rnd)
             for c, (tps, n) in res.items():
                 samples[name][c].append(tps)
+            pair_ratios[name] += ratios
             print(f'round {rnd + 1} {name}: ' + ', '.join(f'{c} streams {res[c][0]:.2f} tok/s ({res[c][1]} tokens)'
-                                                          for c in CONCURRENCY), flush=True)
+                                                          for c in CONCURRENCY)
+                  + (f'; 16/1 of back-to-back pairs: ' + ', '.join(f'{r:.2f}' for r in ratios) if ratios else ''),
+                  flush=True)
     summary = {name: {c: statistics.median(v) for c, v in per.items()} for name, per in samples.items()}
+    for name, ratios in pair_ratios.items():
+        if ratios:
+            summary[name]['16/1 pairs median'] = statistics.median(ratios)
     print(json.dumps(summary, indent=2))
     if args.out:
         with open(args.out, 'w') as f:
-            json.dump({'samples': samples, 'summary': summary, 'args': vars(args)}, f, indent=2)
+            json.dump({'samples': samples, 'pair_ratios': pair_ratios, 'summary': summary, 'args': vars(args)}, f,
+                      indent=2)
 
 
 if __name__ == '__main__':
