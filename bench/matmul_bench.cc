@@ -121,7 +121,7 @@ BENCHMARK(BM_QuantizeActivations)->Args({1, 2048})->Args({1, 1408})->Args({2, 51
 
 void args(benchmark::internal::Benchmark* b) {
   for (int threads : {1, 2})
-    for (int m : {1, 4, 8, 16, 32, 64, 256}) b->Args({m, threads});
+    for (int m : {1, 4, 6, 8, 16, 32, 64, 256}) b->Args({m, threads});
   b->UseRealTime();
 }
 
