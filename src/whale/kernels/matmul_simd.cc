@@ -575,7 +575,7 @@ WHALE_VNNI_ATTR void TileQ4Vnni(const Weight2D& w, int64_t g, int n_rows, const 
     // From 5 tokens on over a pair, the lines unrolled by force, as in TileQ8Vnni: left to GCC they stay a loop, with
     // about 28 register copies of the accumulators per line for 24 vpdpbusd (TileQ4Vnni<6, 2>). Fewer tokens keep
     // GCC's own code, which unrolls them anyway. matmul_bench q4 expert at 6 tokens over 8 (4 + 4, unchanged), 4
-    // alternated rounds: 0.81-1.03x before, 0.97-1.13x after.
+    // alternated rounds, 1 and 2 threads: 0.80-1.03x before, 0.97-1.13x after (one outlier at 1.69x).
     if constexpr (T * G < 10) {
       for (int l = 0; l < 4; ++l) line(l);
     } else {
