@@ -482,7 +482,8 @@ WHALE_VNNI_ATTR void TileQ8Vnni(const Weight2D& w, int64_t g, int n_rows, const 
         acc[i][t][0] = _mm512_set1_epi32(corr[t]);
         if constexpr (A == 2) acc[i][t][1] = _mm512_setzero_si512();
       }
-    const auto line = [&](int l) {
+    // WHALE_VNNI_ATTR again: clang does not give a lambda the target of the function around it.
+    const auto line = [&](int l) WHALE_VNNI_ATTR {
       for (int i = 0; i < G; ++i) PrefetchGroupLine<QuantType::Q8>(wp + i * group_bytes, sp[i], kb, l);
       __m512i wv[G];
       for (int i = 0; i < G; ++i) wv[i] = _mm512_loadu_si512(wp + i * group_bytes + 64 * l);
@@ -554,7 +555,8 @@ WHALE_VNNI_ATTR void TileQ4Vnni(const Weight2D& w, int64_t g, int n_rows, const 
         acc_lo[i][t] = _mm512_set1_epi32(corr[t]);
         if constexpr (!kOne) acc_hi[i][t] = _mm512_setzero_si512();
       }
-    const auto line = [&](int l) {
+    // WHALE_VNNI_ATTR again: clang does not give a lambda the target of the function around it.
+    const auto line = [&](int l) WHALE_VNNI_ATTR {
       __m512i lo[G], hi[G];
       for (int i = 0; i < G; ++i) {
         PrefetchGroupLine<QuantType::Q4>(wp + i * group_bytes, sp[i], kb, l);
