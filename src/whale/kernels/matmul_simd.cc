@@ -578,7 +578,7 @@ WHALE_VNNI_ATTR void TileQ4Vnni(const Weight2D& w, int64_t g, int n_rows, const 
     // about 28 register copies of the accumulators per line for 24 vpdpbusd (TileQ4Vnni<6, 2>). Fewer tokens keep
     // GCC's own code, which unrolls them anyway. matmul_bench q4 expert at 6 tokens over 8 (4 + 4, unchanged), 4
     // alternated rounds, 1 and 2 threads: 0.80-1.03x before, 0.97-1.13x after (one outlier at 1.69x).
-    if constexpr (T * G < 10) {
+    if constexpr (G == 1 || T <= 4) {
       for (int l = 0; l < 4; ++l) line(l);
     } else {
 #pragma GCC unroll 4
