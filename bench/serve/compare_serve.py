@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Aggregate output tokens/s of whale serve and llama.cpp's llama-server at 1, 4 and 16 concurrent streams.
 
-Each round starts one server, warms it up with one request, then for every concurrency C sends C requests at once
+Each round starts one server, warms it up at every concurrency (C short requests at once, for each C: the first use
+of 16 slots otherwise falls inside the first 16-stream measurement), then for every concurrency C sends C requests at once
 (/v1/completions, greedy, distinct prompts of about 40 tokens, max_tokens --tokens, stream) and measures the wall time
 from the first request sent to the last stream ended: aggregate tok/s = completion tokens of all C / that time. Then
 it stops the server and starts the next engine, so that both see the same machine state; medians over --rounds.
@@ -77,7 +78,10 @@ def run_engine(name, cmd, url, model, args, rnd):
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_ready(url, proc)
-        measure(url, model, 1, 8, f'warm{rnd}')
+        # Every concurrency once before measuring: a fresh server's first use of 16 slots (cache pages, buffers,
+        # threads) measured slow inside the first 16-stream pass (whale 2.61x where back-to-back pairs gave 4.5-6.6x).
+        for c in CONCURRENCY:
+            measure(url, model, c, 8, f'warm{rnd}c{c}')
         res = {}
         for c in CONCURRENCY:
             res[c] = measure(url, model, c, args.tokens, f'{name}{rnd}')
