@@ -250,6 +250,38 @@ TEST(BatchEngine, ReusesAPrefixCancelsAndRefusesWhenFull) {
   auto too_long = std::make_shared<SequenceRequest>();
   too_long->prompt = tokens(64, 1);
   EXPECT_THROW(engine.submit(too_long), Error);
+
+  // A full queue refuses (the server answers 429): the one slot held busy inside its sequence's first on_token, one
+  // sequence waiting, and a third is turned away; the two accepted ones then finish.
+  std::promise<void> entered, release, busy_done;
+  std::shared_future<void> gate = release.get_future().share();
+  bool first = true;
+  auto busy = std::make_shared<SequenceRequest>();
+  busy->prompt = tokens(4, 7);
+  busy->sampling.temperature = 0;
+  busy->options.max_tokens = 3;
+  busy->options.ignore_eos = true;  // the first token must reach on_token
+  busy->on_token = [&](std::string_view, const SampledToken&) {
+    if (first) {
+      first = false;
+      entered.set_value();
+      gate.wait();
+    }
+    return true;
+  };
+  busy->on_done = [&](std::string_view, const SequenceOutcome&) { busy_done.set_value(); };
+  ASSERT_TRUE(engine.submit(busy));
+  entered.get_future().wait();
+  auto waiting = run(engine, tokens(4, 8), 2);
+  auto refused = std::make_shared<SequenceRequest>();
+  refused->prompt = tokens(4, 9);
+  refused->options.max_tokens = 1;
+  EXPECT_FALSE(engine.submit(refused)) << "a full queue accepted a request";
+  EXPECT_EQ(engine.stats().queue_depth, 1);
+  release.set_value();
+  busy_done.get_future().wait();
+  EXPECT_EQ(waiting.get().outcome.completion_tokens, 2);
+  EXPECT_TRUE(engine.submit(refused)) << "the queue did not take requests again once it had room";
 }
 
 // A prompt that starts like one another slot is running takes that slot's whole pages of the shared start (through

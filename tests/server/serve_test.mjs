@@ -256,6 +256,19 @@ const main = async () => {
     assert.equal(r.choices.length, 1);
     assert.equal((await fetch(k.base + '/health')).status, 200);
   });
+
+  // No room to wait (--max-queue 0): every request is turned away with 429, as a full queue would turn it away, and
+  // counted; the official client reports it as a rate limit.
+  const q = await start(['--max-queue', '0', '--parallel', '1', '--ctx', '128']);
+  await check('a full queue answers 429 (queue_full), counted in /metrics', async () => {
+    const r = await post(q.base, '/v1/completions', { model: NAME, prompt: 'x', ...greedy });
+    assertError(r, 429, 'queue full');
+    assert.equal(r.json.error.code, 'queue_full');
+    const c = new OpenAI({ baseURL: q.base + '/v1', apiKey: 'unused', maxRetries: 0 });
+    await assert.rejects(c.chat.completions.create(chat('x')), (e) => e.status === 429);
+    assert.equal(await metric(q.base, 'whale_rejected_queue_full_total'), 2);
+    assert.equal((await fetch(q.base + '/health')).status, 200);
+  });
 };
 
 main()
