@@ -85,7 +85,8 @@ void run_groups(const MatmulJob& j, const simd::QuantizedActivations* xq, const 
         const int r = static_cast<int>(
             std::min<int64_t>(simd::kQuantTileTokens - t0 % simd::kQuantTileTokens, j.m - t0));
         const int nt = r <= simd::kQuantPairTokens ? r : (r + 1) / 2;
-        paired = simd::tile_quant_pair(w, g, rows_in(g + 1), *xq, t0, nt, j.y + t0 * n + g * gr, n);
+        paired = simd::tile_quant_pair(w, g, rows_in(g + 1), *xq, t0, nt, j.y + t0 * n + g * gr, n,
+                                       /*prefetch=*/t0 == 0);
         t0 += nt;
       }
       if (paired) continue;

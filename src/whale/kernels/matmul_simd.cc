@@ -525,8 +525,9 @@ WHALE_VNNI_ATTR void TileQ8Vnni(const Weight2D& w, int64_t g, int n_rows, const 
 // so that one token's sums are two dependency chains, not one.
 constexpr int kQ4OneAccumulatorTokens = 4;
 
-// G = 2: two adjacent row groups at once, as TileQ8Vnni.
-template <int T, int G = 1>
+// G = 2: two adjacent row groups at once, as TileQ8Vnni. Prefetch = false: no software prefetches (a later pass over
+// a pair the first pass fetched).
+template <int T, int G = 1, bool Prefetch = true>
 WHALE_VNNI_ATTR void TileQ4Vnni(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq,
                                 int64_t t0, float* y, int64_t ldy) {
   const int64_t blocks = xq.blocks, group_bytes = blocks * quant_group_block_bytes(QuantType::Q4);
@@ -559,7 +560,7 @@ WHALE_VNNI_ATTR void TileQ4Vnni(const Weight2D& w, int64_t g, int n_rows, const 
     const auto line = [&](int l) WHALE_VNNI_ATTR {
       __m512i lo[G], hi[G];
       for (int i = 0; i < G; ++i) {
-        PrefetchGroupLine<QuantType::Q4>(wp + i * group_bytes, sp[i], kb, l);
+        if constexpr (Prefetch) PrefetchGroupLine<QuantType::Q4>(wp + i * group_bytes, sp[i], kb, l);
         const __m512i v = _mm512_loadu_si512(wp + i * group_bytes + 64 * l);
         lo[i] = _mm512_and_si512(v, low);
         hi[i] = kOne ? _mm512_and_si512(_mm512_srli_epi16(v, 4), low) : _mm512_and_si512(v, high);
@@ -738,7 +739,7 @@ void TileQuant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivati
 }
 
 bool TileQuantPair(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0,
-                   int n_tokens, float* y, int64_t ldy) {
+                   int n_tokens, float* y, int64_t ldy, bool prefetch) {
 #if HWY_TARGET == HWY_AVX3_DL
   if (HasVnni() && t0 % kQuantTileTokens + n_tokens <= kQuantTileTokens && !xq.tiled_q.empty()) {
     if (xq.type == QuantType::Q8) {
@@ -746,6 +747,14 @@ bool TileQuantPair(const Weight2D& w, int64_t g, int n_rows, const QuantizedActi
         case 1: TileQ8Vnni<1, 2>(w, g, n_rows, xq, t0, y, ldy); return true;
         case 2: TileQ8Vnni<2, 2>(w, g, n_rows, xq, t0, y, ldy); return true;
         default: return false;
+      }
+    }
+    // Later passes over a pair (from the 5th token on, so decode's few tokens keep one instance) without prefetches.
+    if (!prefetch) {
+      switch (n_tokens) {
+        case 3: TileQ4Vnni<3, 2, false>(w, g, n_rows, xq, t0, y, ldy); return true;
+        case 4: TileQ4Vnni<4, 2, false>(w, g, n_rows, xq, t0, y, ldy); return true;
+        default: break;
       }
     }
     switch (n_tokens) {
@@ -759,7 +768,7 @@ bool TileQuantPair(const Weight2D& w, int64_t g, int n_rows, const QuantizedActi
     }
   }
 #endif
-  (void)w, (void)g, (void)n_rows, (void)xq, (void)t0, (void)n_tokens, (void)y, (void)ldy;
+  (void)w, (void)g, (void)n_rows, (void)xq, (void)t0, (void)n_tokens, (void)y, (void)ldy, (void)prefetch;
   return false;
 }
 
@@ -813,8 +822,8 @@ void tile_quant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivat
 }
 
 bool tile_quant_pair(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0,
-                     int n_tokens, float* y, int64_t ldy) {
-  return HWY_DYNAMIC_DISPATCH(TileQuantPair)(w, g, n_rows, xq, t0, n_tokens, y, ldy);
+                     int n_tokens, float* y, int64_t ldy, bool prefetch) {
+  return HWY_DYNAMIC_DISPATCH(TileQuantPair)(w, g, n_rows, xq, t0, n_tokens, y, ldy, prefetch);
 }
 
 bool xw_quant(const Weight2D& w, int64_t g0, int64_t groups, const float* x, int64_t ldx, int64_t m, float* y,

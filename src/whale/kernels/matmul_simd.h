@@ -77,9 +77,11 @@ inline constexpr int kQuantPairTokens = 6;
 
 // The same for row groups g (all 16 rows) and g + 1 (n_rows of them) at once and n_tokens tokens within one tile of
 // kQuantTileTokens, where this instruction set has a kernel for two groups and that many tokens (VNNI: q4 1-6, q8
-// 1-2); returns false, doing nothing, elsewhere. Bitwise equal to two calls of tile_quant.
+// 1-2); returns false, doing nothing, elsewhere. Bitwise equal to two calls of tile_quant. prefetch = false leaves
+// out the software prefetches (of these groups' next lines and of the rows beyond them): for the later passes of
+// several over the same pair, whose first pass fetched all of that already.
 bool tile_quant_pair(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0,
-                     int n_tokens, float* y, int64_t ldy);
+                     int n_tokens, float* y, int64_t ldy, bool prefetch = true);
 
 // q8/q4 weights, x·W: y[t·ldy + c] += Σ_i x[t·ldx + i] · W[16·g0 + i, c] for i < 16·groups (x holds 16·groups
 // values per token; rows past the weight's end must get x = 0), c < W.cols. Returns false, doing nothing, where this
