@@ -57,6 +57,32 @@ try {
   });
   assert.equal(r.status, 200);
   console.log('ok   the server still answers');
+
+  // --timeout: a request still reading its prompt when the time is up ends there, answered (not dropped) with
+  // finish_reason "length", as if cut off by max_tokens; streamed, the stream ends with it and [DONE].
+  const t = await startServer(option('--whale'), option('--model'), 'm',
+                              ['--parallel', '1', '--ctx', '4096', '--prefill-chunk', '64', '--timeout', '1']);
+  try {
+    const post = (extra) => fetch(t.base + '/v1/completions', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ model: 'm', prompt, max_tokens: 50, temperature: 0, ...extra }),
+    });
+    const t1 = Date.now();
+    const plain = await post({});
+    const took = (Date.now() - t1) / 1000;
+    assert.equal(plain.status, 200);
+    const pj = await plain.json();
+    assert.equal(pj.choices[0].finish_reason, 'length', JSON.stringify(pj));
+    assert.ok(pj.usage.completion_tokens < 50, `${pj.usage.completion_tokens} tokens: not cut off`);
+    const streamed = await (await post({ stream: true })).text();
+    const chunks = streamed.split('\n').filter((l) => l.startsWith('data: {')).map((l) => JSON.parse(l.slice(6)));
+    assert.equal(chunks.at(-1).choices[0].finish_reason, 'length', streamed.slice(-300));
+    assert.ok(streamed.trimEnd().endsWith('data: [DONE]'), streamed.slice(-200));
+    assert.equal(await metric(t.base, 'whale_sequences_cancelled_total'), 2);
+    console.log(`ok   --timeout 1 cut a ${m.prompt}-token prompt off after ${took.toFixed(1)} s with finish_reason length`);
+  } finally {
+    t.proc.kill('SIGTERM');
+  }
   code = 0;
 } catch (e) {
   console.log(`FAIL ${e.stack || e}`);

@@ -130,7 +130,9 @@ Command register_serve(CLI::App& root) {
                   "Prompt tokens kept computed for reuse by later requests in any slot, in whole pages of 64 (a "
                   "repeated system prompt is computed once); 0 keeps only each slot's own last sequence (default 8192)")
       ->check(at_least(0));
-  app->add_option("--timeout", opt->timeout, "Seconds after which an unfinished request is cancelled (default 600)")
+  app->add_option("--timeout", opt->timeout,
+                  "Seconds after which an unfinished request is cut off where it is and answered with finish_reason "
+                  "\"length\", as max_tokens would (default 600)")
       ->check(at_least(1));
   app->add_option("--max-body", opt->max_body, "Largest request body in bytes; larger ones get 413 (default 8 MiB)")
       ->check(at_least(1));

@@ -1,5 +1,6 @@
 #include "whale/server/http_server.h"
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -333,10 +334,21 @@ void HttpServer::routes() {
       for (Choice& c : *choices)
         if (chat && cr.reasoning) c.splitter.emplace(true);
       const auto deadline = Clock::now() + std::chrono::seconds(options_.request_timeout_seconds);
+      // A request cut off by --timeout ends as one cut off by max_tokens: finish_reason "length" (truncated by a
+      // limit), not the "stop" of a finished answer.
+      auto timed_out = std::make_shared<std::atomic<bool>>(false);
+      auto finish_reason = [timed_out](const SequenceOutcome& o) {
+        return o.finish == FinishReason::Cancelled && timed_out->load() ? "length" : openai_finish_reason(o.finish);
+      };
+      auto check_deadline = [ex, timed_out, deadline] {
+        if (Clock::now() <= deadline) return;
+        timed_out->store(true);
+        ex->cancel();
+      };
 
       // Applies one event to its choice; returns the stream chunk for it (null when there is nothing to send).
       auto crp = std::make_shared<const CompletionRequest>(cr);
-      auto apply = [chat, crp, choices, tokp = model_.tokenizer, envelope](const Event& ev) -> json {
+      auto apply = [chat, crp, choices, tokp = model_.tokenizer, envelope, finish_reason](const Event& ev) -> json {
         const CompletionRequest& cr = *crp;
         const Tokenizer& tok = *tokp;
         Choice& c = (*choices)[static_cast<size_t>(ev.choice)];
@@ -380,7 +392,7 @@ void HttpServer::routes() {
         } else {
           choice = {{"index", ev.choice}, {"text", t}, {"logprobs", lp}, {"finish_reason", nullptr}};
         }
-        if (ev.done) choice["finish_reason"] = openai_finish_reason(ev.outcome.finish);
+        if (ev.done) choice["finish_reason"] = finish_reason(ev.outcome);
         return envelope(json::array({choice}));
       };
       auto usage = [crp, choices] {
@@ -407,7 +419,7 @@ void HttpServer::routes() {
         for (;;) {
           for (const Event& ev : ex->take(std::chrono::milliseconds(200))) apply(ev);
           if (ex->finished()) break;
-          if (Clock::now() > deadline) ex->cancel();
+          check_deadline();
         }
         if (const std::string err = failed(); !err.empty())
           return reply_error(res, endpoint, error_of(500, err, "server_error"));
@@ -423,7 +435,7 @@ void HttpServer::routes() {
           } else {
             ch = {{"index", i}, {"text", c.content}, {"logprobs", cr.logprobs ? c.completion_logprobs : json(nullptr)}};
           }
-          ch["finish_reason"] = openai_finish_reason(c.outcome.finish);
+          ch["finish_reason"] = finish_reason(c.outcome);
           out_choices.push_back(ch);
         }
         json body = envelope(out_choices);
@@ -440,7 +452,7 @@ void HttpServer::routes() {
       res.set_header("Cache-Control", "no-cache");
       res.set_chunked_content_provider(
           "text/event-stream",
-          [ex, apply, usage, envelope, chat, crp, started, deadline](size_t, httplib::DataSink& sink) {
+          [ex, apply, usage, envelope, chat, crp, started, check_deadline](size_t, httplib::DataSink& sink) {
             const CompletionRequest& cr = *crp;
             auto send = [&](const json& chunk) {
               const std::string line = "data: " + dump(chunk) + "\n\n";
@@ -469,7 +481,7 @@ void HttpServer::routes() {
               ex->cancel();
               return false;
             }
-            if (Clock::now() > deadline) ex->cancel();
+            check_deadline();
             if (!ex->finished()) return true;
             if (cr.include_usage) {
               json chunk = envelope(json::array());
