@@ -749,7 +749,8 @@ bool TileQuantPair(const Weight2D& w, int64_t g, int n_rows, const QuantizedActi
         default: return false;
       }
     }
-    // Later passes over a pair (from the 5th token on, so decode's few tokens keep one instance) without prefetches.
+    // Later passes of 3-4 tokens (the halves of an 8-token tile) without prefetches. The rarer later passes of 1-2 or
+    // 5-6 tokens (a last, partial tile) keep the prefetching instances, so that no more instances are compiled.
     if (!prefetch) {
       switch (n_tokens) {
         case 3: TileQ4Vnni<3, 2, false>(w, g, n_rows, xq, t0, y, ldy); return true;
