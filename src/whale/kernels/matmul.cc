@@ -109,13 +109,7 @@ void run_groups(const MatmulJob& j, const simd::QuantizedActivations* xq, const 
   const int64_t panel_rows = std::clamp<int64_t>(kPanelBytes / (4 * std::max<int64_t>(k, 1)) / gr * gr, gr, 64);
   for (int64_t r0 = g0 * gr; r0 < std::min(n, g1 * gr); r0 += panel_rows) {
     const int64_t r1 = std::min({n, g1 * gr, r0 + panel_rows});
-    const float* p = reinterpret_cast<const float*>(w.data) + r0 * k;
-    if (w.dtype != DType::F32 || reinterpret_cast<uintptr_t>(w.data) % alignof(float) != 0) {
-      scratch.panel.resize(static_cast<size_t>((r1 - r0) * k));
-      simd::decode_rows(w, r0, r1, scratch.panel.data());
-      p = scratch.panel.data();
-    }
-    simd::panel_f32(p, r1 - r0, k, j.x, k, j.m, j.y + r0, n);
+    simd::panel_rows(w, r0, r1, j.x, k, j.m, j.y + r0, n, scratch.panel);
   }
 }
 

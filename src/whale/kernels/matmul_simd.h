@@ -61,10 +61,11 @@ void decode_rows(const Weight2D& w, int64_t r0, int64_t r1, float* out);
 void tile_float(const Weight2D& w, int64_t r0, int n_rows, const float* x, int64_t ldx, int n_tokens, float* y,
                 int64_t ldy);
 
-// The same for an f32 panel [rows, k] (row stride k) and m tokens of any count: y[t·ldy + r]. Bitwise equal to
-// tile_float on the panel (or on the weight it was decoded from), faster for many tokens.
-void panel_f32(const float* panel, int64_t rows, int64_t k, const float* x, int64_t ldx, int64_t m, float* y,
-               int64_t ldy);
+// The same for rows [r0, r1) of a float-format weight and m tokens of any count: y[t·ldy + r - r0]. The rows are
+// decoded once into an f32 panel (in `panel`, the caller's scratch, kept between calls) that all tokens then sweep.
+// Bitwise equal to tile_float, faster for many tokens.
+void panel_rows(const Weight2D& w, int64_t r0, int64_t r1, const float* x, int64_t ldx, int64_t m, float* y,
+                int64_t ldy, std::vector<float>& panel);
 
 // Q8/Q4 weights: the same for row group g (rows 16g..16g+15, of which n_rows ≤ 16 are written) and quantized tokens
 // [t0, t0 + n_tokens), n_tokens ≤ kQuantTileTokens. Arithmetic per (row, token) is independent of n_rows, n_tokens
