@@ -339,18 +339,49 @@ void DecodePanel(const Weight2D& w, int64_t r0, int64_t r1, float* panel) {
   }
 }
 
-template <int T>
-HWY_INLINE void PanelChunk(const float* w, const float* const x[T], int64_t c0, int64_t c1, float* acc) {
+// The two panel layouts, as seen by the tiles: a group's 4 weight vectors at a vector step, and a row's columns past
+// the last whole vector. Interleaved: decoded as above. RowMajor: F32 weights read in place, [rows, k] (no copy; the
+// absorbed attention's scores over the cache are such products).
+struct InterleavedPanel {
+  const float* base;
+  int64_t rows, k, kv;
+  struct Steps {
+    const float* p;
+    HWY_INLINE VF Load(int r) const { return hn::Load(DF(), p + r * hn::Lanes(DF())); }
+    HWY_INLINE void Next() { p += 4 * hn::Lanes(DF()); }
+  };
+  Steps At(int64_t g, int64_t c) const { return {base + g * 4 * kv + c * 4}; }
+  float Tail(int64_t r, int64_t c) const { return base[((rows + 3) / 4) * 4 * kv + r * (k - kv) + c - kv]; }
+};
+struct RowMajorPanel {
+  const float* base;
+  int64_t rows, k, kv;
+  struct Steps {
+    const float* row[4];
+    int64_t c;
+    HWY_INLINE VF Load(int r) const { return hn::LoadU(DF(), row[r] + c); }
+    HWY_INLINE void Next() { c += hn::Lanes(DF()); }
+  };
+  Steps At(int64_t g, int64_t c) const {
+    Steps s{{}, c};
+    for (int r = 0; r < 4; ++r) s.row[r] = base + std::min(g * 4 + r, rows - 1) * k;
+    return s;
+  }
+  float Tail(int64_t r, int64_t c) const { return base[r * k + c]; }
+};
+
+template <int T, class Steps>
+HWY_INLINE void PanelChunk(Steps w, const float* const x[T], int64_t c0, int64_t c1, float* acc) {
   const DF df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   VF a[4][T];
   for (int r = 0; r < 4; ++r)
     for (int t = 0; t < T; ++t) a[r][t] = hn::Load(df, acc + (r * T + t) * N);
-  for (int64_t c = c0; c < c1; c += N, w += 4 * N) {
+  for (int64_t c = c0; c < c1; c += N, w.Next()) {
     VF xv[T];
     for (int t = 0; t < T; ++t) xv[t] = hn::LoadU(df, x[t] + c);
     for (int r = 0; r < 4; ++r) {
-      const VF wv = hn::Load(df, w + r * N);
+      const VF wv = w.Load(r);
       for (int t = 0; t < T; ++t) a[r][t] = hn::MulAdd(wv, xv[t], a[r][t]);
     }
   }
@@ -359,56 +390,58 @@ HWY_INLINE void PanelChunk(const float* w, const float* const x[T], int64_t c0, 
 }
 
 // acc: groups · 4 · T vectors, 64-byte aligned.
-template <int T>
-void PanelTokens(const float* panel, int64_t rows, int64_t k, const float* x, int64_t ldx, float* y, int64_t ldy,
-                 float* acc) {
+template <int T, class Panel>
+void PanelTokens(const Panel& panel, const float* x, int64_t ldx, float* y, int64_t ldy, float* acc) {
   const DF df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
-  const int64_t kv = k - k % N, groups = (rows + 3) / 4;
+  const int64_t k = panel.k, kv = panel.kv, rows = panel.rows, groups = (rows + 3) / 4;
   std::fill(acc, acc + groups * 4 * T * N, 0.0f);
   const float* xr[T];
   for (int t = 0; t < T; ++t) xr[t] = x + t * ldx;
   for (int64_t c0 = 0; c0 < kv; c0 += kChunk) {
     const int64_t c1 = std::min(kv, c0 + kChunk);
-    for (int64_t g = 0; g < groups; ++g) PanelChunk<T>(panel + g * 4 * kv + c0 * 4, xr, c0, c1, acc + g * 4 * T * N);
+    for (int64_t g = 0; g < groups; ++g) PanelChunk<T>(panel.At(g, c0), xr, c0, c1, acc + g * 4 * T * N);
   }
-  const float* tail = panel + groups * 4 * kv;
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* wtail = tail + r * (k - kv);
+  for (int64_t r = 0; r < rows; ++r)
     for (int t = 0; t < T; ++t) {
       float s = hn::GetLane(hn::SumOfLanes(df, hn::Load(df, acc + ((r / 4) * 4 * T + (r % 4) * T + t) * N)));
-      for (int64_t c = kv; c < k; ++c) s += wtail[c - kv] * xr[t][c];
+      for (int64_t c = kv; c < k; ++c) s += panel.Tail(r, c) * xr[t][c];
       y[t * ldy + r] = s;
+    }
+}
+
+template <class Panel>
+void PanelAllTokens(const Panel& panel, const float* x, int64_t ldx, int64_t m, float* y, int64_t ldy) {
+  const size_t groups = static_cast<size_t>((panel.rows + 3) / 4);
+  auto acc = hwy::AllocateAligned<float>(groups * 4 * kPanelTokens * hn::Lanes(DF()));
+  float* a = acc.get();
+  for (int64_t t0 = 0; t0 < m; t0 += kPanelTokens) {
+    const float* xt = x + t0 * ldx;
+    float* yt = y + t0 * ldy;
+    switch (std::min<int64_t>(kPanelTokens, m - t0)) {
+      case 1: PanelTokens<1>(panel, xt, ldx, yt, ldy, a); break;
+      case 2: PanelTokens<2>(panel, xt, ldx, yt, ldy, a); break;
+      case 3: PanelTokens<3>(panel, xt, ldx, yt, ldy, a); break;
+      case 4: PanelTokens<4>(panel, xt, ldx, yt, ldy, a); break;
+      case 5: PanelTokens<5>(panel, xt, ldx, yt, ldy, a); break;
+      default: PanelTokens<6>(panel, xt, ldx, yt, ldy, a); break;
     }
   }
 }
 
 void PanelRows(const Weight2D& w, int64_t r0, int64_t r1, const float* x, int64_t ldx, int64_t m, float* y,
                int64_t ldy, std::vector<float>& scratch) {
-  const DF df;
-  const size_t N = hn::Lanes(df);
-  const int64_t rows = r1 - r0;
-  const size_t groups = static_cast<size_t>((rows + 3) / 4);
+  const int64_t rows = r1 - r0, k = w.cols, kv = k - k % static_cast<int64_t>(hn::Lanes(DF()));
+  if (w.dtype == DType::F32 && reinterpret_cast<uintptr_t>(w.data) % alignof(float) == 0) {
+    return PanelAllTokens(RowMajorPanel{reinterpret_cast<const float*>(w.data) + r0 * k, rows, k, kv}, x, ldx, m, y,
+                          ldy);
+  }
   // The panel at the first 64-byte boundary of the scratch (reused from call to call: a fresh allocation of this size
   // per panel would map and unmap pages every time).
-  scratch.resize(PanelFloats(rows, w.cols) + 16);
+  scratch.resize(PanelFloats(rows, k) + 16);
   float* panel = scratch.data() + (64 - reinterpret_cast<uintptr_t>(scratch.data()) % 64) % 64 / sizeof(float);
-  auto acc = hwy::AllocateAligned<float>(groups * 4 * kPanelTokens * N);
   DecodePanel(w, r0, r1, panel);
-  for (int64_t t0 = 0; t0 < m; t0 += kPanelTokens) {
-    const float* xt = x + t0 * ldx;
-    float* yt = y + t0 * ldy;
-    const float* p = panel;
-    float* a = acc.get();
-    switch (std::min<int64_t>(kPanelTokens, m - t0)) {
-      case 1: PanelTokens<1>(p, rows, w.cols, xt, ldx, yt, ldy, a); break;
-      case 2: PanelTokens<2>(p, rows, w.cols, xt, ldx, yt, ldy, a); break;
-      case 3: PanelTokens<3>(p, rows, w.cols, xt, ldx, yt, ldy, a); break;
-      case 4: PanelTokens<4>(p, rows, w.cols, xt, ldx, yt, ldy, a); break;
-      case 5: PanelTokens<5>(p, rows, w.cols, xt, ldx, yt, ldy, a); break;
-      default: PanelTokens<6>(p, rows, w.cols, xt, ldx, yt, ldy, a); break;
-    }
-  }
+  PanelAllTokens(InterleavedPanel{panel, rows, k, kv}, x, ldx, m, y, ldy);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
