@@ -309,7 +309,7 @@ size_t PanelFloats(int64_t rows, int64_t k) {
 }
 
 // Decodes rows [r0, r1) of w into panel (PanelFloats(r1 - r0, w.cols) floats, 64-byte aligned). The rows that fill
-// out the last group are zero.
+// out the last group (their results are never stored) repeat its last row or are zero.
 void DecodePanel(const Weight2D& w, int64_t r0, int64_t r1, float* panel) {
   const DF df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
@@ -317,20 +317,28 @@ void DecodePanel(const Weight2D& w, int64_t r0, int64_t r1, float* panel) {
   float* tail = panel + groups * 4 * kv;
   float* row = tail + rows * (k - kv);
   const size_t elem = dtype_size(w.dtype);
+  // BF16 and F16 straight into place, a group's 4 rows step by step so that the panel is written in order (the
+  // decode of a prompt's panels is a pass over the weights); the others a row at a time through a decoded row.
+  if (w.dtype == DType::BF16 || w.dtype == DType::F16) {
+    const bool bf16 = w.dtype == DType::BF16;
+    for (int64_t g = 0; g < groups; ++g) {
+      const uint8_t* src[4];
+      for (int i = 0; i < 4; ++i) src[i] = w.data + static_cast<size_t>((r0 + std::min(g * 4 + i, rows - 1)) * k) * elem;
+      float* dst = panel + g * 4 * kv;
+      for (int64_t s = 0; s < steps; ++s, dst += 4 * N)
+        for (int i = 0; i < 4; ++i)
+          hn::Store(bf16 ? VecBf16(df, src[i] + 2 * s * N) : VecF16(df, src[i] + 2 * s * N), df, dst + i * N);
+    }
+    for (int64_t i = 0; i < rows; ++i) {
+      const uint8_t* src = w.data + static_cast<size_t>((r0 + i) * k) * elem;
+      for (int64_t c = kv; c < k; ++c) tail[i * (k - kv) + c - kv] = ScalarElement(w.dtype, src, c, 1.0f);
+    }
+    return;
+  }
   for (int64_t i = 0; i < groups * 4; ++i) {
     float* dst = panel + (i / 4) * 4 * kv + (i % 4) * N;
     if (i >= rows) {
       for (int64_t s = 0; s < steps; ++s) hn::Store(hn::Zero(df), df, dst + s * 4 * N);
-      continue;
-    }
-    const uint8_t* src = w.data + static_cast<size_t>((r0 + i) * k) * elem;
-    // BF16 and F16 straight into place (the decode of a prompt's panels is a pass over the weights); the others
-    // through a decoded row.
-    if (w.dtype == DType::BF16 || w.dtype == DType::F16) {
-      for (int64_t s = 0; s < steps; ++s)
-        hn::Store(w.dtype == DType::BF16 ? VecBf16(df, src + 2 * s * N) : VecF16(df, src + 2 * s * N), df,
-                  dst + s * 4 * N);
-      for (int64_t c = kv; c < k; ++c) tail[i * (k - kv) + c - kv] = ScalarElement(w.dtype, src, c, 1.0f);
       continue;
     }
     DecodeRows(w, r0 + i, r0 + i + 1, row);
