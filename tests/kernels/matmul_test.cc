@@ -251,9 +251,10 @@ TEST(Matmul, LargerShapesUseSeveralThreads) {
   // 128-block in both directions (like kv_a_proj_with_mqa's 576 rows), and a K of no particular factor.
   std::mt19937 rng(5);
   ThreadPool pool(3);
-  // 9 tokens take the panel path, whose K chunks (512) must leave each row's result bitwise that of 1 token.
+  // 9 and 29 tokens take the panel path (tiles of 6 tokens and a partial one), whose K chunks (512) must leave each
+  // row's result bitwise that of 1 token.
   for (DType dtype : {DType::F32, DType::BF16, DType::F16, DType::F8_E4M3})
-    for (int64_t m : {3, 9}) {
+    for (int64_t m : {3, 9, 29}) {
       SCOPED_TRACE(label(dtype, m, 581, 1031, 1));
       check_matmul(make_weight(dtype, 581, 1031, 1, rng), m, rng, pool);
     }
