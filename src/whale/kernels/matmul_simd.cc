@@ -302,10 +302,13 @@ void TileFloat(const Weight2D& w, int64_t r0, int n_rows, const float* x, int64_
 constexpr int kPanelTokens = 6;
 constexpr int64_t kChunk = 512;  // floats of K per chunk: 6 tokens × 2 KB + 4 rows × 2 KB in L1
 
+// Where the rows' tail columns start in a panel of `rows` rows with kv whole-vector columns.
+int64_t PanelTailOffset(int64_t rows, int64_t kv) { return (rows + 3) / 4 * 4 * kv; }
+
 // Floats of a panel of `rows` rows of length k in that layout (with one row of decoding scratch after it).
 size_t PanelFloats(int64_t rows, int64_t k) {
-  const int64_t N = static_cast<int64_t>(hn::Lanes(DF())), kv = k - k % N, groups = (rows + 3) / 4;
-  return static_cast<size_t>(groups * 4 * kv + rows * (k - kv) + k);
+  const int64_t kv = k - k % static_cast<int64_t>(hn::Lanes(DF()));
+  return static_cast<size_t>(PanelTailOffset(rows, kv) + rows * (k - kv) + k);
 }
 
 // Decodes rows [r0, r1) of w into panel (PanelFloats(r1 - r0, w.cols) floats, 64-byte aligned). The rows that fill
@@ -314,7 +317,7 @@ void DecodePanel(const Weight2D& w, int64_t r0, int64_t r1, float* panel) {
   const DF df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   const int64_t k = w.cols, kv = k - k % N, rows = r1 - r0, groups = (rows + 3) / 4, steps = kv / N;
-  float* tail = panel + groups * 4 * kv;
+  float* tail = panel + PanelTailOffset(rows, kv);
   float* row = tail + rows * (k - kv);
   const size_t elem = dtype_size(w.dtype);
   // BF16 and F16 straight into place, a group's 4 rows step by step so that the panel is written in order (the
@@ -353,13 +356,14 @@ void DecodePanel(const Weight2D& w, int64_t r0, int64_t r1, float* panel) {
 struct InterleavedPanel {
   const float* base;
   int64_t rows, k, kv;
+  const float* tail;  // base + PanelTailOffset(rows, kv)
   struct Steps {
     const float* p;
     HWY_INLINE VF Load(int r) const { return hn::Load(DF(), p + r * hn::Lanes(DF())); }
     HWY_INLINE void Next() { p += 4 * hn::Lanes(DF()); }
   };
   Steps At(int64_t g, int64_t c) const { return {base + g * 4 * kv + c * 4}; }
-  float Tail(int64_t r, int64_t c) const { return base[((rows + 3) / 4) * 4 * kv + r * (k - kv) + c - kv]; }
+  float Tail(int64_t r, int64_t c) const { return tail[r * (k - kv) + c - kv]; }
 };
 struct RowMajorPanel {
   const float* base;
@@ -449,7 +453,7 @@ void PanelRows(const Weight2D& w, int64_t r0, int64_t r1, const float* x, int64_
   scratch.resize(PanelFloats(rows, k) + 16);
   float* panel = scratch.data() + (64 - reinterpret_cast<uintptr_t>(scratch.data()) % 64) % 64 / sizeof(float);
   DecodePanel(w, r0, r1, panel);
-  PanelAllTokens(InterleavedPanel{panel, rows, k, kv}, x, ldx, m, y, ldy);
+  PanelAllTokens(InterleavedPanel{panel, rows, k, kv, panel + PanelTailOffset(rows, kv)}, x, ldx, m, y, ldy);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -62,8 +62,8 @@ void tile_float(const Weight2D& w, int64_t r0, int n_rows, const float* x, int64
                 int64_t ldy);
 
 // The same for rows [r0, r1) of a float-format weight and m tokens of any count: y[t·ldy + r - r0]. The rows are
-// decoded once into an f32 panel (in `panel`, the caller's scratch, kept between calls) that all tokens then sweep.
-// Bitwise equal to tile_float, faster for many tokens.
+// decoded once into an f32 panel (in `panel`, the caller's scratch, kept between calls) that all tokens then sweep;
+// aligned F32 rows are swept in place. Bitwise equal to tile_float, faster for many tokens.
 void panel_rows(const Weight2D& w, int64_t r0, int64_t r1, const float* x, int64_t ldx, int64_t m, float* y,
                 int64_t ldy, std::vector<float>& panel);
 
