@@ -46,11 +46,13 @@ BenchWeight make(DType dtype, int64_t rows, int64_t cols) {
 }
 
 // Several distinct weights cycled so that decode reads from memory, not cache.
-void BM_Matmul(benchmark::State& state, DType dtype, int64_t rows, int64_t cols) {
+// bf16_activations: BF16 prompts with the activations rounded to bf16 (Weight2D::bf16_activations).
+void BM_Matmul(benchmark::State& state, DType dtype, int64_t rows, int64_t cols, bool bf16_activations = false) {
   const int64_t m = state.range(0), threads = state.range(1);
   const int copies = m <= 4 ? 24 : 1;
   std::vector<BenchWeight> ws;
   for (int i = 0; i < copies; ++i) ws.push_back(make(dtype, rows, cols));
+  for (BenchWeight& b : ws) b.w.bf16_activations = bf16_activations;
   std::vector<float> x(static_cast<size_t>(m * cols), 0.5f), y(static_cast<size_t>(m * rows));
   ThreadPool pool(static_cast<int>(threads));
   size_t i = 0;
@@ -126,6 +128,9 @@ void args(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK_CAPTURE(BM_Matmul, bf16_expert, DType::BF16, 1408, 2048)->Apply(args);
+BENCHMARK_CAPTURE(BM_Matmul, bf16a_expert, DType::BF16, 1408, 2048, true)->Apply(args);
+BENCHMARK_CAPTURE(BM_Matmul, bf16_dense, DType::BF16, 2048, 10944)->Args({512, 2})->UseRealTime();
+BENCHMARK_CAPTURE(BM_Matmul, bf16a_dense, DType::BF16, 2048, 10944, true)->Args({512, 2})->UseRealTime();
 BENCHMARK_CAPTURE(BM_Matmul, q8_expert, DType::Q8, 1408, 2048)->Apply(args);
 BENCHMARK_CAPTURE(BM_Matmul, q4_expert, DType::Q4, 1408, 2048)->Apply(args);
 // The LM head (V3's vocabulary × V2-Lite's width, 150 MB at q4): weights streamed from memory at every token count,

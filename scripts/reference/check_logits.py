@@ -3,13 +3,16 @@
 
 Usage:
   /usr/bin/python3 scripts/reference/check_logits.py --whale BIN --model DIR [--tokens 5,17,42] [--tol 1e-3]
-      [--chunks none,1,7] [--attention absorbed,naive] [--timeout SECONDS]
+      [--chunks none,1,7] [--attention absorbed,naive] [--timeout SECONDS] [--activations bf16]
 
 Computes the reference once, then runs
   BIN logits --model DIR --tokens T1,T2,... [--chunk N] [--attention A]
 for every chunk in --chunks ("none" = no --chunk flag) and every A in --attention, and checks for each run: same
 token list, same [T, vocab] shape, all values finite, max |whale - reference| <= tol. Also fails if the reference itself
 is trivial (max |logit| <= 1 or std <= 0.1), so that the comparison can fail at all.
+With --activations bf16, whale runs with that flag and each run is compared with the reference whose BF16 products
+of 32+ tokens round their inputs to bf16 where whale's JSON says it rounded them ("activations": "bf16"), else with
+the exact one.
 Prints one line per run; exit status 0 if everything passes, 1 otherwise.
 
 Default tokens: 19 ids from a fixed seeded rng, including 0 and vocab_size-1.
@@ -54,8 +57,10 @@ def parse_json_output(stdout):
     raise ValueError("no JSON object found in stdout (first 300 chars: %r)" % text[:300])
 
 
-def run_whale(whale, model, tokens, chunk, attention, timeout):
+def run_whale(whale, model, tokens, chunk, attention, timeout, activations=None):
     cmd = [whale, "logits", "--model", model, "--tokens", ",".join(str(t) for t in tokens)]
+    if activations is not None:
+        cmd += ["--activations", activations]
     if chunk is not None:
         cmd += ["--chunk", str(chunk)]
     if attention is not None:
@@ -86,6 +91,11 @@ def main():
     ap.add_argument("--chunks", default="none,1,7", help="comma list of --chunk values; 'none' = flag omitted")
     ap.add_argument("--attention", default="absorbed,naive", help="comma list of --attention values")
     ap.add_argument("--timeout", type=float, default=600, help="seconds allowed per whale run")
+    ap.add_argument("--activations", choices=["bf16"], default=None,
+                    help="run whale with --activations bf16; where whale reports that it rounded them (its JSON's "
+                         "\"activations\"), compare with a reference that rounds the same products' inputs to bf16 "
+                         "(and fail unless that rounding moves the logits by more than --tol, so that the check can "
+                         "tell the two apart)")
     args = ap.parse_args()
 
     if os.sep not in args.whale and shutil.which(args.whale):
@@ -116,10 +126,38 @@ def main():
         print("FAIL: the reference logits are trivial (need max|logit| > 1 and std > 0.1); the check cannot fail")
         ok = False
 
+    ref_bf16 = None  # the reference with bf16-rounded activations, computed when a run first needs it
+
+    def reference_for(out):
+        nonlocal ref_bf16
+        if args.activations is None:
+            return ref, None
+        said = out.get("activations") if isinstance(out, dict) else None
+        if said == "f32":
+            return ref, None
+        if said != "bf16":
+            return None, f"whale's JSON has no \"activations\": \"bf16\" or \"f32\" (got {said!r})"
+        if ref_bf16 is None:
+            t1 = time.time()
+            with torch.no_grad():
+                # In f32, as whale computes: each rounding to bf16 then goes the way whale's does, where in f64 the
+                # values within f32's error of a bf16 rounding boundary round the other way (about 1 in 20000), and
+                # a random test model amplifies each such step of 2^-8 far beyond --tol.
+                ref_bf16 = deepseek_ref.Model(args.model, bf16_activations=True, dtype=torch.float32).forward(
+                    tokens).double().numpy()
+            moved = float(np.abs(ref_bf16 - ref).max())
+            print(f"reference with bf16 activations: max|d| {moved:.3e} from the exact one ({time.time() - t1:.1f} s)")
+            if not moved > args.tol:
+                return None, f"bf16 rounding moves the reference by only {moved:.3e} <= tol: the check cannot tell"
+        return ref_bf16, None
+
     for attn in attns:
         for chunk in chunks:
             label = f"attention={attn:<8} chunk={'none' if chunk is None else chunk:<4}"
-            out, err, dt = run_whale(args.whale, args.model, tokens, chunk, attn, args.timeout)
+            out, err, dt = run_whale(args.whale, args.model, tokens, chunk, attn, args.timeout, args.activations)
+            expected, why = (None, None) if err else reference_for(out)
+            if why:
+                err = why
             if err:
                 print(f"{label} FAIL ({err})")
                 ok = False
@@ -135,16 +173,29 @@ def main():
                 problems.append(f"logits not a numeric matrix: {e}")
             maxd = float("nan")
             if got is not None:
-                if got.shape != ref.shape:
-                    problems.append(f"shape {got.shape} != {ref.shape}")
+                if got.shape != expected.shape:
+                    problems.append(f"shape {got.shape} != {expected.shape}")
                 elif not np.all(np.isfinite(got)):
                     problems.append(f"{int((~np.isfinite(got)).sum())} non-finite logits")
                 else:
-                    maxd = float(np.abs(got - ref).max())
-                    if not maxd <= args.tol:
-                        pos, col = np.unravel_index(int(np.abs(got - ref).argmax()), ref.shape)
+                    maxd = float(np.abs(got - expected).max())
+                    if expected is ref_bf16 and not maxd <= args.tol:
+                        # Even in f32 an occasional activation rounds the other way (the two sum in different
+                        # orders), and a random model amplifies each such step of 2^-8: no per-logit bound holds over
+                        # many positions. Instead whale must be much nearer the rounded reference than the exact one
+                        # (it rounds the same products' inputs) and pick the same top token almost everywhere.
+                        near = float(np.abs(got - expected).mean())
+                        far = float(np.abs(got - ref).mean())
+                        top1 = float((got.argmax(axis=1) == expected.argmax(axis=1)).mean())
+                        print(f"{label} max|d| {maxd:.3e}; mean|d| {near:.3e} to the rounded reference, {far:.3e} to "
+                              f"the exact one; top-1 agreement {100 * top1:.1f}%")
+                        if near > 0.5 * far or top1 < 0.95:
+                            problems.append(f"not near enough the rounded reference (mean|d| {near:.3e} > half "
+                                            f"of {far:.3e}, or top-1 {100 * top1:.1f}% < 95%)")
+                    elif not maxd <= args.tol:
+                        pos, col = np.unravel_index(int(np.abs(got - expected).argmax()), expected.shape)
                         problems.append(f"max|d| {maxd:.3e} > tol {args.tol:g} at position {pos}, id {col} "
-                                        f"(whale {got[pos, col]:.6g}, ref {ref[pos, col]:.6g})")
+                                        f"(whale {got[pos, col]:.6g}, ref {expected[pos, col]:.6g})")
             status = "PASS" if not problems else "FAIL"
             ok &= not problems
             print(f"{label} max|d| {maxd:.3e}  {status}  ({dt:.1f} s)" + ("" if not problems else

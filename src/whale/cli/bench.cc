@@ -44,6 +44,7 @@ constexpr int kBandwidthPasses = 3;  // per probe: the best of these
 struct BenchOptions {
   std::string model;
   FileLoad load = FileLoad::Auto;
+  Activations activations = Activations::F32;
   int prompt = 512;
   int generate = 128;
   std::string threads;  // comma list; not given: one per hardware thread
@@ -167,7 +168,7 @@ class BenchRun {
 
     const auto t_load = std::chrono::steady_clock::now();
     ProgressBar bar("loading " + opt_.model);
-    const Model model(opt_.model, [&](int done, int total) { bar.update(done, total); }, opt_.load);
+    const Model model(opt_.model, [&](int done, int total) { bar.update(done, total); }, opt_.load, opt_.activations);
     bar.finish();
     const double load_seconds = seconds_since(t_load);
 
@@ -328,6 +329,7 @@ class BenchRun {
     j["repetitions"] = opt_.repetitions;
     j["warmup"] = opt_.warmup;
     j["load"] = file_load_name(model.checkpoint().load());
+    j["activations"] = opt_.activations == Activations::Bf16 ? "bf16" : "f32";
     j["load_seconds"] = load_seconds;
     j["checkpoint_bytes"] = model.checkpoint().total_file_bytes();
     j["bytes_per_token"] = bytes_per_token;
@@ -394,6 +396,7 @@ Command register_bench(CLI::App& root) {
       "bench", "Measure prefill and decode speed, bytes read per token and memory bandwidth (JSON on stdout)");
   app->add_option("--model", opt->model, "Model directory")->required();
   add_load_option(app, opt->load);
+  add_activations_option(app, opt->activations);
   app->add_option("-p,--prompt", opt->prompt, "Prompt tokens to prefill (default 512; 0: no prefill)")
       ->check(at_least(0));
   app->add_option("-n,--n-gen", opt->generate,

@@ -32,6 +32,7 @@ extern "C" void on_sigint(int) { g_interrupted.store(true); }
 struct ChatOptions {
   std::string model;
   FileLoad load = FileLoad::Auto;
+  Activations activations = Activations::F32;
   std::string system;
   bool hide_thinking = false;
   std::optional<float> temperature;
@@ -51,7 +52,7 @@ void run_chat(const ChatOptions& opt) {
   const bool tty_out = ::isatty(STDOUT_FILENO);
   const bool tty_in = ::isatty(STDIN_FILENO);
   ProgressBar bar("loading " + opt.model);
-  const Model model(opt.model, [&](int done, int total) { bar.update(done, total); }, opt.load);
+  const Model model(opt.model, [&](int done, int total) { bar.update(done, total); }, opt.load, opt.activations);
   bar.finish();
   const Tokenizer tokenizer = Tokenizer::load(opt.model);
   if (tokenizer.chat_template().empty())
@@ -169,6 +170,7 @@ Command register_chat(CLI::App& root) {
   CLI::App* app = root.add_subcommand("chat", "Talk with a model in the terminal (/help for commands)");
   add_model_option_with_default(app, opt->model);
   add_load_option(app, opt->load);
+  add_activations_option(app, opt->activations);
   app->add_option("--system", opt->system, "A system prompt for the conversation");
   app->add_flag("--hide-thinking", opt->hide_thinking, "Hide the reasoning before </think> instead of dimming it");
   app->add_option("--temp", opt->temperature, "Sampling temperature; 0 is greedy (default 0.6)")

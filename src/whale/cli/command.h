@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include "whale/core/mapped_file.h"
+#include "whale/model/model.h"
 
 namespace whale::cli {
 
@@ -21,6 +22,9 @@ CLI::Validator at_least(double minimum);
 
 // Adds --load auto|mmap|read (default auto), how the checkpoint's files come into memory (see FileLoad).
 void add_load_option(CLI::App* app, FileLoad& load);
+
+// Adds --activations f32|bf16 (default f32): what BF16 weights multiply prompts with (see Activations).
+void add_activations_option(CLI::App* app, Activations& activations);
 
 // All of standard input (throws Error if it cannot be read).
 std::string read_stdin();

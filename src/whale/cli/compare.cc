@@ -21,6 +21,7 @@ namespace {
 struct CompareOptions {
   std::string model, reference, text;
   FileLoad load = FileLoad::Auto;
+  Activations activations = Activations::F32;
   int context = 256;
   int max_tokens = 2048;
   int chunk = 0;
@@ -58,7 +59,7 @@ void run_compare(const CompareOptions& opt) {
   if (tokens.size() > static_cast<size_t>(opt.max_tokens)) tokens.resize(static_cast<size_t>(opt.max_tokens));
   if (tokens.size() < 2) fail("{}: the text has fewer than 2 tokens", opt.text);
 
-  const Model model(opt.model, nullptr, opt.load), reference(opt.reference, nullptr, opt.load);
+  const Model model(opt.model, nullptr, opt.load, opt.activations), reference(opt.reference, nullptr, opt.load, opt.activations);
   if (model.config().vocab_size != reference.config().vocab_size)
     fail("--model has vocab_size {} but --reference has {}", model.config().vocab_size,
          reference.config().vocab_size);
@@ -112,6 +113,7 @@ Command register_compare(CLI::App& root) {
       "compare", "Compare a model's next-token distributions with a reference model's on a text (top-1, KL)");
   app->add_option("--model", opt->model, "Model directory to evaluate, e.g. a q4 checkpoint")->required();
   add_load_option(app, opt->load);
+  add_activations_option(app, opt->activations);
   app->add_option("--reference", opt->reference, "Reference model directory (its tokenizer encodes the text)")
       ->required();
   app->add_option("--text", opt->text, "UTF-8 text file")->required();

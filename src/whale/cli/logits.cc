@@ -1,5 +1,6 @@
 // whale logits: the logits of a token sequence as JSON, a contract that tools outside the project rely on:
-// {"tokens":[...],"logits":[[one float per vocab entry], ... one row per position]}.
+// {"tokens":[...],"logits":[[one float per vocab entry], ... one row per position]}, and with --activations bf16 a
+// last field "activations": "bf16" where the CPU rounded them, "f32" where it could not.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include "whale/cli/command.h"
 #include "whale/core/error.h"
 #include "whale/core/process_stats.h"
+#include "whale/kernels/matmul.h"
 #include "whale/model/model.h"
 
 namespace whale::cli {
@@ -19,6 +21,7 @@ namespace {
 struct LogitsOptions {
   std::string model;
   FileLoad load = FileLoad::Auto;
+  Activations activations = Activations::F32;
   std::string tokens;
   int chunk = 0;
   std::string attention = "absorbed";
@@ -55,7 +58,7 @@ void run_logits(const LogitsOptions& opt) {
   const AttentionForm form = parse_attention_form(opt.attention);
 
   const auto t0 = std::chrono::steady_clock::now();
-  const Model model(opt.model, nullptr, opt.load);
+  const Model model(opt.model, nullptr, opt.load, opt.activations);
   const auto t1 = std::chrono::steady_clock::now();
   if (opt.verbose)
     fmt::print(stderr, "loaded {} ({:.1f} MiB of safetensors) in {:.3f} s; RSS {:.1f} MiB\n", opt.model,
@@ -94,7 +97,12 @@ void run_logits(const LogitsOptions& opt) {
       fmt::format_to(std::back_inserter(out), "{}{}", v ? "," : "", logits[t * vocab + v]);
     out += "]";
   }
-  out += "]}\n";
+  out += "]";
+  // With --activations bf16: whether this CPU did round them (rounds_bf16_activations), so that a checker knows which
+  // reference to compare with.
+  if (opt.activations == Activations::Bf16)
+    fmt::format_to(std::back_inserter(out), ",\"activations\":\"{}\"", rounds_bf16_activations() ? "bf16" : "f32");
+  out += "}\n";
   write_stdout(out);
 }
 
@@ -106,6 +114,7 @@ Command register_logits(CLI::App& root) {
   app->add_option("--model", opt->model, "Model directory in the Hugging Face layout (config.json + safetensors)")
       ->required();
   add_load_option(app, opt->load);
+  add_activations_option(app, opt->activations);
   app->add_option("--tokens", opt->tokens, "Comma-separated token ids, e.g. 5,17,42")->required();
   app->add_option("--chunk", opt->chunk,
                   "Feed the tokens N at a time through the latent cache (1 = pure decode; default: one pass)")

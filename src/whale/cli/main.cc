@@ -26,6 +26,16 @@ void add_load_option(CLI::App* app, FileLoad& load) {
       ->check(CLI::IsMember({"auto", "mmap", "read"}));
 }
 
+void add_activations_option(CLI::App* app, Activations& activations) {
+  app->add_option_function<std::string>(
+         "--activations", [&activations](const std::string& name) { activations = parse_activations(name); },
+         "What BF16 weights multiply prompts (32 or more tokens) with: f32 = the activations as computed (most "
+         "accurate), bf16 = the activations rounded to bf16 first, as DeepSeek's reference model.py computes; faster "
+         "prefill on CPUs with the AVX512-BF16 dot instruction and no AMX (AMD Zen 4 and 5), no effect elsewhere, "
+         "nor on q8/q4/FP8 weights or on decode (default: f32)")
+      ->check(CLI::IsMember({"f32", "bf16"}));
+}
+
 CLI::Validator at_least(double minimum) {
   return CLI::Validator(
       [minimum](std::string& value) -> std::string {

@@ -20,6 +20,7 @@ namespace {
 struct RunOptions {
   std::string model;
   FileLoad load = FileLoad::Auto;
+  Activations activations = Activations::F32;
   std::string prompt;
   int n_predict = -1;  // -1: until EOS or the end of the context
   std::optional<float> temperature, top_p;
@@ -68,7 +69,7 @@ SamplingParams sampling_params(const RunOptions& opt) {
 
 void run_generate(const RunOptions& opt) {
   ProgressBar bar("loading " + opt.model);
-  const Model model(opt.model, [&](int done, int total) { bar.update(done, total); }, opt.load);
+  const Model model(opt.model, [&](int done, int total) { bar.update(done, total); }, opt.load, opt.activations);
   bar.finish();
   const Tokenizer tokenizer = Tokenizer::load(opt.model);
   const SamplingParams params = sampling_params(opt);
@@ -112,6 +113,7 @@ Command register_run(CLI::App& root) {
   CLI::App* app = root.add_subcommand("run", "Generate a continuation of a prompt, streamed to stdout");
   add_model_option_with_default(app, opt->model);
   add_load_option(app, opt->load);
+  add_activations_option(app, opt->activations);
   app->add_option("-p,--prompt", opt->prompt, "The prompt text")->required();
   app->add_option("-n,--n-predict", opt->n_predict, "Most tokens to generate (default: until EOS or the end of the context)")
       ->check(at_least(0));

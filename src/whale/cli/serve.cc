@@ -25,6 +25,7 @@ namespace {
 struct ServeOptions {
   std::string model;
   FileLoad load = FileLoad::Auto;
+  Activations activations = Activations::F32;
   std::string name;
   std::string host = "127.0.0.1";
   int port = 8080;
@@ -51,7 +52,7 @@ void run_serve(const ServeOptions& opt) {
   signal(SIGPIPE, SIG_IGN);
 
   ProgressBar bar("loading " + opt.model);
-  const Model model(opt.model, [&](int done, int total) { bar.update(done, total); }, opt.load);
+  const Model model(opt.model, [&](int done, int total) { bar.update(done, total); }, opt.load, opt.activations);
   bar.finish();
   const Tokenizer tokenizer = Tokenizer::load(opt.model);
   std::optional<ChatTemplate> tpl;
@@ -111,6 +112,7 @@ Command register_serve(CLI::App& root) {
                "/health, /metrics)");
   app->add_option("--model", opt->model, "Model directory (config.json, safetensors, tokenizer files)")->required();
   add_load_option(app, opt->load);
+  add_activations_option(app, opt->activations);
   app->add_option("--name", opt->name, "The model id clients send and /v1/models lists (default: the directory's name)");
   app->add_option("--host", opt->host, "Address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: all)");
   app->add_option("--port", opt->port, "Port to listen on (default 8080; 0 picks a free one)")

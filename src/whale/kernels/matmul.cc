@@ -7,6 +7,7 @@
 #include "whale/kernels/activations.h"
 #include "whale/core/uninit_vector.h"
 #include "whale/kernels/matmul_amx.h"
+#include "whale/kernels/matmul_bf16_dot.h"
 #include "whale/kernels/matmul_simd.h"
 #include "whale/kernels/quant_format.h"
 #include "whale/kernels/quantize.h"
@@ -46,10 +47,18 @@ struct Scratch {
 // Enough row groups per slice of the pool that a slice's weights (4 or 16 rows × k) amortize the fork/join.
 int64_t grain_for(int64_t k) { return std::max<int64_t>(1, 4096 / std::max<int64_t>(k, 1)); }
 
-// Row groups [g0, g1) of job j, all tokens, with j's activations prepared as its weights need (xq for q8/q4, xb for
-// BF16 on AMX; null otherwise).
-void run_groups(const MatmulJob& j, const simd::QuantizedActivations* xq, const amx::Bf16Activations* xb,
-                int64_t g0, int64_t g1, Scratch& scratch) {
+// A job's activations in the form its weights need: xq for q8/q4, xb for BF16 prompts on AMX, xr for BF16 prompts
+// rounded to bf16 (Weight2D::bf16_activations); all null for the f32 paths.
+struct JobActivations {
+  const simd::QuantizedActivations* xq = nullptr;
+  const amx::Bf16Activations* xb = nullptr;
+  const bf16dot::RoundedActivations* xr = nullptr;
+};
+
+// Row groups [g0, g1) of job j, all tokens, with j's activations prepared as its weights need.
+void run_groups(const MatmulJob& j, const JobActivations& xa, int64_t g0, int64_t g1, Scratch& scratch) {
+  const simd::QuantizedActivations* xq = xa.xq;
+  const amx::Bf16Activations* xb = xa.xb;
   const Weight2D& w = j.w;
   const int64_t n = w.rows, k = w.cols, gr = group_rows(w);
   auto rows_in = [n, gr](int64_t g) { return static_cast<int>(std::min<int64_t>(gr, n - g * gr)); };
@@ -100,6 +109,7 @@ void run_groups(const MatmulJob& j, const simd::QuantizedActivations* xq, const 
     return;
   }
   if (xb && amx::bf16_rows(w, g0 * gr, std::min(n, g1 * gr), *xb, j.y, n, scratch.codes)) return;
+  if (xa.xr && bf16dot::rows(w, g0 * gr, std::min(n, g1 * gr), *xa.xr, j.y + g0 * gr, n)) return;
   if (streams(j)) {
     for (int64_t g = g0; g < g1; ++g)
       simd::tile_float(w, g * gr, rows_in(g), j.x, k, static_cast<int>(j.m), j.y + g * gr, n);
@@ -114,47 +124,63 @@ void run_groups(const MatmulJob& j, const simd::QuantizedActivations* xq, const 
 }
 
 // Each job's activations in the form its weights need, each distinct matrix converted once (gate and up share
-// theirs): int8 blocks for q8/q4, bf16 pairs for BF16 prompts on AMX.
+// theirs): int8 blocks for q8/q4, bf16 pairs for BF16 prompts on AMX, bf16 rows for BF16 prompts whose weight asks
+// for bf16 activations on CPUs with the bf16 dot instruction.
 struct PreparedActivations {
+  enum class Form { None, Quantized, AmxSplit, Rounded };
   std::vector<simd::QuantizedActivations> quantized;
   std::vector<amx::Bf16Activations> split;
-  std::vector<const simd::QuantizedActivations*> xq;
-  std::vector<const amx::Bf16Activations*> xb;
+  std::vector<bf16dot::RoundedActivations> rounded;
+  std::vector<JobActivations> x;
+
+  static Form form_for(const MatmulJob& j) {
+    if (j.m == 0) return Form::None;
+    if (is_quant(j.w.dtype)) return Form::Quantized;
+    if (j.w.dtype != DType::BF16 || j.exact) return Form::None;
+    if (j.m >= amx::kBf16MinTokens && amx::bf16_usable(j.w.cols)) return Form::AmxSplit;
+    if (j.w.bf16_activations && j.m >= bf16dot::kMinTokens && bf16dot::usable(j.w.cols)) return Form::Rounded;
+    return Form::None;
+  }
 
   // Over the pool's threads where one is given and the values to convert are many: several conversions (a batched
   // step's experts) one per thread, a single large one (a prompt) split by tokens.
   explicit PreparedActivations(std::span<const MatmulJob> jobs, ThreadPool* pool = nullptr)
-      : quantized(jobs.size()), split(jobs.size()), xq(jobs.size(), nullptr), xb(jobs.size(), nullptr) {
+      : quantized(jobs.size()), split(jobs.size()), rounded(jobs.size()), x(jobs.size()) {
     std::vector<size_t> own;  // jobs whose activations are converted (the others share a former job's)
+    std::vector<Form> forms(jobs.size(), Form::None);
     int64_t values = 0;
     for (size_t i = 0; i < jobs.size(); ++i) {
       const MatmulJob& j = jobs[i];
-      if (j.m == 0) continue;
-      const bool quant = is_quant(j.w.dtype);
-      if (!quant &&
-          (j.w.dtype != DType::BF16 || j.exact || j.m < amx::kBf16MinTokens || !amx::bf16_usable(j.w.cols)))
-        continue;
+      forms[i] = form_for(j);
+      if (forms[i] == Form::None) continue;
       // A former job with the same activations and the same need shares its conversion.
-      for (size_t p = 0; p < i; ++p)
-        if ((quant ? xq[p] != nullptr : xb[p] != nullptr) && jobs[p].x == j.x && jobs[p].m == j.m &&
-            jobs[p].w.cols == j.w.cols && jobs[p].w.dtype == j.w.dtype) {
-          xq[i] = xq[p];
-          xb[i] = xb[p];
-          break;
+      bool shared = false;
+      for (size_t p = 0; p < i && !shared; ++p)
+        if (forms[p] == forms[i] && jobs[p].x == j.x && jobs[p].m == j.m && jobs[p].w.cols == j.w.cols &&
+            jobs[p].w.dtype == j.w.dtype) {
+          x[i] = x[p];
+          shared = true;
         }
-      if (xq[i] || xb[i]) continue;
-      if (quant) xq[i] = &quantized[i];
-      else xb[i] = &split[i];
+      if (shared) continue;
+      switch (forms[i]) {
+        case Form::Quantized: x[i].xq = &quantized[i]; break;
+        case Form::AmxSplit: x[i].xb = &split[i]; break;
+        case Form::Rounded: x[i].xr = &rounded[i]; break;
+        case Form::None: break;
+      }
       own.push_back(i);
       values += j.m * j.w.cols;
     }
     const auto convert = [&](size_t i, ThreadPool* token_pool) {
       const MatmulJob& j = jobs[i];
-      if (xq[i]) {
-        simd::quantize_activations(j.x, j.m, j.w.cols, j.w.cols, quant_type(j.w.dtype), quant_padded_cols(j.w.cols),
-                                   quantized[i], token_pool);
-      } else {
-        amx::split_bf16(j.x, j.m, j.w.cols, j.w.cols, split[i]);
+      switch (forms[i]) {
+        case Form::Quantized:
+          simd::quantize_activations(j.x, j.m, j.w.cols, j.w.cols, quant_type(j.w.dtype),
+                                     quant_padded_cols(j.w.cols), quantized[i], token_pool);
+          break;
+        case Form::AmxSplit: amx::split_bf16(j.x, j.m, j.w.cols, j.w.cols, split[i]); break;
+        case Form::Rounded: bf16dot::round_activations(j.x, j.m, j.w.cols, j.w.cols, rounded[i], token_pool); break;
+        case Form::None: break;
       }
     };
     if (pool && own.size() > 1 && values >= kParallelConversionValues) {
@@ -180,6 +206,8 @@ double scalar_weight(const Weight2D& w, int64_t r, int64_t c) {
 
 void decode_rows(const Weight2D& w, int64_t r0, int64_t r1, float* out) { simd::decode_rows(w, r0, r1, out); }
 
+bool rounds_bf16_activations() { return bf16dot::available() && !amx::bf16_usable(32); }
+
 float dot(const float* a, const float* b, int64_t n) {
   float acc = 0.0f;
 #pragma omp simd reduction(+ : acc)
@@ -197,7 +225,7 @@ void matmul_serial(const Weight2D& w, const float* x, int64_t m, float* y) {
   const MatmulJob job{w, x, m, y};
   const PreparedActivations prepared({&job, 1});
   Scratch scratch;
-  run_groups(job, prepared.xq[0], prepared.xb[0], 0, row_groups(w), scratch);
+  run_groups(job, prepared.x[0], 0, row_groups(w), scratch);
 }
 
 namespace {
@@ -212,7 +240,7 @@ void wide_product(const Weight2D& w, const float* x, int64_t m, float* y, Thread
   const MatmulJob job{w, nullptr, 2 * m, both.data()};
   auto run = [&](int64_t g0, int64_t g1) {
     Scratch scratch;
-    run_groups(job, &xq, nullptr, g0, g1, scratch);
+    run_groups(job, JobActivations{&xq}, g0, g1, scratch);
   };
   if (pool) pool->parallel_for(row_groups(w), run, grain_for(w.cols));
   else run(0, row_groups(w));
@@ -414,7 +442,7 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
   auto run_chunk = [&](size_t c, Scratch& scratch) {
     for (size_t i = 0; i < jobs.size(); ++i) {
       const int64_t a = std::max(cut[c], first_group[i]), b = std::min(cut[c + 1], first_group[i + 1]);
-      if (a < b) run_groups(jobs[i], prepared.xq[i], prepared.xb[i], a - first_group[i], b - first_group[i], scratch);
+      if (a < b) run_groups(jobs[i], prepared.x[i], a - first_group[i], b - first_group[i], scratch);
     }
   };
   pool.parallel_for(

@@ -11,6 +11,8 @@
 //   bitwise the same result for a given (row, token).
 // - BF16, 32 or more tokens (prompts) with K a multiple of 32, on CPUs with AMX-BF16: tiles with each activation split
 //   into two bf16 (hi + lo), accurate to about 2^-16 relative per product; not bitwise equal to the f32 path.
+// - BF16 weights marked bf16_activations (opt-in, --activations bf16), 32 or more tokens, K a multiple of 32, on CPUs
+//   with AVX512-BF16 and no AMX: activations rounded once to bf16, vdpbf16ps tiles (matmul_bf16_dot.h).
 #pragma once
 
 #include <cstdint>
@@ -70,6 +72,11 @@ void prefetch_rows(const Weight2D& w, int64_t r0, int64_t r1);
 // Runs independent products in one pass over the pool (one fork/join instead of one per product): the experts of a
 // token, or gate and up projections. Jobs may share x; their outputs must not overlap.
 void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool);
+
+// True when weights marked bf16_activations do multiply prompts with bf16-rounded activations on this CPU: it has
+// the AVX512-BF16 dot instruction and no AMX-BF16 (whose prompt tiles, about 16 bits of each activation, take BF16
+// prompts wherever they run).
+bool rounds_bf16_activations();
 
 // Scalar reference of matmul, accumulating in double: the oracle for matmul's tests.
 void matmul_reference(const Weight2D& w, const float* x, int64_t m, float* y);

@@ -19,6 +19,10 @@ struct Weight2D {
   int block_cols = 128;
   // Q8/Q4 only: the f16 block scales, [padded_rows/16, padded_cols/32, 16], 2-byte aligned.
   const uint16_t* qscale = nullptr;
+  // BF16 only: products of many tokens (prompts) may round the activations to bf16, as DeepSeek's reference model.py
+  // computes and as the bf16 dot instruction needs (matmul_bf16_dot.h), instead of multiplying in f32. Set for the
+  // whole model by its load options; ignored where the CPU lacks the instruction.
+  bool bf16_activations = false;
 };
 
 // Bytes one full read of the weight touches: rows · cols · element size for F32 / BF16 / F16; for F8_E4M3 plus its

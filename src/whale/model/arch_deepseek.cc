@@ -37,12 +37,20 @@ Checkpoint::ReadProgress read_progress_in_mib(const LoadProgress& progress) {
 
 }  // namespace
 
-Model::Model(const std::filesystem::path& dir, const LoadProgress& progress, FileLoad load)
+Activations parse_activations(const std::string& name) {
+  if (name == "f32") return Activations::F32;
+  if (name == "bf16") return Activations::Bf16;
+  fail("--activations: unknown value \"{}\" (expected f32 or bf16)", name);
+}
+
+Model::Model(const std::filesystem::path& dir, const LoadProgress& progress, FileLoad load, Activations activations)
     : config_(load_model_config(dir)),
       checkpoint_(dir, load, read_progress_in_mib(progress)),
       weights_(load_model_weights(checkpoint_, config_, progress)),
       rope_inv_freq_(rope_inverse_frequencies(config_.qk_rope_head_dim, config_.rope_theta, config_.rope_scaling)),
-      router_(make_router(config_.topk_method)) {}
+      router_(make_router(config_.topk_method)) {
+  if (activations == Activations::Bf16) use_bf16_activations(weights_);
+}
 
 LatentKvCache Model::make_cache(int capacity, int page_tokens) const {
   return LatentKvCache(config_.num_hidden_layers, config_.kv_lora_rank, config_.qk_rope_head_dim, capacity,

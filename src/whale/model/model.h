@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "whale/core/thread_pool.h"
@@ -16,12 +17,20 @@
 
 namespace whale {
 
+// What BF16 weights multiply prompts (32+ tokens) with: the activations in f32 (the default: the most accurate), or
+// rounded to bf16 first, as DeepSeek's reference model.py computes. Bf16 is faster where the CPU has the AVX512-BF16
+// dot instruction and no AMX (AMD Zen 4 and 5); elsewhere it changes nothing. Decode (few tokens) stays f32 either way.
+enum class Activations { F32, Bf16 };
+
+// "f32" or "bf16" (throws Error naming the option otherwise).
+Activations parse_activations(const std::string& name);
+
 class Model {
  public:
   // Reads DIR/config.json, maps or reads the safetensors as `load` says and validates every tensor. `progress` sees
   // the reading in MiB (FileLoad::Read), then the tensors. Throws Error naming the file at fault.
   explicit Model(const std::filesystem::path& dir, const LoadProgress& progress = nullptr,
-                 FileLoad load = FileLoad::Map);
+                 FileLoad load = FileLoad::Map, Activations activations = Activations::F32);
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 

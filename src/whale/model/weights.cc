@@ -184,4 +184,35 @@ ModelWeights load_model_weights(const Checkpoint& ckpt, const ModelConfig& confi
   return w;
 }
 
+
+namespace {
+
+void mark_mlp(MlpWeights& m) {
+  for (Linear* l : {&m.gate_proj, &m.up_proj, &m.down_proj}) l->base.bf16_activations = true;
+}
+
+void mark_layer(LayerWeights& layer) {
+  AttentionWeights& a = layer.self_attn;
+  for (std::optional<Linear>* l : {&a.q_proj, &a.q_a_proj, &a.q_b_proj})
+    if (*l) (*l)->base.bf16_activations = true;
+  for (Linear* l : {&a.kv_a_proj_with_mqa, &a.o_proj}) l->base.bf16_activations = true;
+  if (layer.mlp) mark_mlp(*layer.mlp);
+  if (layer.moe) {
+    for (MlpWeights& e : layer.moe->experts) mark_mlp(e);
+    if (layer.moe->shared_experts) mark_mlp(*layer.moe->shared_experts);
+  }
+}
+
+}  // namespace
+
+void use_bf16_activations(ModelWeights& weights) {
+  for (LayerWeights& layer : weights.layers) mark_layer(layer);
+  for (MtpWeights& mtp : weights.mtp) {
+    mark_layer(mtp.layer);
+    mtp.eh_proj.base.bf16_activations = true;
+    mtp.shared_head_head.base.bf16_activations = true;
+  }
+  weights.lm_head.base.bf16_activations = true;
+}
+
 }  // namespace whale

@@ -1,0 +1,213 @@
+#include "whale/kernels/matmul_bf16_dot.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "whale/core/dtype.h"
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+#define WHALE_HAVE_BF16_DOT 1
+// GCC 12's AVX-512 intrinsics start from _mm512_undefined_ps(), which -Wmaybe-uninitialized reports when they are
+// inlined into a function with a target attribute (a false positive: the value is fully overwritten).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace whale::bf16dot {
+
+namespace {
+
+// Weight rows held in L2 while every token sweeps them (the tokens' 4-row tile is read from L1).
+constexpr int64_t kPanelBytes = 192 * 1024;
+// Values to round before a pool is worth waking.
+constexpr int64_t kParallelValues = 1 << 16;
+
+// The halving tree over 16 lane sums, in the order the SIMD reduction adds them.
+float reduce_lanes(const float lanes[16]) {
+  float s8[8], s4[4], s2[2];
+  for (int i = 0; i < 8; ++i) s8[i] = lanes[i] + lanes[i + 8];
+  for (int i = 0; i < 4; ++i) s4[i] = s8[i] + s8[i + 4];
+  for (int i = 0; i < 2; ++i) s2[i] = s4[i] + s4[i + 2];
+  return s2[0] + s2[1];
+}
+
+void round_rows(const float* x, int64_t t0, int64_t t1, int64_t k, int64_t ldx, uint16_t* out);
+
+#if WHALE_HAVE_BF16_DOT
+
+#define WHALE_BF16_ATTR __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+
+bool detect() {
+  unsigned a, b, c, d;
+  if (!__get_cpuid_count(1, 0, &a, &b, &c, &d) || !(c & (1u << 27))) return false;  // OSXSAVE
+  unsigned lo, hi;
+  __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  if ((lo & 0xE6u) != 0xE6u) return false;  // the OS saves SSE, AVX and the three AVX-512 state components
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  const bool avx512 = (b & (1u << 16)) && (b & (1u << 30)) && (b & (1u << 17)) && (b & (1u << 31));  // F BW DQ VL
+  if (!avx512 || a < 1) return false;
+  if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return false;
+  return a & (1u << 5);  // AVX512_BF16
+}
+
+// v[4t + r] -> one vector whose lane 4r + t is reduce_lanes(v[4t + r]): four levels of the halving tree, each
+// adding the two halves of pairs of vectors at once (256-bit halves, then 128-bit quarters, then within quarters).
+WHALE_BF16_ATTR inline __m512 reduce16(const __m512* v) {
+  __m512 c[8], e[4], g[2];
+  for (int i = 0; i < 8; ++i)
+    c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44),
+                         _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE));
+  for (int i = 0; i < 4; ++i)
+    e[i] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0x88),
+                         _mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0xDD));
+  for (int i = 0; i < 2; ++i)
+    g[i] = _mm512_add_ps(_mm512_shuffle_ps(e[2 * i], e[2 * i + 1], 0x44), _mm512_shuffle_ps(e[2 * i], e[2 * i + 1], 0xEE));
+  return _mm512_add_ps(_mm512_shuffle_ps(g[0], g[1], 0x88), _mm512_shuffle_ps(g[0], g[1], 0xDD));
+}
+
+WHALE_BF16_ATTR inline __m512bh load_bh(const uint16_t* p) { return (__m512bh)_mm512_loadu_si512(p); }
+
+// out[4r + t] = W row r · token t for 4 rows and 4 tokens (pointers may repeat: a tail tile reuses a valid row or
+// token, whose duplicate results the caller drops).
+WHALE_BF16_ATTR void tile4x4(const uint16_t* w0, const uint16_t* w1, const uint16_t* w2, const uint16_t* w3,
+                             const uint16_t* const* xt, int64_t k, float* out) {
+  __m512 acc[16];
+  for (auto& a : acc) a = _mm512_setzero_ps();
+  const uint16_t *x0 = xt[0], *x1 = xt[1], *x2 = xt[2], *x3 = xt[3];
+  for (int64_t c = 0; c < k; c += 32) {
+    const __m512bh a0 = load_bh(w0 + c), a1 = load_bh(w1 + c), a2 = load_bh(w2 + c), a3 = load_bh(w3 + c);
+    __m512bh b = load_bh(x0 + c);
+    acc[0] = _mm512_dpbf16_ps(acc[0], a0, b);
+    acc[1] = _mm512_dpbf16_ps(acc[1], a1, b);
+    acc[2] = _mm512_dpbf16_ps(acc[2], a2, b);
+    acc[3] = _mm512_dpbf16_ps(acc[3], a3, b);
+    b = load_bh(x1 + c);
+    acc[4] = _mm512_dpbf16_ps(acc[4], a0, b);
+    acc[5] = _mm512_dpbf16_ps(acc[5], a1, b);
+    acc[6] = _mm512_dpbf16_ps(acc[6], a2, b);
+    acc[7] = _mm512_dpbf16_ps(acc[7], a3, b);
+    b = load_bh(x2 + c);
+    acc[8] = _mm512_dpbf16_ps(acc[8], a0, b);
+    acc[9] = _mm512_dpbf16_ps(acc[9], a1, b);
+    acc[10] = _mm512_dpbf16_ps(acc[10], a2, b);
+    acc[11] = _mm512_dpbf16_ps(acc[11], a3, b);
+    b = load_bh(x3 + c);
+    acc[12] = _mm512_dpbf16_ps(acc[12], a0, b);
+    acc[13] = _mm512_dpbf16_ps(acc[13], a1, b);
+    acc[14] = _mm512_dpbf16_ps(acc[14], a2, b);
+    acc[15] = _mm512_dpbf16_ps(acc[15], a3, b);
+  }
+  _mm512_storeu_ps(out, reduce16(acc));
+}
+
+WHALE_BF16_ATTR void run(const Weight2D& w, int64_t r0, int64_t r1, const RoundedActivations& xb, float* y,
+                         int64_t ldy) {
+  const int64_t k = w.cols, m = xb.m;
+  const auto* wd = reinterpret_cast<const uint16_t*>(w.data);
+  const int64_t panel = std::max<int64_t>(4, kPanelBytes / (2 * k) / 4 * 4);
+  alignas(64) float out[16];
+  for (int64_t p0 = r0; p0 < r1; p0 += panel) {
+    const int64_t p1 = std::min(r1, p0 + panel);
+    for (int64_t t0 = 0; t0 < m; t0 += 4) {
+      const int nt = static_cast<int>(std::min<int64_t>(4, m - t0));
+      const uint16_t* xt[4];
+      for (int t = 0; t < 4; ++t) xt[t] = xb.x.data() + (t0 + std::min(t, nt - 1)) * k;
+      for (int64_t rr = p0; rr < p1; rr += 4) {
+        const int nr = static_cast<int>(std::min<int64_t>(4, p1 - rr));
+        const auto row = [&](int r) { return wd + (rr + std::min(r, nr - 1)) * k; };
+        tile4x4(row(0), row(1), row(2), row(3), xt, k, out);
+        for (int t = 0; t < nt; ++t)
+          for (int r = 0; r < nr; ++r) y[(t0 + t) * ldy + (rr - r0) + r] = out[4 * r + t];
+      }
+    }
+  }
+}
+
+// Rounds with integer arithmetic, as f32_to_bf16 does (bits + 0x7FFF + lsb, NaN made quiet).
+WHALE_BF16_ATTR void round_rows_avx512(const float* x, int64_t t0, int64_t t1, int64_t k, int64_t ldx,
+                                       uint16_t* out) {
+  const __m512i lsb_mask = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7FFF);
+  const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF), inf = _mm512_set1_epi32(0x7F800000);
+  const __m512i quiet = _mm512_set1_epi32(0x40);
+  for (int64_t t = t0; t < t1; ++t) {
+    const float* src = x + t * ldx;
+    uint16_t* dst = out + t * k;
+    int64_t c = 0;
+    for (; c + 16 <= k; c += 16) {
+      const __m512i b = _mm512_loadu_si512(src + c);
+      const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(b, 16), lsb_mask);
+      __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(b, bias), lsb), 16);
+      const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(b, abs_mask), inf);
+      r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(b, 16), quiet);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + c), _mm512_cvtepi32_epi16(r));
+    }
+    for (; c < k; ++c) dst[c] = f32_to_bf16(src[c]);
+  }
+}
+
+#endif  // WHALE_HAVE_BF16_DOT
+
+void round_rows(const float* x, int64_t t0, int64_t t1, int64_t k, int64_t ldx, uint16_t* out) {
+#if WHALE_HAVE_BF16_DOT
+  if (available()) return round_rows_avx512(x, t0, t1, k, ldx, out);
+#endif
+  for (int64_t t = t0; t < t1; ++t)
+    for (int64_t c = 0; c < k; ++c) out[t * k + c] = f32_to_bf16(x[t * ldx + c]);
+}
+
+}  // namespace
+
+bool available() {
+#if WHALE_HAVE_BF16_DOT
+  static const bool ok = detect();
+  return ok;
+#else
+  return false;
+#endif
+}
+
+bool usable(int64_t k) { return available() && k > 0 && k % 32 == 0; }
+
+void round_activations(const float* x, int64_t m, int64_t k, int64_t ldx, RoundedActivations& out, ThreadPool* pool) {
+  out.m = m;
+  out.k = k;
+  out.x.resize(static_cast<size_t>(m * k));
+  uint16_t* dst = out.x.data();
+  if (pool && pool->size() > 1 && m > 1 && m * k >= kParallelValues) {
+    pool->parallel_for(m, [&](int64_t a, int64_t b) { round_rows(x, a, b, k, ldx, dst); });
+  } else {
+    round_rows(x, 0, m, k, ldx, dst);
+  }
+}
+
+bool rows(const Weight2D& w, int64_t r0, int64_t r1, const RoundedActivations& xb, float* y, int64_t ldy) {
+  if (w.dtype != DType::BF16 || !usable(w.cols) || xb.k != w.cols) return false;
+#if WHALE_HAVE_BF16_DOT
+  if (r0 < r1 && xb.m > 0) run(w, r0, r1, xb, y, ldy);
+  return true;
+#else
+  return false;
+#endif
+}
+
+void rows_reference(const Weight2D& w, int64_t r0, int64_t r1, const RoundedActivations& xb, float* y, int64_t ldy) {
+  const int64_t k = xb.k;
+  const auto* wd = reinterpret_cast<const uint16_t*>(w.data);
+  for (int64_t t = 0; t < xb.m; ++t) {
+    const uint16_t* xt = xb.x.data() + t * k;
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint16_t* wr = wd + r * k;
+      float lanes[16] = {};
+      for (int64_t c = 0; c < k; c += 32)
+        for (int j = 0; j < 16; ++j) {
+          const int64_t odd = c + 2 * j + 1, even = c + 2 * j;
+          lanes[j] += bf16_to_f32(wr[odd]) * bf16_to_f32(xt[odd]);
+          lanes[j] += bf16_to_f32(wr[even]) * bf16_to_f32(xt[even]);
+        }
+      y[t * ldy + (r - r0)] = reduce_lanes(lanes);
+    }
+  }
+}
+
+}  // namespace whale::bf16dot

@@ -1,0 +1,49 @@
+// BF16 products of many tokens with the activations rounded once to bf16 (as DeepSeek's reference model.py computes
+// them, and as llama.cpp's BF16 dot does), on the AVX512-BF16 dot instruction (vdpbf16ps: 32 multiply-adds per
+// instruction, against f32 FMA's 16). Opt-in per weight (Weight2D::bf16_activations): the rounding costs about
+// 8 bits of each activation, so results differ from the f32 path by about 2^-9 relative per product.
+//
+// Per (row, token) the arithmetic is fixed: 16 lane sums over k in steps of 32 (each step one vdpbf16ps), then a
+// halving tree over the lanes (lane i + lane i+8, then +4, +2, +1). It does not depend on the tile a pair falls in,
+// on how many tokens the product has, or on how rows are split between threads: a token's result is bitwise the same
+// whatever the batch.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "whale/core/thread_pool.h"
+#include "whale/kernels/weight.h"
+
+namespace whale::bf16dot {
+
+// Products of at least this many tokens take this path (prompts); fewer (decode, small batches) stay on the f32 tiles,
+// whose weight streaming is bound by memory, not arithmetic.
+inline constexpr int64_t kMinTokens = 32;
+
+// True when this CPU has AVX512-BF16 (with AVX512F/BW) and the OS saves the AVX-512 state. Cached after the first call.
+bool available();
+
+// True when available() and k (the weight's columns) is a positive multiple of 32.
+bool usable(int64_t k);
+
+// Activations x [m, k] rounded to bf16 (nearest, ties to even), row-major [m, k].
+struct RoundedActivations {
+  int64_t m = 0, k = 0;
+  std::vector<uint16_t> x;
+};
+
+// Rounds x [m, k] (row stride ldx) into out; with a pool, prompt-sized inputs are split between its threads by
+// tokens. Bitwise f32_to_bf16 of every value.
+void round_activations(const float* x, int64_t m, int64_t k, int64_t ldx, RoundedActivations& out,
+                       ThreadPool* pool = nullptr);
+
+// y[t·ldy + r − r0] = W[r] · x[t] for rows [r0, r1) of a BF16 weight and all xb.m tokens. Returns false, doing
+// nothing, when usable(w.cols) is false, W is not BF16, or xb.k != w.cols.
+bool rows(const Weight2D& w, int64_t r0, int64_t r1, const RoundedActivations& xb, float* y, int64_t ldy);
+
+// Scalar model of rows (any CPU): each lane as vdpbf16ps computes it (the odd product of a pair added first, then
+// the even one, each rounded to f32), then the same halving tree. The oracle for the tests.
+void rows_reference(const Weight2D& w, int64_t r0, int64_t r1, const RoundedActivations& xb, float* y, int64_t ldy);
+
+}  // namespace whale::bf16dot

@@ -1,0 +1,198 @@
+#include "whale/kernels/matmul_bf16_dot.h"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <fmt/format.h>
+
+#include "whale/core/dtype.h"
+#include "whale/kernels/matmul.h"
+
+namespace whale {
+namespace {
+
+// bf16 from its definition (sign, 8 exponent bits, 7 mantissa bits), independent of core/dtype.h.
+double decode_bf16(uint16_t h) {
+  const int sign = h >> 15, exp = (h >> 7) & 0xFF, mant = h & 0x7F;
+  const double integer = exp == 0 ? mant : 128 + mant;
+  return (sign ? -1.0 : 1.0) * std::ldexp(integer, (exp == 0 ? 1 : exp) - 127 - 7);
+}
+
+std::vector<uint16_t> random_bf16(int64_t n, std::mt19937& rng) {
+  std::normal_distribution<float> d(0.0f, 0.05f);
+  std::vector<uint16_t> v(static_cast<size_t>(n));
+  for (auto& h : v) h = f32_to_bf16(d(rng));
+  return v;
+}
+
+std::vector<float> random_f32(int64_t n, std::mt19937& rng) {
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& f : v) f = d(rng);
+  return v;
+}
+
+Weight2D bf16_weight(const std::vector<uint16_t>& data, int64_t rows, int64_t cols) {
+  Weight2D w;
+  w.dtype = DType::BF16;
+  w.rows = rows;
+  w.cols = cols;
+  w.data = reinterpret_cast<const uint8_t*>(data.data());
+  return w;
+}
+
+TEST(Bf16Dot, RoundingIsBitwiseF32ToBf16) {
+  std::mt19937 rng(7);
+  const int64_t m = 5, k = 83, ldx = 90;  // a row stride past k, and k not a multiple of the vector width
+  std::vector<float> x = random_f32(m * ldx, rng);
+  // Ties (both ways), a subnormal, infinities and a NaN among them.
+  const uint32_t special[] = {0x3F808000u, 0x3F818000u, 0x00000123u, 0x7F800000u, 0xFF800000u, 0x7FC00001u,
+                              0xFF812345u, 0x7F7FFFFFu};
+  for (size_t i = 0; i < std::size(special); ++i) std::memcpy(&x[3 * ldx + i * 7], &special[i], 4);
+  bf16dot::RoundedActivations out;
+  bf16dot::round_activations(x.data(), m, k, ldx, out);
+  ASSERT_EQ(out.x.size(), static_cast<size_t>(m * k));
+  for (int64_t t = 0; t < m; ++t)
+    for (int64_t c = 0; c < k; ++c)
+      ASSERT_EQ(out.x[t * k + c], f32_to_bf16(x[t * ldx + c])) << "token " << t << " column " << c;
+  ThreadPool pool(2);
+  bf16dot::RoundedActivations on_pool;
+  const int64_t big = 1200;  // enough values for the pool
+  std::vector<float> xb = random_f32(big * 64, rng);
+  bf16dot::round_activations(xb.data(), big, 64, 64, on_pool, &pool);
+  for (int64_t i = 0; i < big * 64; ++i) ASSERT_EQ(on_pool.x[i], f32_to_bf16(xb[i]));
+}
+
+TEST(Bf16Dot, UsableOnlyForMultiplesOf32) {
+  EXPECT_FALSE(bf16dot::usable(0));
+  EXPECT_FALSE(bf16dot::usable(48));
+  EXPECT_EQ(bf16dot::usable(64), bf16dot::available());
+}
+
+// Each product against the double sum of the same bf16 values: the only error is f32 accumulation over k terms.
+TEST(Bf16Dot, WithinF32AccumulationOfTheExactProduct) {
+  if (!bf16dot::available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
+  std::mt19937 rng(11);
+  for (int64_t k : {32, 64, 1408, 2048})
+    for (int64_t n : {1, 4, 7, 70})
+      for (int64_t m : {1, 3, 4, 9, 33}) {
+        SCOPED_TRACE(fmt::format("n {} k {} m {}", n, k, m));
+        const std::vector<uint16_t> wd = random_bf16(n * k, rng);
+        const Weight2D w = bf16_weight(wd, n, k);
+        const std::vector<float> x = random_f32(m * k, rng);
+        bf16dot::RoundedActivations xb;
+        bf16dot::round_activations(x.data(), m, k, k, xb);
+        std::vector<float> y(static_cast<size_t>(m * n), std::nanf(""));
+        ASSERT_TRUE(bf16dot::rows(w, 0, n, xb, y.data(), n));
+        const double u = 0x1p-24, gamma = (k / 16 + 2 + 4) * u / (1 - (k / 16 + 6) * u);
+        for (int64_t t = 0; t < m; ++t)
+          for (int64_t r = 0; r < n; ++r) {
+            double exact = 0, magnitude = 0;
+            for (int64_t c = 0; c < k; ++c) {
+              const double p = decode_bf16(wd[r * k + c]) * decode_bf16(xb.x[t * k + c]);
+              exact += p;
+              magnitude += std::abs(p);
+            }
+            ASSERT_LE(std::abs(y[t * n + r] - exact), gamma * magnitude) << "row " << r << " token " << t;
+          }
+      }
+}
+
+// The SIMD tiles against the scalar model of the instruction and the lane tree. Where the CPU's vdpbf16ps adds a
+// pair's two products as the Intel manual describes, the two are bitwise equal; the bound allows another order
+// within a pair.
+TEST(Bf16Dot, MatchesScalarModel) {
+  if (!bf16dot::available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
+  std::mt19937 rng(13);
+  const int64_t n = 23, k = 256, m = 11;
+  const std::vector<uint16_t> wd = random_bf16(n * k, rng);
+  const Weight2D w = bf16_weight(wd, n, k);
+  const std::vector<float> x = random_f32(m * k, rng);
+  bf16dot::RoundedActivations xb;
+  bf16dot::round_activations(x.data(), m, k, k, xb);
+  std::vector<float> y(m * n), ref(m * n);
+  ASSERT_TRUE(bf16dot::rows(w, 0, n, xb, y.data(), n));
+  bf16dot::rows_reference(w, 0, n, xb, ref.data(), n);
+  int bitwise = 0;
+  for (int64_t i = 0; i < m * n; ++i) {
+    double magnitude = 0;
+    const int64_t t = i / n, r = i % n;
+    for (int64_t c = 0; c < k; ++c) magnitude += std::abs(decode_bf16(wd[r * k + c]) * decode_bf16(xb.x[t * k + c]));
+    ASSERT_LE(std::abs(y[i] - ref[i]), 4 * 0x1p-24 * magnitude) << "row " << r << " token " << t;
+    bitwise += y[i] == ref[i];
+  }
+  RecordProperty("bitwise_equal", bitwise);
+}
+
+// A (row, token) result does not depend on the other tokens, on the token count, or on where the row range starts.
+TEST(Bf16Dot, BitwiseIndependentOfBatchAndRowRange) {
+  if (!bf16dot::available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
+  std::mt19937 rng(17);
+  const int64_t n = 37, k = 96, m = 38;
+  const std::vector<uint16_t> wd = random_bf16(n * k, rng);
+  const Weight2D w = bf16_weight(wd, n, k);
+  const std::vector<float> x = random_f32(m * k, rng);
+  bf16dot::RoundedActivations all;
+  bf16dot::round_activations(x.data(), m, k, k, all);
+  std::vector<float> y(m * n);
+  ASSERT_TRUE(bf16dot::rows(w, 0, n, all, y.data(), n));
+  for (int64_t t = 0; t < m; t += 5) {
+    bf16dot::RoundedActivations one;
+    bf16dot::round_activations(x.data() + t * k, 1, k, k, one);
+    for (int64_t r0 : {0, 1, 6, 33}) {
+      std::vector<float> part(n - r0);
+      ASSERT_TRUE(bf16dot::rows(w, r0, n, one, part.data(), n - r0));
+      for (int64_t r = r0; r < n; ++r)
+        ASSERT_EQ(f32_to_bits(part[r - r0]), f32_to_bits(y[t * n + r])) << "token " << t << " row " << r;
+    }
+  }
+}
+
+// matmul with a weight marked bf16_activations: prompts (32+ tokens) take the rounded path where this CPU rounds
+// (bitwise what bf16dot::rows gives, whatever the pool), fewer tokens and other CPUs the f32 path (bitwise unmarked).
+TEST(Bf16Dot, MarkedWeightsInMatmul) {
+  std::mt19937 rng(19);
+  const int64_t n = 70, k = 128;
+  const std::vector<uint16_t> wd = random_bf16(n * k, rng);
+  Weight2D plain = bf16_weight(wd, n, k), marked = plain;
+  marked.bf16_activations = true;
+  ThreadPool pool(2);
+  for (int64_t m : {int64_t{8}, bf16dot::kMinTokens - 1, bf16dot::kMinTokens, int64_t{45}}) {
+    SCOPED_TRACE(fmt::format("m {}", m));
+    const std::vector<float> x = random_f32(m * k, rng);
+    std::vector<float> y_plain(m * n), y_marked(m * n), y_expected(m * n);
+    matmul(plain, x.data(), m, y_plain.data(), pool);
+    matmul(marked, x.data(), m, y_marked.data(), pool);
+    const bool rounded = m >= bf16dot::kMinTokens && rounds_bf16_activations();
+    if (rounded) {
+      bf16dot::RoundedActivations xb;
+      bf16dot::round_activations(x.data(), m, k, k, xb);
+      ASSERT_TRUE(bf16dot::rows(plain, 0, n, xb, y_expected.data(), n));
+    } else {
+      y_expected = y_plain;
+    }
+    for (int64_t i = 0; i < m * n; ++i) ASSERT_EQ(f32_to_bits(y_marked[i]), f32_to_bits(y_expected[i])) << i;
+    if (rounded) EXPECT_NE(y_marked, y_plain);  // the rounding is visible
+  }
+}
+
+TEST(Bf16Dot, RefusesOtherShapesAndFormats) {
+  std::vector<uint16_t> wd(4 * 48);
+  Weight2D w = bf16_weight(wd, 4, 48);
+  bf16dot::RoundedActivations xb;
+  xb.m = 1, xb.k = 48, xb.x.resize(48);
+  float y[4];
+  EXPECT_FALSE(bf16dot::rows(w, 0, 4, xb, y, 4));  // k not a multiple of 32
+  w.cols = 32, xb.k = 64;
+  EXPECT_FALSE(bf16dot::rows(w, 0, 4, xb, y, 4));  // activations of another width
+  w.dtype = DType::F16, xb.k = 32;
+  EXPECT_FALSE(bf16dot::rows(w, 0, 4, xb, y, 4));
+}
+
+}  // namespace
+}  // namespace whale
