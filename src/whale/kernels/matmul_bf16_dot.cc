@@ -51,7 +51,7 @@ bool detect() {
   return a & (1u << 5);  // AVX512_BF16
 }
 
-// v[4t + r] -> one vector whose lane 4r + t is reduce_lanes(v[4t + r]): four levels of the halving tree, each
+// v[i] -> one vector whose lane 4·(i % 4) + i / 4 is reduce_lanes(v[i]): four levels of the halving tree, each
 // adding the two halves of pairs of vectors at once (256-bit halves, then 128-bit quarters, then within quarters).
 WHALE_BF16_ATTR inline __m512 reduce16(const __m512* v) {
   __m512 c[8], e[4], g[2];
@@ -68,37 +68,54 @@ WHALE_BF16_ATTR inline __m512 reduce16(const __m512* v) {
 
 WHALE_BF16_ATTR inline __m512bh load_bh(const uint16_t* p) { return (__m512bh)_mm512_loadu_si512(p); }
 
-// out[4r + t] = W row r · token t for 4 rows and 4 tokens (pointers may repeat: a tail tile reuses a valid row or
-// token, whose duplicate results the caller drops).
-WHALE_BF16_ATTR void tile4x4(const uint16_t* w0, const uint16_t* w1, const uint16_t* w2, const uint16_t* w3,
-                             const uint16_t* const* xt, int64_t k, float* out) {
-  __m512 acc[16];
-  for (auto& a : acc) a = _mm512_setzero_ps();
-  const uint16_t *x0 = xt[0], *x1 = xt[1], *x2 = xt[2], *x3 = xt[3];
+// W rows w[0..3] · tokens x[0..5]: lo gets tokens 0-3 in lanes 4t + r, hi tokens 4-5 in lanes 4(t - 4) + r (lanes
+// 8-15 of hi hold nothing). Pointers may repeat: a tail tile reuses a valid row or token, whose duplicate results the
+// caller drops. Accumulator 4r + t of a group holds (row r, its token t), which reduce16 puts in lane 4t + r: each
+// token's 4 rows side by side, stored to y with one 128-bit store. 24 accumulators: the 4 × 6 tile loads 10 vectors
+// per 24 dot instructions where 4 × 4 loads 8 per 16.
+struct Tile {
+  __m512 lo, hi;
+};
+WHALE_BF16_ATTR Tile tile4x6(const uint16_t* const* w, const uint16_t* const* x, int64_t k) {
+  __m512 acc[24];
+#pragma GCC unroll 24
+  for (int i = 0; i < 24; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t c = 0; c < k; c += 32) {
-    const __m512bh a0 = load_bh(w0 + c), a1 = load_bh(w1 + c), a2 = load_bh(w2 + c), a3 = load_bh(w3 + c);
-    __m512bh b = load_bh(x0 + c);
-    acc[0] = _mm512_dpbf16_ps(acc[0], a0, b);
-    acc[1] = _mm512_dpbf16_ps(acc[1], a1, b);
-    acc[2] = _mm512_dpbf16_ps(acc[2], a2, b);
-    acc[3] = _mm512_dpbf16_ps(acc[3], a3, b);
-    b = load_bh(x1 + c);
-    acc[4] = _mm512_dpbf16_ps(acc[4], a0, b);
-    acc[5] = _mm512_dpbf16_ps(acc[5], a1, b);
-    acc[6] = _mm512_dpbf16_ps(acc[6], a2, b);
-    acc[7] = _mm512_dpbf16_ps(acc[7], a3, b);
-    b = load_bh(x2 + c);
-    acc[8] = _mm512_dpbf16_ps(acc[8], a0, b);
-    acc[9] = _mm512_dpbf16_ps(acc[9], a1, b);
-    acc[10] = _mm512_dpbf16_ps(acc[10], a2, b);
-    acc[11] = _mm512_dpbf16_ps(acc[11], a3, b);
-    b = load_bh(x3 + c);
-    acc[12] = _mm512_dpbf16_ps(acc[12], a0, b);
-    acc[13] = _mm512_dpbf16_ps(acc[13], a1, b);
-    acc[14] = _mm512_dpbf16_ps(acc[14], a2, b);
-    acc[15] = _mm512_dpbf16_ps(acc[15], a3, b);
+    __m512bh a[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r) a[r] = load_bh(w[r] + c);
+#pragma GCC unroll 6
+    for (int t = 0; t < 6; ++t) {
+      const __m512bh b = load_bh(x[t] + c);
+      const int base = t < 4 ? t : 16 + (t - 4);  // group lo: 4r + t; group hi: 16 + 2r + (t - 4)
+      const int stride = t < 4 ? 4 : 2;
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; ++r) acc[base + stride * r] = _mm512_dpbf16_ps(acc[base + stride * r], a[r], b);
+    }
   }
-  _mm512_storeu_ps(out, reduce16(acc));
+  __m512 hi[16];  // group hi in reduce16's layout: (row r, token 4 + t) at 4r + t, t < 2
+#pragma GCC unroll 4
+  for (int r = 0; r < 4; ++r) {
+    hi[4 * r] = acc[16 + 2 * r];
+    hi[4 * r + 1] = acc[16 + 2 * r + 1];
+    hi[4 * r + 2] = hi[4 * r + 3] = _mm512_setzero_ps();
+  }
+  return {reduce16(acc), reduce16(hi)};
+}
+
+// Stores a reduced group: tokens [0, nt) of lanes 4t + r, rows [0, nr), to yt[t·ldy + r].
+WHALE_BF16_ATTR inline void store_group(__m512 v, int nt, int nr, float* yt, int64_t ldy) {
+  if (nr == 4) {
+    _mm_storeu_ps(yt, _mm512_castps512_ps128(v));
+    if (nt > 1) _mm_storeu_ps(yt + ldy, _mm512_extractf32x4_ps(v, 1));
+    if (nt > 2) _mm_storeu_ps(yt + 2 * ldy, _mm512_extractf32x4_ps(v, 2));
+    if (nt > 3) _mm_storeu_ps(yt + 3 * ldy, _mm512_extractf32x4_ps(v, 3));
+    return;
+  }
+  alignas(64) float out[16];
+  _mm512_store_ps(out, v);
+  for (int t = 0; t < nt; ++t)
+    for (int r = 0; r < nr; ++r) yt[t * ldy + r] = out[4 * t + r];
 }
 
 WHALE_BF16_ATTR void run(const Weight2D& w, int64_t r0, int64_t r1, const RoundedActivations& xb, float* y,
@@ -106,19 +123,20 @@ WHALE_BF16_ATTR void run(const Weight2D& w, int64_t r0, int64_t r1, const Rounde
   const int64_t k = w.cols, m = xb.m;
   const auto* wd = reinterpret_cast<const uint16_t*>(w.data);
   const int64_t panel = std::max<int64_t>(4, kPanelBytes / (2 * k) / 4 * 4);
-  alignas(64) float out[16];
   for (int64_t p0 = r0; p0 < r1; p0 += panel) {
     const int64_t p1 = std::min(r1, p0 + panel);
-    for (int64_t t0 = 0; t0 < m; t0 += 4) {
-      const int nt = static_cast<int>(std::min<int64_t>(4, m - t0));
-      const uint16_t* xt[4];
-      for (int t = 0; t < 4; ++t) xt[t] = xb.x.data() + (t0 + std::min(t, nt - 1)) * k;
+    for (int64_t t0 = 0; t0 < m; t0 += 6) {
+      const int nt = static_cast<int>(std::min<int64_t>(6, m - t0));
+      const uint16_t* xt[6];
+      for (int t = 0; t < 6; ++t) xt[t] = xb.x.data() + (t0 + std::min(t, nt - 1)) * k;
       for (int64_t rr = p0; rr < p1; rr += 4) {
         const int nr = static_cast<int>(std::min<int64_t>(4, p1 - rr));
-        const auto row = [&](int r) { return wd + (rr + std::min(r, nr - 1)) * k; };
-        tile4x4(row(0), row(1), row(2), row(3), xt, k, out);
-        for (int t = 0; t < nt; ++t)
-          for (int r = 0; r < nr; ++r) y[(t0 + t) * ldy + (rr - r0) + r] = out[4 * r + t];
+        const uint16_t* wr[4];
+        for (int r = 0; r < 4; ++r) wr[r] = wd + (rr + std::min(r, nr - 1)) * k;
+        const Tile v = tile4x6(wr, xt, k);
+        float* yt = y + t0 * ldy + (rr - r0);
+        store_group(v.lo, std::min(nt, 4), nr, yt, ldy);
+        if (nt > 4) store_group(v.hi, nt - 4, nr, yt + 4 * ldy, ldy);
       }
     }
   }

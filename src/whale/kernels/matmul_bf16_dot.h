@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "whale/core/thread_pool.h"
+#include "whale/core/uninit_vector.h"
 #include "whale/kernels/weight.h"
 
 namespace whale::bf16dot {
@@ -30,7 +31,7 @@ bool usable(int64_t k);
 // Activations x [m, k] rounded to bf16 (nearest, ties to even), row-major [m, k].
 struct RoundedActivations {
   int64_t m = 0, k = 0;
-  std::vector<uint16_t> x;
+  UninitVector<uint16_t> x;  // written in full by round_activations
 };
 
 // Rounds x [m, k] (row stride ldx) into out; with a pool, prompt-sized inputs are split between its threads by
