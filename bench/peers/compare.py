@@ -6,14 +6,15 @@ drifts of the machine (turbo, other load) hit every engine alike. The peers are 
 docs/performance.md for the exact commands); this script only runs their binaries.
 
   /usr/bin/python3 bench/peers/compare.py --whale build/release/whale --rounds 5 \
-      --width bf16:WHALE_DIR:IK_GGUF:MAINLINE_GGUF --width q8:... --width q4:... \
+      --width bf16:WHALE_DIR:IK_GGUF:MAINLINE_GGUF[:WHALE_ARGS] --width q8:... --width q4:... \
       --ik-bench /work/peers/ik_llama.cpp/build/bin/llama-bench \
       --mainline-bench /work/peers/llama.cpp/build/bin/llama-bench --out results.json
 
 Prefill: 512 tokens (`llama-bench -p 512 -n 0`; whale bench -p 512). Decode: 32 tokens (`-p 0 -n 32`; whale bench
 -n 32 after a 16-token prompt). ik_llama.cpp runs with -mla 3 -fmoe 1, llama.cpp with -fa on, each plus what
 --ik-args / --mainline-args add (e.g. "-thp 1": ik_llama.cpp's weights in hugetlbfs pages, which need
-/proc/sys/vm/nr_hugepages reserved). whale runs with --load (default auto). All with --threads.
+/proc/sys/vm/nr_hugepages reserved). whale runs with --load (default auto) and the width's WHALE_ARGS (space-separated,
+e.g. "--activations bf16"; a second width of the same files can measure whale both ways). All with --threads.
 """
 import argparse
 import json
@@ -58,10 +59,10 @@ def llama_bench(binary, gguf, threads, extra, prefill, decode):
     return out
 
 
-def whale_bench(binary, model, threads, prefill, decode, load):
+def whale_bench(binary, model, threads, prefill, decode, load, extra=()):
     warm(model)
     text, _ = run([binary, "bench", "--model", model, "-p", str(prefill), "-n", str(decode), "-r", "1",
-                   "--threads", str(threads), "--load", load])
+                   "--threads", str(threads), "--load", load] + list(extra))
     j = json.loads(text)
     r = j["results"][0]
     out = {"load_seconds": j["load_seconds"], "bytes_per_token": j["bytes_per_token"]}
@@ -90,8 +91,8 @@ def main():
 
     widths = []
     for w in args.width:
-        name, wdir, ik, ml = (w.split(":") + ["", "", ""])[:4]
-        widths.append((name, wdir, ik, ml))
+        name, wdir, ik, ml, wargs = (w.split(":") + ["", "", "", ""])[:5]
+        widths.append((name, wdir, ik, ml, wargs.split()))
     samples = {}  # (width, engine) -> list of dicts
     failures = []
 
@@ -107,10 +108,10 @@ def main():
                           indent=2)
 
     for rnd in range(args.rounds):
-        for name, wdir, ik, ml in widths:
+        for name, wdir, ik, ml, wargs in widths:
             if wdir:
                 attempt((name, "whale"), lambda: whale_bench(args.whale, wdir, args.threads, args.prefill, args.decode,
-                                                                  args.load))
+                                                                  args.load, wargs))
             if ik and args.ik_bench:
                 attempt((name, "ik_llama.cpp"), lambda: llama_bench(
                     args.ik_bench, ik, args.threads, ["-mla", "3", "-fmoe", "1"] + args.ik_args.split(),

@@ -177,7 +177,9 @@ TEST(Bf16Dot, MarkedWeightsInMatmul) {
       y_expected = y_plain;
     }
     for (int64_t i = 0; i < m * n; ++i) ASSERT_EQ(f32_to_bits(y_marked[i]), f32_to_bits(y_expected[i])) << i;
-    if (rounded) EXPECT_NE(y_marked, y_plain);  // the rounding is visible
+    if (rounded) {
+      EXPECT_NE(y_marked, y_plain);  // the rounding is visible
+    }
   }
 }
 

@@ -11,7 +11,9 @@
 #define WHALE_HAVE_BF16_DOT 1
 // GCC 12's AVX-512 intrinsics start from _mm512_undefined_ps(), which -Wmaybe-uninitialized reports when they are
 // inlined into a function with a target attribute (a false positive: the value is fully overwritten).
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #endif
 
 namespace whale::bf16dot {
