@@ -195,17 +195,18 @@ CASES = [
 ]
 
 
-def check_unknown_load_mode(whale, fixtures):
-    """An unknown --load is an argument error: non-zero exit, nothing on stdout, a message naming the option."""
+def check_unknown_option_value(whale, fixtures, option, value):
+    """An unknown value of a choice option (--load, --activations) is an argument error: non-zero exit, nothing on
+    stdout, a message naming the option and the value."""
     proc = subprocess.run([whale, "logits", "--model", os.path.join(fixtures, "v2-lite"), "--tokens", "1",
-                           "--load", "copy"], capture_output=True, text=True, timeout=120)
+                           option, value], capture_output=True, text=True, timeout=120)
     problems = []
     if proc.returncode == 0:
         problems.append("exit status 0")
     if proc.stdout:
         problems.append(f"printed {len(proc.stdout)} bytes to stdout")
-    if "--load" not in proc.stderr or "copy" not in proc.stderr:
-        problems.append("message does not name --load and the value")
+    if option not in proc.stderr or value not in proc.stderr:
+        problems.append(f"message does not name {option} and the value")
     return problems, proc.stderr.strip().splitlines()[0] if proc.stderr.strip() else ""
 
 
@@ -249,12 +250,14 @@ def main():
         for p in problems:
             print(f"       {p}")
         failed += bool(problems)
-    problems, message = check_unknown_load_mode(args.whale, args.fixtures)
-    print(f"[{'FAIL' if problems else 'ok'}] unknown --load: {message}")
-    for p in problems:
-        print(f"       {p}")
-    failed += bool(problems)
-    print(f"{len(CASES) + 1 - failed} passed, {failed} failed")
+    choices = [("--load", "copy"), ("--activations", "fp8")]
+    for option, value in choices:
+        problems, message = check_unknown_option_value(args.whale, args.fixtures, option, value)
+        print(f"[{'FAIL' if problems else 'ok'}] unknown {option}: {message}")
+        for p in problems:
+            print(f"       {p}")
+        failed += bool(problems)
+    print(f"{len(CASES) + len(choices) - failed} passed, {failed} failed")
     return 1 if failed else 0
 
 
