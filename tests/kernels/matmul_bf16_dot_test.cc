@@ -56,16 +56,17 @@ TEST(Bf16Dot, RoundingIsBitwiseF32ToBf16) {
   for (size_t i = 0; i < std::size(special); ++i) std::memcpy(&x[3 * ldx + i * 7], &special[i], 4);
   bf16dot::RoundedActivations out;
   bf16dot::round_activations(x.data(), m, k, ldx, out);
-  ASSERT_EQ(out.x.size(), static_cast<size_t>(m * k));
+  ASSERT_EQ(out.size(), static_cast<size_t>(m * k));
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(out.data()) % 64, 0u);
   for (int64_t t = 0; t < m; ++t)
     for (int64_t c = 0; c < k; ++c)
-      ASSERT_EQ(out.x[t * k + c], f32_to_bf16(x[t * ldx + c])) << "token " << t << " column " << c;
+      ASSERT_EQ(out.data()[t * k + c], f32_to_bf16(x[t * ldx + c])) << "token " << t << " column " << c;
   ThreadPool pool(2);
   bf16dot::RoundedActivations on_pool;
   const int64_t big = 1200;  // enough values for the pool
   std::vector<float> xb = random_f32(big * 64, rng);
   bf16dot::round_activations(xb.data(), big, 64, 64, on_pool, &pool);
-  for (int64_t i = 0; i < big * 64; ++i) ASSERT_EQ(on_pool.x[i], f32_to_bf16(xb[i]));
+  for (int64_t i = 0; i < big * 64; ++i) ASSERT_EQ(on_pool.data()[i], f32_to_bf16(xb[i]));
 }
 
 TEST(Bf16Dot, UsableOnlyForMultiplesOf32) {
@@ -76,6 +77,7 @@ TEST(Bf16Dot, UsableOnlyForMultiplesOf32) {
 
 // Each product against the double sum of the same bf16 values: the only error is f32 accumulation over k terms.
 TEST(Bf16Dot, WithinF32AccumulationOfTheExactProduct) {
+  std::vector<uint16_t> scratch;
   if (!bf16dot::available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
   std::mt19937 rng(11);
   for (int64_t k : {32, 64, 1408, 2048})
@@ -88,13 +90,13 @@ TEST(Bf16Dot, WithinF32AccumulationOfTheExactProduct) {
         bf16dot::RoundedActivations xb;
         bf16dot::round_activations(x.data(), m, k, k, xb);
         std::vector<float> y(static_cast<size_t>(m * n), std::nanf(""));
-        ASSERT_TRUE(bf16dot::rows(w, 0, n, xb, y.data(), n));
+        ASSERT_TRUE(bf16dot::rows(w, 0, n, xb, y.data(), n, scratch));
         const double u = 0x1p-24, gamma = (k / 16 + 2 + 4) * u / (1 - (k / 16 + 6) * u);
         for (int64_t t = 0; t < m; ++t)
           for (int64_t r = 0; r < n; ++r) {
             double exact = 0, magnitude = 0;
             for (int64_t c = 0; c < k; ++c) {
-              const double p = decode_bf16(wd[r * k + c]) * decode_bf16(xb.x[t * k + c]);
+              const double p = decode_bf16(wd[r * k + c]) * decode_bf16(xb.data()[t * k + c]);
               exact += p;
               magnitude += std::abs(p);
             }
@@ -107,6 +109,7 @@ TEST(Bf16Dot, WithinF32AccumulationOfTheExactProduct) {
 // pair's two products as the Intel manual describes, the two are bitwise equal; the bound allows another order
 // within a pair.
 TEST(Bf16Dot, MatchesScalarModel) {
+  std::vector<uint16_t> scratch;
   if (!bf16dot::available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
   std::mt19937 rng(13);
   const int64_t n = 23, k = 256, m = 11;
@@ -116,13 +119,13 @@ TEST(Bf16Dot, MatchesScalarModel) {
   bf16dot::RoundedActivations xb;
   bf16dot::round_activations(x.data(), m, k, k, xb);
   std::vector<float> y(m * n), ref(m * n);
-  ASSERT_TRUE(bf16dot::rows(w, 0, n, xb, y.data(), n));
+  ASSERT_TRUE(bf16dot::rows(w, 0, n, xb, y.data(), n, scratch));
   bf16dot::rows_reference(w, 0, n, xb, ref.data(), n);
   int bitwise = 0;
   for (int64_t i = 0; i < m * n; ++i) {
     double magnitude = 0;
     const int64_t t = i / n, r = i % n;
-    for (int64_t c = 0; c < k; ++c) magnitude += std::abs(decode_bf16(wd[r * k + c]) * decode_bf16(xb.x[t * k + c]));
+    for (int64_t c = 0; c < k; ++c) magnitude += std::abs(decode_bf16(wd[r * k + c]) * decode_bf16(xb.data()[t * k + c]));
     ASSERT_LE(std::abs(y[i] - ref[i]), 4 * 0x1p-24 * magnitude) << "row " << r << " token " << t;
     bitwise += y[i] == ref[i];
   }
@@ -131,6 +134,7 @@ TEST(Bf16Dot, MatchesScalarModel) {
 
 // A (row, token) result does not depend on the other tokens, on the token count, or on where the row range starts.
 TEST(Bf16Dot, BitwiseIndependentOfBatchAndRowRange) {
+  std::vector<uint16_t> scratch;
   if (!bf16dot::available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
   std::mt19937 rng(17);
   const int64_t n = 37, k = 96, m = 38;
@@ -140,13 +144,13 @@ TEST(Bf16Dot, BitwiseIndependentOfBatchAndRowRange) {
   bf16dot::RoundedActivations all;
   bf16dot::round_activations(x.data(), m, k, k, all);
   std::vector<float> y(m * n);
-  ASSERT_TRUE(bf16dot::rows(w, 0, n, all, y.data(), n));
+  ASSERT_TRUE(bf16dot::rows(w, 0, n, all, y.data(), n, scratch));
   for (int64_t t = 0; t < m; t += 5) {
     bf16dot::RoundedActivations one;
     bf16dot::round_activations(x.data() + t * k, 1, k, k, one);
     for (int64_t r0 : {0, 1, 6, 33}) {
       std::vector<float> part(n - r0);
-      ASSERT_TRUE(bf16dot::rows(w, r0, n, one, part.data(), n - r0));
+      ASSERT_TRUE(bf16dot::rows(w, r0, n, one, part.data(), n - r0, scratch));
       for (int64_t r = r0; r < n; ++r)
         ASSERT_EQ(f32_to_bits(part[r - r0]), f32_to_bits(y[t * n + r])) << "token " << t << " row " << r;
     }
@@ -172,7 +176,8 @@ TEST(Bf16Dot, MarkedWeightsInMatmul) {
     if (rounded) {
       bf16dot::RoundedActivations xb;
       bf16dot::round_activations(x.data(), m, k, k, xb);
-      ASSERT_TRUE(bf16dot::rows(plain, 0, n, xb, y_expected.data(), n));
+      std::vector<uint16_t> scratch;
+      ASSERT_TRUE(bf16dot::rows(plain, 0, n, xb, y_expected.data(), n, scratch));
     } else {
       y_expected = y_plain;
     }
@@ -183,17 +188,45 @@ TEST(Bf16Dot, MarkedWeightsInMatmul) {
   }
 }
 
+// Weights on a 64-byte boundary are read in place, others through the aligned copy: the same bits either way.
+TEST(Bf16Dot, AlignedAndCopiedRowsAgree) {
+  if (!bf16dot::available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
+  std::mt19937 rng(23);
+  const int64_t n = 9, k = 160, m = 13;
+  const std::vector<uint16_t> wd = random_bf16(n * k, rng);
+  std::vector<uint16_t> buffer(n * k + 64);
+  const auto base = reinterpret_cast<uintptr_t>(buffer.data());
+  uint16_t* aligned = buffer.data() + ((64 - base % 64) % 64) / 2;
+  std::memcpy(aligned, wd.data(), wd.size() * 2);
+  std::memcpy(aligned + 1, wd.data(), wd.size() * 2);  // from 2 bytes past the boundary
+  const std::vector<float> x = random_f32(m * k, rng);
+  bf16dot::RoundedActivations xb;
+  bf16dot::round_activations(x.data(), m, k, k, xb);
+  std::vector<float> y_copied(m * n), y_in_place(m * n);
+  std::vector<uint16_t> scratch;
+  Weight2D off = bf16_weight(wd, n, k);
+  off.data = reinterpret_cast<const uint8_t*>(aligned + 1);
+  ASSERT_TRUE(bf16dot::rows(off, 0, n, xb, y_copied.data(), n, scratch));
+  std::memcpy(aligned, wd.data(), wd.size() * 2);
+  Weight2D on = off;
+  on.data = reinterpret_cast<const uint8_t*>(aligned);
+  ASSERT_TRUE(bf16dot::rows(on, 0, n, xb, y_in_place.data(), n, scratch));
+  for (int64_t i = 0; i < m * n; ++i) ASSERT_EQ(f32_to_bits(y_copied[i]), f32_to_bits(y_in_place[i])) << i;
+}
+
 TEST(Bf16Dot, RefusesOtherShapesAndFormats) {
+  std::vector<uint16_t> scratch;
   std::vector<uint16_t> wd(4 * 48);
   Weight2D w = bf16_weight(wd, 4, 48);
   bf16dot::RoundedActivations xb;
-  xb.m = 1, xb.k = 48, xb.x.resize(48);
+  const std::vector<float> zeros(48, 0.0f);
+  bf16dot::round_activations(zeros.data(), 1, 48, 48, xb);
   float y[4];
-  EXPECT_FALSE(bf16dot::rows(w, 0, 4, xb, y, 4));  // k not a multiple of 32
+  EXPECT_FALSE(bf16dot::rows(w, 0, 4, xb, y, 4, scratch));  // k not a multiple of 32
   w.cols = 32, xb.k = 64;
-  EXPECT_FALSE(bf16dot::rows(w, 0, 4, xb, y, 4));  // activations of another width
+  EXPECT_FALSE(bf16dot::rows(w, 0, 4, xb, y, 4, scratch));  // activations of another width
   w.dtype = DType::F16, xb.k = 32;
-  EXPECT_FALSE(bf16dot::rows(w, 0, 4, xb, y, 4));
+  EXPECT_FALSE(bf16dot::rows(w, 0, 4, xb, y, 4, scratch));
 }
 
 }  // namespace

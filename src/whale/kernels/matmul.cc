@@ -42,6 +42,7 @@ bool streams(const MatmulJob& j) {
 struct Scratch {
   std::vector<float> panel;     // decoded f32 rows (float prefill)
   std::vector<uint8_t> codes;   // a row group's signed codes (AMX)
+  std::vector<uint16_t> bf16_rows;  // BF16 rows copied to a 64-byte boundary (bf16dot::rows)
 };
 
 // Enough row groups per slice of the pool that a slice's weights (4 or 16 rows × k) amortize the fork/join.
@@ -109,7 +110,7 @@ void run_groups(const MatmulJob& j, const JobActivations& xa, int64_t g0, int64_
     return;
   }
   if (xb && amx::bf16_rows(w, g0 * gr, std::min(n, g1 * gr), *xb, j.y, n, scratch.codes)) return;
-  if (xa.xr && bf16dot::rows(w, g0 * gr, std::min(n, g1 * gr), *xa.xr, j.y + g0 * gr, n)) return;
+  if (xa.xr && bf16dot::rows(w, g0 * gr, std::min(n, g1 * gr), *xa.xr, j.y + g0 * gr, n, scratch.bf16_rows)) return;
   if (streams(j)) {
     for (int64_t g = g0; g < g1; ++g)
       simd::tile_float(w, g * gr, rows_in(g), j.x, k, static_cast<int>(j.m), j.y + g * gr, n);

@@ -121,16 +121,29 @@ WHALE_BF16_ATTR inline void store_group(__m512 v, int nt, int nr, float* yt, int
 }
 
 WHALE_BF16_ATTR void run(const Weight2D& w, int64_t r0, int64_t r1, const RoundedActivations& xb, float* y,
-                         int64_t ldy) {
+                         int64_t ldy, std::vector<uint16_t>& scratch) {
   const int64_t k = w.cols, m = xb.m;
-  const auto* wd = reinterpret_cast<const uint16_t*>(w.data);
   const int64_t panel = std::max<int64_t>(4, kPanelBytes / (2 * k) / 4 * 4);
+  // Rows off a 64-byte boundary go through an aligned copy: a straddling load costs two of L1's.
+  const bool copy = reinterpret_cast<uintptr_t>(w.data) % 64 != 0;
+  uint16_t* aligned = nullptr;
+  if (copy) {
+    const size_t need = static_cast<size_t>(std::min(panel, r1 - r0) * k + 32);
+    if (scratch.size() < need) scratch.resize(need);
+    aligned = reinterpret_cast<uint16_t*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t{63});
+  }
   for (int64_t p0 = r0; p0 < r1; p0 += panel) {
     const int64_t p1 = std::min(r1, p0 + panel);
+    const uint16_t* wd = reinterpret_cast<const uint16_t*>(w.data) + p0 * k;  // row p0
+    if (copy) {
+      std::memcpy(aligned, wd, static_cast<size_t>((p1 - p0) * k) * 2);
+      wd = aligned;
+    }
+    wd -= p0 * k;  // indexed by absolute row below
     for (int64_t t0 = 0; t0 < m; t0 += 6) {
       const int nt = static_cast<int>(std::min<int64_t>(6, m - t0));
       const uint16_t* xt[6];
-      for (int t = 0; t < 6; ++t) xt[t] = xb.x.data() + (t0 + std::min(t, nt - 1)) * k;
+      for (int t = 0; t < 6; ++t) xt[t] = xb.data() + (t0 + std::min(t, nt - 1)) * k;
       for (int64_t rr = p0; rr < p1; rr += 4) {
         const int nr = static_cast<int>(std::min<int64_t>(4, p1 - rr));
         const uint16_t* wr[4];
@@ -192,8 +205,9 @@ bool usable(int64_t k) { return available() && k > 0 && k % 32 == 0; }
 void round_activations(const float* x, int64_t m, int64_t k, int64_t ldx, RoundedActivations& out, ThreadPool* pool) {
   out.m = m;
   out.k = k;
-  out.x.resize(static_cast<size_t>(m * k));
-  uint16_t* dst = out.x.data();
+  out.buffer.resize(static_cast<size_t>(m * k + 32));
+  out.offset = ((64 - reinterpret_cast<uintptr_t>(out.buffer.data()) % 64) % 64) / 2;
+  uint16_t* dst = out.data();
   if (pool && pool->size() > 1 && m > 1 && m * k >= kParallelValues) {
     pool->parallel_for(m, [&](int64_t a, int64_t b) { round_rows(x, a, b, k, ldx, dst); });
   } else {
@@ -201,10 +215,11 @@ void round_activations(const float* x, int64_t m, int64_t k, int64_t ldx, Rounde
   }
 }
 
-bool rows(const Weight2D& w, int64_t r0, int64_t r1, const RoundedActivations& xb, float* y, int64_t ldy) {
+bool rows(const Weight2D& w, int64_t r0, int64_t r1, const RoundedActivations& xb, float* y, int64_t ldy,
+          std::vector<uint16_t>& scratch) {
   if (w.dtype != DType::BF16 || !usable(w.cols) || xb.k != w.cols) return false;
 #if WHALE_HAVE_BF16_DOT
-  if (r0 < r1 && xb.m > 0) run(w, r0, r1, xb, y, ldy);
+  if (r0 < r1 && xb.m > 0) run(w, r0, r1, xb, y, ldy, scratch);
   return true;
 #else
   return false;
@@ -215,7 +230,7 @@ void rows_reference(const Weight2D& w, int64_t r0, int64_t r1, const RoundedActi
   const int64_t k = xb.k;
   const auto* wd = reinterpret_cast<const uint16_t*>(w.data);
   for (int64_t t = 0; t < xb.m; ++t) {
-    const uint16_t* xt = xb.x.data() + t * k;
+    const uint16_t* xt = xb.data() + t * k;
     for (int64_t r = r0; r < r1; ++r) {
       const uint16_t* wr = wd + r * k;
       float lanes[16] = {};

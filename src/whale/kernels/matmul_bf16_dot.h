@@ -28,10 +28,15 @@ bool available();
 // True when available() and k (the weight's columns) is a positive multiple of 32.
 bool usable(int64_t k);
 
-// Activations x [m, k] rounded to bf16 (nearest, ties to even), row-major [m, k].
+// Activations x [m, k] rounded to bf16 (nearest, ties to even), row-major [m, k] from a 64-byte boundary (k is a
+// multiple of 32 where the tiles read them, so every row's vectors are whole cache lines).
 struct RoundedActivations {
   int64_t m = 0, k = 0;
-  UninitVector<uint16_t> x;  // written in full by round_activations
+  UninitVector<uint16_t> buffer;  // written in full by round_activations, from `offset` on
+  size_t offset = 0;
+  const uint16_t* data() const { return buffer.data() + offset; }
+  uint16_t* data() { return buffer.data() + offset; }
+  size_t size() const { return static_cast<size_t>(m * k); }
 };
 
 // Rounds x [m, k] (row stride ldx) into out; with a pool, prompt-sized inputs are split between its threads by
@@ -40,8 +45,11 @@ void round_activations(const float* x, int64_t m, int64_t k, int64_t ldx, Rounde
                        ThreadPool* pool = nullptr);
 
 // y[t·ldy + r − r0] = W[r] · x[t] for rows [r0, r1) of a BF16 weight and all xb.m tokens. Returns false, doing
-// nothing, when usable(w.cols) is false, W is not BF16, or xb.k != w.cols.
-bool rows(const Weight2D& w, int64_t r0, int64_t r1, const RoundedActivations& xb, float* y, int64_t ldy);
+// nothing, when usable(w.cols) is false, W is not BF16, or xb.k != w.cols. Rows that do not start on a 64-byte
+// boundary (a checkpoint's tensors start where the file puts them) are copied, a panel at a time, into `scratch` (the
+// calling thread's, kept between calls), so that no load of the tiles straddles two cache lines.
+bool rows(const Weight2D& w, int64_t r0, int64_t r1, const RoundedActivations& xb, float* y, int64_t ldy,
+          std::vector<uint16_t>& scratch);
 
 // Scalar model of rows (any CPU): each lane as vdpbf16ps computes it (the odd product of a pair added first, then
 // the even one, each rounded to f32), then the same halving tree. The oracle for the tests.
