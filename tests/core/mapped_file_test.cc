@@ -58,6 +58,18 @@ TEST(MappedFile, ReadAndMapHoldTheSameBytes) {
   EXPECT_EQ(reinterpret_cast<uintptr_t>(read.data()) % (uintptr_t{2} << 20), 0u);
 }
 
+// Read can place any byte of the file on a 64-byte boundary (a safetensors data buffer), keeping every byte.
+TEST(MappedFile, ReadPlacesTheAskedOffsetOnALine) {
+  const std::vector<uint8_t> bytes = random_bytes((size_t{3} << 20) + 77);
+  const TempFile f(bytes);
+  for (uint64_t at : {uint64_t{0}, uint64_t{16}, uint64_t{8 + 1000}, uint64_t{63}, uint64_t{64 + 5}}) {
+    const MappedFile read(f.path(), FileLoad::Read, nullptr, at);
+    ASSERT_EQ(read.size(), bytes.size());
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(read.data() + at) % 64, 0u) << "offset " << at;
+    EXPECT_EQ(0, std::memcmp(read.data(), bytes.data(), bytes.size())) << "offset " << at;
+  }
+}
+
 TEST(MappedFile, ReadReportsProgressUpToTheSize) {
   const std::vector<uint8_t> bytes = random_bytes((size_t{17} << 20) + 1);
   const TempFile f(bytes);

@@ -61,7 +61,7 @@ FileLoad resolve_file_load(FileLoad load, uint64_t total_bytes) {
   return available > 0 && total_bytes <= available / 4 * 3 ? FileLoad::Read : FileLoad::Map;
 }
 
-MappedFile::MappedFile(const std::string& path, FileLoad load, const FileReadProgress& progress)
+MappedFile::MappedFile(const std::string& path, FileLoad load, const FileReadProgress& progress, uint64_t aligned_at)
     : path_(path), load_(load == FileLoad::Read ? FileLoad::Read : FileLoad::Map) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail("{}: cannot open: {}", path, std::strerror(errno));
@@ -101,8 +101,10 @@ MappedFile::MappedFile(const std::string& path, FileLoad load, const FileReadPro
     ::close(fd);
     fail("{}: cannot allocate {} bytes to read it into: {}", path, size_, std::strerror(err));
   }
+  // The region's slack (a huge page, less the mapping's page alignment) holds the shift of up to 63 bytes.
   auto* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(region_) + kHugePage - 1) & ~(kHugePage - 1));
-  ::madvise(base, (size_ + kHugePage - 1) & ~(kHugePage - 1), MADV_HUGEPAGE);
+  ::madvise(base, (size_ + 63 + kHugePage - 1) & ~(kHugePage - 1), MADV_HUGEPAGE);
+  base += (64 - aligned_at % 64) % 64;
   try {
     read_parallel(fd, base, progress);
   } catch (...) {

@@ -33,9 +33,11 @@ using FileReadProgress = std::function<void(uint64_t done)>;
 class MappedFile {
  public:
   // Brings `path` into memory as `load` says (Auto is taken as Map here: resolve it first); throws Error naming the
-  // path if it cannot be opened, mapped or read.
+  // path if it cannot be opened, mapped or read. Read places the file so that its byte `aligned_at` lands on a 64-byte
+  // boundary (a safetensors file's data buffer, so that tensors whose offsets are multiples of 64 start on a cache
+  // line and no vector load of theirs straddles two); a mapping starts where the page cache has the file.
   explicit MappedFile(const std::string& path, FileLoad load = FileLoad::Map,
-                      const FileReadProgress& progress = nullptr);
+                      const FileReadProgress& progress = nullptr, uint64_t aligned_at = 0);
   ~MappedFile();
   MappedFile(MappedFile&& other) noexcept;
   MappedFile& operator=(MappedFile&&) = delete;

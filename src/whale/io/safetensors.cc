@@ -1,6 +1,7 @@
 #include "whale/io/safetensors.h"
 
 #include <algorithm>
+#include <fstream>
 #include <limits>
 
 #include <nlohmann/json.hpp>
@@ -117,8 +118,23 @@ SafetensorsHeader parse_safetensors_header(const uint8_t* bytes, size_t size) {
   return h;
 }
 
+namespace {
+
+// Where the data buffer of the safetensors file at `path` starts (8 + the header length), read from its first 8 bytes;
+// 0 if they cannot be read (the full read then reports what is wrong).
+uint64_t data_buffer_offset(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  uint8_t b[8] = {};
+  if (!in.read(reinterpret_cast<char*>(b), 8)) return 0;
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = n << 8 | b[i];
+  return n <= std::numeric_limits<uint64_t>::max() - 8 ? n + 8 : 0;
+}
+
+}  // namespace
+
 SafetensorsFile::SafetensorsFile(const std::string& path, FileLoad load, const FileReadProgress& progress)
-    : file_(path, load, progress),
+    : file_(path, load, progress, load == FileLoad::Read ? data_buffer_offset(path) : 0),
       header_(with_context(path, [&] { return parse_safetensors_header(file_.data(), file_.size()); })) {}
 
 TensorView SafetensorsFile::view(const std::string& name) const {
