@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "whale/cli/command.h"
+#include "whale/kernels/matmul.h"
 #include "whale/cli/progress.h"
 #include "whale/core/error.h"
 #include "whale/core/process_stats.h"
@@ -329,7 +330,7 @@ class BenchRun {
     j["repetitions"] = opt_.repetitions;
     j["warmup"] = opt_.warmup;
     j["load"] = file_load_name(model.checkpoint().load());
-    j["activations"] = opt_.activations == Activations::Bf16 ? "bf16" : "f32";
+    j["activations"] = opt_.activations == Activations::Bf16 && rounds_bf16_activations() ? "bf16" : "f32";
     j["load_seconds"] = load_seconds;
     j["checkpoint_bytes"] = model.checkpoint().total_file_bytes();
     j["bytes_per_token"] = bytes_per_token;

@@ -11,6 +11,7 @@
 #include "whale/cli/command.h"
 #include "whale/core/error.h"
 #include "whale/core/heap_policy.h"
+#include "whale/kernels/matmul.h"
 
 namespace whale::cli {
 
@@ -28,7 +29,14 @@ void add_load_option(CLI::App* app, FileLoad& load) {
 
 void add_activations_option(CLI::App* app, Activations& activations) {
   app->add_option_function<std::string>(
-         "--activations", [&activations](const std::string& name) { activations = parse_activations(name); },
+         "--activations",
+         [&activations](const std::string& name) {
+           activations = parse_activations(name);
+           if (activations == Activations::Bf16 && !rounds_bf16_activations())
+             fmt::print(stderr,
+                        "whale: note: --activations bf16 changes nothing on this CPU (it needs AVX512-BF16 without "
+                        "AMX; AMX hosts run BF16 prompts on their own tiles): activations stay f32\n");
+         },
          "What BF16 weights multiply prompts (32 or more tokens) with: f32 = the activations as computed (most "
          "accurate), bf16 = the activations rounded to bf16 first, as DeepSeek's reference model.py computes; faster "
          "prefill on CPUs with the AVX512-BF16 dot instruction and no AMX (AMD Zen 4 and 5), no effect elsewhere, "
