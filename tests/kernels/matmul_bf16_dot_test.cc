@@ -46,6 +46,34 @@ Weight2D bf16_weight(const std::vector<uint16_t>& data, int64_t rows, int64_t co
   return w;
 }
 
+// A random BF16 weight [n, k] and m tokens of activations, with their bf16 rounding.
+struct RandomProduct {
+  int64_t n, k, m;
+  std::vector<uint16_t> wd;
+  std::vector<float> x;
+  bf16dot::RoundedActivations xb;
+
+  RandomProduct(int64_t n_, int64_t k_, int64_t m_, std::mt19937& rng)
+      : n(n_), k(k_), m(m_), wd(random_bf16(n * k, rng)), x(random_f32(m * k, rng)) {
+    bf16dot::round_activations(x.data(), m, k, k, xb);
+  }
+  Weight2D weight() const { return bf16_weight(wd, n, k); }
+
+  // Row r · token t of the bf16 values in double (exact: each product and the sum fit), and Σ |products|.
+  struct Dot {
+    double exact = 0, magnitude = 0;
+  };
+  Dot exact_dot(int64_t r, int64_t t) const {
+    Dot d;
+    for (int64_t c = 0; c < k; ++c) {
+      const double p = decode_bf16(wd[r * k + c]) * decode_bf16(xb.data()[t * k + c]);
+      d.exact += p;
+      d.magnitude += std::abs(p);
+    }
+    return d;
+  }
+};
+
 TEST(Bf16Dot, RoundingIsBitwiseF32ToBf16) {
   std::mt19937 rng(7);
   const int64_t m = 5, k = 83, ldx = 90;  // a row stride past k, and k not a multiple of the vector width
@@ -84,23 +112,14 @@ TEST(Bf16Dot, WithinF32AccumulationOfTheExactProduct) {
     for (int64_t n : {1, 4, 7, 70})
       for (int64_t m : {1, 3, 4, 9, 33}) {
         SCOPED_TRACE(fmt::format("n {} k {} m {}", n, k, m));
-        const std::vector<uint16_t> wd = random_bf16(n * k, rng);
-        const Weight2D w = bf16_weight(wd, n, k);
-        const std::vector<float> x = random_f32(m * k, rng);
-        bf16dot::RoundedActivations xb;
-        bf16dot::round_activations(x.data(), m, k, k, xb);
+        const RandomProduct pr(n, k, m, rng);
         std::vector<float> y(static_cast<size_t>(m * n), std::nanf(""));
-        ASSERT_TRUE(bf16dot::rows(w, 0, n, xb, y.data(), n, scratch));
+        ASSERT_TRUE(bf16dot::rows(pr.weight(), 0, n, pr.xb, y.data(), n, scratch));
         const double u = 0x1p-24, gamma = (k / 16 + 2 + 4) * u / (1 - (k / 16 + 6) * u);
         for (int64_t t = 0; t < m; ++t)
           for (int64_t r = 0; r < n; ++r) {
-            double exact = 0, magnitude = 0;
-            for (int64_t c = 0; c < k; ++c) {
-              const double p = decode_bf16(wd[r * k + c]) * decode_bf16(xb.data()[t * k + c]);
-              exact += p;
-              magnitude += std::abs(p);
-            }
-            ASSERT_LE(std::abs(y[t * n + r] - exact), gamma * magnitude) << "row " << r << " token " << t;
+            const RandomProduct::Dot d = pr.exact_dot(r, t);
+            ASSERT_LE(std::abs(y[t * n + r] - d.exact), gamma * d.magnitude) << "row " << r << " token " << t;
           }
       }
 }
@@ -113,20 +132,14 @@ TEST(Bf16Dot, MatchesScalarModel) {
   if (!bf16dot::available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
   std::mt19937 rng(13);
   const int64_t n = 23, k = 256, m = 11;
-  const std::vector<uint16_t> wd = random_bf16(n * k, rng);
-  const Weight2D w = bf16_weight(wd, n, k);
-  const std::vector<float> x = random_f32(m * k, rng);
-  bf16dot::RoundedActivations xb;
-  bf16dot::round_activations(x.data(), m, k, k, xb);
+  const RandomProduct pr(n, k, m, rng);
   std::vector<float> y(m * n), ref(m * n);
-  ASSERT_TRUE(bf16dot::rows(w, 0, n, xb, y.data(), n, scratch));
-  bf16dot::rows_reference(w, 0, n, xb, ref.data(), n);
+  ASSERT_TRUE(bf16dot::rows(pr.weight(), 0, n, pr.xb, y.data(), n, scratch));
+  bf16dot::rows_reference(pr.weight(), 0, n, pr.xb, ref.data(), n);
   int bitwise = 0;
   for (int64_t i = 0; i < m * n; ++i) {
-    double magnitude = 0;
     const int64_t t = i / n, r = i % n;
-    for (int64_t c = 0; c < k; ++c) magnitude += std::abs(decode_bf16(wd[r * k + c]) * decode_bf16(xb.data()[t * k + c]));
-    ASSERT_LE(std::abs(y[i] - ref[i]), 4 * 0x1p-24 * magnitude) << "row " << r << " token " << t;
+    ASSERT_LE(std::abs(y[i] - ref[i]), 4 * 0x1p-24 * pr.exact_dot(r, t).magnitude) << "row " << r << " token " << t;
     bitwise += y[i] == ref[i];
   }
   RecordProperty("bitwise_equal", bitwise);
@@ -138,16 +151,13 @@ TEST(Bf16Dot, BitwiseIndependentOfBatchAndRowRange) {
   if (!bf16dot::available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
   std::mt19937 rng(17);
   const int64_t n = 37, k = 96, m = 38;
-  const std::vector<uint16_t> wd = random_bf16(n * k, rng);
-  const Weight2D w = bf16_weight(wd, n, k);
-  const std::vector<float> x = random_f32(m * k, rng);
-  bf16dot::RoundedActivations all;
-  bf16dot::round_activations(x.data(), m, k, k, all);
+  const RandomProduct pr(n, k, m, rng);
+  const Weight2D w = pr.weight();
   std::vector<float> y(m * n);
-  ASSERT_TRUE(bf16dot::rows(w, 0, n, all, y.data(), n, scratch));
+  ASSERT_TRUE(bf16dot::rows(w, 0, n, pr.xb, y.data(), n, scratch));
   for (int64_t t = 0; t < m; t += 5) {
     bf16dot::RoundedActivations one;
-    bf16dot::round_activations(x.data() + t * k, 1, k, k, one);
+    bf16dot::round_activations(pr.x.data() + t * k, 1, k, k, one);
     for (int64_t r0 : {0, 1, 6, 33}) {
       std::vector<float> part(n - r0);
       ASSERT_TRUE(bf16dot::rows(w, r0, n, one, part.data(), n - r0, scratch));

@@ -20,10 +20,10 @@
 #include <nlohmann/json.hpp>
 
 #include "whale/cli/command.h"
-#include "whale/kernels/matmul.h"
 #include "whale/cli/progress.h"
 #include "whale/core/error.h"
 #include "whale/core/process_stats.h"
+#include "whale/kernels/matmul.h"
 #include "whale/kernels/weight.h"
 #include "whale/model/config.h"
 #include "whale/model/model.h"

@@ -59,7 +59,8 @@ void run_compare(const CompareOptions& opt) {
   if (tokens.size() > static_cast<size_t>(opt.max_tokens)) tokens.resize(static_cast<size_t>(opt.max_tokens));
   if (tokens.size() < 2) fail("{}: the text has fewer than 2 tokens", opt.text);
 
-  const Model model(opt.model, nullptr, opt.load, opt.activations), reference(opt.reference, nullptr, opt.load, opt.activations);
+  const Model model(opt.model, nullptr, opt.load, opt.activations),
+      reference(opt.reference, nullptr, opt.load, opt.activations);
   if (model.config().vocab_size != reference.config().vocab_size)
     fail("--model has vocab_size {} but --reference has {}", model.config().vocab_size,
          reference.config().vocab_size);

@@ -20,7 +20,7 @@ namespace whale::bf16dot {
 
 namespace {
 
-// Weight rows held in L2 while every token sweeps them (the tokens' 4-row tile is read from L1).
+// Weight rows held in L2 while every token sweeps them (each 6-token tile read from L1).
 constexpr int64_t kPanelBytes = 192 * 1024;
 // Values to round before a pool is worth waking.
 constexpr int64_t kParallelValues = 1 << 16;
@@ -33,8 +33,6 @@ float reduce_lanes(const float lanes[16]) {
   for (int i = 0; i < 2; ++i) s2[i] = s4[i] + s4[i + 2];
   return s2[0] + s2[1];
 }
-
-void round_rows(const float* x, int64_t t0, int64_t t1, int64_t k, int64_t ldx, uint16_t* out);
 
 #if WHALE_HAVE_BF16_DOT
 
@@ -134,12 +132,11 @@ WHALE_BF16_ATTR void run(const Weight2D& w, int64_t r0, int64_t r1, const Rounde
   }
   for (int64_t p0 = r0; p0 < r1; p0 += panel) {
     const int64_t p1 = std::min(r1, p0 + panel);
-    const uint16_t* wd = reinterpret_cast<const uint16_t*>(w.data) + p0 * k;  // row p0
+    const uint16_t* wd = reinterpret_cast<const uint16_t*>(w.data) + p0 * k;  // the panel, from row p0
     if (copy) {
       std::memcpy(aligned, wd, static_cast<size_t>((p1 - p0) * k) * 2);
       wd = aligned;
     }
-    wd -= p0 * k;  // indexed by absolute row below
     for (int64_t t0 = 0; t0 < m; t0 += 6) {
       const int nt = static_cast<int>(std::min<int64_t>(6, m - t0));
       const uint16_t* xt[6];
@@ -147,7 +144,7 @@ WHALE_BF16_ATTR void run(const Weight2D& w, int64_t r0, int64_t r1, const Rounde
       for (int64_t rr = p0; rr < p1; rr += 4) {
         const int nr = static_cast<int>(std::min<int64_t>(4, p1 - rr));
         const uint16_t* wr[4];
-        for (int r = 0; r < 4; ++r) wr[r] = wd + (rr + std::min(r, nr - 1)) * k;
+        for (int r = 0; r < 4; ++r) wr[r] = wd + (rr - p0 + std::min(r, nr - 1)) * k;
         const Tile v = tile4x6(wr, xt, k);
         float* yt = y + t0 * ldy + (rr - r0);
         store_group(v.lo, std::min(nt, 4), nr, yt, ldy);
