@@ -443,15 +443,16 @@ TEST(Matmul, QuantizedBitwiseIndependentOfBatchAndInstructionSet) {
   }
 }
 
-// q8/q4 read two row groups at once where they can (tile_quant_pair: q8 for 1-2 tokens, q4 in passes of up to 6
-// tokens, the later ones starting inside an 8-token activation tile): a pair whose second group is partial, next to
-// an odd group left alone, gives the same bits on every instruction set (the portable one reads one group at a time)
-// at every token count, and writes no row past the end.
-TEST(Matmul, QuantizedGroupPairsMatchOneGroupAtATime) {
+// q8/q4 read four row groups at once for one token (tile_quant_quad) and two where they can (tile_quant_pair: q8
+// for 1-2 tokens, q4 in passes of up to 6 tokens, the later ones starting inside an 8-token activation tile): a pair
+// or a four whose last group is partial, next to a pair or a group left alone, gives the same bits on every
+// instruction set (the portable one reads one group at a time) at every token count, and writes no row past the end.
+TEST(Matmul, QuantizedGroupPairsAndFoursMatchOneGroupAtATime) {
   std::mt19937 rng(16);
   const std::vector<int64_t> targets = supported_targets();
   for (DType dtype : {DType::Q8, DType::Q4}) {
-    for (int64_t n : {29, 41}) {  // one pair (16 + 13 rows); a pair and a lone group of 9
+    // One pair (16 + 13 rows); a pair and a lone group of 9; a four (3 × 16 + 13); a four, a pair and a lone 9.
+    for (int64_t n : {29, 41, 61, 105}) {
       const int64_t k = 300;
       const TestWeight t = make_quant_weight(dtype, n, k, rng);
       for (int64_t m : {1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 20}) {

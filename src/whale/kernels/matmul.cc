@@ -20,6 +20,7 @@ constexpr int kFloatRowGroup = 4;           // rows of a float tile
 constexpr int64_t kPanelBytes = 256 << 10;  // f32 panel of decoded rows kept in L2 by the prefill path
 constexpr int64_t kAmxMinTokens = 17;       // q8/q4: from this many tokens on, AMX int8 tiles where the CPU has them
 constexpr int64_t kPairTokens = 2;          // q8/q4: up to this many tokens always read two row groups at a time
+constexpr int64_t kChunkGroups = 4;         // work chunks hold whole multiples of this many row groups of a job
 // Several activation matrices to convert for one batch are converted on the pool's threads from this many values in
 // all (a 16-sequence step's experts: about 200k); fewer stay on the calling thread (decode: a few thousand).
 constexpr int64_t kParallelConversionValues = int64_t{1} << 15;
@@ -87,7 +88,18 @@ void run_groups(const MatmulJob& j, const JobActivations& xa, int64_t g0, int64_
     // A pair kernel that declines (no VNNI: AVX2, NEON) declines every pair alike, so after the first refusal the rest
     // of the range goes straight to the single-group tiles instead of asking once per pair.
     bool pairs = j.m <= kPairTokens || (w.dtype == DType::Q4 && !amx::available());
+    // One token (decode): four row groups at a time where four are left, four streams of weights in flight. On Zen 5
+    // (2 vCPUs) one core drew about 15% more bandwidth from four streams than from two: decode_stream_bench q8 65-74%
+    // of the probe with pairs, 79-87% with fours (3 alternated rounds), and q8/q4 decode 5-9% faster (session 34).
+    bool quads = j.m == 1;
     for (int64_t g = g0; g < g1; g += 2) {
+      if (quads && g + 3 < g1) {
+        if (simd::tile_quant_quad(w, g, rows_in(g + 3), *xq, 0, j.y + g * gr, n)) {
+          g += 2;
+          continue;
+        }
+        quads = false;
+      }
       bool paired = pairs && g + 1 < g1;
       for (int64_t t0 = 0; t0 < j.m && paired;) {
         // Per 8-token activation tile, its r tokens in one pass where a pair kernel takes them, else in two halves
@@ -419,9 +431,9 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
   std::vector<int64_t> cut;  // chunk boundaries (global groups), slice after slice
   cut.reserve(static_cast<size_t>(first_cost.back() / chunk_cost) + 2 * static_cast<size_t>(slices) + 1);
   std::vector<size_t> first_chunk(static_cast<size_t>(slices) + 1, 0);
-  // The cuts walk the jobs in order, the job holding the current group kept in `job`. A chunk ends an even number of
-  // groups into its job, so that decode's two-group tiles (run_groups) find both groups of a pair in one chunk: with
-  // 64 KB chunks a q8 group at K = 2048 (35 KB) otherwise often ran alone.
+  // The cuts walk the jobs in order, the job holding the current group kept in `job`. A chunk ends a multiple of
+  // kChunkGroups groups into its job, so that decode's four- and two-group tiles (run_groups) find all their groups
+  // in one chunk: with 64 KB chunks a q8 group at K = 2048 (35 KB) otherwise often ran alone.
   for (int s = 0; s < slices; ++s) {
     first_chunk[s] = cut.size();
     size_t job = 0;  // at or before the job holding the slice's first group (the previous chunk can run past it)
@@ -431,7 +443,7 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
       const double cost_before = first_cost[job] + static_cast<double>(g - first_group[job]) * group_cost[job];
       int64_t next = std::max(g + 1, group_at(cost_before + chunk_cost, job));
       while (job < jobs.size() && first_group[job + 1] <= next) ++job;  // the job holding next, if any
-      if (job < jobs.size() && (next - first_group[job]) % 2 == 1) ++next;
+      if (job < jobs.size()) next += (kChunkGroups - (next - first_group[job]) % kChunkGroups) % kChunkGroups;
       g = std::min(bound[s + 1], next);
     }
   }

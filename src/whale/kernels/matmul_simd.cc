@@ -548,8 +548,9 @@ inline TiledTokens TiledAt(const QuantizedActivations& xq, int64_t t0) {
 // start at the bias correction −bias·Σq_x, then go to f32 once per block: f = fma(float(sum), s_w · s_x, f). Few
 // tokens get two integer accumulators each (even and odd lines; integer sums are exact, so the split changes nothing)
 // to overlap vpdpbusd's latency.
-// G = 2: two adjacent row groups at once (g full, g + 1 with n_rows rows), their lines read side by side: two
-// streams of weights in flight instead of one, and the same arithmetic per group as G = 1 (bitwise equal results).
+// G = 2 or 4: adjacent row groups at once (the last with n_rows rows, the others full), their lines read side by
+// side: G streams of weights in flight instead of one, and the same arithmetic per group as G = 1 (bitwise equal
+// results).
 template <int T, int G = 1>
 WHALE_VNNI_ATTR void TileQ8Vnni(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq,
                                 int64_t t0, float* y, int64_t ldy) {
@@ -605,10 +606,9 @@ WHALE_VNNI_ATTR void TileQ8Vnni(const Weight2D& w, int64_t g, int n_rows, const 
       }
     }
   }
-  for (int t = 0; t < T; ++t) {
-    StoreRows(y + t * ldy, G == 1 ? n_rows : kQuantRowGroup, f[0][t]);
-    if constexpr (G == 2) StoreRows(y + t * ldy + kQuantRowGroup, n_rows, f[G - 1][t]);
-  }
+  for (int t = 0; t < T; ++t)
+    for (int i = 0; i < G; ++i)
+      StoreRows(y + t * ldy + i * kQuantRowGroup, i + 1 < G ? kQuantRowGroup : n_rows, f[i][t]);
 }
 
 // q4: 4 lines per block; a line's low nibbles are columns 4l..4l+3, its high nibbles columns 16+4l..16+4l+3. The high
@@ -618,7 +618,7 @@ WHALE_VNNI_ATTR void TileQ8Vnni(const Weight2D& w, int64_t g, int n_rows, const 
 // so that one token's sums are two dependency chains, not one.
 constexpr int kQ4OneAccumulatorTokens = 4;
 
-// G = 2: two adjacent row groups at once, as TileQ8Vnni. Prefetch = false: no software prefetches (a later pass over
+// G = 2 or 4: adjacent row groups at once, as TileQ8Vnni. Prefetch = false: no software prefetches (a later pass over
 // a pair the first pass fetched).
 template <int T, int G = 1, bool Prefetch = true>
 WHALE_VNNI_ATTR void TileQ4Vnni(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq,
@@ -687,10 +687,9 @@ WHALE_VNNI_ATTR void TileQ4Vnni(const Weight2D& w, int64_t g, int n_rows, const 
       }
     }
   }
-  for (int t = 0; t < T; ++t) {
-    StoreRows(y + t * ldy, G == 1 ? n_rows : kQuantRowGroup, f[0][t]);
-    if constexpr (G == 2) StoreRows(y + t * ldy + kQuantRowGroup, n_rows, f[G - 1][t]);
-  }
+  for (int t = 0; t < T; ++t)
+    for (int i = 0; i < G; ++i)
+      StoreRows(y + t * ldy + i * kQuantRowGroup, i + 1 < G ? kQuantRowGroup : n_rows, f[i][t]);
 }
 
 template <int T>
@@ -866,6 +865,19 @@ bool TileQuantPair(const Weight2D& w, int64_t g, int n_rows, const QuantizedActi
   return false;
 }
 
+bool TileQuantQuad(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0, float* y,
+                   int64_t ldy) {
+#if HWY_TARGET == HWY_AVX3_DL
+  if (HasVnni() && !xq.tiled_q.empty()) {
+    if (xq.type == QuantType::Q8) TileQ8Vnni<1, 4>(w, g, n_rows, xq, t0, y, ldy);
+    else TileQ4Vnni<1, 4>(w, g, n_rows, xq, t0, y, ldy);
+    return true;
+  }
+#endif
+  (void)w, (void)g, (void)n_rows, (void)xq, (void)t0, (void)y, (void)ldy;
+  return false;
+}
+
 bool XwQuant(const Weight2D& w, int64_t g0, int64_t groups, const float* x, int64_t ldx, int64_t m, float* y,
              int64_t ldy, int64_t prefetch_g0) {
 #if HWY_TARGET == HWY_AVX3_DL
@@ -893,6 +905,7 @@ HWY_EXPORT(PanelRows);
 HWY_EXPORT(UsesTiledActivations);
 HWY_EXPORT(TileQuant);
 HWY_EXPORT(TileQuantPair);
+HWY_EXPORT(TileQuantQuad);
 HWY_EXPORT(XwQuant);
 HWY_EXPORT(TargetName);
 
@@ -913,6 +926,11 @@ void panel_rows(const Weight2D& w, int64_t r0, int64_t r1, const float* x, int64
 void tile_quant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0, int n_tokens,
                 float* y, int64_t ldy) {
   HWY_DYNAMIC_DISPATCH(TileQuant)(w, g, n_rows, xq, t0, n_tokens, y, ldy);
+}
+
+bool tile_quant_quad(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0, float* y,
+                     int64_t ldy) {
+  return HWY_DYNAMIC_DISPATCH(TileQuantQuad)(w, g, n_rows, xq, t0, y, ldy);
 }
 
 bool tile_quant_pair(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0,

@@ -84,6 +84,12 @@ inline constexpr int kQuantPairTokens = 6;
 bool tile_quant_pair(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0,
                      int n_tokens, float* y, int64_t ldy, bool prefetch = true);
 
+// The same for row groups g, g + 1, g + 2 (all 16 rows) and g + 3 (n_rows of them) and the one token t0: four
+// streams of weights in flight. Returns false, doing nothing, where this instruction set has no such kernel (it has
+// one for VNNI). Bitwise equal to four calls of tile_quant.
+bool tile_quant_quad(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0, float* y,
+                     int64_t ldy);
+
 // q8/q4 weights, x·W: y[t·ldy + c] += Σ_i x[t·ldx + i] · W[16·g0 + i, c] for i < 16·groups (x holds 16·groups
 // values per token; rows past the weight's end must get x = 0), c < W.cols. Returns false, doing nothing, where this
 // instruction set has no such kernel. With prefetch_g0 ≥ 0, as many groups from prefetch_g0 on (the caller's next call)
