@@ -200,14 +200,14 @@ void DecodeRows(const Weight2D& w, int64_t r0, int64_t r1, float* out) {
 #endif
 constexpr size_t kFloatPrefetchBytes = WHALE_FLOAT_PREFETCH_BYTES;
 
-template <int T, class LoadW>
-HWY_INLINE void TileFloatT(const LoadW& load, const Weight2D& w, const uint8_t* const rows[4], int n_rows,
+template <int R, int T, class LoadW>
+HWY_INLINE void TileFloatT(const LoadW& load, const Weight2D& w, const uint8_t* const rows[], int n_rows,
                            const float* x, int64_t ldx, float* y, int64_t ldy) {
   const DF df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   const int64_t k = w.cols;
-  VF acc[4][T];
-  for (int r = 0; r < 4; ++r)
+  VF acc[R][T];
+  for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) acc[r][t] = hn::Zero(df);
   const size_t elem = dtype_size(w.dtype), row_bytes = static_cast<size_t>(k) * elem;
   int64_t c = 0;
@@ -215,11 +215,11 @@ HWY_INLINE void TileFloatT(const LoadW& load, const Weight2D& w, const uint8_t* 
     VF xv[T];
     for (int t = 0; t < T; ++t) xv[t] = hn::LoadU(df, x + t * ldx + c);
     // Each row is its own stream, a few KB long, which the hardware prefetcher keeps losing at page boundaries:
-    // prefetch ahead in software, and near a row's end the same row of the next tile (4 rows on, where the
+    // prefetch ahead in software, and near a row's end the same row of the next tile (R rows on, where the
     // checkpoint's row-major rows put it), which this thread usually reads next.
     size_t ahead = static_cast<size_t>(c) * elem + kFloatPrefetchBytes;
-    if (ahead >= row_bytes) ahead += 3 * row_bytes;
-    for (int r = 0; r < 4; ++r) {
+    if (ahead >= row_bytes) ahead += (R - 1) * row_bytes;
+    for (int r = 0; r < R; ++r) {
       hwy::Prefetch(rows[r] + ahead);
       const VF wv = load(r, c);
       for (int t = 0; t < T; ++t) acc[r][t] = hn::MulAdd(wv, xv[t], acc[r][t]);
@@ -250,7 +250,7 @@ struct LoadF16Rows {
 };
 struct LoadFP8Rows {
   const uint8_t* const* rows;
-  const float* scales[4];  // row r's block scales
+  const float* scales[8];  // row r's block scales
   int block_cols;
   VF operator()(int r, int64_t c) const {
     return VecE4m3(DF(), rows[r] + c, hn::Set(DF(), scales[r][c / block_cols] * 256.0f));
@@ -258,22 +258,28 @@ struct LoadFP8Rows {
   float scalar(int r, int64_t c) const { return e4m3_to_f32(rows[r][c]) * scales[r][c / block_cols]; }
 };
 
+// More than 4 rows (up to 8, for at most 2 tokens): one tile of 8 rows, eight streams of weights in flight.
 template <class LoadW>
-void TileFloatDispatch(const LoadW& load, const Weight2D& w, const uint8_t* const rows[4], int n_rows,
+void TileFloatDispatch(const LoadW& load, const Weight2D& w, const uint8_t* const rows[], int n_rows,
                        const float* x, int64_t ldx, int n_tokens, float* y, int64_t ldy) {
+  if (n_rows > 4) {
+    if (n_tokens == 1) TileFloatT<8, 1>(load, w, rows, n_rows, x, ldx, y, ldy);
+    else TileFloatT<8, 2>(load, w, rows, n_rows, x, ldx, y, ldy);
+    return;
+  }
   switch (n_tokens) {
-    case 1: TileFloatT<1>(load, w, rows, n_rows, x, ldx, y, ldy); break;
-    case 2: TileFloatT<2>(load, w, rows, n_rows, x, ldx, y, ldy); break;
-    case 3: TileFloatT<3>(load, w, rows, n_rows, x, ldx, y, ldy); break;
-    default: TileFloatT<4>(load, w, rows, n_rows, x, ldx, y, ldy); break;
+    case 1: TileFloatT<4, 1>(load, w, rows, n_rows, x, ldx, y, ldy); break;
+    case 2: TileFloatT<4, 2>(load, w, rows, n_rows, x, ldx, y, ldy); break;
+    case 3: TileFloatT<4, 3>(load, w, rows, n_rows, x, ldx, y, ldy); break;
+    default: TileFloatT<4, 4>(load, w, rows, n_rows, x, ldx, y, ldy); break;
   }
 }
 
 void TileFloat(const Weight2D& w, int64_t r0, int n_rows, const float* x, int64_t ldx, int n_tokens, float* y,
                int64_t ldy) {
   const size_t elem = dtype_size(w.dtype);
-  const uint8_t* rows[4];
-  for (int r = 0; r < 4; ++r) rows[r] = w.data + static_cast<size_t>((r0 + std::min(r, n_rows - 1)) * w.cols) * elem;
+  const uint8_t* rows[8];
+  for (int r = 0; r < 8; ++r) rows[r] = w.data + static_cast<size_t>((r0 + std::min(r, n_rows - 1)) * w.cols) * elem;
   switch (w.dtype) {
     case DType::F32: TileFloatDispatch(LoadF32Rows{rows}, w, rows, n_rows, x, ldx, n_tokens, y, ldy); break;
     case DType::BF16: TileFloatDispatch(LoadBF16Rows{rows}, w, rows, n_rows, x, ldx, n_tokens, y, ldy); break;
@@ -281,7 +287,7 @@ void TileFloat(const Weight2D& w, int64_t r0, int n_rows, const float* x, int64_
     case DType::F8_E4M3: {
       LoadFP8Rows load{rows, {}, w.block_cols};
       const int64_t bpr = (w.cols + w.block_cols - 1) / w.block_cols;
-      for (int r = 0; r < 4; ++r) load.scales[r] = w.block_scale + ((r0 + std::min(r, n_rows - 1)) / w.block_rows) * bpr;
+      for (int r = 0; r < 8; ++r) load.scales[r] = w.block_scale + ((r0 + std::min(r, n_rows - 1)) / w.block_rows) * bpr;
       TileFloatDispatch(load, w, rows, n_rows, x, ldx, n_tokens, y, ldy);
       break;
     }
