@@ -11,8 +11,9 @@ for every chunk in --chunks ("none" = no --chunk flag) and every A in --attentio
 token list, same [T, vocab] shape, all values finite, max |whale - reference| <= tol. Also fails if the reference itself
 is trivial (max |logit| <= 1 or std <= 0.1), so that the comparison can fail at all.
 With --activations bf16, whale runs with that flag and each run is compared with the reference whose BF16 products
-of 32+ tokens round their inputs to bf16 where whale's JSON says it rounded them ("activations": "bf16"), else with
-the exact one.
+round their inputs to bf16 where whale's JSON says it rounded them ("activations": "bf16"), else with the exact one.
+Runs of the same attention in chunks shorter than 64 tokens (the few-query forms) must also agree bit for bit with
+each other: a token's logits do not depend on how its prompt is chunked.
 Prints one line per run; exit status 0 if everything passes, 1 otherwise.
 
 Default tokens: 19 ids from a fixed seeded rng, including 0 and vocab_size-1.
@@ -152,6 +153,7 @@ def main():
         return ref_bf16, None
 
     for attn in attns:
+        chunked = None  # (chunk, logits) of this attention's first run in chunks of fewer than 64 tokens
         for chunk in chunks:
             label = f"attention={attn:<8} chunk={'none' if chunk is None else chunk:<4}"
             out, err, dt = run_whale(args.whale, args.model, tokens, chunk, attn, args.timeout, args.activations)
@@ -196,6 +198,12 @@ def main():
                         pos, col = np.unravel_index(int(np.abs(got - expected).argmax()), expected.shape)
                         problems.append(f"max|d| {maxd:.3e} > tol {args.tol:g} at position {pos}, id {col} "
                                         f"(whale {got[pos, col]:.6g}, ref {expected[pos, col]:.6g})")
+            if got is not None and not problems and chunk is not None and chunk < 64:
+                if chunked is None:
+                    chunked = (chunk, got)
+                elif not np.array_equal(got, chunked[1]):
+                    problems.append(f"not bitwise equal to the run in chunks of {chunked[0]} "
+                                    f"(max|d| {float(np.abs(got - chunked[1]).max()):.3e})")
             status = "PASS" if not problems else "FAIL"
             ok &= not problems
             print(f"{label} max|d| {maxd:.3e}  {status}  ({dt:.1f} s)" + ("" if not problems else

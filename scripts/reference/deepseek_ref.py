@@ -131,15 +131,11 @@ class Config:
         return self.E > 0 and layer >= self.first_dense and layer % self.moe_freq == 0
 
 
-# Products of at least this many tokens round their activations under bf16_activations (whale's bf16dot::kMinTokens).
-BF16_MIN_TOKENS = 32
-
-
 class Model:
     def __init__(self, model_dir, cache=False, dtype=DT, bf16_activations=False):
         """dtype other than float64 only for experiments (e.g. estimating an f32 engine's rounding error).
-        bf16_activations: whale's --activations bf16 (model.h): a BF16 projection of BF16_MIN_TOKENS or more tokens
-        whose input width is a multiple of 32 (the dot instruction's step) multiplies the activations rounded to bf16
+        bf16_activations: whale's --activations bf16 (model.h): a BF16 projection, of any number of tokens, whose
+        input width is a multiple of 32 (the dot instruction's step) multiplies the activations rounded to bf16
         (from f32, nearest even), as DeepSeek's model.py computes; the
         router and the attention's kv_b_proj (not computed by linear) stay exact."""
         self.dt = dtype
@@ -166,7 +162,7 @@ class Model:
         return x / torch.sqrt((x * x).mean(-1, keepdim=True) + self.cfg.eps) * self.w(name)
 
     def linear(self, x, name):
-        if (self.bf16_activations and x.shape[0] >= BF16_MIN_TOKENS and x.shape[-1] % 32 == 0
+        if (self.bf16_activations and x.shape[-1] % 32 == 0
                 and not name.endswith("mlp.gate.weight")
                 and self.ckpt.dtype(name) == "BF16"):
             x = x.to(torch.float32).to(torch.bfloat16).to(self.dt)

@@ -124,28 +124,32 @@ TEST(Bf16Dot, WithinF32AccumulationOfTheExactProduct) {
       }
 }
 
-// The SIMD tiles against the scalar model of the instruction and the lane tree. Where the CPU's vdpbf16ps adds a
-// pair's two products as the Intel manual describes, the two are bitwise equal; the bound allows another order
-// within a pair.
+// The SIMD tiles (the streaming ones for 1-2 tokens, the 4 × 6 ones beyond) against the scalar model of the
+// instruction and the lane tree. Where the CPU's vdpbf16ps adds a pair's two products as the Intel manual describes,
+// the two are bitwise equal; the bound allows another order within a pair.
 TEST(Bf16Dot, MatchesScalarModel) {
   std::vector<uint16_t> scratch;
   if (!bf16dot::available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
   std::mt19937 rng(13);
-  const int64_t n = 23, k = 256, m = 11;
-  const RandomProduct pr(n, k, m, rng);
-  std::vector<float> y(m * n), ref(m * n);
-  ASSERT_TRUE(bf16dot::rows(pr.weight(), 0, n, pr.xb, y.data(), n, scratch));
-  bf16dot::rows_reference(pr.weight(), 0, n, pr.xb, ref.data(), n);
+  const int64_t n = 23, k = 256;
   int bitwise = 0;
-  for (int64_t i = 0; i < m * n; ++i) {
-    const int64_t t = i / n, r = i % n;
-    ASSERT_LE(std::abs(y[i] - ref[i]), 4 * 0x1p-24 * pr.exact_dot(r, t).magnitude) << "row " << r << " token " << t;
-    bitwise += y[i] == ref[i];
+  for (int64_t m : {1, 2, 11}) {
+    const RandomProduct pr(n, k, m, rng);
+    std::vector<float> y(m * n), ref(m * n);
+    ASSERT_TRUE(bf16dot::rows(pr.weight(), 0, n, pr.xb, y.data(), n, scratch));
+    bf16dot::rows_reference(pr.weight(), 0, n, pr.xb, ref.data(), n);
+    for (int64_t i = 0; i < m * n; ++i) {
+      const int64_t t = i / n, r = i % n;
+      ASSERT_LE(std::abs(y[i] - ref[i]), 4 * 0x1p-24 * pr.exact_dot(r, t).magnitude)
+          << "m " << m << " row " << r << " token " << t;
+      bitwise += y[i] == ref[i];
+    }
   }
   RecordProperty("bitwise_equal", bitwise);
 }
 
-// A (row, token) result does not depend on the other tokens, on the token count, or on where the row range starts.
+// A (row, token) result does not depend on the other tokens, on the token count (one and two tokens take the
+// streaming tiles, more the 4 × 6 ones), or on where the row range starts.
 TEST(Bf16Dot, BitwiseIndependentOfBatchAndRowRange) {
   std::vector<uint16_t> scratch;
   if (!bf16dot::available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
@@ -155,20 +159,28 @@ TEST(Bf16Dot, BitwiseIndependentOfBatchAndRowRange) {
   const Weight2D w = pr.weight();
   std::vector<float> y(m * n);
   ASSERT_TRUE(bf16dot::rows(w, 0, n, pr.xb, y.data(), n, scratch));
-  for (int64_t t = 0; t < m; t += 5) {
-    bf16dot::RoundedActivations one;
-    bf16dot::round_activations(pr.x.data() + t * k, 1, k, k, one);
-    for (int64_t r0 : {0, 1, 6, 33}) {
-      std::vector<float> part(n - r0);
-      ASSERT_TRUE(bf16dot::rows(w, r0, n, one, part.data(), n - r0, scratch));
-      for (int64_t r = r0; r < n; ++r)
-        ASSERT_EQ(f32_to_bits(part[r - r0]), f32_to_bits(y[t * n + r])) << "token " << t << " row " << r;
+  for (int64_t t = 0; t < m; t += 5)
+    for (int64_t few : {1, 2, 3}) {  // tokens t .. t + few - 1 (the last ones repeated past the end)
+      std::vector<float> xs;
+      for (int64_t i = 0; i < few; ++i) {
+        const float* row = pr.x.data() + std::min(t + i, m - 1) * k;
+        xs.insert(xs.end(), row, row + k);
+      }
+      bf16dot::RoundedActivations part_x;
+      bf16dot::round_activations(xs.data(), few, k, k, part_x);
+      for (int64_t r0 : {0, 1, 6, 33}) {
+        std::vector<float> part(few * (n - r0));
+        ASSERT_TRUE(bf16dot::rows(w, r0, n, part_x, part.data(), n - r0, scratch));
+        for (int64_t i = 0; i < few; ++i)
+          for (int64_t r = r0; r < n; ++r)
+            ASSERT_EQ(f32_to_bits(part[i * (n - r0) + r - r0]), f32_to_bits(y[std::min(t + i, m - 1) * n + r]))
+                << few << " tokens from " << t << ", token " << i << " row " << r;
+      }
     }
-  }
 }
 
-// matmul with a weight marked bf16_activations: prompts (32+ tokens) take the rounded path where this CPU rounds
-// (bitwise what bf16dot::rows gives, whatever the pool), fewer tokens and other CPUs the f32 path (bitwise unmarked).
+// matmul with a weight marked bf16_activations: every product takes the rounded path where this CPU rounds (bitwise
+// what bf16dot::rows gives, whatever the pool and the token count), other CPUs the f32 path (bitwise unmarked).
 TEST(Bf16Dot, MarkedWeightsInMatmul) {
   std::mt19937 rng(19);
   const int64_t n = 70, k = 128;
@@ -176,13 +188,13 @@ TEST(Bf16Dot, MarkedWeightsInMatmul) {
   Weight2D plain = bf16_weight(wd, n, k), marked = plain;
   marked.bf16_activations = true;
   ThreadPool pool(2);
-  for (int64_t m : {int64_t{8}, bf16dot::kMinTokens - 1, bf16dot::kMinTokens, int64_t{45}}) {
+  for (int64_t m : {1, 2, 8, 45}) {
     SCOPED_TRACE(fmt::format("m {}", m));
     const std::vector<float> x = random_f32(m * k, rng);
     std::vector<float> y_plain(m * n), y_marked(m * n), y_expected(m * n);
     matmul(plain, x.data(), m, y_plain.data(), pool);
     matmul(marked, x.data(), m, y_marked.data(), pool);
-    const bool rounded = m >= bf16dot::kMinTokens && rounds_bf16_activations();
+    const bool rounded = rounds_bf16_activations();
     if (rounded) {
       bf16dot::RoundedActivations xb;
       bf16dot::round_activations(x.data(), m, k, k, xb);
@@ -198,30 +210,34 @@ TEST(Bf16Dot, MarkedWeightsInMatmul) {
   }
 }
 
-// Weights on a 64-byte boundary are read in place, others through the aligned copy: the same bits either way.
+// Weights on a 64-byte boundary are read in place, others through the aligned copy (prompts) or in place with loads
+// across lines (1-2 tokens): the same bits either way.
 TEST(Bf16Dot, AlignedAndCopiedRowsAgree) {
   if (!bf16dot::available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
   std::mt19937 rng(23);
-  const int64_t n = 9, k = 160, m = 13;
-  const std::vector<uint16_t> wd = random_bf16(n * k, rng);
-  std::vector<uint16_t> buffer(n * k + 64);
-  const auto base = reinterpret_cast<uintptr_t>(buffer.data());
-  uint16_t* aligned = buffer.data() + ((64 - base % 64) % 64) / 2;
-  std::memcpy(aligned, wd.data(), wd.size() * 2);
-  std::memcpy(aligned + 1, wd.data(), wd.size() * 2);  // from 2 bytes past the boundary
-  const std::vector<float> x = random_f32(m * k, rng);
-  bf16dot::RoundedActivations xb;
-  bf16dot::round_activations(x.data(), m, k, k, xb);
-  std::vector<float> y_copied(m * n), y_in_place(m * n);
-  std::vector<uint16_t> scratch;
-  Weight2D off = bf16_weight(wd, n, k);
-  off.data = reinterpret_cast<const uint8_t*>(aligned + 1);
-  ASSERT_TRUE(bf16dot::rows(off, 0, n, xb, y_copied.data(), n, scratch));
-  std::memcpy(aligned, wd.data(), wd.size() * 2);
-  Weight2D on = off;
-  on.data = reinterpret_cast<const uint8_t*>(aligned);
-  ASSERT_TRUE(bf16dot::rows(on, 0, n, xb, y_in_place.data(), n, scratch));
-  for (int64_t i = 0; i < m * n; ++i) ASSERT_EQ(f32_to_bits(y_copied[i]), f32_to_bits(y_in_place[i])) << i;
+  for (int64_t m : {1, 2, 13}) {
+    SCOPED_TRACE(fmt::format("m {}", m));
+    const int64_t n = 9, k = 160;
+    const std::vector<uint16_t> wd = random_bf16(n * k, rng);
+    std::vector<uint16_t> buffer(n * k + 64);
+    const auto base = reinterpret_cast<uintptr_t>(buffer.data());
+    uint16_t* aligned = buffer.data() + ((64 - base % 64) % 64) / 2;
+    std::memcpy(aligned, wd.data(), wd.size() * 2);
+    std::memcpy(aligned + 1, wd.data(), wd.size() * 2);  // from 2 bytes past the boundary
+    const std::vector<float> x = random_f32(m * k, rng);
+    bf16dot::RoundedActivations xb;
+    bf16dot::round_activations(x.data(), m, k, k, xb);
+    std::vector<float> y_copied(m * n), y_in_place(m * n);
+    std::vector<uint16_t> scratch;
+    Weight2D off = bf16_weight(wd, n, k);
+    off.data = reinterpret_cast<const uint8_t*>(aligned + 1);
+    ASSERT_TRUE(bf16dot::rows(off, 0, n, xb, y_copied.data(), n, scratch));
+    std::memcpy(aligned, wd.data(), wd.size() * 2);
+    Weight2D on = off;
+    on.data = reinterpret_cast<const uint8_t*>(aligned);
+    ASSERT_TRUE(bf16dot::rows(on, 0, n, xb, y_in_place.data(), n, scratch));
+    for (int64_t i = 0; i < m * n; ++i) ASSERT_EQ(f32_to_bits(y_copied[i]), f32_to_bits(y_in_place[i])) << i;
+  }
 }
 
 TEST(Bf16Dot, RefusesOtherShapesAndFormats) {

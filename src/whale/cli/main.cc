@@ -37,10 +37,10 @@ void add_activations_option(CLI::App* app, Activations& activations) {
                         "whale: note: --activations bf16 changes nothing on this CPU (it needs AVX512-BF16 without "
                         "AMX; AMX hosts run BF16 prompts on their own tiles): activations stay f32\n");
          },
-         "What BF16 weights multiply prompts (32 or more tokens) with: f32 = the activations as computed (most "
-         "accurate), bf16 = the activations rounded to bf16 first, as DeepSeek's reference model.py computes; faster "
-         "prefill on CPUs with the AVX512-BF16 dot instruction and no AMX (AMD Zen 4 and 5), no effect elsewhere, "
-         "nor on q8/q4/FP8 weights or on decode (default: f32)")
+         "What BF16 weights multiply their inputs with: f32 = the activations as computed (most accurate), bf16 = "
+         "the activations rounded to bf16 first, as DeepSeek's reference model.py computes; faster prefill on CPUs "
+         "with the AVX512-BF16 dot instruction and no AMX (AMD Zen 4 and 5), decode at the same speed, no effect "
+         "elsewhere, nor on q8/q4/FP8 weights (default: f32)")
       ->check(CLI::IsMember({"f32", "bf16"}));
 }
 

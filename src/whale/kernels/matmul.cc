@@ -158,7 +158,7 @@ struct PreparedActivations {
     if (is_quant(j.w.dtype)) return Form::Quantized;
     if (j.w.dtype != DType::BF16 || j.exact) return Form::None;
     if (j.m >= amx::kBf16MinTokens && amx::bf16_usable(j.w.cols)) return Form::AmxSplit;
-    if (j.w.bf16_activations && j.m >= bf16dot::kMinTokens && bf16dot::usable(j.w.cols)) return Form::Rounded;
+    if (j.w.bf16_activations && bf16dot::usable(j.w.cols)) return Form::Rounded;
     return Form::None;
   }
 

@@ -118,9 +118,60 @@ WHALE_BF16_ATTR inline void store_group(__m512 v, int nt, int nr, float* yt, int
     for (int r = 0; r < nr; ++r) yt[t * ldy + r] = out[4 * t + r];
 }
 
+// Decode: W rows w[0..7] · tokens x[0..T), T ≤ 2, the weights streamed from memory once. Eight rows are eight
+// streams in flight, each prefetched kStreamPrefetchBytes ahead and, near its end, into the same row of the next
+// tile (8 rows on), which this thread usually reads next. Loads may straddle lines (no aligned copy: each weight is
+// read once). Accumulator r·T + t holds (row r, token t), the arithmetic of tile4x6's; reduce16 puts it in lane
+// 4·(i % 4) + i / 4 for i = r·T + t.
+constexpr int64_t kStreamPrefetchBytes = 2048;
+template <int T>
+WHALE_BF16_ATTR void stream_tile(const uint16_t* const* w, const uint16_t* const* x, int64_t k, int nr, int nt,
+                                 float* y, int64_t ldy) {
+  __m512 acc[16];
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
+  const int64_t row_bytes = 2 * k;
+  for (int64_t c = 0; c < k; c += 32) {
+    int64_t ahead = 2 * c + kStreamPrefetchBytes;
+    if (ahead >= row_bytes) ahead += 7 * row_bytes;
+    __m512bh b[T];
+#pragma GCC unroll 2
+    for (int t = 0; t < T; ++t) b[t] = load_bh(x[t] + c);
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; ++r) {
+      _mm_prefetch(reinterpret_cast<const char*>(w[r]) + ahead, _MM_HINT_T0);
+      const __m512bh a = load_bh(w[r] + c);
+#pragma GCC unroll 2
+      for (int t = 0; t < T; ++t) acc[r * T + t] = _mm512_dpbf16_ps(acc[r * T + t], a, b[t]);
+    }
+  }
+  alignas(64) float out[16];
+  _mm512_store_ps(out, reduce16(acc));
+  for (int r = 0; r < nr; ++r)
+    for (int t = 0; t < nt; ++t) {
+      const int i = r * T + t;
+      y[t * ldy + r] = out[4 * (i % 4) + i / 4];
+    }
+}
+
+WHALE_BF16_ATTR void run_stream(const Weight2D& w, int64_t r0, int64_t r1, const RoundedActivations& xb, float* y,
+                                int64_t ldy) {
+  const int64_t k = w.cols, m = xb.m;
+  const auto* wd = reinterpret_cast<const uint16_t*>(w.data);
+  const uint16_t* xt[2] = {xb.data(), xb.data() + (m - 1) * k};
+  for (int64_t rr = r0; rr < r1; rr += 8) {
+    const int nr = static_cast<int>(std::min<int64_t>(8, r1 - rr));
+    const uint16_t* wr[8];
+    for (int r = 0; r < 8; ++r) wr[r] = wd + (rr + std::min(r, nr - 1)) * k;
+    if (m == 1) stream_tile<1>(wr, xt, k, nr, 1, y + (rr - r0), ldy);
+    else stream_tile<2>(wr, xt, k, nr, 2, y + (rr - r0), ldy);
+  }
+}
+
 WHALE_BF16_ATTR void run(const Weight2D& w, int64_t r0, int64_t r1, const RoundedActivations& xb, float* y,
                          int64_t ldy, std::vector<uint16_t>& scratch) {
   const int64_t k = w.cols, m = xb.m;
+  if (m <= kStreamTokens) return run_stream(w, r0, r1, xb, y, ldy);
   const int64_t panel = std::max<int64_t>(4, kPanelBytes / (2 * k) / 4 * 4);
   // Rows off a 64-byte boundary go through an aligned copy: a straddling load costs two of L1's.
   const bool copy = reinterpret_cast<uintptr_t>(w.data) % 64 != 0;

@@ -1,4 +1,4 @@
-// BF16 products of many tokens with the activations rounded once to bf16 (as DeepSeek's reference model.py computes
+// BF16 products with the activations rounded once to bf16 (as DeepSeek's reference model.py computes
 // them, and as llama.cpp's BF16 dot does), on the AVX512-BF16 dot instruction (vdpbf16ps: 32 multiply-adds per
 // instruction, against f32 FMA's 16). Opt-in per weight (Weight2D::bf16_activations): the rounding costs about
 // 8 bits of each activation, so results differ from the f32 path by about 2^-9 relative per product.
@@ -18,9 +18,11 @@
 
 namespace whale::bf16dot {
 
-// Products of at least this many tokens take this path (prompts); fewer (decode, small batches) stay on the f32 tiles,
-// whose weight streaming is bound by memory, not arithmetic.
-inline constexpr int64_t kMinTokens = 32;
+// Products of at most this many tokens (decode) stream the weights in tiles of 8 rows × those tokens, read in place;
+// more tokens go through the 4 × 6 tiles over panels of rows held in L2. Both give the same bits per (row, token), so
+// a marked weight rounds every product, whatever its token count, and a token's result does not depend on its batch
+// (a served request's output on whom it shares a step with).
+inline constexpr int64_t kStreamTokens = 2;
 
 // True when this CPU has AVX512-BF16 (with AVX512F/BW) and the OS saves the AVX-512 state. Cached after the first call.
 bool available();
@@ -45,9 +47,10 @@ void round_activations(const float* x, int64_t m, int64_t k, int64_t ldx, Rounde
                        ThreadPool* pool = nullptr);
 
 // y[t·ldy + r − r0] = W[r] · x[t] for rows [r0, r1) of a BF16 weight and all xb.m tokens. Returns false, doing
-// nothing, when usable(w.cols) is false, W is not BF16, or xb.k != w.cols. Rows that do not start on a 64-byte
-// boundary (a checkpoint's tensors start where the file puts them) are copied, a panel at a time, into `scratch` (the
-// calling thread's, kept between calls), so that no load of the tiles straddles two cache lines.
+// nothing, when usable(w.cols) is false, W is not BF16, or xb.k != w.cols. For more than kStreamTokens tokens, rows
+// that do not start on a 64-byte boundary (a checkpoint's tensors start where the file puts them) are copied, a panel
+// at a time, into `scratch` (the calling thread's, kept between calls), so that no load of the tiles straddles two
+// cache lines.
 bool rows(const Weight2D& w, int64_t r0, int64_t r1, const RoundedActivations& xb, float* y, int64_t ldy,
           std::vector<uint16_t>& scratch);
 
