@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "whale/core/cache_line.h"
 #include "whale/core/dtype.h"
 #include "whale/kernels/quant_format.h"
 
@@ -222,9 +223,9 @@ bool quant_groups(const Weight2D& w, int64_t g0, int64_t g1, const simd::Quantiz
   // The tiles load whole tiles of 16 tokens: fewer tokens than kQuantTokenPad are not padded (quantized_rows).
   const int64_t padded_tokens = (xq.m + kTileTokens - 1) / kTileTokens * kTileTokens;
   if (static_cast<int64_t>(xq.q.size()) < padded_tokens * xq.blocks * kQuantBlock) return false;
-  const size_t bytes = static_cast<size_t>(xq.blocks * 512 + 64);
+  const size_t bytes = static_cast<size_t>(xq.blocks * 512) + kCacheLine;
   if (scratch.size() < bytes) scratch.resize(bytes);
-  auto* codes = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t{63});
+  uint8_t* codes = align_to_cache_line(scratch.data());
   run(w, g0, g1, xq, y, ldy, codes);
   return true;
 }

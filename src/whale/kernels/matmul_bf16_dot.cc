@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "whale/core/cache_line.h"
 #include "whale/core/dtype.h"
 
 #if defined(__x86_64__)
@@ -177,9 +178,9 @@ WHALE_BF16_ATTR void run(const Weight2D& w, int64_t r0, int64_t r1, const Rounde
   const bool copy = reinterpret_cast<uintptr_t>(w.data) % 64 != 0;
   uint16_t* aligned = nullptr;
   if (copy) {
-    const size_t need = static_cast<size_t>(std::min(panel, r1 - r0) * k + 32);
+    const size_t need = static_cast<size_t>(std::min(panel, r1 - r0) * k) + kCacheLine / sizeof(uint16_t);
     if (scratch.size() < need) scratch.resize(need);
-    aligned = reinterpret_cast<uint16_t*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t{63});
+    aligned = align_to_cache_line(scratch.data());
   }
   for (int64_t p0 = r0; p0 < r1; p0 += panel) {
     const int64_t p1 = std::min(r1, p0 + panel);
@@ -253,8 +254,8 @@ bool usable(int64_t k) { return available() && k > 0 && k % 32 == 0; }
 void round_activations(const float* x, int64_t m, int64_t k, int64_t ldx, RoundedActivations& out, ThreadPool* pool) {
   out.m = m;
   out.k = k;
-  out.buffer.resize(static_cast<size_t>(m * k + 32));
-  out.offset = ((64 - reinterpret_cast<uintptr_t>(out.buffer.data()) % 64) % 64) / 2;
+  out.buffer.resize(static_cast<size_t>(m * k) + kCacheLine / sizeof(uint16_t));
+  out.offset = static_cast<size_t>(align_to_cache_line(out.buffer.data()) - out.buffer.data());
   uint16_t* dst = out.data();
   if (pool && pool->size() > 1 && m > 1 && m * k >= kParallelValues) {
     pool->parallel_for(m, [&](int64_t a, int64_t b) { round_rows(x, a, b, k, ldx, dst); });

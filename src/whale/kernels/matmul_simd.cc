@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "whale/core/cache_line.h"
 #include "whale/core/dtype.h"
 #include "whale/kernels/quantize.h"
 
@@ -456,8 +457,8 @@ void PanelRows(const Weight2D& w, int64_t r0, int64_t r1, const float* x, int64_
   }
   // The panel at the first 64-byte boundary of the scratch (reused from call to call: a fresh allocation of this size
   // per panel would map and unmap pages every time).
-  scratch.resize(PanelFloats(rows, k) + 16);
-  float* panel = scratch.data() + (64 - reinterpret_cast<uintptr_t>(scratch.data()) % 64) % 64 / sizeof(float);
+  scratch.resize(PanelFloats(rows, k) + kCacheLine / sizeof(float));
+  float* panel = align_to_cache_line(scratch.data());
   DecodePanel(w, r0, r1, panel);
   PanelAllTokens(InterleavedPanel{panel, rows, k, kv, panel + PanelTailOffset(rows, kv)}, x, ldx, m, y, ldy);
 }
