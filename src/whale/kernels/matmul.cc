@@ -20,7 +20,6 @@ constexpr int kFloatRowGroup = 4;           // rows of a float tile
 constexpr int64_t kPanelBytes = 256 << 10;  // f32 panel of decoded rows kept in L2 by the prefill path
 constexpr int64_t kAmxMinTokens = 17;       // q8/q4: from this many tokens on, AMX int8 tiles where the CPU has them
 constexpr int64_t kPairTokens = 2;          // q8/q4: up to this many tokens always read two row groups at a time
-constexpr int64_t kWideFloatTokens = 2;     // float weights: up to this many tokens read 8 rows per tile
 constexpr int64_t kChunkGroups = 4;         // work chunks hold whole multiples of this many row groups of a job
 // Several activation matrices to convert for one batch are converted on the pool's threads from this many values in
 // all (a 16-sequence step's experts: about 200k); fewer stay on the calling thread (decode: a few thousand).
@@ -125,10 +124,10 @@ void run_groups(const MatmulJob& j, const JobActivations& xa, int64_t g0, int64_
   if (xb && amx::bf16_rows(w, g0 * gr, std::min(n, g1 * gr), *xb, j.y, n, scratch.codes)) return;
   if (xa.xr && bf16dot::rows(w, g0 * gr, std::min(n, g1 * gr), *xa.xr, j.y + g0 * gr, n, scratch.bf16_rows)) return;
   if (streams(j)) {
-    // Up to kWideFloatTokens tokens (decode), two groups per tile where two are left: eight rows, eight streams of
-    // weights in flight instead of four.
+    // Up to kWideFloatTileTokens tokens (decode), two groups per tile where two are left: eight rows, eight streams
+    // of weights in flight instead of four.
     for (int64_t g = g0; g < g1; ++g) {
-      const bool wide = j.m <= kWideFloatTokens && g + 1 < g1;
+      const bool wide = j.m <= simd::kWideFloatTileTokens && g + 1 < g1;
       simd::tile_float(w, g * gr, rows_in(g) + (wide ? rows_in(g + 1) : 0), j.x, k, static_cast<int>(j.m),
                        j.y + g * gr, n);
       g += wide;

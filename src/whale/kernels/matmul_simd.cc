@@ -263,6 +263,7 @@ struct LoadFP8Rows {
 template <class LoadW>
 void TileFloatDispatch(const LoadW& load, const Weight2D& w, const uint8_t* const rows[], int n_rows,
                        const float* x, int64_t ldx, int n_tokens, float* y, int64_t ldy) {
+  static_assert(kWideFloatTileTokens == 2, "the 8-row instances below take 1 or 2 tokens");
   if (n_rows > 4) {
     if (n_tokens == 1) TileFloatT<8, 1>(load, w, rows, n_rows, x, ldx, y, ldy);
     else TileFloatT<8, 2>(load, w, rows, n_rows, x, ldx, y, ldy);

@@ -19,7 +19,7 @@ struct Weight2D {
   int block_cols = 128;
   // Q8/Q4 only: the f16 block scales, [padded_rows/16, padded_cols/32, 16], 2-byte aligned.
   const uint16_t* qscale = nullptr;
-  // BF16 only: products of many tokens (prompts) may round the activations to bf16, as DeepSeek's reference model.py
+  // BF16 only: products (of any number of tokens) may round the activations to bf16, as DeepSeek's reference model.py
   // computes and as the bf16 dot instruction needs (matmul_bf16_dot.h), instead of multiplying in f32. Set for the
   // whole model by its load options; ignored where the CPU lacks the instruction.
   bool bf16_activations = false;

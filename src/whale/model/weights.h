@@ -83,8 +83,8 @@ using LoadProgress = std::function<void(int done, int total)>;
 ModelWeights load_model_weights(const Checkpoint& ckpt, const ModelConfig& config,
                                 const LoadProgress& progress = nullptr);
 
-// Lets the model's BF16 projections (q, kv_a and o of attention, MLPs and experts, LM head) multiply prompts with
-// activations rounded to bf16 (Weight2D::bf16_activations). Not the router, which runs exact, nor kv_b_proj, whose
+// Lets the model's BF16 projections (q, kv_a and o of attention, MLPs and experts, LM head) multiply their inputs
+// rounded to bf16 (Weight2D::bf16_activations). Not the router, which runs exact, nor kv_b_proj, whose
 // products inside attention (the cached latents, the absorbed heads) keep f32 in every attention form.
 
 void use_bf16_activations(ModelWeights& weights);
