@@ -14,7 +14,7 @@ Prefill: 512 tokens (`llama-bench -p 512 -n 0`; whale bench -p 512). Decode: 32 
 -n 32 after a 16-token prompt). ik_llama.cpp runs with -mla 3 -fmoe 1, llama.cpp with -fa on, each plus what
 --ik-args / --mainline-args add (e.g. "-thp 1": ik_llama.cpp's weights in hugetlbfs pages, which need
 /proc/sys/vm/nr_hugepages reserved). whale runs with --load (default auto) and the width's WHALE_ARGS (space-separated,
-e.g. "--activations bf16"; a second width of the same files can measure whale both ways). All with --threads.
+e.g. "--activations f32"; a second width of the same files can measure whale both ways). All with --threads.
 """
 import argparse
 import json

@@ -3,13 +3,14 @@
 
 Usage:
   /usr/bin/python3 scripts/reference/check_logits.py --whale BIN --model DIR [--tokens 5,17,42] [--tol 1e-3]
-      [--chunks none,1,7] [--attention absorbed,naive] [--timeout SECONDS] [--activations bf16]
+      [--chunks none,1,7] [--attention absorbed,naive] [--timeout SECONDS] [--activations f32|bf16]
 
 Computes the reference once, then runs
-  BIN logits --model DIR --tokens T1,T2,... [--chunk N] [--attention A]
+  BIN logits --model DIR --tokens T1,T2,... --activations f32|bf16 [--chunk N] [--attention A]
 for every chunk in --chunks ("none" = no --chunk flag) and every A in --attention, and checks for each run: same
 token list, same [T, vocab] shape, all values finite, max |whale - reference| <= tol. Also fails if the reference itself
 is trivial (max |logit| <= 1 or std <= 0.1), so that the comparison can fail at all.
+whale runs with --activations f32 (not its default: the exact products) and is compared with the exact reference.
 With --activations bf16, whale runs with that flag and each run is compared with the reference whose BF16 products
 round their inputs to bf16 where whale's JSON says it rounded them ("activations": "bf16"), else with the exact one.
 Runs of the same attention in chunks shorter than 64 tokens (the few-query forms) must also agree bit for bit with
@@ -58,9 +59,9 @@ def parse_json_output(stdout):
     raise ValueError("no JSON object found in stdout (first 300 chars: %r)" % text[:300])
 
 
-def run_whale(whale, model, tokens, chunk, attention, timeout, activations=None):
+def run_whale(whale, model, tokens, chunk, attention, timeout, activations):
     cmd = [whale, "logits", "--model", model, "--tokens", ",".join(str(t) for t in tokens)]
-    if activations is not None:
+    if activations is not None:  # None: whale's default
         cmd += ["--activations", activations]
     if chunk is not None:
         cmd += ["--chunk", str(chunk)]
@@ -83,6 +84,20 @@ def run_whale(whale, model, tokens, chunk, attention, timeout, activations=None)
         return None, f"bad output: {e}", dt
 
 
+def check_default(args, tokens, attn, logits):
+    """Whale with no --activations against its run with --activations args.default (logits): bitwise equal."""
+    out, err, dt = run_whale(args.whale, args.model, tokens, None, attn, args.timeout, None)
+    label = f"attention={attn:<8} chunk=none no --activations"
+    if err is None and logits is None:
+        err = f"the run with --activations {args.default} gave no logits to compare with"
+    if err is None:
+        got = np.array(out.get("logits"), dtype=np.float64) if isinstance(out, dict) else None
+        if got is None or got.shape != logits.shape or not np.array_equal(got, logits):
+            err = f"not bitwise the logits of --activations {args.default}: the default is not {args.default}"
+    print(f"{label} {'PASS' if err is None else 'FAIL (' + err + ')'}  ({dt:.1f} s)")
+    return err is None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--whale", required=True, help="path of the whale binary")
@@ -92,11 +107,15 @@ def main():
     ap.add_argument("--chunks", default="none,1,7", help="comma list of --chunk values; 'none' = flag omitted")
     ap.add_argument("--attention", default="absorbed,naive", help="comma list of --attention values")
     ap.add_argument("--timeout", type=float, default=600, help="seconds allowed per whale run")
-    ap.add_argument("--activations", choices=["bf16"], default=None,
-                    help="run whale with --activations bf16; where whale reports that it rounded them (its JSON's "
+    ap.add_argument("--activations", choices=["f32", "bf16"], default="f32",
+                    help="run whale with --activations f32 (the default: the exact products, compared with the exact "
+                         "reference) or bf16; with bf16, where whale reports that it rounded them (its JSON's "
                          "\"activations\"), compare with a reference that rounds the same products' inputs to bf16 "
                          "(and fail unless that rounding moves the logits by more than --tol, so that the check can "
                          "tell the two apart)")
+    ap.add_argument("--default", choices=["f32", "bf16"], default=None,
+                    help="also run whale once with no --activations (the first attention, no --chunk) and require "
+                         "bitwise the logits of its run with --activations DEFAULT, the default it documents")
     args = ap.parse_args()
 
     if os.sep not in args.whale and shutil.which(args.whale):
@@ -131,9 +150,11 @@ def main():
 
     def reference_for(out):
         nonlocal ref_bf16
-        if args.activations is None:
-            return ref, None
         said = out.get("activations") if isinstance(out, dict) else None
+        if args.activations == "f32":
+            if said != "f32":
+                return None, f"whale was run with --activations f32 but its JSON says \"activations\": {said!r}"
+            return ref, None
         if said == "f32":
             return ref, None
         if said != "bf16":
@@ -208,6 +229,8 @@ def main():
             ok &= not problems
             print(f"{label} max|d| {maxd:.3e}  {status}  ({dt:.1f} s)" + ("" if not problems else
                                                                           "  " + "; ".join(problems)))
+            if args.default is not None and args.default == args.activations and attn == attns[0] and chunk is None:
+                ok &= check_default(args, tokens, attn, got)
     print("check_logits: " + ("all PASS" if ok else "FAILED"))
     return 0 if ok else 1
 

@@ -2,7 +2,8 @@
 """Greedy `whale run` against the PyTorch reference: for each prompt, the reference (scripts/reference/deepseek_ref.py,
 float64) extends the prompt by argmax one token at a time until EOS or N tokens, the reference tokenizer
 (transformers.js) decodes the continuation as DeepSeek's generate.py does (skip_special_tokens), and whale's stdout
-must be exactly that text, U+FFFD for invalid UTF-8 included. One prompt must make the model emit a special or added
+must be exactly that text, U+FFFD for invalid UTF-8 included (whale with --activations f32, the exact products that
+the reference computes). One prompt must make the model emit a special or added
 token mid-stream.
 
 Usage: run_greedy_test.py --whale BIN --model DIR [--n 24]
@@ -64,7 +65,8 @@ def main():
             out.append(nxt)
         expected = tok.ask({"decode": out, "skip_special": True})["text"]
         saw_added |= any(t in added for t in out)
-        p = subprocess.run([a.whale, "run", "--model", a.model, "-p", prompt, "-n", str(a.n), "--temp", "0"],
+        p = subprocess.run([a.whale, "run", "--model", a.model, "-p", prompt, "-n", str(a.n), "--temp", "0",
+                            "--activations", "f32"],
                            capture_output=True, timeout=300)
         got = p.stdout.decode("utf-8", errors="strict")
         # whale's logits are within 1.5e-5 of the reference here (cli logits tests), so a margin above 5e-5 cannot flip.

@@ -45,7 +45,7 @@ constexpr int kBandwidthPasses = 3;  // per probe: the best of these
 struct BenchOptions {
   std::string model;
   FileLoad load = FileLoad::Auto;
-  Activations activations = Activations::F32;
+  Activations activations = kDefaultActivations;
   int prompt = 512;
   int generate = 128;
   std::string threads;  // comma list; not given: one per hardware thread

@@ -32,7 +32,7 @@ extern "C" void on_sigint(int) { g_interrupted.store(true); }
 struct ChatOptions {
   std::string model;
   FileLoad load = FileLoad::Auto;
-  Activations activations = Activations::F32;
+  Activations activations = kDefaultActivations;
   std::string system;
   bool hide_thinking = false;
   std::optional<float> temperature;

@@ -23,7 +23,14 @@ CLI::Validator at_least(double minimum);
 // Adds --load auto|mmap|read (default auto), how the checkpoint's files come into memory (see FileLoad).
 void add_load_option(CLI::App* app, FileLoad& load);
 
-// Adds --activations f32|bf16 (default f32): what BF16 weights multiply prompts with (see Activations).
+// The commands that run a model round BF16 weights' inputs to bf16 unless told otherwise: DeepSeek's model.py and the
+// other CPU engines (llama.cpp, ik_llama.cpp) compute so, and on CPUs with the AVX512-BF16 dot instruction and no AMX
+// it is what lets BF16 prompts run at the dot instruction's rate instead of f32 FMA's. The library's own default
+// (Model) stays f32, the exact products, which the logits tests hold whale to with --activations f32.
+inline constexpr Activations kDefaultActivations = Activations::Bf16;
+
+// Adds --activations f32|bf16, whose default is `activations` as passed in (kDefaultActivations, or f32 for `compare`,
+// which measures against the exact products): what BF16 weights multiply their inputs with (see Activations).
 void add_activations_option(CLI::App* app, Activations& activations);
 
 // All of standard input (throws Error if it cannot be read).

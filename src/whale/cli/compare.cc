@@ -21,7 +21,7 @@ namespace {
 struct CompareOptions {
   std::string model, reference, text;
   FileLoad load = FileLoad::Auto;
-  Activations activations = Activations::F32;
+  Activations activations = Activations::F32;  // the reference's exact products: the error measured is the format's
   int context = 256;
   int max_tokens = 2048;
   int chunk = 0;

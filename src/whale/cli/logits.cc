@@ -1,6 +1,6 @@
 // whale logits: the logits of a token sequence as JSON, a contract that tools outside the project rely on:
-// {"tokens":[...],"logits":[[one float per vocab entry], ... one row per position]}, and with --activations bf16 a
-// last field "activations": "bf16" where the CPU rounded them, "f32" where it could not.
+// {"tokens":[...],"logits":[[one float per vocab entry], ... one row per position],"activations":A}, A "bf16" where
+// BF16 products rounded their inputs (--activations bf16, the default, on a CPU that rounds them), else "f32".
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -21,7 +21,7 @@ namespace {
 struct LogitsOptions {
   std::string model;
   FileLoad load = FileLoad::Auto;
-  Activations activations = Activations::F32;
+  Activations activations = kDefaultActivations;
   std::string tokens;
   int chunk = 0;
   std::string attention = "absorbed";
@@ -98,10 +98,10 @@ void run_logits(const LogitsOptions& opt) {
     out += "]";
   }
   out += "]";
-  // With --activations bf16: whether this CPU did round them (rounds_bf16_activations), so that a checker knows which
-  // reference to compare with.
-  if (opt.activations == Activations::Bf16)
-    fmt::format_to(std::back_inserter(out), ",\"activations\":\"{}\"", rounds_bf16_activations() ? "bf16" : "f32");
+  // Whether BF16 products did round their inputs (bf16 asked for, and this CPU rounds them: rounds_bf16_activations),
+  // so that a checker knows which reference to compare with.
+  fmt::format_to(std::back_inserter(out), ",\"activations\":\"{}\"",
+                 opt.activations == Activations::Bf16 && rounds_bf16_activations() ? "bf16" : "f32");
   out += "}\n";
   write_stdout(out);
 }

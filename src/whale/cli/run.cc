@@ -20,7 +20,7 @@ namespace {
 struct RunOptions {
   std::string model;
   FileLoad load = FileLoad::Auto;
-  Activations activations = Activations::F32;
+  Activations activations = kDefaultActivations;
   std::string prompt;
   int n_predict = -1;  // -1: until EOS or the end of the context
   std::optional<float> temperature, top_p;

@@ -25,7 +25,7 @@ namespace {
 struct ServeOptions {
   std::string model;
   FileLoad load = FileLoad::Auto;
-  Activations activations = Activations::F32;
+  Activations activations = kDefaultActivations;
   std::string name;
   std::string host = "127.0.0.1";
   int port = 8080;

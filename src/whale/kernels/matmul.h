@@ -11,7 +11,7 @@
 //   bitwise the same result for a given (row, token).
 // - BF16, 32 or more tokens (prompts) with K a multiple of 32, on CPUs with AMX-BF16: tiles with each activation split
 //   into two bf16 (hi + lo), accurate to about 2^-16 relative per product; not bitwise equal to the f32 path.
-// - BF16 weights marked bf16_activations (opt-in, --activations bf16), any number of tokens, K a multiple of 32, on
+// - BF16 weights marked bf16_activations (--activations bf16, the CLI's default), any number of tokens, K a multiple of 32, on
 //   CPUs with AVX512-BF16 and no AMX: activations rounded once to bf16, vdpbf16ps tiles (matmul_bf16_dot.h).
 #pragma once
 
