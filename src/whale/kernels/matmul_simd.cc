@@ -525,6 +525,22 @@ WHALE_VNNI_ATTR inline void PrefetchGroupLine(const uint8_t* wp, const uint16_t*
     _mm_prefetch(reinterpret_cast<const char*>(sp + (kb + far_blocks) * kQuantRowGroup), _MM_HINT_T1);
 }
 
+// The prefetches for line l of group block kb in a four (G = 4: four adjacent groups read side by side, one stream
+// each). There the far distance above, at least a group, lands in lines another of the four streams is reading (at
+// K = 2048 a q8 group is exactly 32 KB: each stream's far prefetch hit the next stream's current line), and the four
+// streams are enough to draw the bandwidth: each stream prefetches its own lines into L1 only, kQuadPrefetchBytes
+// ahead, and its scales 8 blocks ahead. `whale bench -p 0 -n 32` on the Zen 5 VM, alternated with the binary before
+// (session 35, docs/performance.md): q8 16.7-18.1 → 18.2-19.6 tok/s over 7 rounds, q4 27.6-28.0 → 29.3-30.1 over 4;
+// 2 and 6 KB measured the same as 4, 8 KB lower.
+#ifndef WHALE_QUAD_PREFETCH_BYTES
+#define WHALE_QUAD_PREFETCH_BYTES 4096
+#endif
+constexpr int64_t kQuadPrefetchBytes = WHALE_QUAD_PREFETCH_BYTES;
+WHALE_VNNI_ATTR inline void PrefetchQuadLine(const uint8_t* wp, const uint16_t* sp, int64_t kb, int l) {
+  _mm_prefetch(reinterpret_cast<const char*>(wp + 64 * l + kQuadPrefetchBytes), _MM_HINT_T0);
+  if (l == 0 && kb % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(sp + (kb + 8) * kQuantRowGroup), _MM_HINT_T0);
+}
+
 WHALE_VNNI_ATTR inline __m512i Broadcast4(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
@@ -586,7 +602,10 @@ WHALE_VNNI_ATTR void TileQ8Vnni(const Weight2D& w, int64_t g, int n_rows, const 
       }
     // WHALE_VNNI_ATTR again: clang does not give a lambda the target of the function around it.
     const auto line = [&](int l) WHALE_VNNI_ATTR {
-      for (int i = 0; i < G; ++i) PrefetchGroupLine<QuantType::Q8>(wp + i * group_bytes, sp[i], kb, l);
+      for (int i = 0; i < G; ++i) {
+        if constexpr (G == 4) PrefetchQuadLine(wp + i * group_bytes, sp[i], kb, l);
+        else PrefetchGroupLine<QuantType::Q8>(wp + i * group_bytes, sp[i], kb, l);
+      }
       __m512i wv[G];
       for (int i = 0; i < G; ++i) wv[i] = _mm512_loadu_si512(wp + i * group_bytes + 64 * l);
       for (int t = 0; t < T; ++t) {
@@ -661,7 +680,8 @@ WHALE_VNNI_ATTR void TileQ4Vnni(const Weight2D& w, int64_t g, int n_rows, const 
     const auto line = [&](int l) WHALE_VNNI_ATTR {
       __m512i lo[G], hi[G];
       for (int i = 0; i < G; ++i) {
-        if constexpr (Prefetch) PrefetchGroupLine<QuantType::Q4>(wp + i * group_bytes, sp[i], kb, l);
+        if constexpr (Prefetch && G == 4) PrefetchQuadLine(wp + i * group_bytes, sp[i], kb, l);
+        else if constexpr (Prefetch) PrefetchGroupLine<QuantType::Q4>(wp + i * group_bytes, sp[i], kb, l);
         const __m512i v = _mm512_loadu_si512(wp + i * group_bytes + 64 * l);
         lo[i] = _mm512_and_si512(v, low);
         hi[i] = kOne ? _mm512_and_si512(_mm512_srli_epi16(v, 4), low) : _mm512_and_si512(v, high);
