@@ -6,13 +6,13 @@
 //   of 16 rows × up to 8 tokens (AVX-512 VNNI, else portable integer code), or for more than 16 tokens AMX int8
 //   tiles where the CPU has them. The integer sums are exact and their f32 scaling runs in one fixed order, so a token's
 //   result is bitwise the same whatever the batch size and instruction set.
-// - float formats, up to 4 tokens (decode): tiles of 4 rows (8 for 1-2 tokens) × the tokens stream the weights once, decoding them in
-//   registers; more tokens: each thread decodes a panel of rows to f32 once and reuses it for all tokens. Both give
-//   bitwise the same result for a given (row, token).
+// - float formats, up to 4 tokens (decode): tiles of 4 rows (8 for 1-2 tokens) × the tokens stream the weights once,
+//   decoding them in registers; more tokens: each thread decodes a panel of rows to f32 once and reuses it for all
+//   tokens. Both give bitwise the same result for a given (row, token).
 // - BF16, 32 or more tokens (prompts) with K a multiple of 32, on CPUs with AMX-BF16: tiles with each activation split
 //   into two bf16 (hi + lo), accurate to about 2^-16 relative per product; not bitwise equal to the f32 path.
-// - BF16 weights marked bf16_activations (--activations bf16, the CLI's default), any number of tokens, K a multiple of 32, on
-//   CPUs with AVX512-BF16 and no AMX: activations rounded once to bf16, vdpbf16ps tiles (matmul_bf16_dot.h).
+// - BF16 weights marked bf16_activations (--activations bf16, the CLI's default), any number of tokens, K a multiple
+//   of 32, on CPUs with AVX512-BF16 and no AMX: activations rounded once to bf16, vdpbf16ps tiles (matmul_bf16_dot.h).
 #pragma once
 
 #include <cstdint>

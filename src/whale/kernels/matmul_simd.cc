@@ -529,18 +529,19 @@ WHALE_VNNI_ATTR inline void PrefetchGroupLine(const uint8_t* wp, const uint16_t*
 // each). There the far distance above, at least a group, lands in lines another of the four streams is reading (at
 // K = 2048 a q8 group is exactly 32 KB: each stream's far prefetch hit the next stream's current line), and the four
 // streams are enough to draw the bandwidth: each stream prefetches its own lines into L1 only, kQuadPrefetchBytes
-// ahead, and its scales 8 blocks ahead. `whale bench -p 0 -n 32` on the Zen 5 VM, alternated with the binary before
-// (session 35, docs/performance.md): q8 16.7-18.1 → 18.2-19.6 tok/s over 7 rounds, q4 27.6-28.0 → 29.3-30.1 over 4;
-// 2 and 6 KB measured the same as 4, 8 KB lower.
+// ahead, and its scales kQuadScaleAheadBlocks ahead. `whale bench -p 0 -n 32` on the Zen 5 VM, alternated with the
+// binary before (session 35, docs/performance.md): q8 16.7-18.1 → 18.2-19.6 tok/s over 7 rounds, q4 27.6-28.0 →
+// 29.3-30.1 over 4; 2 and 6 KB measured the same as 4, 8 KB lower.
 #ifndef WHALE_QUAD_PREFETCH_BYTES
 #define WHALE_QUAD_PREFETCH_BYTES 4096
 #endif
 constexpr int64_t kQuadPrefetchBytes = WHALE_QUAD_PREFETCH_BYTES;
+constexpr int64_t kQuadScaleAheadBlocks = 8;
 // Near a group's end the distances reach past it, into the group after, which is the next stream of the same four
 // and already read: there they skip the rest of the four (3 groups) to the same stream of the next four, which this
 // thread usually reads next. QuadAhead gives block kb's distances: its codes' (exact for each of its lines, the
 // distance being a whole number of blocks) and its scales' in blocks. `whale bench -p 0 -n 32` on the Zen 5 VM,
-// alternated with the binary before (session 36): q4 medians 28.4 → 29.3 tok/s over 10 rounds, q8 17.4 → 17.5 over 13.
+// alternated with the binary before (session 36): q4 medians 28.4 → 29.3 tok/s (10 rounds), q8 17.4 → 17.5 (13).
 struct QuadAhead {
   int64_t code_bytes;
   int64_t scale_blocks;
@@ -551,7 +552,7 @@ inline QuadAhead quad_ahead(int64_t kb, int64_t blocks) {
   static_assert(kQuadPrefetchBytes % block_bytes == 0, "a block's lines must cross a group's end together");
   constexpr int64_t code_blocks = kQuadPrefetchBytes / block_bytes;
   return {kb + code_blocks >= blocks ? kQuadPrefetchBytes + 3 * blocks * block_bytes : kQuadPrefetchBytes,
-          kb + 8 >= blocks ? 8 + 3 * blocks : 8};
+          kb + kQuadScaleAheadBlocks >= blocks ? kQuadScaleAheadBlocks + 3 * blocks : kQuadScaleAheadBlocks};
 }
 WHALE_VNNI_ATTR inline void PrefetchQuadLine(const uint8_t* wp, const uint16_t* sp, int64_t kb, int l,
                                              QuadAhead ahead) {

@@ -59,8 +59,9 @@ void decode_rows(const Weight2D& w, int64_t r0, int64_t r1, float* out);
 inline constexpr int kWideFloatTileTokens = 2;
 
 // Float weights (F32, BF16, F16, F8_E4M3 with block_cols a multiple of 16): y[t·ldy + i] = W[r0 + i] · x[t·ldx]
-// for i < n_rows ≤ 4 and t < n_tokens ≤ 4, or n_rows ≤ 8 and n_tokens ≤ kWideFloatTileTokens. The per-(row, token) arithmetic does not
-// depend on n_rows, n_tokens, or on whether W is the checkpoint's tensor or an F32 panel decoded from it.
+// for i < n_rows ≤ 4 and t < n_tokens ≤ 4, or n_rows ≤ 8 and n_tokens ≤ kWideFloatTileTokens. The per-(row, token)
+// arithmetic does not depend on n_rows, n_tokens, or on whether W is the checkpoint's tensor or an F32 panel decoded
+// from it.
 void tile_float(const Weight2D& w, int64_t r0, int n_rows, const float* x, int64_t ldx, int n_tokens, float* y,
                 int64_t ldy);
 

@@ -18,9 +18,10 @@
 namespace whale {
 
 // What BF16 weights multiply their inputs with: the activations in f32 (Model's default: the most accurate), or
-// rounded to bf16 first (the CLI's default, cli/command.h), as DeepSeek's reference model.py computes, in every product (prompts and decode alike, so that a token's
-// result does not depend on its batch). Bf16 makes prompts faster where the CPU has the AVX512-BF16 dot instruction
-// and no AMX (AMD Zen 4 and 5; decode runs at the same speed either way); elsewhere it changes nothing.
+// rounded to bf16 first (the CLI's default, cli/command.h), as DeepSeek's reference model.py computes, in every
+// product (prompts and decode alike, so that a token's result does not depend on its batch). Bf16 makes prompts faster
+// where the CPU has the AVX512-BF16 dot instruction and no AMX (AMD Zen 4 and 5; decode runs at the same speed either
+// way); elsewhere it changes nothing.
 enum class Activations { F32, Bf16 };
 
 // "f32" or "bf16" (throws Error naming the option otherwise).
