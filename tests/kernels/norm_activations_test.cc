@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -369,6 +370,46 @@ TEST(AddScaledRows, RowIndependentOfGrouping) {
   add_scaled_rows(coef.data(), k, m, rows.data(), n, k, n, y.data(), n);
   for (int64_t t = 0; t < m; ++t) add_scaled_rows(coef.data() + t * k, k, 1, rows.data(), n, k, n, alone.data() + t * n, n);
   for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(y[i], alone[i]) << "element " << i;
+}
+
+// bf16 rows read in place (absorbed attention's BF16 W_UK) must give bitwise what the same rows widened to f32 give:
+// the widening is exact and each element keeps its FMAs in row order. Shapes with column tails past whole vectors and
+// panels, few and many tokens, with and without the prefetch (which only reads ahead: the rows are followed by
+// padding it may touch), on every instruction set.
+TEST(AddScaledBf16Rows, BitwiseTheWidenedRows) {
+  std::mt19937 rng(23);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (int64_t target : supported_targets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    for (int64_t m : {1, 3, 4, 9})
+      for (int64_t k : {1, 16, 37})
+        for (int64_t n : {512, 200, 7})
+          for (int64_t prefetch : {int64_t{0}, int64_t{256}}) {
+            const int64_t ldr = n + 3, ldc = k + 1, ldy = n + 5;
+            std::vector<uint16_t> bits(static_cast<size_t>(k * ldr) + 512);
+            std::vector<float> widened(static_cast<size_t>(k * ldr)), coef(static_cast<size_t>(m * ldc));
+            for (size_t i = 0; i < bits.size(); ++i) {
+              const float v = u(rng);
+              uint32_t b;
+              std::memcpy(&b, &v, sizeof b);
+              bits[i] = static_cast<uint16_t>(b >> 16);
+              if (i < widened.size()) {
+                const uint32_t w = static_cast<uint32_t>(bits[i]) << 16;
+                std::memcpy(&widened[i], &w, sizeof w);
+              }
+            }
+            for (float& v : coef) v = u(rng);
+            std::vector<float> y(static_cast<size_t>(m * ldy));
+            for (float& v : y) v = u(rng);
+            std::vector<float> want = y;
+            add_scaled_rows(coef.data(), ldc, m, widened.data(), ldr, k, n, want.data(), ldy);
+            add_scaled_bf16_rows(coef.data(), ldc, m, bits.data(), ldr, k, n, y.data(), ldy, prefetch);
+            for (size_t i = 0; i < y.size(); ++i)
+              ASSERT_EQ(0, std::memcmp(&y[i], &want[i], sizeof(float)))
+                  << "m " << m << " k " << k << " n " << n << " prefetch " << prefetch << " element " << i;
+          }
+  }
+  hwy::SetSupportedTargetsForTest(0);
 }
 
 }  // namespace

@@ -30,4 +30,9 @@ void swiglu_backward(const float* g, const float* u, const float* dh, float* dg,
 void add_scaled_rows(const float* coef, int64_t ldc, int64_t m, const float* rows, int64_t ldr, int64_t k, int64_t n,
                      float* y, int64_t ldy);
 
+// The same with bf16 rows (bit patterns), read in place: bitwise add_scaled_rows of the rows widened to f32. With
+// prefetch_bytes ≠ 0 every line of rows read is prefetched that many bytes further on (rows streamed from memory).
+void add_scaled_bf16_rows(const float* coef, int64_t ldc, int64_t m, const uint16_t* rows, int64_t ldr, int64_t k,
+                          int64_t n, float* y, int64_t ldy, int64_t prefetch_bytes = 0);
+
 }  // namespace whale

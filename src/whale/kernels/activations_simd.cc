@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 
 #include "whale/kernels/activations.h"
@@ -13,6 +14,7 @@
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "whale/kernels/activations_simd.cc"
 #include <hwy/foreach_target.h>  // NOLINT: re-includes this file once per target
+#include <hwy/cache_control.h>
 #include <hwy/highway.h>
 #include <hwy/contrib/math/math-inl.h>
 
@@ -127,16 +129,44 @@ void SwigluBackward(const float* g, const float* u, const float* dh, float* dg, 
   }
 }
 
+// A vector of f32 row values at p: f32 as stored, or bf16 widened exactly (its bits in the high half), the value
+// decode_rows gives it.
+template <class DF>
+HWY_INLINE hn::Vec<DF> LoadRowVector(DF df, const float* p) {
+  return hn::LoadU(df, p);
+}
+template <class DF>
+HWY_INLINE hn::Vec<DF> LoadRowVector(DF df, const uint16_t* p) {
+  const hn::RebindToUnsigned<DF> du;
+  const hn::Rebind<uint16_t, DF> d16;
+  return hn::BitCast(df, hn::ShiftLeft<16>(hn::PromoteTo(du, hn::LoadU(d16, p))));
+}
+inline float RowValue(const float* p) { return *p; }
+inline float RowValue(const uint16_t* p) {
+  const uint32_t bits = static_cast<uint32_t>(*p) << 16;
+  float v;
+  std::memcpy(&v, &bits, sizeof v);
+  return v;
+}
+
 // y[t, :n] += Σ_j coef[t, j] · rows[j, :n] for t < m, j < k. Four rows of y at a time share each load of `rows`
 // (attention mixes 8-16 heads' probabilities over the same cached latents); every element still gets its FMAs in
-// j order, so the result does not depend on how rows are grouped.
-void AddScaledRows(const float* coef, int64_t ldc, int64_t m, const float* rows, int64_t ldr, int64_t k, int64_t n,
-                   float* y, int64_t ldy) {
+// j order, so the result does not depend on how rows are grouped, nor on whether bf16 rows were widened first.
+// prefetch_bytes ≠ 0: each line of rows read is also prefetched that far on (rows streamed from memory).
+template <class Row>
+void AddScaledRowsOf(const float* coef, int64_t ldc, int64_t m, const Row* rows, int64_t ldr, int64_t k, int64_t n,
+                     float* y, int64_t ldy, int64_t prefetch_bytes) {
   using DF = hn::ScalableTag<float>;
   using VF = hn::Vec<DF>;
   const DF df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   constexpr int kRows = 4;
+  // A panel's 4 vectors of one row, and their lines prefetch_bytes on.
+  auto prefetch_panel = [&](const Row* r) {
+    if (prefetch_bytes == 0) return;
+    const char* p = reinterpret_cast<const char*>(r) + prefetch_bytes;
+    for (int64_t b = 0; b < static_cast<int64_t>(4 * N * sizeof(Row)); b += 64) hwy::Prefetch(p + b);
+  };
   // Rows [t, t + kRows) over column panels of 4 vectors; returns the first column not done.
   auto four_rows = [&](int64_t t) {
     int64_t c = 0;
@@ -145,9 +175,10 @@ void AddScaledRows(const float* coef, int64_t ldc, int64_t m, const float* rows,
       for (int i = 0; i < kRows; ++i)
         for (int v = 0; v < 4; ++v) a[i][v] = hn::LoadU(df, y + (t + i) * ldy + c + v * N);
       for (int64_t j = 0; j < k; ++j) {
-        const float* r = rows + j * ldr + c;
-        const VF r0 = hn::LoadU(df, r), r1 = hn::LoadU(df, r + N), r2 = hn::LoadU(df, r + 2 * N),
-                 r3 = hn::LoadU(df, r + 3 * N);
+        const Row* r = rows + j * ldr + c;
+        prefetch_panel(r);
+        const VF r0 = LoadRowVector(df, r), r1 = LoadRowVector(df, r + N), r2 = LoadRowVector(df, r + 2 * N),
+                 r3 = LoadRowVector(df, r + 3 * N);
         for (int i = 0; i < kRows; ++i) {
           const VF s = hn::Set(df, coef[(t + i) * ldc + j]);
           a[i][0] = hn::MulAdd(s, r0, a[i][0]);
@@ -170,11 +201,12 @@ void AddScaledRows(const float* coef, int64_t ldc, int64_t m, const float* rows,
            a3 = hn::LoadU(df, yt + c + 3 * N);
       for (int64_t j = 0; j < k; ++j) {
         const auto s = hn::Set(df, ct[j]);
-        const float* r = rows + j * ldr + c;
-        a0 = hn::MulAdd(s, hn::LoadU(df, r), a0);
-        a1 = hn::MulAdd(s, hn::LoadU(df, r + N), a1);
-        a2 = hn::MulAdd(s, hn::LoadU(df, r + 2 * N), a2);
-        a3 = hn::MulAdd(s, hn::LoadU(df, r + 3 * N), a3);
+        const Row* r = rows + j * ldr + c;
+        prefetch_panel(r);
+        a0 = hn::MulAdd(s, LoadRowVector(df, r), a0);
+        a1 = hn::MulAdd(s, LoadRowVector(df, r + N), a1);
+        a2 = hn::MulAdd(s, LoadRowVector(df, r + 2 * N), a2);
+        a3 = hn::MulAdd(s, LoadRowVector(df, r + 3 * N), a3);
       }
       hn::StoreU(a0, df, yt + c);
       hn::StoreU(a1, df, yt + c + N);
@@ -183,12 +215,12 @@ void AddScaledRows(const float* coef, int64_t ldc, int64_t m, const float* rows,
     }
     for (; c + N <= n; c += N) {
       auto a = hn::LoadU(df, yt + c);
-      for (int64_t j = 0; j < k; ++j) a = hn::MulAdd(hn::Set(df, ct[j]), hn::LoadU(df, rows + j * ldr + c), a);
+      for (int64_t j = 0; j < k; ++j) a = hn::MulAdd(hn::Set(df, ct[j]), LoadRowVector(df, rows + j * ldr + c), a);
       hn::StoreU(a, df, yt + c);
     }
     for (; c < n; ++c) {
       float a = yt[c];
-      for (int64_t j = 0; j < k; ++j) a += ct[j] * rows[j * ldr + c];
+      for (int64_t j = 0; j < k; ++j) a += ct[j] * RowValue(rows + j * ldr + c);
       yt[c] = a;
     }
   };
@@ -198,6 +230,16 @@ void AddScaledRows(const float* coef, int64_t ldc, int64_t m, const float* rows,
     for (int i = 0; i < kRows; ++i) one_row(t + i, c);
   }
   for (; t < m; ++t) one_row(t, 0);
+}
+
+void AddScaledRows(const float* coef, int64_t ldc, int64_t m, const float* rows, int64_t ldr, int64_t k, int64_t n,
+                   float* y, int64_t ldy) {
+  AddScaledRowsOf(coef, ldc, m, rows, ldr, k, n, y, ldy, 0);
+}
+
+void AddScaledBf16Rows(const float* coef, int64_t ldc, int64_t m, const uint16_t* rows, int64_t ldr, int64_t k,
+                       int64_t n, float* y, int64_t ldy, int64_t prefetch_bytes) {
+  AddScaledRowsOf(coef, ldc, m, rows, ldr, k, n, y, ldy, prefetch_bytes);
 }
 
 }  // namespace HWY_NAMESPACE
@@ -213,6 +255,7 @@ HWY_EXPORT(FirstArgmax);
 HWY_EXPORT(Swiglu);
 HWY_EXPORT(SwigluBackward);
 HWY_EXPORT(AddScaledRows);
+HWY_EXPORT(AddScaledBf16Rows);
 
 void softmax_inplace(float* x, int64_t n) { HWY_DYNAMIC_DISPATCH(Softmax)(x, n); }
 
@@ -231,6 +274,11 @@ void swiglu_backward(const float* g, const float* u, const float* dh, float* dg,
 void add_scaled_rows(const float* coef, int64_t ldc, int64_t m, const float* rows, int64_t ldr, int64_t k, int64_t n,
                      float* y, int64_t ldy) {
   HWY_DYNAMIC_DISPATCH(AddScaledRows)(coef, ldc, m, rows, ldr, k, n, y, ldy);
+}
+
+void add_scaled_bf16_rows(const float* coef, int64_t ldc, int64_t m, const uint16_t* rows, int64_t ldr, int64_t k,
+                          int64_t n, float* y, int64_t ldy, int64_t prefetch_bytes) {
+  HWY_DYNAMIC_DISPATCH(AddScaledBf16Rows)(coef, ldc, m, rows, ldr, k, n, y, ldy, prefetch_bytes);
 }
 
 }  // namespace whale

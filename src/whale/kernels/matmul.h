@@ -60,7 +60,9 @@ std::optional<Weight2D> weight_rows(const Weight2D& w, int64_t r0, int64_t r1);
 
 // x·W with W read in place: y[t·ldy + c] += Σ_i x[t·ldx + i] · W[r0 + i, c] for t < m, i < r1 - r0, c < W.cols
 // (products with a matrix stored by rows of the output dimension, like absorbed attention's W_UK). Serial. With
-// prefetch_r0 ≥ 0, rows [prefetch_r0, prefetch_r0 + r1 − r0) (the caller's next call) are fetched into cache meanwhile.
+// prefetch_r0 ≥ 0, rows [prefetch_r0, prefetch_r0 + r1 − r0) (the caller's next call) are fetched into cache: for
+// q8/q4 and BF16 their first lines, as these rows end (each call streams its own rows ahead of itself); for other
+// formats all of them, first.
 // Each token's row is bitwise what it would be alone, whatever m (batched decode and chunked prompts rely on it).
 void add_scaled_weight_rows(const Weight2D& w, int64_t r0, int64_t r1, const float* x, int64_t ldx, int64_t m,
                             float* y, int64_t ldy, int64_t prefetch_r0 = -1);
