@@ -96,8 +96,9 @@ bool tile_quant_quad(const Weight2D& w, int64_t g, int n_rows, const QuantizedAc
 
 // q8/q4 weights, x·W: y[t·ldy + c] += Σ_i x[t·ldx + i] · W[16·g0 + i, c] for i < 16·groups (x holds 16·groups
 // values per token; rows past the weight's end must get x = 0), c < W.cols. Returns false, doing nothing, where this
-// instruction set has no such kernel. With prefetch_g0 ≥ 0, as many groups from prefetch_g0 on (the caller's next call)
-// are prefetched into L2 while these are read, a line for a line.
+// instruction set has no such kernel. Each line read prefetches its group's line a little further on; with
+// prefetch_g0 ≥ 0, those past the rows' last blocks are the first lines of as many groups from prefetch_g0 on (the
+// caller's next call).
 bool xw_quant(const Weight2D& w, int64_t g0, int64_t groups, const float* x, int64_t ldx, int64_t m, float* y,
               int64_t ldy, int64_t prefetch_g0 = -1);
 
