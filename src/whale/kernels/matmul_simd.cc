@@ -587,6 +587,23 @@ inline TiledTokens TiledAt(const QuantizedActivations& xq, int64_t t0) {
           xq.tiled_scale.data() + tile * xq.blocks * kQuantTileTokens + sub};
 }
 
+// The activations a tile of T tokens reads, and how far each block moves them (codes; sums and scales): several
+// tokens read the tiled copy, where a block's tokens are adjacent; one token reads its own row, 32 codes and one sum
+// and scale per block, so that a pass over K touches 36 lines of them instead of about 100 (the tiled copy spreads a
+// lone token's 2 KB of codes over 16 KB), lines the weights streaming through L1 would otherwise evict.
+template <int T>
+inline constexpr int64_t kTokenCodeStep = T == 1 ? kQuantBlock : kTiledBlockBytes;
+template <int T>
+inline constexpr int64_t kTokenBlockStep = T == 1 ? 1 : kQuantTileTokens;
+template <int T>
+inline TiledTokens TokensAt(const QuantizedActivations& xq, int64_t t0) {
+  if constexpr (T == 1)
+    return {xq.q.data() + t0 * xq.blocks * kQuantBlock, xq.corr.data() + t0 * xq.blocks,
+            xq.scale.data() + t0 * xq.blocks};
+  else
+    return TiledAt(xq, t0);
+}
+
 // One 16-row group × T tokens, every row in its own lane. Each 64-byte line (4 columns × 16 rows) meets 4 activation
 // bytes broadcast to all lanes in one vpdpbusd (unsigned weight code × signed activation). A block's integer sums
 // start at the bias correction −bias·Σq_x, then go to f32 once per block: f = fma(float(sum), s_w · s_x, f). Few
@@ -603,7 +620,7 @@ WHALE_VNNI_ATTR void TileQ8Vnni(const Weight2D& w, int64_t g, int n_rows, const 
   const uint8_t* wp = w.data + g * group_bytes;
   const uint16_t* sp[G];
   for (int i = 0; i < G; ++i) sp[i] = w.qscale + (g + i) * blocks * kQuantRowGroup;
-  const TiledTokens x = TiledAt(xq, t0);
+  const TiledTokens x = TokensAt<T>(xq, t0);
   const int8_t* xb = x.q;
   const int32_t* corr = x.corr;
   const float* sx = x.scale;
@@ -612,8 +629,8 @@ WHALE_VNNI_ATTR void TileQ8Vnni(const Weight2D& w, int64_t g, int n_rows, const 
   // q4 prompt, perf).
 #pragma GCC unroll 16
   for (int i = 0; i < G * T; ++i) f[i / T][i % T] = _mm512_setzero_ps();
-  for (int64_t kb = 0; kb < blocks; ++kb, wp += 512, xb += kTiledBlockBytes, corr += kQuantTileTokens,
-               sx += kQuantTileTokens) {
+  for (int64_t kb = 0; kb < blocks; ++kb, wp += 512, xb += kTokenCodeStep<T>, corr += kTokenBlockStep<T>,
+               sx += kTokenBlockStep<T>) {
     __m512i acc[G][T][A];
     for (int i = 0; i < G; ++i)
       for (int t = 0; t < T; ++t) {
@@ -675,7 +692,7 @@ WHALE_VNNI_ATTR void TileQ4Vnni(const Weight2D& w, int64_t g, int n_rows, const 
   const uint8_t* wp = w.data + g * group_bytes;
   const uint16_t* sp[G];
   for (int i = 0; i < G; ++i) sp[i] = w.qscale + (g + i) * blocks * kQuantRowGroup;
-  const TiledTokens tiled = TiledAt(xq, t0);
+  const TiledTokens tiled = TokensAt<T>(xq, t0);
   const int8_t* xb = tiled.q;
   const int32_t* corr = tiled.corr;
   const float* sx = tiled.scale;
@@ -689,8 +706,8 @@ WHALE_VNNI_ATTR void TileQ4Vnni(const Weight2D& w, int64_t g, int n_rows, const 
   // each token's block ends in 3 vector operations instead of 5. Few tokens: two, the high nibbles used in place
   // and one shift per block. The integer sums are the same.
   constexpr bool kOne = T >= kQ4OneAccumulatorTokens;
-  for (int64_t kb = 0; kb < blocks; ++kb, wp += 256, xb += kTiledBlockBytes, corr += kQuantTileTokens,
-               sx += kQuantTileTokens) {
+  for (int64_t kb = 0; kb < blocks; ++kb, wp += 256, xb += kTokenCodeStep<T>, corr += kTokenBlockStep<T>,
+               sx += kTokenBlockStep<T>) {
     __m512i acc_lo[G][T], acc_hi[G][kOne ? 1 : T];
     for (int i = 0; i < G; ++i)
       for (int t = 0; t < T; ++t) {
