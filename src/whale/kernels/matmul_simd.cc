@@ -897,7 +897,7 @@ bool UsesTiledActivations() {
 void TileQuant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0, int n_tokens,
                float* y, int64_t ldy) {
 #if HWY_TARGET == HWY_AVX3_DL
-  if (HasVnni() && t0 % kQuantTileTokens == 0 && !xq.tiled_q.empty()) {
+  if (HasVnni() && t0 % kQuantTileTokens == 0 && (n_tokens == 1 || !xq.tiled_q.empty())) {
     if (xq.type == QuantType::Q8) return TileTokens<Q8Tile>(w, g, n_rows, xq, t0, n_tokens, y, ldy);
     return TileTokens<Q4Tile>(w, g, n_rows, xq, t0, n_tokens, y, ldy);
   }
@@ -908,7 +908,7 @@ void TileQuant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivati
 bool TileQuantPair(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0,
                    int n_tokens, float* y, int64_t ldy, bool prefetch) {
 #if HWY_TARGET == HWY_AVX3_DL
-  if (HasVnni() && t0 % kQuantTileTokens + n_tokens <= kQuantTileTokens && !xq.tiled_q.empty()) {
+  if (HasVnni() && t0 % kQuantTileTokens + n_tokens <= kQuantTileTokens && (n_tokens == 1 || !xq.tiled_q.empty())) {
     if (xq.type == QuantType::Q8) {
       switch (n_tokens) {
         case 1: TileQ8Vnni<1, 2>(w, g, n_rows, xq, t0, y, ldy); return true;
@@ -943,7 +943,7 @@ bool TileQuantPair(const Weight2D& w, int64_t g, int n_rows, const QuantizedActi
 bool TileQuantQuad(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0, float* y,
                    int64_t ldy) {
 #if HWY_TARGET == HWY_AVX3_DL
-  if (HasVnni() && !xq.tiled_q.empty()) {
+  if (HasVnni()) {  // one token: the plain layout
     if (xq.type == QuantType::Q8) TileQ8Vnni<1, 4>(w, g, n_rows, xq, t0, y, ldy);
     else TileQ4Vnni<1, 4>(w, g, n_rows, xq, t0, y, ldy);
     return true;

@@ -35,7 +35,8 @@ struct QuantizedActivations {
   UninitVector<int8_t> q;       // [m padded, blocks · 32]
   UninitVector<float> scale;    // [m padded, blocks]
   UninitVector<int32_t> corr;   // [m padded, blocks]: −bias · Σ q, bias = 128 (q8) or 8 (q4), the unsigned-code correction
-  // Written only where the VNNI tiles run (empty otherwise), in whole tiles whose tokens past m are left unwritten.
+  // Written only where the VNNI tiles run and m > 1 (empty otherwise: one token's tiles read q, scale and corr), in
+  // whole tiles whose tokens past m are left unwritten.
   UninitVector<int8_t> tiled_q;       // q, tiled
   UninitVector<float> tiled_scale;    // scale, tiled
   UninitVector<int32_t> tiled_corr;   // corr, tiled

@@ -244,8 +244,10 @@ int64_t size_quantized(QuantizedActivations& out, int64_t m, QuantType t, int64_
   out.q.resize(static_cast<size_t>(rows * padded_cols));
   out.scale.resize(static_cast<size_t>(rows * blocks));
   out.corr.resize(static_cast<size_t>(rows * blocks));
-  // The tiled copy, in whole tiles; its rows past m are never read (the VNNI tiles take tokens below m only).
-  const bool tiled = uses_tiled_activations();
+  // The tiled copy, in whole tiles; its rows past m are never read (the VNNI tiles take tokens below m only). One
+  // token's tiles read the plain layout, so a lone token (decode) gets no copy: three allocations and a copy of its
+  // codes fewer per product input.
+  const bool tiled = uses_tiled_activations() && m > 1;
   const int64_t tiles = (rows + kQuantTileTokens - 1) / kQuantTileTokens;
   out.tiled_q.resize(tiled ? static_cast<size_t>(tiles * kQuantTileTokens * padded_cols) : 0);
   out.tiled_scale.resize(tiled ? static_cast<size_t>(tiles * kQuantTileTokens * blocks) : 0);
