@@ -82,6 +82,7 @@ void BM_AbsorbedHeadXw(benchmark::State& state, DType dtype) {
 }
 BENCHMARK_CAPTURE(BM_AbsorbedHeadXw, q8, DType::Q8)->Arg(1)->Arg(4)->Arg(16)->UseRealTime();
 BENCHMARK_CAPTURE(BM_AbsorbedHeadXw, q4, DType::Q4)->Arg(1)->Arg(4)->Arg(16)->UseRealTime();
+BENCHMARK_CAPTURE(BM_AbsorbedHeadXw, bf16, DType::BF16)->Arg(1)->Arg(4)->Arg(16)->Arg(63)->UseRealTime();
 
 // The absorbed attention's per-head W_UV product in decode (matmul_serial_wide_activations over one head's 128 W_UV
 // rows of V2-Lite's kv_b_proj, activations rounded to about 16 bits): m tokens, the head's weights in cache after the
