@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <hwy/targets.h>
 
+#include "whale/core/dtype.h"
 #include "whale/kernels/activations.h"
 #include "whale/kernels/norm.h"
 #include "instruction_sets.h"
@@ -389,14 +390,8 @@ TEST(AddScaledBf16Rows, BitwiseTheWidenedRows) {
             std::vector<uint16_t> bits(static_cast<size_t>(k * ldr) + 512);
             std::vector<float> widened(static_cast<size_t>(k * ldr)), coef(static_cast<size_t>(m * ldc));
             for (size_t i = 0; i < bits.size(); ++i) {
-              const float v = u(rng);
-              uint32_t b;
-              std::memcpy(&b, &v, sizeof b);
-              bits[i] = static_cast<uint16_t>(b >> 16);
-              if (i < widened.size()) {
-                const uint32_t w = static_cast<uint32_t>(bits[i]) << 16;
-                std::memcpy(&widened[i], &w, sizeof w);
-              }
+              bits[i] = f32_to_bf16(u(rng));
+              if (i < widened.size()) widened[i] = bf16_to_f32(bits[i]);
             }
             for (float& v : coef) v = u(rng);
             std::vector<float> y(static_cast<size_t>(m * ldy));

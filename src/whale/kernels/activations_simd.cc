@@ -6,9 +6,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 
+#include "whale/core/dtype.h"
 #include "whale/kernels/activations.h"
 
 #undef HWY_TARGET_INCLUDE
@@ -142,12 +142,7 @@ HWY_INLINE hn::Vec<DF> LoadRowVector(DF df, const uint16_t* p) {
   return hn::BitCast(df, hn::ShiftLeft<16>(hn::PromoteTo(du, hn::LoadU(d16, p))));
 }
 inline float RowValue(const float* p) { return *p; }
-inline float RowValue(const uint16_t* p) {
-  const uint32_t bits = static_cast<uint32_t>(*p) << 16;
-  float v;
-  std::memcpy(&v, &bits, sizeof v);
-  return v;
-}
+inline float RowValue(const uint16_t* p) { return bf16_to_f32(*p); }
 
 // y[t, :n] += Σ_j coef[t, j] · rows[j, :n] for t < m, j < k. Four rows of y at a time share each load of `rows`
 // (attention mixes 8-16 heads' probabilities over the same cached latents); every element still gets its FMAs in

@@ -825,14 +825,15 @@ WHALE_VNNI_ATTR void XwQuantChunk(const Weight2D& w, QuantType type, int64_t g0,
         for (int k = 0; k < 4; ++k)
           _mm512_store_ps(xs + t * token_floats + (g * 4 + k) * 16, _mm512_permutexvar_ps(quarter_idx[k], as));
       }
+    // How far on, in blocks, this block column's lines prefetch (0: not at all).
+    const int64_t skip = kb + kXwPrefetchBlocks < blocks ? kXwPrefetchBlocks
+                         : ahead != 0                     ? ahead * blocks + kXwPrefetchBlocks - blocks
+                                                          : 0;
     for (int l = 0; l < lines; ++l) {
       __m512 lo_acc[MT], hi_acc[MT];
       for (int t = 0; t < MT; ++t) lo_acc[t] = hi_acc[t] = _mm512_setzero_ps();
       for (int64_t g = 0; g < groups; ++g) {
         const uint8_t* line = w.data + ((g0 + g) * blocks + kb) * gbb + 64 * l;
-        const int64_t skip = kb + kXwPrefetchBlocks < blocks   ? kXwPrefetchBlocks
-                             : ahead != 0                      ? ahead * blocks + kXwPrefetchBlocks - blocks
-                                                               : 0;
         if (skip != 0) _mm_prefetch(reinterpret_cast<const char*>(line + skip * gbb), _MM_HINT_T0);
         for (int k = 0; k < 4; ++k) {
           __m512 lo, hi;
@@ -894,10 +895,18 @@ bool UsesTiledActivations() {
 #endif
 }
 
+#if HWY_TARGET == HWY_AVX3_DL
+// Whether the VNNI tiles have the activations they read for n_tokens tokens: one token reads the plain layout, more
+// the tiled copy (written only for m > 1).
+inline bool VnniTilesHaveTokens(const QuantizedActivations& xq, int n_tokens) {
+  return n_tokens == 1 || !xq.tiled_q.empty();
+}
+#endif
+
 void TileQuant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0, int n_tokens,
                float* y, int64_t ldy) {
 #if HWY_TARGET == HWY_AVX3_DL
-  if (HasVnni() && t0 % kQuantTileTokens == 0 && (n_tokens == 1 || !xq.tiled_q.empty())) {
+  if (HasVnni() && t0 % kQuantTileTokens == 0 && VnniTilesHaveTokens(xq, n_tokens)) {
     if (xq.type == QuantType::Q8) return TileTokens<Q8Tile>(w, g, n_rows, xq, t0, n_tokens, y, ldy);
     return TileTokens<Q4Tile>(w, g, n_rows, xq, t0, n_tokens, y, ldy);
   }
@@ -908,7 +917,7 @@ void TileQuant(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivati
 bool TileQuantPair(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0,
                    int n_tokens, float* y, int64_t ldy, bool prefetch) {
 #if HWY_TARGET == HWY_AVX3_DL
-  if (HasVnni() && t0 % kQuantTileTokens + n_tokens <= kQuantTileTokens && (n_tokens == 1 || !xq.tiled_q.empty())) {
+  if (HasVnni() && t0 % kQuantTileTokens + n_tokens <= kQuantTileTokens && VnniTilesHaveTokens(xq, n_tokens)) {
     if (xq.type == QuantType::Q8) {
       switch (n_tokens) {
         case 1: TileQ8Vnni<1, 2>(w, g, n_rows, xq, t0, y, ldy); return true;
@@ -943,7 +952,7 @@ bool TileQuantPair(const Weight2D& w, int64_t g, int n_rows, const QuantizedActi
 bool TileQuantQuad(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq, int64_t t0, float* y,
                    int64_t ldy) {
 #if HWY_TARGET == HWY_AVX3_DL
-  if (HasVnni()) {  // one token: the plain layout
+  if (HasVnni()) {  // one token: the plain layout (VnniTilesHaveTokens)
     if (xq.type == QuantType::Q8) TileQ8Vnni<1, 4>(w, g, n_rows, xq, t0, y, ldy);
     else TileQ4Vnni<1, 4>(w, g, n_rows, xq, t0, y, ldy);
     return true;
