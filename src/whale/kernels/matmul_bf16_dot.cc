@@ -155,6 +155,53 @@ WHALE_BF16_ATTR void stream_tile(const uint16_t* const* w, const uint16_t* const
     }
 }
 
+// stream_tile for 8 whole rows in a row (w, w + k, ..., w + 7k), which is every tile but a matrix's last: the same
+// accumulators, prefetches and results. Each row is addressed as one of three pointers (rows 0, 3 and 6) plus 0, 1 or
+// 2 row strides, so that a step's 8 loads and 8 prefetches take 4 registers and fixed offsets. Handed 8 row pointers,
+// GCC kept most of them and the prefetch distance on the stack and reloaded them every step (about 40 instructions
+// per 8 lines instead of 27); the tile streamed 10% slower (one-token BF16 products over 1.5 GB at 2 threads, Zen 5).
+template <int T>
+WHALE_BF16_ATTR void stream_rows8(const uint16_t* w, const uint16_t* const* x, int64_t k, float* y, int64_t ldy) {
+  __m512 acc[16];
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
+  const int64_t s = 2 * k;  // row stride in bytes
+  // Rows 0-7 as (pointer, strides): 0, 1 and 2 strides past rows 0, 3 and 6.
+  const auto step = [&](const char* p0, const char* p3, const char* p6, const char* f0, const char* f3,
+                        const char* f6, int64_t c) WHALE_BF16_ATTR {
+    __m512bh b[T];
+#pragma GCC unroll 2
+    for (int t = 0; t < T; ++t) b[t] = load_bh(x[t] + c);
+    const char* rows[8] = {p0, p0 + s, p0 + 2 * s, p3, p3 + s, p3 + 2 * s, p6, p6 + s};
+    const char* ahead[8] = {f0, f0 + s, f0 + 2 * s, f3, f3 + s, f3 + 2 * s, f6, f6 + s};
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; ++r) {
+      _mm_prefetch(ahead[r], _MM_HINT_T0);
+      const __m512bh a = (__m512bh)_mm512_loadu_si512(rows[r]);
+#pragma GCC unroll 2
+      for (int t = 0; t < T; ++t) acc[r * T + t] = _mm512_dpbf16_ps(acc[r * T + t], a, b[t]);
+    }
+  };
+  const char* p0 = reinterpret_cast<const char*>(w);
+  const char *p3 = p0 + 3 * s, *p6 = p0 + 6 * s;
+  // Prefetches kStreamPrefetchBytes ahead in the row until that passes its end, then as far into the same row of the
+  // next tile (7 rows further on): two loops, each with one distance.
+  const int64_t near_end = std::min(k, std::max<int64_t>(0, (s - kStreamPrefetchBytes + 63) / 64 * 32));
+  int64_t c = 0;
+  for (; c < near_end; c += 32, p0 += 64, p3 += 64, p6 += 64)
+    step(p0, p3, p6, p0 + kStreamPrefetchBytes, p3 + kStreamPrefetchBytes, p6 + kStreamPrefetchBytes, c);
+  for (; c < k; c += 32, p0 += 64, p3 += 64, p6 += 64)
+    step(p0, p3, p6, p0 + 7 * s + kStreamPrefetchBytes, p3 + 7 * s + kStreamPrefetchBytes,
+         p6 + 7 * s + kStreamPrefetchBytes, c);
+  alignas(64) float out[16];
+  _mm512_store_ps(out, reduce16(acc));
+  for (int r = 0; r < 8; ++r)
+    for (int t = 0; t < T; ++t) {
+      const int i = r * T + t;
+      y[t * ldy + r] = out[4 * (i % 4) + i / 4];
+    }
+}
+
 WHALE_BF16_ATTR void run_stream(const Weight2D& w, int64_t r0, int64_t r1, const RoundedActivations& xb, float* y,
                                 int64_t ldy) {
   const int64_t k = w.cols, m = xb.m;
@@ -164,7 +211,9 @@ WHALE_BF16_ATTR void run_stream(const Weight2D& w, int64_t r0, int64_t r1, const
     const int nr = static_cast<int>(std::min<int64_t>(8, r1 - rr));
     const uint16_t* wr[8];
     for (int r = 0; r < 8; ++r) wr[r] = wd + (rr + std::min(r, nr - 1)) * k;
-    if (m == 1) stream_tile<1>(wr, xt, k, nr, 1, y + (rr - r0), ldy);
+    if (nr == 8 && m == 1) stream_rows8<1>(wr[0], xt, k, y + (rr - r0), ldy);
+    else if (nr == 8) stream_rows8<2>(wr[0], xt, k, y + (rr - r0), ldy);
+    else if (m == 1) stream_tile<1>(wr, xt, k, nr, 1, y + (rr - r0), ldy);
     else stream_tile<2>(wr, xt, k, nr, 2, y + (rr - r0), ldy);
   }
 }
