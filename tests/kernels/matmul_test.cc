@@ -543,6 +543,20 @@ TEST(DecodeRows, QuantizedMatchesSpec) {
   hwy::SetSupportedTargetsForTest(0);
 }
 
+// One and two tokens over rows longer than the decode tiles' 2 KB prefetch distance in every float format (2600
+// elements: 2.6-10.4 KB), so that each 8-row tile switches its distance to the next tile within the row; 19 rows: two
+// whole tiles and a partial one.
+TEST(Matmul, DecodeTilesOverLongRows) {
+  std::mt19937 rng(6);
+  ThreadPool pool(2);
+  for (DType dtype : {DType::F32, DType::BF16, DType::F16, DType::F8_E4M3})
+    for (int64_t m : {1, 2}) {
+      SCOPED_TRACE(label(dtype, m, 19, 2600, 0));
+      check_matmul(make_weight(dtype, 19, 2600, 0, rng), m, rng, pool);
+      if (HasFatalFailure()) return;
+    }
+}
+
 // Every instruction set Highway compiled and this CPU supports (AVX-512 VNNI, AVX-512, AVX2, SSE4, ... or NEON)
 // passes the same checks: the scalar reference is the oracle for each SIMD path, not just the one dispatched.
 TEST(Matmul, EveryInstructionSet) {
