@@ -125,9 +125,22 @@ WHALE_BF16_ATTR inline void store_group(__m512 v, int nt, int nr, float* yt, int
 // read once). Accumulator r·T + t holds (row r, token t), the arithmetic of tile4x6's; reduce16 puts it in lane
 // 4·(i % 4) + i / 4 for i = r·T + t.
 constexpr int64_t kStreamPrefetchBytes = 2048;
+
+// A streaming tile's results, rows [0, nr) of every token, to y[t·ldy + r].
 template <int T>
-WHALE_BF16_ATTR void stream_tile(const uint16_t* const* w, const uint16_t* const* x, int64_t k, int nr, int nt,
-                                 float* y, int64_t ldy) {
+WHALE_BF16_ATTR inline void store_stream_tile(const __m512* acc, int nr, float* y, int64_t ldy) {
+  alignas(64) float out[16];
+  _mm512_store_ps(out, reduce16(acc));
+  for (int r = 0; r < nr; ++r)
+    for (int t = 0; t < T; ++t) {
+      const int i = r * T + t;
+      y[t * ldy + r] = out[4 * (i % 4) + i / 4];
+    }
+}
+
+template <int T>
+WHALE_BF16_ATTR void stream_tile(const uint16_t* const* w, const uint16_t* const* x, int64_t k, int nr, float* y,
+                                 int64_t ldy) {
   __m512 acc[16];
 #pragma GCC unroll 16
   for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
@@ -146,13 +159,7 @@ WHALE_BF16_ATTR void stream_tile(const uint16_t* const* w, const uint16_t* const
       for (int t = 0; t < T; ++t) acc[r * T + t] = _mm512_dpbf16_ps(acc[r * T + t], a, b[t]);
     }
   }
-  alignas(64) float out[16];
-  _mm512_store_ps(out, reduce16(acc));
-  for (int r = 0; r < nr; ++r)
-    for (int t = 0; t < nt; ++t) {
-      const int i = r * T + t;
-      y[t * ldy + r] = out[4 * (i % 4) + i / 4];
-    }
+  store_stream_tile<T>(acc, nr, y, ldy);
 }
 
 // stream_tile for 8 whole rows in a row (w, w + k, ..., w + 7k), which is every tile but a matrix's last: the same
@@ -193,13 +200,7 @@ WHALE_BF16_ATTR void stream_rows8(const uint16_t* w, const uint16_t* const* x, i
   for (; c < k; c += 32, p0 += 64, p3 += 64, p6 += 64)
     step(p0, p3, p6, p0 + 7 * s + kStreamPrefetchBytes, p3 + 7 * s + kStreamPrefetchBytes,
          p6 + 7 * s + kStreamPrefetchBytes, c);
-  alignas(64) float out[16];
-  _mm512_store_ps(out, reduce16(acc));
-  for (int r = 0; r < 8; ++r)
-    for (int t = 0; t < T; ++t) {
-      const int i = r * T + t;
-      y[t * ldy + r] = out[4 * (i % 4) + i / 4];
-    }
+  store_stream_tile<T>(acc, 8, y, ldy);
 }
 
 WHALE_BF16_ATTR void run_stream(const Weight2D& w, int64_t r0, int64_t r1, const RoundedActivations& xb, float* y,
@@ -211,10 +212,11 @@ WHALE_BF16_ATTR void run_stream(const Weight2D& w, int64_t r0, int64_t r1, const
     const int nr = static_cast<int>(std::min<int64_t>(8, r1 - rr));
     const uint16_t* wr[8];
     for (int r = 0; r < 8; ++r) wr[r] = wd + (rr + std::min(r, nr - 1)) * k;
+    // A whole tile reads its rows from wr[0] on (stream_rows8), the last, partial one through wr.
     if (nr == 8 && m == 1) stream_rows8<1>(wr[0], xt, k, y + (rr - r0), ldy);
     else if (nr == 8) stream_rows8<2>(wr[0], xt, k, y + (rr - r0), ldy);
-    else if (m == 1) stream_tile<1>(wr, xt, k, nr, 1, y + (rr - r0), ldy);
-    else stream_tile<2>(wr, xt, k, nr, 2, y + (rr - r0), ldy);
+    else if (m == 1) stream_tile<1>(wr, xt, k, nr, y + (rr - r0), ldy);
+    else stream_tile<2>(wr, xt, k, nr, y + (rr - r0), ldy);
   }
 }
 
