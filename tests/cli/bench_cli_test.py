@@ -140,6 +140,18 @@ def main():
     check("--parallel progress", b"3 sequences" in p.stderr, p.stderr)
     check("no --parallel: no parallel fields", "parallel_decode_tok_s" not in results[0], results[0])
 
+    # --depth: decode after a longer prompt, whose cache the attention then reads (and the report counts).
+    p = subprocess.run([w, "bench", "--model", m, "-p", "0", "-n", "2", "-d", "40", "-r", "1", "--threads", "1",
+                        "--bandwidth-mib", "4"], capture_output=True, timeout=300)
+    check("--depth runs", p.returncode == 0, p.stderr)
+    deep = json.loads(p.stdout) if p.returncode == 0 else {}
+    check("--depth echoed", deep.get("decode_prompt_tokens") == 40 and deep.get("decode_mean_context") == 40 + 1.5,
+          deep)
+    if deep and report:
+        check("--depth: the cache read grows with the context",
+              deep["cache_bytes_per_token"] * report["decode_mean_context"]
+              == report["cache_bytes_per_token"] * deep["decode_mean_context"], (deep, report))
+
     def bad(name, args, *words, model=m):
         p = subprocess.run([w, "bench", "--model", model, "-r", "1", "--bandwidth-mib", "4"] + args,
                            capture_output=True, timeout=300)
@@ -157,6 +169,8 @@ def main():
     bad("nothing to measure", ["-p", "0", "-n", "0"], "nothing to measure")
     bad("prompt beyond the model's context", ["-p", "1000000", "-n", "1"], "max_position_embeddings")
     bad("prompt beyond the limit", ["-p", "2000000"], "-p 2000000")
+    bad("zero depth", ["-p", "0", "-n", "1", "-d", "0"], "--depth")
+    bad("depth beyond the model's context", ["-p", "0", "-n", "1", "-d", "999999"], "-d 999999", "max_position_embeddings")
     bad("unwritable --json", ["-p", "1", "-n", "1", "--json", "/nonexistent-dir/x.json"], "--json", "cannot write")
     bad("missing model directory", [], "model directory not found", model=m + "-nope")
     bad("--parallel 0", ["--parallel", "0"], "--parallel")

@@ -32,9 +32,9 @@
 namespace whale::cli {
 namespace {
 
-// Decode runs start from a short random prompt of this many tokens (prefilled, not timed), so decode speed does not
-// depend on -p and the mean context of decode is kDecodePrompt + (n + 1) / 2.
-constexpr int kDecodePrompt = 16;
+// Decode runs start from a random prompt of --depth tokens (prefilled, not timed), so decode speed does not depend on
+// -p and the mean context of decode is depth + (n + 1) / 2. The default is short: the weights' bytes dominate a step.
+constexpr int kDefaultDepth = 16;
 constexpr int kMaxTokens = 1 << 20;
 constexpr int kMaxRepetitions = 1000;
 constexpr int kMaxThreads = 4096;
@@ -48,6 +48,7 @@ struct BenchOptions {
   Activations activations = kDefaultActivations;
   int prompt = 512;
   int generate = 128;
+  int depth = kDefaultDepth;  // the prompt each decode run starts from
   std::string threads;  // comma list; not given: one per hardware thread
   bool threads_given = false;
   int repetitions = 3;
@@ -231,6 +232,7 @@ class BenchRun {
   void check_limits() const {
     if (opt_.prompt > kMaxTokens) fail("-p {}: at most {} prompt tokens", opt_.prompt, kMaxTokens);
     if (opt_.generate > kMaxTokens) fail("-n {}: at most {} generated tokens", opt_.generate, kMaxTokens);
+    if (opt_.depth > kMaxTokens) fail("-d {}: at most {} tokens of depth", opt_.depth, kMaxTokens);
     if (opt_.prompt == 0 && opt_.generate == 0) fail("-p 0 -n 0: nothing to measure (give -p or -n above 0)");
     if (opt_.parallel > kMaxParallel) fail("--parallel {}: at most {} sequences", opt_.parallel, kMaxParallel);
     if (opt_.parallel > 1 && opt_.generate == 0)
@@ -240,13 +242,13 @@ class BenchRun {
       fail("--bandwidth-mib {}: at most {}", opt_.bandwidth_mib, kMaxBandwidthMib);
   }
 
-  // Prefill needs p positions; decode kDecodePrompt + n.
+  // Prefill needs p positions; decode depth + n.
   void check_context(const ModelConfig& c) const {
-    const int needed = std::max(opt_.prompt, opt_.generate > 0 ? kDecodePrompt + opt_.generate : 0);
+    const int needed = std::max(opt_.prompt, opt_.generate > 0 ? opt_.depth + opt_.generate : 0);
     if (needed > c.max_position_embeddings)
-      fail("-p {} -n {}: needs a context of {} tokens (prefill: -p, decode: {} + -n), but the model's "
+      fail("-p {} -n {} -d {}: needs a context of {} tokens (prefill: -p, decode: -d + -n), but the model's "
            "max_position_embeddings is {}",
-           opt_.prompt, opt_.generate, needed, kDecodePrompt, c.max_position_embeddings);
+           opt_.prompt, opt_.generate, opt_.depth, needed, c.max_position_embeddings);
   }
 
   std::vector<int32_t> random_tokens(int n, int vocab) {
@@ -264,12 +266,12 @@ class BenchRun {
     return opt_.prompt / seconds_since(t0);
   }
 
-  // tok/s of n greedy decode steps after a short prompt (prefilled untimed) in a fresh cache.
+  // tok/s of n greedy decode steps after a prompt of --depth tokens (prefilled untimed) in a fresh cache.
   double run_decode(const Model& model, ThreadPool& pool, int steps = -1) {
     if (steps < 0) steps = opt_.generate;
     const int vocab = model.config().vocab_size;
-    const std::vector<int32_t> prompt = random_tokens(kDecodePrompt, vocab);
-    LatentKvCache cache = model.make_cache(kDecodePrompt + steps);
+    const std::vector<int32_t> prompt = random_tokens(opt_.depth, vocab);
+    LatentKvCache cache = model.make_cache(opt_.depth + steps);
     std::vector<float> logits = model.forward(prompt, cache, pool, AttentionForm::Absorbed, Model::LogitRows::Last);
     int32_t token = greedy_token(logits, vocab);
     const auto t0 = std::chrono::steady_clock::now();
@@ -292,8 +294,8 @@ class BenchRun {
     caches.reserve(n);
     std::vector<Model::SequenceStep> batch(n);
     for (size_t i = 0; i < n; ++i) {
-      prompts[i] = random_tokens(kDecodePrompt, vocab);
-      caches.push_back(model.make_cache(kDecodePrompt + steps));
+      prompts[i] = random_tokens(opt_.depth, vocab);
+      caches.push_back(model.make_cache(opt_.depth + steps));
       batch[i] = {prompts[i], &caches[i], Model::LogitRows::Last};
     }
     std::vector<int32_t> tokens(n);
@@ -315,8 +317,8 @@ class BenchRun {
     const ModelConfig& c = model.config();
     const TokenBytes w = weight_bytes_per_token(model);
     // The latent cache (f32 rows of kv_lora_rank + qk_rope_head_dim per layer) read by the attention of each decoded
-    // token, at the mean context of the decode phase: token i of n attends to kDecodePrompt + i + 1 positions.
-    const double mean_context = opt_.generate > 0 ? kDecodePrompt + (opt_.generate + 1) / 2.0 : 0;
+    // token, at the mean context of the decode phase: token i of n attends to depth + i + 1 positions.
+    const double mean_context = opt_.generate > 0 ? opt_.depth + (opt_.generate + 1) / 2.0 : 0;
     const auto cache_bytes = static_cast<uint64_t>(static_cast<double>(c.num_hidden_layers) * c.latent_dim() *
                                                    sizeof(float) * mean_context + 0.5);
     const uint64_t bytes_per_token = w.weights + cache_bytes;
@@ -326,7 +328,7 @@ class BenchRun {
     j["prompt_tokens"] = opt_.prompt;
     j["generated_tokens"] = opt_.generate;
     j["parallel"] = opt_.parallel;
-    j["decode_prompt_tokens"] = opt_.generate > 0 ? kDecodePrompt : 0;
+    j["decode_prompt_tokens"] = opt_.generate > 0 ? opt_.depth : 0;
     j["repetitions"] = opt_.repetitions;
     j["warmup"] = opt_.warmup;
     j["load"] = file_load_name(model.checkpoint().load());
@@ -401,8 +403,14 @@ Command register_bench(CLI::App& root) {
   app->add_option("-p,--prompt", opt->prompt, "Prompt tokens to prefill (default 512; 0: no prefill)")
       ->check(at_least(0));
   app->add_option("-n,--n-gen", opt->generate,
-                  fmt::format("Tokens to decode after a {}-token prompt (default 128; 0: no decode)", kDecodePrompt))
+                  "Tokens to decode after a prompt of --depth tokens (default 128; 0: no decode)")
       ->check(at_least(0));
+  app->add_option("-d,--depth", opt->depth,
+                  fmt::format("Context before decode starts: each decode run (and each --parallel sequence) first "
+                              "prefills a random prompt of this many tokens, untimed, so that its attention reads "
+                              "that much latent cache (default {})",
+                              kDefaultDepth))
+      ->check(at_least(1));
   app->add_option_function<std::string>(
       "--threads",
       [opt](const std::string& v) {
@@ -419,7 +427,7 @@ Command register_bench(CLI::App& root) {
                   "Buffer of the memory bandwidth probe, all threads together (default 1024)")
       ->check(at_least(1));
   app->add_option("--parallel", opt->parallel,
-                  "Also decode this many sequences at once, each after its own 16-token prompt, one batched step "
+                  "Also decode this many sequences at once, each after its own --depth-token prompt, one batched step "
                   "per token (what a server running that many streams gets); reports their aggregate tok/s "
                   "(default 1: off)")
       ->check(at_least(1));
