@@ -329,7 +329,7 @@ TEST(AddScaledRows, MatchesDouble) {
   std::mt19937 rng(21);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   for (int64_t m : {1, 3, 6, 9})
-    for (int64_t k : {1, 5, 64})
+    for (int64_t k : {1, 5, 64, 300})
       for (int64_t n : {1, 15, 16, 70, 512}) {
         const int64_t ldc = k + 2, ldr = n + 3, ldy = n + 1;
         std::vector<float> coef(m * ldc), rows(k * ldr), y(m * ldy);
@@ -371,6 +371,92 @@ TEST(AddScaledRows, RowIndependentOfGrouping) {
   add_scaled_rows(coef.data(), k, m, rows.data(), n, k, n, y.data(), n);
   for (int64_t t = 0; t < m; ++t) add_scaled_rows(coef.data() + t * k, k, 1, rows.data(), n, k, n, alone.data() + t * n, n);
   for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(y[i], alone[i]) << "element " << i;
+}
+
+// add_scaled_rows takes the rows in blocks (so that a block stays in cache while every y row passes over it); each
+// element must still get its products in row order: the same bits as the rows given in two calls, first then last.
+TEST(AddScaledRows, RowBlocksKeepRowOrder) {
+  std::mt19937 rng(24);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (int64_t m : {1, 5, 8})
+    for (int64_t k : {129, 300, 1000})
+      for (int64_t n : {512, 77}) {
+        std::vector<float> coef(m * k), rows(k * n), y(m * n);
+        for (float& v : coef) v = u(rng);
+        for (float& v : rows) v = u(rng);
+        for (float& v : y) v = u(rng);
+        std::vector<float> split = y;
+        add_scaled_rows(coef.data(), k, m, rows.data(), n, k, n, y.data(), n);
+        const int64_t cut = k / 3;  // not a block boundary
+        add_scaled_rows(coef.data(), k, m, rows.data(), n, cut, n, split.data(), n);
+        add_scaled_rows(coef.data() + cut, k, m, rows.data() + cut * n, n, k - cut, n, split.data(), n);
+        for (size_t i = 0; i < y.size(); ++i)
+          ASSERT_EQ(0, std::memcmp(&y[i], &split[i], sizeof(float))) << "m " << m << " k " << k << " n " << n << " element " << i;
+      }
+}
+
+// row_dots against its double-precision reference: an f32 dot product of k terms, however its additions are ordered
+// (k/N vector steps per lane, then the lanes' sum), is within γ_k·Σ|q_c·key_c| of the exact one.
+TEST(RowDots, MatchesDoubleReference) {
+  std::mt19937 rng(25);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (int64_t target : supported_targets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    for (int64_t m : {1, 3, 4, 9})
+      for (int64_t n : {1, 4, 7, 33})
+        for (int64_t k : {1, 15, 16, 576, 579}) {
+          const int64_t ldq = k + 1, ldk = k + 3, ldo = n + 2;
+          std::vector<float> q(m * ldq), keys(n * ldk), out(m * ldo, -7.0f), want(m * ldo, -7.0f);
+          for (float& v : q) v = u(rng);
+          for (float& v : keys) v = u(rng);
+          row_dots(q.data(), ldq, m, keys.data(), ldk, n, k, out.data(), ldo);
+          row_dots_reference(q.data(), ldq, m, keys.data(), ldk, n, k, want.data(), ldo);
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < ldo; ++j) {
+              if (j >= n) {
+                ASSERT_EQ(out[i * ldo + j], -7.0f) << "wrote past n";
+                continue;
+              }
+              double abs = 0.0;
+              for (int64_t c = 0; c < k; ++c) abs += std::fabs(static_cast<double>(q[i * ldq + c]) * keys[j * ldk + c]);
+              const double kk = static_cast<double>(k);
+              ASSERT_LE(std::fabs(static_cast<double>(out[i * ldo + j]) - want[i * ldo + j]),
+                        kk * 0x1p-24 / (1 - kk * 0x1p-24) * abs + 0x1p-24 * std::fabs(want[i * ldo + j]) + 1e-30)
+                  << "m " << m << " n " << n << " k " << k << " i " << i << " j " << j;
+            }
+        }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+// A score's bits must depend only on its query and key: attention scores a query alone (decode), with other heads
+// (several per call) or in a prompt chunk, over cache pages of any size, and gives it the same logits every way.
+TEST(RowDots, BitwiseIndependentOfGrouping) {
+  std::mt19937 rng(26);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (int64_t target : supported_targets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    const int64_t m = 11, n = 23, k = 579;
+    std::vector<float> q(m * k), keys(n * k), whole(m * n), alone(m * n), split(m * n);
+    for (float& v : q) v = u(rng);
+    for (float& v : keys) v = u(rng);
+    row_dots(q.data(), k, m, keys.data(), k, n, k, whole.data(), n);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) row_dots(q.data() + i * k, k, 1, keys.data() + j * k, k, 1, k, &alone[i * n + j], 1);
+    // Queries from 1, 6 and 2 on; keys from 3, then 5 pages of 4.
+    for (int64_t i0 : {int64_t{0}, int64_t{1}, int64_t{7}}) {
+      const int64_t i1 = i0 == 0 ? 1 : i0 == 1 ? 7 : m;
+      row_dots(q.data() + i0 * k, k, i1 - i0, keys.data(), k, 3, k, split.data() + i0 * n, n);
+      for (int64_t j0 = 3; j0 < n; j0 += 4)
+        row_dots(q.data() + i0 * k, k, i1 - i0, keys.data() + j0 * k, k, std::min<int64_t>(4, n - j0), k,
+                 split.data() + i0 * n + j0, n);
+    }
+    for (size_t e = 0; e < whole.size(); ++e) {
+      ASSERT_EQ(0, std::memcmp(&whole[e], &alone[e], sizeof(float))) << "target " << target << " element " << e;
+      ASSERT_EQ(0, std::memcmp(&whole[e], &split[e], sizeof(float))) << "target " << target << " element " << e;
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
 }
 
 // bf16 rows read in place (absorbed attention's BF16 W_UK) must give bitwise what the same rows widened to f32 give:

@@ -111,6 +111,44 @@ TEST(ForwardBatch, ShortPromptLogitsDoNotDependOnChunking) {
   for (size_t chunk : {1u, 3u, 7u, 16u}) EXPECT_EQ(chunked(chunk), whole) << "chunks of " << chunk;
 }
 
+// Decode over a long cache runs in phases split by cached tokens and by latent columns (attend_absorbed_long) instead
+// of by heads; a query must still get the bits a prompt chunk gives it (attend_absorbed, 7 queries a chunk), with any
+// number of threads, over pages that the scoring ranges cross, and batched with a short-cache sequence.
+TEST(ForwardBatch, LongCacheDecodeLogitsDoNotDependOnChunking) {
+  if (!test_model()) GTEST_SKIP() << "WHALE_TEST_MODEL is not set";
+  const Model model(test_model());
+  const std::vector<int32_t> prompt = tokens(300, 8);  // past 256 cached tokens the long-cache form takes over
+  const int vocab = model.config().vocab_size;
+  auto chunked = [&](size_t chunk, int threads) {
+    ThreadPool pool(threads);
+    LatentKvCache cache = model.make_cache(320, 24);
+    std::vector<float> logits;
+    for (size_t i = 0; i < prompt.size(); i += chunk) {
+      const std::span<const int32_t> part(prompt.data() + i, std::min(chunk, prompt.size() - i));
+      const std::vector<float> rows = model.forward(part, cache, pool, AttentionForm::Absorbed, Model::LogitRows::All);
+      logits.insert(logits.end(), rows.begin(), rows.end());
+    }
+    return logits;
+  };
+  const std::vector<float> want = chunked(7, 2);
+  ASSERT_EQ(want.size(), prompt.size() * static_cast<size_t>(vocab));
+  for (int threads : {1, 2, 3}) EXPECT_EQ(chunked(1, threads), want) << threads << " threads";
+
+  // One step of a long-cache sequence batched with a short-cache one gives each what it gets alone.
+  ThreadPool pool(2);
+  LatentKvCache a = model.make_cache(320), b = model.make_cache(320);
+  LatentKvCache a_ref = model.make_cache(320), b_ref = model.make_cache(320);
+  for (LatentKvCache* cache : {&a, &a_ref}) model.forward(std::span(prompt).first(290), *cache, pool);
+  for (LatentKvCache* cache : {&b, &b_ref}) model.forward(std::span(prompt).first(10), *cache, pool);
+  const std::vector<int32_t> a1 = {prompt[290]}, b1 = {prompt[10]};
+  const std::vector<float> want_a = model.forward(a1, a_ref, pool, AttentionForm::Absorbed, Model::LogitRows::Last);
+  const std::vector<float> want_b = model.forward(b1, b_ref, pool, AttentionForm::Absorbed, Model::LogitRows::Last);
+  const Model::SequenceStep step[] = {{a1, &a, Model::LogitRows::Last}, {b1, &b, Model::LogitRows::Last}};
+  const auto got = model.forward_batch(step, pool);
+  EXPECT_EQ(got[0], want_a);
+  EXPECT_EQ(got[1], want_b);
+}
+
 // Caches that share pages (a prefix reused across sequences) each see their own tokens after the shared ones: a
 // write into a shared page goes to a copy.
 TEST(ForwardBatch, SharedPagesAreCopiedBeforeWrites) {

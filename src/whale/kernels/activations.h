@@ -35,4 +35,15 @@ void add_scaled_rows(const float* coef, int64_t ldc, int64_t m, const float* row
 void add_scaled_bf16_rows(const float* coef, int64_t ldc, int64_t m, const uint16_t* rows, int64_t ldr, int64_t k,
                           int64_t n, float* y, int64_t ldy, int64_t prefetch_bytes = 0);
 
+// out[i·ldo + j] = Σ_c q[i·ldq + c] · keys[j·ldk + c] for i < m, j < n, c < k: every query against every key, such as
+// attention's scores against cached latents. A dot product's bits depend only on its two rows (and the instruction
+// set), not on m, n or where a call starts, so that scores come out the same however queries and cache pages are
+// grouped.
+void row_dots(const float* q, int64_t ldq, int64_t m, const float* keys, int64_t ldk, int64_t n, int64_t k, float* out,
+              int64_t ldo);
+
+// The same in double precision, one product at a time, rounded to f32 once at the end: row_dots' reference.
+void row_dots_reference(const float* q, int64_t ldq, int64_t m, const float* keys, int64_t ldk, int64_t n, int64_t k,
+                        float* out, int64_t ldo);
+
 }  // namespace whale

@@ -148,6 +148,10 @@ inline float RowValue(const uint16_t* p) { return bf16_to_f32(*p); }
 // (attention mixes 8-16 heads' probabilities over the same cached latents); every element still gets its FMAs in
 // j order, so the result does not depend on how rows are grouped, nor on whether bf16 rows were widened first.
 // prefetch_bytes ≠ 0: each line of rows read is also prefetched that far on (rows streamed from memory).
+// The rows go in blocks of kRowBlock, each block to every row of y before the next: a block's lines stay in L2 while
+// the passes over it (rows of y × column panels) reuse them, where the whole of `rows` would not (attention's cached
+// latents at a context of thousands are megabytes). The sums keep their j order across blocks.
+constexpr int64_t kRowBlock = 128;
 template <class Row>
 void AddScaledRowsOf(const float* coef, int64_t ldc, int64_t m, const Row* rows, int64_t ldr, int64_t k, int64_t n,
                      float* y, int64_t ldy, int64_t prefetch_bytes) {
@@ -162,14 +166,14 @@ void AddScaledRowsOf(const float* coef, int64_t ldc, int64_t m, const Row* rows,
     const char* p = reinterpret_cast<const char*>(r) + prefetch_bytes;
     for (int64_t b = 0; b < static_cast<int64_t>(4 * N * sizeof(Row)); b += 64) hwy::Prefetch(p + b);
   };
-  // Rows [t, t + kRows) over column panels of 4 vectors; returns the first column not done.
-  auto four_rows = [&](int64_t t) {
+  // Rows [t, t + kRows) over column panels of 4 vectors, rows [j0, j1); returns the first column not done.
+  auto four_rows = [&](int64_t t, int64_t j0, int64_t j1) {
     int64_t c = 0;
     for (; c + 4 * N <= n; c += 4 * N) {
       VF a[kRows][4];
       for (int i = 0; i < kRows; ++i)
         for (int v = 0; v < 4; ++v) a[i][v] = hn::LoadU(df, y + (t + i) * ldy + c + v * N);
-      for (int64_t j = 0; j < k; ++j) {
+      for (int64_t j = j0; j < j1; ++j) {
         const Row* r = rows + j * ldr + c;
         prefetch_panel(r);
         const VF r0 = LoadRowVector(df, r), r1 = LoadRowVector(df, r + N), r2 = LoadRowVector(df, r + 2 * N),
@@ -187,14 +191,14 @@ void AddScaledRowsOf(const float* coef, int64_t ldc, int64_t m, const Row* rows,
     }
     return c;
   };
-  // Row t from column c on: panels of 4 vectors, then single vectors, then scalars.
-  auto one_row = [&](int64_t t, int64_t c) {
+  // Row t from column c on, rows [j0, j1): panels of 4 vectors, then single vectors, then scalars.
+  auto one_row = [&](int64_t t, int64_t c, int64_t j0, int64_t j1) {
     float* yt = y + t * ldy;
     const float* ct = coef + t * ldc;
     for (; c + 4 * N <= n; c += 4 * N) {
       auto a0 = hn::LoadU(df, yt + c), a1 = hn::LoadU(df, yt + c + N), a2 = hn::LoadU(df, yt + c + 2 * N),
            a3 = hn::LoadU(df, yt + c + 3 * N);
-      for (int64_t j = 0; j < k; ++j) {
+      for (int64_t j = j0; j < j1; ++j) {
         const auto s = hn::Set(df, ct[j]);
         const Row* r = rows + j * ldr + c;
         prefetch_panel(r);
@@ -210,21 +214,79 @@ void AddScaledRowsOf(const float* coef, int64_t ldc, int64_t m, const Row* rows,
     }
     for (; c + N <= n; c += N) {
       auto a = hn::LoadU(df, yt + c);
-      for (int64_t j = 0; j < k; ++j) a = hn::MulAdd(hn::Set(df, ct[j]), LoadRowVector(df, rows + j * ldr + c), a);
+      for (int64_t j = j0; j < j1; ++j) a = hn::MulAdd(hn::Set(df, ct[j]), LoadRowVector(df, rows + j * ldr + c), a);
       hn::StoreU(a, df, yt + c);
     }
     for (; c < n; ++c) {
       float a = yt[c];
-      for (int64_t j = 0; j < k; ++j) a += ct[j] * RowValue(rows + j * ldr + c);
+      for (int64_t j = j0; j < j1; ++j) a += ct[j] * RowValue(rows + j * ldr + c);
       yt[c] = a;
     }
   };
-  int64_t t = 0;
-  for (; t + kRows <= m; t += kRows) {
-    const int64_t c = four_rows(t);
-    for (int i = 0; i < kRows; ++i) one_row(t + i, c);
+  for (int64_t j0 = 0; j0 < k; j0 += kRowBlock) {
+    const int64_t j1 = std::min(k, j0 + kRowBlock);
+    int64_t t = 0;
+    for (; t + kRows <= m; t += kRows) {
+      const int64_t c = four_rows(t, j0, j1);
+      for (int i = 0; i < kRows; ++i) one_row(t + i, c, j0, j1);
+    }
+    for (; t < m; ++t) one_row(t, 0, j0, j1);
   }
-  for (; t < m; ++t) one_row(t, 0);
+}
+
+// out[i·ldo + j] = q_i · keys_j for RQ queries and RK keys, k columns: one vector accumulator per pair over the whole
+// vectors in column order, its lanes summed, then the columns past the last whole vector one by one. Every instance
+// computes a pair this way, so a dot product does not depend on the block it falls in.
+// ahead (may be null): RK rows (stride ldk) to prefetch, a vector's worth of each per step.
+template <int RQ, int RK>
+HWY_INLINE void RowDotsBlock(const float* q, int64_t ldq, const float* keys, int64_t ldk, int64_t k, float* out,
+                             int64_t ldo, const float* ahead = nullptr) {
+  using DF = hn::ScalableTag<float>;
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  hn::Vec<DF> acc[RQ][RK];
+  for (int i = 0; i < RQ; ++i)
+    for (int j = 0; j < RK; ++j) acc[i][j] = hn::Zero(df);
+  int64_t c = 0;
+  for (; c + N <= k; c += N) {
+    if (ahead)
+      for (int j = 0; j < RK; ++j) hwy::Prefetch(ahead + j * ldk + c);
+    hn::Vec<DF> kv[RK];
+    for (int j = 0; j < RK; ++j) kv[j] = hn::LoadU(df, keys + j * ldk + c);
+    for (int i = 0; i < RQ; ++i) {
+      const auto qv = hn::LoadU(df, q + i * ldq + c);
+      for (int j = 0; j < RK; ++j) acc[i][j] = hn::MulAdd(qv, kv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < RQ; ++i)
+    for (int j = 0; j < RK; ++j) {
+      float sum = hn::GetLane(hn::SumOfLanes(df, acc[i][j]));
+      for (int64_t t = c; t < k; ++t) sum += q[i * ldq + t] * keys[j * ldk + t];
+      out[i * ldo + j] = sum;
+    }
+}
+
+// Blocks of 4 keys × 4 queries (16 accumulators: each load of a key or query vector feeds 4 FMAs); the keys in the
+// outer loop, so that a block of them stays in L1 while every query passes over it.
+void RowDots(const float* q, int64_t ldq, int64_t m, const float* keys, int64_t ldk, int64_t n, int64_t k, float* out,
+             int64_t ldo) {
+  constexpr int kBlock = 4;
+  int64_t j = 0;
+  for (; j + kBlock <= n; j += kBlock) {
+    const float* kj = keys + j * ldk;
+    // The next block of keys is prefetched while the first queries pass over this one, a line of each key per step.
+    const float* next = j + 2 * kBlock <= n ? kj + kBlock * ldk : nullptr;
+    int64_t i = 0;
+    for (; i + kBlock <= m; i += kBlock, next = nullptr)
+      RowDotsBlock<kBlock, kBlock>(q + i * ldq, ldq, kj, ldk, k, out + i * ldo + j, ldo, next);
+    for (; i < m; ++i, next = nullptr) RowDotsBlock<1, kBlock>(q + i * ldq, ldq, kj, ldk, k, out + i * ldo + j, ldo, next);
+  }
+  for (; j < n; ++j) {
+    const float* kj = keys + j * ldk;
+    int64_t i = 0;
+    for (; i + kBlock <= m; i += kBlock) RowDotsBlock<kBlock, 1>(q + i * ldq, ldq, kj, ldk, k, out + i * ldo + j, ldo);
+    for (; i < m; ++i) RowDotsBlock<1, 1>(q + i * ldq, ldq, kj, ldk, k, out + i * ldo + j, ldo);
+  }
 }
 
 void AddScaledRows(const float* coef, int64_t ldc, int64_t m, const float* rows, int64_t ldr, int64_t k, int64_t n,
@@ -251,6 +313,7 @@ HWY_EXPORT(Swiglu);
 HWY_EXPORT(SwigluBackward);
 HWY_EXPORT(AddScaledRows);
 HWY_EXPORT(AddScaledBf16Rows);
+HWY_EXPORT(RowDots);
 
 void softmax_inplace(float* x, int64_t n) { HWY_DYNAMIC_DISPATCH(Softmax)(x, n); }
 
@@ -274,6 +337,22 @@ void add_scaled_rows(const float* coef, int64_t ldc, int64_t m, const float* row
 void add_scaled_bf16_rows(const float* coef, int64_t ldc, int64_t m, const uint16_t* rows, int64_t ldr, int64_t k,
                           int64_t n, float* y, int64_t ldy, int64_t prefetch_bytes) {
   HWY_DYNAMIC_DISPATCH(AddScaledBf16Rows)(coef, ldc, m, rows, ldr, k, n, y, ldy, prefetch_bytes);
+}
+
+void row_dots(const float* q, int64_t ldq, int64_t m, const float* keys, int64_t ldk, int64_t n, int64_t k, float* out,
+              int64_t ldo) {
+  if (m <= 0 || n <= 0) return;
+  HWY_DYNAMIC_DISPATCH(RowDots)(q, ldq, m, keys, ldk, n, k, out, ldo);
+}
+
+void row_dots_reference(const float* q, int64_t ldq, int64_t m, const float* keys, int64_t ldk, int64_t n, int64_t k,
+                        float* out, int64_t ldo) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double sum = 0.0;
+      for (int64_t c = 0; c < k; ++c) sum += static_cast<double>(q[i * ldq + c]) * keys[j * ldk + c];
+      out[i * ldo + j] = static_cast<float>(sum);
+    }
 }
 
 }  // namespace whale

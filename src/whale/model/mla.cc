@@ -49,6 +49,10 @@ constexpr int kQueryChunk = 64;  // queries per causal chunk: keys past the chun
 constexpr int kExpandedMinTokens = 64;
 // Up to this many queries, the absorbed form scores all heads in one pass over the cache (attend_absorbed_few).
 constexpr int kFewQueries = 4;
+// A few queries' attention over a cache of at least this many tokens runs as attend_absorbed_long: the cached latents
+// read once per step rather than once per thread, for four more fork/joins.
+constexpr int kLongCacheContext = 256;
+constexpr int kLongCacheScoreTokens = 64;  // cached tokens per scoring item of attend_absorbed_long
 
 // row [n_ctx] of one query's scores, of which it may see the first len: softmax(scale · those), the rest 0.
 void masked_softmax(float* row, int len, int n_ctx, float scale) {
@@ -62,37 +66,35 @@ void causal_softmax(float* scores, int m, int n_ctx, int first_len, float scale)
   for (int i = 0; i < m; ++i) masked_softmax(scores + static_cast<size_t>(i) * n_ctx, first_len + i, n_ctx, scale);
 }
 
-// scores [m, n_ctx] (row stride n_ctx) = q [m, rank + dr] · [c ‖ k_rope]ᵀ over the layer's first n_ctx cached tokens,
-// read in place page by page. Each score is one dot product, computed the same whatever the page size.
-void score_cached(const LatentKvCache& cache, int layer, int n_ctx, const float* q, int m, float* scores,
-                  std::vector<float>& scratch) {
-  const int pt = cache.page_tokens();
-  Weight2D keys{};
-  keys.dtype = DType::F32;
-  keys.cols = cache.row_size();
-  for (int p0 = 0; p0 < n_ctx; p0 += pt) {
-    const int rows = std::min(pt, n_ctx - p0);
-    keys.rows = rows;
-    keys.data = reinterpret_cast<const uint8_t*>(cache.row(layer, p0));
-    if (rows == n_ctx) {  // one page: straight into place
-      matmul_serial(keys, q, m, scores);
-      return;
-    }
-    scratch.resize(static_cast<size_t>(m) * rows);
-    matmul_serial(keys, q, m, scratch.data());
-    for (int i = 0; i < m; ++i)
-      std::copy_n(scratch.data() + static_cast<size_t>(i) * rows, rows, scores + static_cast<size_t>(i) * n_ctx + p0);
+// scores [m, n_ctx] (row stride n_ctx) = q [m, rank + dr] · [c ‖ k_rope]ᵀ over the layer's cached tokens [k0, k1)
+// (columns k0..k1 of scores), read in place page by page. Each score is one dot product (row_dots), computed the same
+// whatever the page size, the range and however many queries come together.
+void score_cached(const LatentKvCache& cache, int layer, int n_ctx, const float* q, int m, float* scores, int k0,
+                  int k1) {
+  const int pt = cache.page_tokens(), row = cache.row_size();
+  for (int p0 = k0; p0 < k1; p0 = (p0 / pt + 1) * pt) {
+    const int end = std::min(k1, (p0 / pt + 1) * pt);
+    row_dots(q, row, m, cache.row(layer, p0), row, end - p0, row, scores + p0, n_ctx);
   }
 }
+void score_cached(const LatentKvCache& cache, int layer, int n_ctx, const float* q, int m, float* scores) {
+  score_cached(cache, layer, n_ctx, q, m, scores, 0, n_ctx);
+}
 
-// y [m, rank] (row stride ldy) += p [m, n_ctx] (row stride ldp) · c over the layer's first n_ctx cached latents, page
-// by page: every element still gets its FMAs in token order (add_scaled_rows), whatever the page size.
+// Latent columns [c0, c1) of y [m, rank] (row stride ldy) += p [m, n_ctx] (row stride ldp) · c over the layer's first
+// n_ctx cached latents, page by page: every element still gets its FMAs in token order (add_scaled_rows), whatever the
+// page size. c0 a multiple of kMixColumns: add_scaled_rows then gives a column the bits it gets in a call over all.
+constexpr int kMixColumns = 64;
 void mix_cached(const float* p, int64_t ldp, int m, const LatentKvCache& cache, int layer, int n_ctx, float* y,
-                int64_t ldy) {
+                int64_t ldy, int c0, int c1) {
   const int pt = cache.page_tokens();
   for (int p0 = 0; p0 < n_ctx; p0 += pt)
-    add_scaled_rows(p + p0, ldp, m, cache.row(layer, p0), cache.row_size(), std::min(pt, n_ctx - p0),
-                    cache.kv_lora_rank(), y, ldy);
+    add_scaled_rows(p + p0, ldp, m, cache.row(layer, p0) + c0, cache.row_size(), std::min(pt, n_ctx - p0), c1 - c0,
+                    y + c0, ldy);
+}
+void mix_cached(const float* p, int64_t ldp, int m, const LatentKvCache& cache, int layer, int n_ctx, float* y,
+                int64_t ldy) {
+  mix_cached(p, ldp, m, cache, layer, n_ctx, y, ldy, 0, cache.kv_lora_rank());
 }
 
 // o [T, heads·dv] from q [T, heads·dqk] and the cached latents, naive form: every cached latent is expanded to this
@@ -146,7 +148,7 @@ void attend_absorbed(const MlaContext& ctx, const AttentionWeights& w, int layer
 
   ctx.pool.parallel_for(heads, [&](int64_t h0, int64_t h1) {
     std::vector<float> w_uv_f32, q_nope(static_cast<size_t>(T) * d.dn);
-    std::vector<float> q_cat(static_cast<size_t>(T) * row), scores, score_scratch, mixed,
+    std::vector<float> q_cat(static_cast<size_t>(T) * row), scores, mixed,
         oh(static_cast<size_t>(T) * d.dv);
     for (int64_t h = h0; h < h1; ++h) {
       const int64_t r_uk = h * rows_per_head, r_uv = r_uk + d.dn;
@@ -164,8 +166,7 @@ void attend_absorbed(const MlaContext& ctx, const AttentionWeights& w, int layer
       for (int t0 = 0; t0 < T; t0 += kQueryChunk) {
         const int m = std::min(kQueryChunk, T - t0), n_ctx = pos0 + t0 + m;
         scores.assign(static_cast<size_t>(m) * n_ctx, 0.0f);
-        score_cached(cache, layer, n_ctx, q_cat.data() + static_cast<size_t>(t0) * row, m, scores.data(),
-                     score_scratch);
+        score_cached(cache, layer, n_ctx, q_cat.data() + static_cast<size_t>(t0) * row, m, scores.data());
         causal_softmax(scores.data(), m, n_ctx, pos0 + t0 + 1, scale);
         // The mix as scaled latent rows added in token order (as attend_absorbed_few): a query's zero probabilities
         // past its context add nothing. (As a matmul against the latents transposed, its inner length was the
@@ -231,12 +232,11 @@ void attend_absorbed_few(const MlaContext& ctx, const AttentionWeights& w, int l
                              q_cat.data() + (h - h0) * row, static_cast<int64_t>(nh) * row, next);
     }
 
-    std::vector<float> scores, score_scratch, mixed(static_cast<size_t>(T) * nh * d.rank, 0.0f);
+    std::vector<float> scores, mixed(static_cast<size_t>(T) * nh * d.rank, 0.0f);
     for (const FewQueries& s : seqs) {
       const int n_ctx = s.pos0 + s.n, m = s.n * nh;
       scores.assign(static_cast<size_t>(m) * n_ctx, 0.0f);
-      score_cached(*s.cache, layer, n_ctx, q_cat.data() + static_cast<size_t>(s.t0) * nh * row, m, scores.data(),
-                   score_scratch);
+      score_cached(*s.cache, layer, n_ctx, q_cat.data() + static_cast<size_t>(s.t0) * nh * row, m, scores.data());
       for (int i = 0; i < m; ++i)
         masked_softmax(scores.data() + static_cast<size_t>(i) * n_ctx, s.pos0 + i / nh + 1, n_ctx, scale);
       mix_cached(scores.data(), n_ctx, m, *s.cache, layer, n_ctx, mixed.data() + static_cast<size_t>(s.t0) * nh * d.rank,
@@ -249,6 +249,107 @@ void attend_absorbed_few(const MlaContext& ctx, const AttentionWeights& w, int l
       const Weight2D w_uv = head_w_uv(kv_b, r_uv, d, w_uv_f32);
       for (int t = 0; t < T; ++t)
         std::copy_n(mixed.data() + (static_cast<size_t>(t) * nh + (h - h0)) * d.rank, d.rank,
+                    mixed_h.data() + static_cast<size_t>(t) * d.rank);
+      matmul_serial_wide_activations(w_uv, mixed_h.data(), T, oh.data());
+      for (int t = 0; t < T; ++t)
+        std::copy_n(oh.data() + static_cast<size_t>(t) * d.dv, d.dv, o + (static_cast<size_t>(t) * heads + h) * d.dv);
+    }
+  });
+}
+
+// attend_absorbed_few over long caches: the same products, in phases each split over the pool by what it reads, so
+// that a step reads each cached latent about twice in all instead of twice per thread: W_UK by heads, the scores by
+// cached tokens, the softmax by rows, the mix by latent columns, W_UV by heads. Queries are rows i = t·heads + h.
+// Every (query, head) gets the operations of attend_absorbed_few in the same order (row_dots and add_scaled_rows give
+// an element the same bits whatever its range): bitwise the same results, at the cost of five fork/joins instead of
+// one (kLongCacheContext).
+void attend_absorbed_long(const MlaContext& ctx, const AttentionWeights& w, int layer,
+                          std::span<const FewQueries> seqs, const float* q, float* o) {
+  const ModelConfig& c = ctx.config;
+  const HeadDims d = HeadDims::of(c);
+  const int heads = c.num_attention_heads, rows_per_head = d.dn + d.dv;
+  const int row = d.rank + d.dr;
+  const float scale = static_cast<float>(c.softmax_scale());
+  const Weight2D kv_b = w.kv_b_proj.view();
+  ThreadPool& pool = ctx.pool;
+  int T = 0;
+  for (const FewQueries& s : seqs) T = std::max(T, s.t0 + s.n);
+  const int64_t rows = static_cast<int64_t>(T) * heads;
+
+  std::vector<float> q_cat(static_cast<size_t>(rows) * row, 0.0f);
+  pool.parallel_for(heads, [&](int64_t h0, int64_t h1) {
+    std::vector<float> q_nope(static_cast<size_t>(T) * d.dn);
+    prefetch_rows(kv_b, h0 * rows_per_head, h0 * rows_per_head + d.dn);
+    for (int64_t h = h0; h < h1; ++h) {
+      for (int t = 0; t < T; ++t) {
+        const float* qh = q + (static_cast<size_t>(t) * heads + h) * d.dqk;
+        std::copy_n(qh, d.dn, q_nope.data() + static_cast<size_t>(t) * d.dn);
+        std::copy_n(qh + d.dn, d.dr, q_cat.data() + (static_cast<size_t>(t) * heads + h) * row + d.rank);
+      }
+      const int64_t next = h + 1 < h1 ? (h + 1) * rows_per_head : -1;
+      add_scaled_weight_rows(kv_b, h * rows_per_head, h * rows_per_head + d.dn, q_nope.data(), d.dn, T,
+                             q_cat.data() + h * row, static_cast<int64_t>(heads) * row, next);
+    }
+  });
+
+  // Per sequence its scores [n·heads, n_ctx]; the work as (sequence, range) items, taken in order by the threads.
+  struct Item {
+    int seq, begin, end;
+  };
+  std::vector<std::vector<float>> scores(seqs.size());
+  std::vector<Item> score_items, mix_items;
+  std::vector<std::pair<int, int>> score_rows;  // (sequence, row)
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const FewQueries& s = seqs[i];
+    const int n_ctx = s.pos0 + s.n;
+    scores[i].resize(static_cast<size_t>(s.n) * heads * n_ctx);
+    for (int k0 = 0; k0 < n_ctx; k0 += kLongCacheScoreTokens)
+      score_items.push_back({static_cast<int>(i), k0, std::min(n_ctx, k0 + kLongCacheScoreTokens)});
+    for (int c0 = 0; c0 < d.rank; c0 += kMixColumns)
+      mix_items.push_back({static_cast<int>(i), c0, std::min(d.rank, c0 + kMixColumns)});
+    for (int r = 0; r < s.n * heads; ++r) score_rows.emplace_back(static_cast<int>(i), r);
+  }
+  // A thread's items of one sequence are adjacent ranges: one call for all of them, so that the kernels' blocking and
+  // prefetches run across the items' bounds.
+  const auto for_each_run = [](const std::vector<Item>& items, int64_t a, int64_t b, auto&& fn) {
+    for (int64_t j = a; j < b;) {
+      int64_t e = j + 1;
+      while (e < b && items[e].seq == items[j].seq) ++e;
+      fn(items[j].seq, items[j].begin, items[e - 1].end);
+      j = e;
+    }
+  };
+  pool.parallel_for(static_cast<int64_t>(score_items.size()), [&](int64_t a, int64_t b) {
+    for_each_run(score_items, a, b, [&](int i, int begin, int end) {
+      const FewQueries& s = seqs[i];
+      score_cached(*s.cache, layer, s.pos0 + s.n, q_cat.data() + static_cast<size_t>(s.t0) * heads * row,
+                   s.n * heads, scores[i].data(), begin, end);
+    });
+  });
+  pool.parallel_for(static_cast<int64_t>(score_rows.size()), [&](int64_t a, int64_t b) {
+    for (int64_t j = a; j < b; ++j) {
+      const auto [i, r] = score_rows[j];
+      const FewQueries& s = seqs[i];
+      const int n_ctx = s.pos0 + s.n;
+      masked_softmax(scores[i].data() + static_cast<size_t>(r) * n_ctx, s.pos0 + r / heads + 1, n_ctx, scale);
+    }
+  });
+  std::vector<float> mixed(static_cast<size_t>(rows) * d.rank, 0.0f);
+  pool.parallel_for(static_cast<int64_t>(mix_items.size()), [&](int64_t a, int64_t b) {
+    for_each_run(mix_items, a, b, [&](int i, int begin, int end) {
+      const FewQueries& s = seqs[i];
+      const int n_ctx = s.pos0 + s.n;
+      mix_cached(scores[i].data(), n_ctx, s.n * heads, *s.cache, layer, n_ctx,
+                 mixed.data() + static_cast<size_t>(s.t0) * heads * d.rank, d.rank, begin, end);
+    });
+  });
+
+  pool.parallel_for(heads, [&](int64_t h0, int64_t h1) {
+    std::vector<float> w_uv_f32, mixed_h(static_cast<size_t>(T) * d.rank), oh(static_cast<size_t>(T) * d.dv);
+    for (int64_t h = h0; h < h1; ++h) {
+      const Weight2D w_uv = head_w_uv(kv_b, h * rows_per_head + d.dn, d, w_uv_f32);
+      for (int t = 0; t < T; ++t)
+        std::copy_n(mixed.data() + (static_cast<size_t>(t) * heads + h) * d.rank, d.rank,
                     mixed_h.data() + static_cast<size_t>(t) * d.rank);
       matmul_serial_wide_activations(w_uv, mixed_h.data(), T, oh.data());
       for (int t = 0; t < T; ++t)
@@ -368,25 +469,32 @@ void mla_forward(const MlaContext& ctx, const AttentionWeights& w, int layer,
     else attend_absorbed(ctx, w, layer, cache, pos0, qs, n, os);
     t0 += n;
   }
-  if (!few.empty()) {
-    // Their queries packed one after the other (their t0 then index the packed rows), and their outputs put back.
+  // Sequences of a few queries each: their queries packed one after the other (their t0 then index the packed rows),
+  // attended together, and their outputs put back; those with long caches apart (attend_absorbed_long).
+  const auto attend_packed = [&](std::vector<FewQueries> group, bool long_caches) {
+    if (group.empty()) return;
     const size_t q_row = static_cast<size_t>(heads) * d.dqk, o_row = static_cast<size_t>(heads) * d.dv;
-    std::vector<int> at(few.size());
+    std::vector<int> at(group.size());
     std::vector<float> q_few;
     int packed = 0;
-    for (size_t i = 0; i < few.size(); ++i) {
-      at[i] = few[i].t0;
+    for (size_t i = 0; i < group.size(); ++i) {
+      at[i] = group[i].t0;
       q_few.insert(q_few.end(), q.begin() + static_cast<std::ptrdiff_t>(at[i] * q_row),
-                   q.begin() + static_cast<std::ptrdiff_t>((at[i] + few[i].n) * q_row));
-      few[i].t0 = packed;
-      packed += few[i].n;
+                   q.begin() + static_cast<std::ptrdiff_t>((at[i] + group[i].n) * q_row));
+      group[i].t0 = packed;
+      packed += group[i].n;
     }
     std::vector<float> o_few(static_cast<size_t>(packed) * o_row);
-    attend_absorbed_few(ctx, w, layer, few, q_few.data(), o_few.data());
-    for (size_t i = 0; i < few.size(); ++i)
-      std::copy_n(o_few.begin() + static_cast<std::ptrdiff_t>(few[i].t0 * o_row), few[i].n * o_row,
+    if (long_caches) attend_absorbed_long(ctx, w, layer, group, q_few.data(), o_few.data());
+    else attend_absorbed_few(ctx, w, layer, group, q_few.data(), o_few.data());
+    for (size_t i = 0; i < group.size(); ++i)
+      std::copy_n(o_few.begin() + static_cast<std::ptrdiff_t>(group[i].t0 * o_row), group[i].n * o_row,
                   o.begin() + static_cast<std::ptrdiff_t>(at[i] * o_row));
-  }
+  };
+  std::vector<FewQueries> short_caches, long_caches;
+  for (const FewQueries& f : few) (f.pos0 + f.n >= kLongCacheContext ? long_caches : short_caches).push_back(f);
+  attend_packed(std::move(short_caches), false);
+  attend_packed(std::move(long_caches), true);
   matmul(w.o_proj.view(), o.data(), T, out, pool);
 }
 
