@@ -47,22 +47,25 @@ def warm(path):
                 pass
 
 
-def llama_bench(binary, gguf, threads, extra, prefill, decode):
+def llama_bench(binary, gguf, threads, extra, prefill, decode, depth_args=()):
+    """depth_args: how this llama-bench decodes after a prompt (ik_llama.cpp: -gp D,N, timing only the N tokens;
+    llama.cpp: -d D); empty: decode from an empty context."""
     warm(gguf)
     out = {}
     if prefill:
         text, _ = run([binary, "-m", gguf, "-t", str(threads), "-p", str(prefill), "-n", "0", "-r", "1", "-o", "json"] + extra)
         out["prefill_tok_s"] = json.loads(text)[0]["avg_ts"]
     if decode:
-        text, _ = run([binary, "-m", gguf, "-t", str(threads), "-p", "0", "-n", str(decode), "-r", "1", "-o", "json"] + extra)
+        shape = list(depth_args) if depth_args else ["-p", "0", "-n", str(decode)]
+        text, _ = run([binary, "-m", gguf, "-t", str(threads)] + shape + ["-r", "1", "-o", "json"] + extra)
         out["decode_tok_s"] = json.loads(text)[0]["avg_ts"]
     return out
 
 
-def whale_bench(binary, model, threads, prefill, decode, load, extra=()):
+def whale_bench(binary, model, threads, prefill, decode, load, extra=(), depth=0):
     warm(model)
     text, _ = run([binary, "bench", "--model", model, "-p", str(prefill), "-n", str(decode), "-r", "1",
-                   "--threads", str(threads), "--load", load] + list(extra))
+                   "--threads", str(threads), "--load", load] + (["-d", str(depth)] if depth else []) + list(extra))
     j = json.loads(text)
     r = j["results"][0]
     out = {"load_seconds": j["load_seconds"], "bytes_per_token": j["bytes_per_token"]}
@@ -86,6 +89,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--prefill", type=int, default=512)
     ap.add_argument("--decode", type=int, default=32)
+    ap.add_argument("--depth", type=int, default=0,
+                    help="decode after a prompt of this many tokens (whale bench -d; ik_llama.cpp llama-bench "
+                         "-gp DEPTH,DECODE; llama.cpp llama-bench -d); 0: whale's default 16-token prompt, the peers "
+                         "from an empty context")
     ap.add_argument("--out", help="write all samples and the summary as JSON")
     args = ap.parse_args()
 
@@ -111,15 +118,16 @@ def main():
         for name, wdir, ik, ml, wargs in widths:
             if wdir:
                 attempt((name, "whale"), lambda: whale_bench(args.whale, wdir, args.threads, args.prefill, args.decode,
-                                                                  args.load, wargs))
+                                                                  args.load, wargs, args.depth))
             if ik and args.ik_bench:
                 attempt((name, "ik_llama.cpp"), lambda: llama_bench(
                     args.ik_bench, ik, args.threads, ["-mla", "3", "-fmoe", "1"] + args.ik_args.split(),
-                    args.prefill, args.decode))
+                    args.prefill, args.decode, ["-gp", f"{args.depth},{args.decode}"] if args.depth else ()))
             if ml and args.mainline_bench:
                 attempt((name, "llama.cpp"), lambda: llama_bench(
                     args.mainline_bench, ml, args.threads, ["-fa", "on"] + args.mainline_args.split(),
-                    args.prefill, args.decode))
+                    args.prefill, args.decode,
+                    ["-p", "0", "-n", str(args.decode), "-d", str(args.depth)] if args.depth else ()))
             print(f"round {rnd + 1}/{args.rounds} {name} done", file=sys.stderr, flush=True)
 
     summary = []
