@@ -122,7 +122,8 @@ def main():
             if ik and args.ik_bench:
                 attempt((name, "ik_llama.cpp"), lambda: llama_bench(
                     args.ik_bench, ik, args.threads, ["-mla", "3", "-fmoe", "1"] + args.ik_args.split(),
-                    args.prefill, args.decode, ["-gp", f"{args.depth},{args.decode}"] if args.depth else ()))
+                    args.prefill, args.decode,
+                    ["-p", "0", "-n", "0", "-gp", f"{args.depth},{args.decode}"] if args.depth else ()))
             if ml and args.mainline_bench:
                 attempt((name, "llama.cpp"), lambda: llama_bench(
                     args.mainline_bench, ml, args.threads, ["-fa", "on"] + args.mainline_args.split(),
