@@ -25,6 +25,18 @@ std::vector<int32_t> tokens(int n, int seed) {
   return t;
 }
 
+// The logits of every token of `prompt`, fed to a fresh cache in chunks of `chunk` tokens.
+std::vector<float> logits_in_chunks(const Model& model, const std::vector<int32_t>& prompt, size_t chunk,
+                                    ThreadPool& pool, LatentKvCache cache) {
+  std::vector<float> logits;
+  for (size_t i = 0; i < prompt.size(); i += chunk) {
+    const std::span<const int32_t> part(prompt.data() + i, std::min(chunk, prompt.size() - i));
+    const std::vector<float> rows = model.forward(part, cache, pool, AttentionForm::Absorbed, Model::LogitRows::All);
+    logits.insert(logits.end(), rows.begin(), rows.end());
+  }
+  return logits;
+}
+
 TEST(ForwardBatch, EachSequenceGetsWhatItGetsAlone) {
   if (!test_model()) GTEST_SKIP() << "WHALE_TEST_MODEL is not set";
   const Model model(test_model());
@@ -96,16 +108,7 @@ TEST(ForwardBatch, ShortPromptLogitsDoNotDependOnChunking) {
   const Model model(test_model());
   ThreadPool pool(2);
   const std::vector<int32_t> prompt = tokens(40, 5);
-  auto chunked = [&](size_t chunk) {
-    LatentKvCache cache = model.make_cache(64, 16);
-    std::vector<float> logits;
-    for (size_t i = 0; i < prompt.size(); i += chunk) {
-      const std::span<const int32_t> part(prompt.data() + i, std::min(chunk, prompt.size() - i));
-      const std::vector<float> rows = model.forward(part, cache, pool, AttentionForm::Absorbed, Model::LogitRows::All);
-      logits.insert(logits.end(), rows.begin(), rows.end());
-    }
-    return logits;
-  };
+  auto chunked = [&](size_t chunk) { return logits_in_chunks(model, prompt, chunk, pool, model.make_cache(64, 16)); };
   const std::vector<float> whole = chunked(prompt.size());
   ASSERT_EQ(whole.size(), prompt.size() * static_cast<size_t>(model.config().vocab_size));
   for (size_t chunk : {1u, 3u, 7u, 16u}) EXPECT_EQ(chunked(chunk), whole) << "chunks of " << chunk;
@@ -121,14 +124,7 @@ TEST(ForwardBatch, LongCacheDecodeLogitsDoNotDependOnChunking) {
   const int vocab = model.config().vocab_size;
   auto chunked = [&](size_t chunk, int threads) {
     ThreadPool pool(threads);
-    LatentKvCache cache = model.make_cache(320, 24);
-    std::vector<float> logits;
-    for (size_t i = 0; i < prompt.size(); i += chunk) {
-      const std::span<const int32_t> part(prompt.data() + i, std::min(chunk, prompt.size() - i));
-      const std::vector<float> rows = model.forward(part, cache, pool, AttentionForm::Absorbed, Model::LogitRows::All);
-      logits.insert(logits.end(), rows.begin(), rows.end());
-    }
-    return logits;
+    return logits_in_chunks(model, prompt, chunk, pool, model.make_cache(320, 24));
   };
   const std::vector<float> want = chunked(7, 2);
   ASSERT_EQ(want.size(), prompt.size() * static_cast<size_t>(vocab));

@@ -191,6 +191,47 @@ struct FewQueries {
   int pos0, t0, n;
 };
 
+// Heads [h0, h1) of the packed queries q [T, heads·dqk] into latent space: row t·stride + (h − base) of q_cat (rank + dr
+// wide, its rank part zero on entry) becomes [q_nope·W_UK ‖ q_rope], every token at once (each token's row is the bits
+// it gets alone, add_scaled_weight_rows, as in attend_absorbed). Each head's W_UK rows are small products that would
+// wait on memory line by line: the next head's rows are fetched while this one computes, one line per line read, and
+// after the last head the rows at prefetch_after (−1: none).
+void latent_queries(const Weight2D& kv_b, const HeadDims& d, int heads, const float* q, int T, int64_t h0, int64_t h1,
+                    int64_t stride, int64_t base, int64_t prefetch_after, float* q_cat) {
+  const int rows_per_head = d.dn + d.dv, row = d.rank + d.dr;
+  std::vector<float> q_nope(static_cast<size_t>(T) * d.dn);
+  prefetch_rows(kv_b, h0 * rows_per_head, h0 * rows_per_head + d.dn);
+  for (int64_t h = h0; h < h1; ++h) {
+    const int64_t next = h + 1 < h1 ? (h + 1) * rows_per_head : prefetch_after;
+    for (int t = 0; t < T; ++t) {
+      const float* qh = q + (static_cast<size_t>(t) * heads + h) * d.dqk;
+      std::copy_n(qh, d.dn, q_nope.data() + static_cast<size_t>(t) * d.dn);
+      std::copy_n(qh + d.dn, d.dr, q_cat + (static_cast<size_t>(t) * stride + (h - base)) * row + d.rank);
+    }
+    add_scaled_weight_rows(kv_b, h * rows_per_head, h * rows_per_head + d.dn, q_nope.data(), d.dn, T,
+                           q_cat + (h - base) * row, stride * row, next);
+  }
+}
+
+// Heads [h0, h1) of o [T, heads·dv]: each head's W_UV times its mixed latents, row t·stride + (h − base) of mixed
+// (rank wide), rounded to about 16 bits (matmul_serial_wide_activations). The later heads' rows are left to the
+// hardware prefetcher: fetching each next head's rows in one burst before its product held the thread on its fill
+// buffers (W_UV's loop over 8 heads 77-80 µs per layer with the bursts, 64 without; q4, Xeon with 2 vCPUs).
+void head_values(const Weight2D& kv_b, const HeadDims& d, int heads, const float* mixed, int T, int64_t h0, int64_t h1,
+                 int64_t stride, int64_t base, float* o) {
+  const int rows_per_head = d.dn + d.dv;
+  std::vector<float> w_uv_f32, mixed_h(static_cast<size_t>(T) * d.rank), oh(static_cast<size_t>(T) * d.dv);
+  for (int64_t h = h0; h < h1; ++h) {
+    const Weight2D w_uv = head_w_uv(kv_b, h * rows_per_head + d.dn, d, w_uv_f32);
+    for (int t = 0; t < T; ++t)
+      std::copy_n(mixed + (static_cast<size_t>(t) * stride + (h - base)) * d.rank, d.rank,
+                  mixed_h.data() + static_cast<size_t>(t) * d.rank);
+    matmul_serial_wide_activations(w_uv, mixed_h.data(), T, oh.data());
+    for (int t = 0; t < T; ++t)
+      std::copy_n(oh.data() + static_cast<size_t>(t) * d.dv, d.dv, o + (static_cast<size_t>(t) * heads + h) * d.dv);
+  }
+}
+
 // The absorbed form for a few queries per sequence (decode), for every sequence of a step at once: the same products
 // as attend_absorbed, but each thread takes its heads together, so that a pass over a sequence's cached latents serves
 // all of them (the cache is read twice per thread, layer and sequence: scores, then the mix), and W_UK and W_UV are
@@ -212,25 +253,9 @@ void attend_absorbed_few(const MlaContext& ctx, const AttentionWeights& w, int l
 
   ctx.pool.parallel_for(heads, [&](int64_t h0, int64_t h1) {
     const int nh = static_cast<int>(h1 - h0);
-    std::vector<float> q_nope(static_cast<size_t>(T) * d.dn), q_cat(static_cast<size_t>(T) * nh * row, 0.0f);
-    // Each head's W_UK and W_UV are small products that would wait on memory line by line: the next head's rows are
-    // fetched while this one computes (after the last W_UK, the first W_UV), one line per line read. The later W_UV
-    // heads are left to the hardware prefetcher: fetching each next head's rows in one burst before its product held
-    // the thread on its fill buffers (W_UV's loop over 8 heads 77-80 µs per layer with the bursts, 64 without; q4,
-    // Xeon with 2 vCPUs).
-    prefetch_rows(kv_b, h0 * rows_per_head, h0 * rows_per_head + d.dn);
-    for (int64_t h = h0; h < h1; ++h) {
-      const int64_t next = h + 1 < h1 ? (h + 1) * rows_per_head : h0 * rows_per_head + d.dn;
-      for (int t = 0; t < T; ++t) {
-        const float* qh = q + (static_cast<size_t>(t) * heads + h) * d.dqk;
-        std::copy_n(qh, d.dn, q_nope.data() + static_cast<size_t>(t) * d.dn);
-        std::copy_n(qh + d.dn, d.dr, q_cat.data() + (static_cast<size_t>(t) * nh + (h - h0)) * row + d.rank);
-      }
-      // Every token at once: each token's row is the bits it gets alone (add_scaled_weight_rows), as in
-      // attend_absorbed.
-      add_scaled_weight_rows(kv_b, h * rows_per_head, h * rows_per_head + d.dn, q_nope.data(), d.dn, T,
-                             q_cat.data() + (h - h0) * row, static_cast<int64_t>(nh) * row, next);
-    }
+    std::vector<float> q_cat(static_cast<size_t>(T) * nh * row, 0.0f);
+    // After the last W_UK, the first W_UV.
+    latent_queries(kv_b, d, heads, q, T, h0, h1, nh, h0, h0 * rows_per_head + d.dn, q_cat.data());
 
     std::vector<float> scores, mixed(static_cast<size_t>(T) * nh * d.rank, 0.0f);
     for (const FewQueries& s : seqs) {
@@ -243,17 +268,7 @@ void attend_absorbed_few(const MlaContext& ctx, const AttentionWeights& w, int l
                  d.rank);
     }
 
-    std::vector<float> w_uv_f32, mixed_h(static_cast<size_t>(T) * d.rank), oh(static_cast<size_t>(T) * d.dv);
-    for (int64_t h = h0; h < h1; ++h) {
-      const int64_t r_uv = h * rows_per_head + d.dn;
-      const Weight2D w_uv = head_w_uv(kv_b, r_uv, d, w_uv_f32);
-      for (int t = 0; t < T; ++t)
-        std::copy_n(mixed.data() + (static_cast<size_t>(t) * nh + (h - h0)) * d.rank, d.rank,
-                    mixed_h.data() + static_cast<size_t>(t) * d.rank);
-      matmul_serial_wide_activations(w_uv, mixed_h.data(), T, oh.data());
-      for (int t = 0; t < T; ++t)
-        std::copy_n(oh.data() + static_cast<size_t>(t) * d.dv, d.dv, o + (static_cast<size_t>(t) * heads + h) * d.dv);
-    }
+    head_values(kv_b, d, heads, mixed.data(), T, h0, h1, nh, h0, o);
   });
 }
 
@@ -267,7 +282,7 @@ void attend_absorbed_long(const MlaContext& ctx, const AttentionWeights& w, int 
                           std::span<const FewQueries> seqs, const float* q, float* o) {
   const ModelConfig& c = ctx.config;
   const HeadDims d = HeadDims::of(c);
-  const int heads = c.num_attention_heads, rows_per_head = d.dn + d.dv;
+  const int heads = c.num_attention_heads;
   const int row = d.rank + d.dr;
   const float scale = static_cast<float>(c.softmax_scale());
   const Weight2D kv_b = w.kv_b_proj.view();
@@ -278,18 +293,7 @@ void attend_absorbed_long(const MlaContext& ctx, const AttentionWeights& w, int 
 
   std::vector<float> q_cat(static_cast<size_t>(rows) * row, 0.0f);
   pool.parallel_for(heads, [&](int64_t h0, int64_t h1) {
-    std::vector<float> q_nope(static_cast<size_t>(T) * d.dn);
-    prefetch_rows(kv_b, h0 * rows_per_head, h0 * rows_per_head + d.dn);
-    for (int64_t h = h0; h < h1; ++h) {
-      for (int t = 0; t < T; ++t) {
-        const float* qh = q + (static_cast<size_t>(t) * heads + h) * d.dqk;
-        std::copy_n(qh, d.dn, q_nope.data() + static_cast<size_t>(t) * d.dn);
-        std::copy_n(qh + d.dn, d.dr, q_cat.data() + (static_cast<size_t>(t) * heads + h) * row + d.rank);
-      }
-      const int64_t next = h + 1 < h1 ? (h + 1) * rows_per_head : -1;
-      add_scaled_weight_rows(kv_b, h * rows_per_head, h * rows_per_head + d.dn, q_nope.data(), d.dn, T,
-                             q_cat.data() + h * row, static_cast<int64_t>(heads) * row, next);
-    }
+    latent_queries(kv_b, d, heads, q, T, h0, h1, heads, 0, -1, q_cat.data());
   });
 
   // Per sequence its scores [n·heads, n_ctx]; the work as (sequence, range) items, taken in order by the threads.
@@ -345,16 +349,7 @@ void attend_absorbed_long(const MlaContext& ctx, const AttentionWeights& w, int 
   });
 
   pool.parallel_for(heads, [&](int64_t h0, int64_t h1) {
-    std::vector<float> w_uv_f32, mixed_h(static_cast<size_t>(T) * d.rank), oh(static_cast<size_t>(T) * d.dv);
-    for (int64_t h = h0; h < h1; ++h) {
-      const Weight2D w_uv = head_w_uv(kv_b, h * rows_per_head + d.dn, d, w_uv_f32);
-      for (int t = 0; t < T; ++t)
-        std::copy_n(mixed.data() + (static_cast<size_t>(t) * heads + h) * d.rank, d.rank,
-                    mixed_h.data() + static_cast<size_t>(t) * d.rank);
-      matmul_serial_wide_activations(w_uv, mixed_h.data(), T, oh.data());
-      for (int t = 0; t < T; ++t)
-        std::copy_n(oh.data() + static_cast<size_t>(t) * d.dv, d.dv, o + (static_cast<size_t>(t) * heads + h) * d.dv);
-    }
+    head_values(kv_b, d, heads, mixed.data(), T, h0, h1, heads, 0, o);
   });
 }
 
