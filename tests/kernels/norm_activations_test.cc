@@ -395,6 +395,36 @@ TEST(AddScaledRows, RowBlocksKeepRowOrder) {
       }
 }
 
+// The column form of the mix must give add_scaled_rows' bits (decode's attention and a prompt's must agree), on every
+// instruction set: queries as lanes, more of them than a vector holds, columns past the last whole vector, and rows
+// scattered over pages.
+TEST(AddScaledRows, ByColumnsBitwiseEqual) {
+  std::mt19937 rng(27);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (int64_t target : supported_targets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    for (int64_t m : {1, 5, 16, 17, 35})
+      for (int64_t k : {1, 7, 70})
+        for (int64_t n : {1, 15, 16, 64, 77}) {
+          const int64_t ldc = k + 2, ldy = n + 3, ldr = n + 5;
+          std::vector<float> coef(m * ldc), rows(k * 2 * ldr), y(m * ldy);
+          for (float& v : coef) v = u(rng);
+          for (float& v : rows) v = u(rng);
+          for (float& v : y) v = u(rng);
+          // Row j at 2j (every other row of `rows`): the by-columns form takes any row pointers.
+          std::vector<const float*> ptrs(k);
+          for (int64_t j = 0; j < k; ++j) ptrs[j] = rows.data() + 2 * j * ldr;
+          std::vector<float> want = y, got = y;
+          add_scaled_rows(coef.data(), ldc, m, rows.data(), 2 * ldr, k, n, want.data(), ldy);
+          add_scaled_rows_by_columns(coef.data(), ldc, m, ptrs.data(), k, n, got.data(), ldy);
+          for (size_t e = 0; e < want.size(); ++e)
+            ASSERT_EQ(0, std::memcmp(&want[e], &got[e], sizeof(float)))
+                << "target " << target << " m " << m << " k " << k << " n " << n << " element " << e;
+        }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
 // row_dots against its double-precision reference: an f32 dot product of k terms, however its additions are ordered
 // (k/N vector steps per lane, then the lanes' sum), is within γ_k·Σ|q_c·key_c| of the exact one.
 TEST(RowDots, MatchesDoubleReference) {

@@ -35,6 +35,12 @@ void add_scaled_rows(const float* coef, int64_t ldc, int64_t m, const float* row
 void add_scaled_bf16_rows(const float* coef, int64_t ldc, int64_t m, const uint16_t* rows, int64_t ldr, int64_t k,
                           int64_t n, float* y, int64_t ldy, int64_t prefetch_bytes = 0);
 
+// add_scaled_rows with row j at rows[j] (pages of a cache), bitwise the same, for few rows of y (up to 16 per pass)
+// and many rows j streamed from memory: y's rows are a vector's lanes, each row value broadcast to them, so that a
+// row's lines are read once per call (add_scaled_rows reads them once per four rows of y).
+void add_scaled_rows_by_columns(const float* coef, int64_t ldc, int64_t m, const float* const* rows, int64_t k,
+                                int64_t n, float* y, int64_t ldy);
+
 // out[i·ldo + j] = Σ_c q[i·ldq + c] · keys[j·ldk + c] for i < m, j < n, c < k: every query against every key, such as
 // attention's scores against cached latents. A dot product's bits depend only on its two rows (and the instruction
 // set), not on m, n or where a call starts, so that scores come out the same however queries and cache pages are

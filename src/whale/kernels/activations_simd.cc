@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <vector>
 
 #include "whale/core/dtype.h"
 #include "whale/kernels/activations.h"
@@ -289,6 +290,60 @@ void RowDots(const float* q, int64_t ldq, int64_t m, const float* keys, int64_t 
   }
 }
 
+// y[t, :n] += Σ_j coef[t·ldc + j] · rows[j][:n], the t (at most kColumnLanes per pass) as a vector's lanes and each
+// row value broadcast to all of them: for few rows of y (decode's queries) over many rows j read from memory (cached
+// latents), each row's lines are read once per call in place of once per four rows of y, and each step is one load
+// of coefficients and 16 fused multiply-adds. Bitwise AddScaledRowsOf: every element gets fma(coef, row value, y) in
+// j order, and the columns past the last whole vector of that kernel (ScalableTag) a multiply, then an add.
+constexpr int64_t kColumnLanes = 16;  // rows of y per pass, a vector's lanes at most
+constexpr int kMixBlock = 16;       // columns of y per pass over the rows: one line of each row
+constexpr int64_t kMixAhead = 32;   // rows ahead whose line of the block's columns each step prefetches
+using MixTag = hn::CappedTag<float, kColumnLanes>;
+template <int R, bool Fused>
+HWY_INLINE void MixColumnsBlock(const float* ct, int64_t padded, int64_t i0, int64_t valid, const float* const* rows,
+                                int64_t k, int64_t c, float* y, int64_t ldy) {
+  const MixTag df;
+  HWY_ALIGN float lanes[kColumnLanes * R];
+  for (int r = 0; r < R; ++r)
+    for (int64_t i = 0; i < kColumnLanes; ++i) lanes[r * kColumnLanes + i] = i < valid ? y[(i0 + i) * ldy + c + r] : 0.0f;
+  hn::Vec<MixTag> acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = hn::Load(df, lanes + r * kColumnLanes);
+  const float* cj = ct + i0;
+  for (int64_t j = 0; j < k; ++j, cj += padded) {
+    if (j + kMixAhead < k) hwy::Prefetch(rows[j + kMixAhead] + c);
+    const auto cv = hn::LoadU(df, cj);
+    const float* rj = rows[j] + c;
+    for (int r = 0; r < R; ++r) {
+      if constexpr (Fused) acc[r] = hn::MulAdd(cv, hn::Set(df, rj[r]), acc[r]);
+      else acc[r] = hn::Add(acc[r], hn::Mul(cv, hn::Set(df, rj[r])));
+    }
+  }
+  for (int r = 0; r < R; ++r) hn::Store(acc[r], df, lanes + r * kColumnLanes);
+  for (int r = 0; r < R; ++r)
+    for (int64_t i = 0; i < valid; ++i) y[(i0 + i) * ldy + c + r] = lanes[r * kColumnLanes + i];
+}
+
+void AddScaledRowsByColumns(const float* coef, int64_t ldc, int64_t m, const float* const* rows, int64_t k, int64_t n,
+                            float* y, int64_t ldy) {
+  const MixTag df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t padded = (m + N - 1) / N * N;
+  // Where AddScaledRowsOf's whole vectors end: its columns from there on are a multiply and an add.
+  const int64_t wide = static_cast<int64_t>(hn::Lanes(hn::ScalableTag<float>()));
+  const int64_t fused_end = n / wide * wide;
+  std::vector<float> ct(static_cast<size_t>(k * padded), 0.0f);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < k; ++j) ct[static_cast<size_t>(j * padded + i)] = coef[i * ldc + j];
+  for (int64_t i0 = 0; i0 < m; i0 += N) {
+    const int64_t valid = std::min(N, m - i0);
+    int64_t c = 0;
+    for (; c + kMixBlock <= fused_end; c += kMixBlock)
+      MixColumnsBlock<kMixBlock, true>(ct.data(), padded, i0, valid, rows, k, c, y, ldy);
+    for (; c < fused_end; ++c) MixColumnsBlock<1, true>(ct.data(), padded, i0, valid, rows, k, c, y, ldy);
+    for (; c < n; ++c) MixColumnsBlock<1, false>(ct.data(), padded, i0, valid, rows, k, c, y, ldy);
+  }
+}
+
 void AddScaledRows(const float* coef, int64_t ldc, int64_t m, const float* rows, int64_t ldr, int64_t k, int64_t n,
                    float* y, int64_t ldy) {
   AddScaledRowsOf(coef, ldc, m, rows, ldr, k, n, y, ldy, 0);
@@ -313,6 +368,7 @@ HWY_EXPORT(Swiglu);
 HWY_EXPORT(SwigluBackward);
 HWY_EXPORT(AddScaledRows);
 HWY_EXPORT(AddScaledBf16Rows);
+HWY_EXPORT(AddScaledRowsByColumns);
 HWY_EXPORT(RowDots);
 
 void softmax_inplace(float* x, int64_t n) { HWY_DYNAMIC_DISPATCH(Softmax)(x, n); }
@@ -332,6 +388,12 @@ void swiglu_backward(const float* g, const float* u, const float* dh, float* dg,
 void add_scaled_rows(const float* coef, int64_t ldc, int64_t m, const float* rows, int64_t ldr, int64_t k, int64_t n,
                      float* y, int64_t ldy) {
   HWY_DYNAMIC_DISPATCH(AddScaledRows)(coef, ldc, m, rows, ldr, k, n, y, ldy);
+}
+
+void add_scaled_rows_by_columns(const float* coef, int64_t ldc, int64_t m, const float* const* rows, int64_t k,
+                                int64_t n, float* y, int64_t ldy) {
+  if (m <= 0 || k <= 0 || n <= 0) return;
+  HWY_DYNAMIC_DISPATCH(AddScaledRowsByColumns)(coef, ldc, m, rows, k, n, y, ldy);
 }
 
 void add_scaled_bf16_rows(const float* coef, int64_t ldc, int64_t m, const uint16_t* rows, int64_t ldr, int64_t k,
