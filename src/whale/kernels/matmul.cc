@@ -405,79 +405,81 @@ class ChunkRange {
 
 void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
   const PreparedActivations prepared(jobs, &pool);
-  // Row groups of all jobs end to end; each thread takes a contiguous run of them of about equal estimated time, not
-  // of equal count: a batch mixes widths (a shared expert's down is twice a routed one's) and token counts (experts
-  // in a prompt), and the slowest thread sets the pace of the whole pass. A group's time is taken as its weight
-  // elements × (8 × bytes per element + tokens): streaming its bytes plus one multiply-add per weight and token, in
-  // the rough ratio of this machine's bandwidth to its integer and f32 throughput.
-  std::vector<int64_t> first_group(jobs.size() + 1, 0);
-  std::vector<double> group_cost(jobs.size(), 0.0), first_cost(jobs.size() + 1, 0.0);
-  int64_t max_k = 1;
+  // The work is cut into chunks, each a run of one job's row groups, numbered job after job; each thread takes a
+  // contiguous run of chunks of about equal estimated time, not of equal count: a batch mixes widths (a shared
+  // expert's down is twice a routed one's) and token counts (experts in a prompt), and the slowest thread sets the
+  // pace of the whole pass. A group's time is taken as its weight elements × (8 × bytes per element + tokens):
+  // streaming its bytes plus one multiply-add per weight and token, in the rough ratio of this machine's bandwidth to
+  // its integer and f32 throughput.
+  struct JobChunks {
+    int64_t groups = 0, chunk_groups = 1;  // the job's row groups, and per chunk (its last chunk may hold fewer)
+    double group_cost = 0.0, first_cost = 0.0;  // per group; of the jobs before it
+    size_t first_chunk = 0;                 // global index of its first chunk
+  };
+  std::vector<JobChunks> at(jobs.size() + 1);  // at[jobs.size()]: the totals
+  int64_t max_k = 1, total_groups = 0;
   for (size_t i = 0; i < jobs.size(); ++i) {
     const MatmulJob& j = jobs[i];
-    const int64_t groups = j.m > 0 ? row_groups(j.w) : 0;
-    first_group[i + 1] = first_group[i] + groups;
-    if (groups > 0) {
+    JobChunks& c = at[i];
+    c.groups = j.m > 0 ? row_groups(j.w) : 0;
+    if (c.groups > 0) {
       const double elements = static_cast<double>(j.w.rows * std::max<int64_t>(j.w.cols, 1));
       const double bytes_per_element = static_cast<double>(weight_bytes(j.w)) / elements;
-      group_cost[i] = elements / static_cast<double>(groups) * (8.0 * bytes_per_element + static_cast<double>(j.m));
+      c.group_cost = elements / static_cast<double>(c.groups) * (8.0 * bytes_per_element + static_cast<double>(j.m));
     }
-    first_cost[i + 1] = first_cost[i] + static_cast<double>(groups) * group_cost[i];
+    at[i + 1].first_cost = c.first_cost + static_cast<double>(c.groups) * c.group_cost;
+    total_groups += c.groups;
     max_k = std::max(max_k, j.w.cols);
   }
-  const int64_t total = first_group.back();
-  if (total == 0) return;
+  if (total_groups == 0) return;
+  const double total_cost = at[jobs.size()].first_cost;
   // Enough groups per slice to amortize the fork/join (grain_for), and never more slices than threads.
-  const int slices = static_cast<int>(std::clamp<int64_t>(total / grain_for(max_k), 1, pool.size()));
-  // The global group at which an estimated cost `target` is reached. The jobs are walked from `from`, a job whose
-  // cost starts at or before the target, not searched: the chunks below ask once per chunk, a few hundred times a pass.
-  auto group_at = [&](double target, size_t from = 0) -> int64_t {
-    size_t job = from;  // the last job whose cost starts at or before the target
-    while (job < jobs.size() && first_cost[job + 1] <= target) ++job;
-    if (job >= jobs.size()) return total;
-    const int64_t groups = first_group[job + 1] - first_group[job];
-    const int64_t g = static_cast<int64_t>((target - first_cost[job]) / group_cost[job] + 0.5);
-    return first_group[job] + std::min(g, groups);
-  };
-  std::vector<int64_t> bound(static_cast<size_t>(slices) + 1, total);
-  bound[0] = 0;
-  for (int s = 1; s < slices; ++s)
-    bound[s] = std::max(bound[s - 1], group_at(first_cost.back() * s / slices));
+  const int slices = static_cast<int>(std::clamp<int64_t>(total_groups / grain_for(max_k), 1, pool.size()));
 
-  // Each slice is cut into chunks of about kChunkCost, which its thread takes from the front. A thread whose slice is
-  // done takes chunks from the back of the slice with the most left: the threads' speeds differ from pass to pass
-  // (they share the memory's bandwidth unevenly), and without this the first to finish idles while the other streams
-  // alone at one core's bandwidth. Which thread computes a group does not change its result.
-  const double chunk_cost = std::max(kChunkCost, first_cost.back() / slices / kMaxChunksPerSlice);
-  std::vector<int64_t> cut;  // chunk boundaries (global groups), slice after slice
-  cut.reserve(static_cast<size_t>(first_cost.back() / chunk_cost) + 2 * static_cast<size_t>(slices) + 1);
-  std::vector<size_t> first_chunk(static_cast<size_t>(slices) + 1, 0);
-  // The cuts walk the jobs in order, the job holding the current group kept in `job`. A chunk ends a multiple of
-  // kChunkGroups groups into its job, so that decode's four- and two-group tiles (run_groups) find all their groups
-  // in one chunk: with 64 KB chunks a q8 group at K = 2048 (35 KB) otherwise often ran alone.
-  for (int s = 0; s < slices; ++s) {
-    first_chunk[s] = cut.size();
-    size_t job = 0;  // at or before the job holding the slice's first group (the previous chunk can run past it)
-    for (int64_t g = bound[s]; g < bound[s + 1];) {
-      cut.push_back(g);
-      while (first_group[job + 1] <= g) ++job;  // g < total, so some job holds it
-      const double cost_before = first_cost[job] + static_cast<double>(g - first_group[job]) * group_cost[job];
-      int64_t next = std::max(g + 1, group_at(cost_before + chunk_cost, job));
-      while (job < jobs.size() && first_group[job + 1] <= next) ++job;  // the job holding next, if any
-      if (job < jobs.size()) next += (kChunkGroups - (next - first_group[job]) % kChunkGroups) % kChunkGroups;
-      g = std::min(bound[s + 1], next);
+  // Chunks of about kChunkCost, a multiple of kChunkGroups groups, so that decode's four- and two-group tiles
+  // (run_groups) find all their groups in one chunk: with 64 KB chunks a q8 group at K = 2048 (35 KB) otherwise often
+  // ran alone. Cut per job, by arithmetic, so that setting up a pass costs the same for any number of chunks: walking
+  // a few hundred cuts took about 2.5 µs per pass before, about 2% of a q4 decode step (with its allocations).
+  const double chunk_cost = std::max(kChunkCost, total_cost / slices / kMaxChunksPerSlice);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    JobChunks& c = at[i];
+    if (c.groups > 0) {
+      const int64_t g = std::max<int64_t>(1, static_cast<int64_t>(chunk_cost / c.group_cost + 0.5));
+      c.chunk_groups = (g + kChunkGroups - 1) / kChunkGroups * kChunkGroups;
     }
+    at[i + 1].first_chunk = c.first_chunk + static_cast<size_t>((c.groups + c.chunk_groups - 1) / c.chunk_groups);
   }
-  first_chunk[slices] = cut.size();
-  cut.push_back(total);
-  std::vector<ChunkRange> ranges(static_cast<size_t>(slices));
-  for (int s = 0; s < slices; ++s) ranges[s].init(first_chunk[s], first_chunk[s + 1]);
+  // The chunk at which an estimated cost `target` is reached (rounded to the nearer chunk boundary).
+  auto chunk_at = [&](double target) -> size_t {
+    size_t i = 0;
+    while (i < jobs.size() && at[i + 1].first_cost <= target) ++i;
+    if (i == jobs.size()) return at[i].first_chunk;
+    const JobChunks& c = at[i];
+    const double per_chunk = static_cast<double>(c.chunk_groups) * c.group_cost;
+    const size_t in_job = static_cast<size_t>((target - c.first_cost) / per_chunk + 0.5);
+    return c.first_chunk + std::min(in_job, at[i + 1].first_chunk - c.first_chunk);
+  };
 
-  auto run_chunk = [&](size_t c, Scratch& scratch) {
-    for (size_t i = 0; i < jobs.size(); ++i) {
-      const int64_t a = std::max(cut[c], first_group[i]), b = std::min(cut[c + 1], first_group[i + 1]);
-      if (a < b) run_groups(jobs[i], prepared.x[i], a - first_group[i], b - first_group[i], scratch);
-    }
+  // Each slice's chunks are taken by its thread from the front. A thread whose slice is done takes chunks from the
+  // back of the slice with the most left: the threads' speeds differ from pass to pass (they share the memory's
+  // bandwidth unevenly), and without this the first to finish idles while the other streams alone at one core's
+  // bandwidth. Which thread computes a group does not change its result.
+  std::vector<ChunkRange> ranges(static_cast<size_t>(slices));
+  for (size_t s = 0, first = 0; s < ranges.size(); ++s) {
+    const size_t last = s + 1 < ranges.size() ? std::max(first, chunk_at(total_cost * static_cast<double>(s + 1) / slices))
+                                              : at[jobs.size()].first_chunk;
+    ranges[s].init(first, last);
+    first = last;
+  }
+
+  auto run_chunk = [&](size_t chunk, Scratch& scratch) {
+    // The job holding the chunk: the last whose first chunk is at or before it.
+    size_t i = static_cast<size_t>(std::upper_bound(at.begin(), at.end() - 1, chunk,
+                                                    [](size_t c, const JobChunks& j) { return c < j.first_chunk; }) -
+                                   at.begin()) - 1;
+    while (at[i].groups == 0) ++i;  // jobs without groups share their first chunk index with the next job's
+    const int64_t g0 = static_cast<int64_t>(chunk - at[i].first_chunk) * at[i].chunk_groups;
+    run_groups(jobs[i], prepared.x[i], g0, std::min(at[i].groups, g0 + at[i].chunk_groups), scratch);
   };
   pool.parallel_for(
       slices,
