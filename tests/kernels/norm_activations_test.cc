@@ -461,12 +461,15 @@ TEST(RowDots, MatchesDoubleReference) {
 
 // A score's bits must depend only on its query and key: attention scores a query alone (decode), with other heads
 // (several per call) or in a prompt chunk, over cache pages of any size, and gives it the same logits every way.
+// k = 576 (MLA's latent and rope width, whole vectors) takes the AVX-512 4 × 4 blocks' joint lane sums; 579 has a
+// column tail.
 TEST(RowDots, BitwiseIndependentOfGrouping) {
   std::mt19937 rng(26);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  for (int64_t target : supported_targets()) {
+  for (int64_t target : supported_targets())
+  for (const int64_t k : {int64_t{579}, int64_t{576}}) {
     hwy::SetSupportedTargetsForTest(target);
-    const int64_t m = 11, n = 23, k = 579;
+    const int64_t m = 11, n = 23;
     std::vector<float> q(m * k), keys(n * k), whole(m * n), alone(m * n), split(m * n);
     for (float& v : q) v = u(rng);
     for (float& v : keys) v = u(rng);
@@ -482,8 +485,8 @@ TEST(RowDots, BitwiseIndependentOfGrouping) {
                  split.data() + i0 * n + j0, n);
     }
     for (size_t e = 0; e < whole.size(); ++e) {
-      ASSERT_EQ(0, std::memcmp(&whole[e], &alone[e], sizeof(float))) << "target " << target << " element " << e;
-      ASSERT_EQ(0, std::memcmp(&whole[e], &split[e], sizeof(float))) << "target " << target << " element " << e;
+      ASSERT_EQ(0, std::memcmp(&whole[e], &alone[e], sizeof(float))) << "target " << target << " k " << k << " element " << e;
+      ASSERT_EQ(0, std::memcmp(&whole[e], &split[e], sizeof(float))) << "target " << target << " k " << k << " element " << e;
     }
   }
   hwy::SetSupportedTargetsForTest(0);
