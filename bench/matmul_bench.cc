@@ -6,6 +6,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include "whale/core/aligned_vector.h"
 #include "whale/core/heap_policy.h"
 #include "whale/core/thread_pool.h"
 #include "whale/kernels/activations.h"
@@ -108,27 +109,30 @@ BENCHMARK_CAPTURE(BM_AbsorbedHeadWide, q8, DType::Q8)->Arg(1)->Arg(4)->Arg(16)->
 BENCHMARK_CAPTURE(BM_AbsorbedHeadWide, q4, DType::Q4)->Arg(1)->Arg(4)->Arg(16)->UseRealTime();
 
 // Attention scores over a long cache as the long-cache decode form computes them (row_dots: 16 heads' latent queries,
-// 576 wide, against a thread's 1024 cached tokens, in pages of 64): Arg 27 cycles 27 layers' caches (64 MB, read from
-// memory), Arg 1 keeps one layer's (2.4 MB, in the last-level cache).
+// 576 wide, against a thread's 1024 cached tokens, in pages of 64). Args: layers, 27 cycling 27 layers' caches (64 MB,
+// read from memory) or 1 (2.4 MB, in the last-level cache); and the rows' offset in floats from a cache-line boundary,
+// 0 as the latent cache and the queries are allocated, 4 as malloc's 16-byte alignment left them before.
 void BM_ScoresLongCache(benchmark::State& state) {
-  const int64_t m = 16, k = 576, n = 1024, page = 64, layers = state.range(0);
+  const int64_t m = 16, k = 576, n = 1024, page = 64, layers = state.range(0), offset = state.range(1);
   std::mt19937 rng(4);
   std::uniform_real_distribution<float> u(-1, 1);
-  std::vector<float> q(static_cast<size_t>(m * k)), out(static_cast<size_t>(m * n));
-  std::vector<std::vector<float>> keys(static_cast<size_t>(layers), std::vector<float>(static_cast<size_t>(n * k)));
+  AlignedVector<float> q(static_cast<size_t>(m * k + offset));
+  std::vector<float> out(static_cast<size_t>(m * n));
+  std::vector<AlignedVector<float>> keys(static_cast<size_t>(layers), AlignedVector<float>(static_cast<size_t>(n * k + offset)));
   for (float& v : q) v = u(rng);
   for (auto& layer : keys)
     for (float& v : layer) v = u(rng);
   size_t l = 0;
   for (auto _ : state) {
-    const float* kl = keys[l++ % keys.size()].data();
-    for (int64_t p = 0; p < n; p += page) row_dots(q.data(), k, m, kl + p * k, k, page, k, out.data() + p, n);
+    const float* kl = keys[l++ % keys.size()].data() + offset;
+    for (int64_t p = 0; p < n; p += page)
+      row_dots(q.data() + offset, k, m, kl + p * k, k, page, k, out.data() + p, n);
     benchmark::DoNotOptimize(out.data());
   }
   state.counters["GMAC/s"] =
       benchmark::Counter(static_cast<double>(state.iterations()) * m * n * k / 1e9, benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_ScoresLongCache)->Arg(27)->Arg(1)->UseRealTime();
+BENCHMARK(BM_ScoresLongCache)->Args({27, 0})->Args({27, 4})->Args({1, 0})->Args({1, 4})->UseRealTime();
 
 // Rounding one decode token's activations (V2-Lite's hidden width) to the int8 blocks q8/q4 products read: done once
 // per product on the calling thread, about 270 times per q4 token.

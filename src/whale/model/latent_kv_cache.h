@@ -13,14 +13,17 @@
 #include <span>
 #include <vector>
 
+#include "whale/core/aligned_vector.h"
+
 namespace whale {
 
 inline constexpr int kLatentPageTokens = 64;
 
-// Rows of page_tokens tokens for every layer: [layer][token][row].
+// Rows of page_tokens tokens for every layer: [layer][token][row], from a cache-line boundary (attention's kernels
+// read the rows a vector at a time; a row of 576 floats is 36 lines).
 struct LatentPage {
   explicit LatentPage(size_t floats) : data(floats) {}
-  std::vector<float> data;
+  AlignedVector<float> data;
 };
 
 class LatentKvCache {

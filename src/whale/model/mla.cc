@@ -5,6 +5,7 @@
 #include <optional>
 #include <vector>
 
+#include "whale/core/aligned_vector.h"
 #include "whale/core/error.h"
 #include "whale/core/uninit_vector.h"
 #include "whale/kernels/activations.h"
@@ -154,8 +155,9 @@ void attend_absorbed(const MlaContext& ctx, const AttentionWeights& w, int layer
 
   ctx.pool.parallel_for(heads, [&](int64_t h0, int64_t h1) {
     std::vector<float> w_uv_f32, q_nope(static_cast<size_t>(T) * d.dn);
-    std::vector<float> q_cat(static_cast<size_t>(T) * row), scores, mixed,
-        oh(static_cast<size_t>(T) * d.dv);
+    // q_cat and mixed from a cache-line boundary, as the cache's rows: row_dots and add_scaled_rows read whole vectors.
+    AlignedVector<float> q_cat(static_cast<size_t>(T) * row), mixed;
+    std::vector<float> scores, oh(static_cast<size_t>(T) * d.dv);
     for (int64_t h = h0; h < h1; ++h) {
       const int64_t r_uk = h * rows_per_head, r_uv = r_uk + d.dn;
       for (int t = 0; t < T; ++t) {
@@ -259,11 +261,12 @@ void attend_absorbed_few(const MlaContext& ctx, const AttentionWeights& w, int l
 
   ctx.pool.parallel_for(heads, [&](int64_t h0, int64_t h1) {
     const int nh = static_cast<int>(h1 - h0);
-    std::vector<float> q_cat(static_cast<size_t>(T) * nh * row, 0.0f);
+    AlignedVector<float> q_cat(static_cast<size_t>(T) * nh * row, 0.0f);
     // After the last W_UK, the first W_UV.
     latent_queries(kv_b, d, heads, q, T, h0, h1, nh, h0, h0 * rows_per_head + d.dn, q_cat.data());
 
-    std::vector<float> scores, mixed(static_cast<size_t>(T) * nh * d.rank, 0.0f);
+    std::vector<float> scores;
+    AlignedVector<float> mixed(static_cast<size_t>(T) * nh * d.rank, 0.0f);
     for (const FewQueries& s : seqs) {
       const int n_ctx = s.pos0 + s.n, m = s.n * nh;
       scores.assign(static_cast<size_t>(m) * n_ctx, 0.0f);
@@ -297,7 +300,7 @@ void attend_absorbed_long(const MlaContext& ctx, const AttentionWeights& w, int 
   for (const FewQueries& s : seqs) T = std::max(T, s.t0 + s.n);
   const int64_t rows = static_cast<int64_t>(T) * heads;
 
-  std::vector<float> q_cat(static_cast<size_t>(rows) * row, 0.0f);
+  AlignedVector<float> q_cat(static_cast<size_t>(rows) * row, 0.0f);
   pool.parallel_for(heads, [&](int64_t h0, int64_t h1) {
     latent_queries(kv_b, d, heads, q, T, h0, h1, heads, 0, -1, q_cat.data());
   });
@@ -344,7 +347,7 @@ void attend_absorbed_long(const MlaContext& ctx, const AttentionWeights& w, int 
       masked_softmax(scores[i].data() + static_cast<size_t>(r) * n_ctx, s.pos0 + r / heads + 1, n_ctx, scale);
     }
   });
-  std::vector<float> mixed(static_cast<size_t>(rows) * d.rank, 0.0f);
+  AlignedVector<float> mixed(static_cast<size_t>(rows) * d.rank, 0.0f);
   pool.parallel_for(static_cast<int64_t>(mix_items.size()), [&](int64_t a, int64_t b) {
     for_each_run(mix_items, a, b, [&](int i, int begin, int end) {
       const FewQueries& s = seqs[i];
