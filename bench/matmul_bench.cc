@@ -6,7 +6,7 @@
 
 #include <benchmark/benchmark.h>
 
-#include "whale/core/aligned_vector.h"
+#include "whale/core/cache_line.h"
 #include "whale/core/heap_policy.h"
 #include "whale/core/thread_pool.h"
 #include "whale/kernels/activations.h"
@@ -118,7 +118,8 @@ void BM_ScoresLongCache(benchmark::State& state) {
   std::uniform_real_distribution<float> u(-1, 1);
   AlignedVector<float> q(static_cast<size_t>(m * k + offset));
   std::vector<float> out(static_cast<size_t>(m * n));
-  std::vector<AlignedVector<float>> keys(static_cast<size_t>(layers), AlignedVector<float>(static_cast<size_t>(n * k + offset)));
+  std::vector<AlignedVector<float>> keys(static_cast<size_t>(layers),
+                                         AlignedVector<float>(static_cast<size_t>(n * k + offset)));
   for (float& v : q) v = u(rng);
   for (auto& layer : keys)
     for (float& v : layer) v = u(rng);

@@ -485,8 +485,10 @@ TEST(RowDots, BitwiseIndependentOfGrouping) {
                  split.data() + i0 * n + j0, n);
     }
     for (size_t e = 0; e < whole.size(); ++e) {
-      ASSERT_EQ(0, std::memcmp(&whole[e], &alone[e], sizeof(float))) << "target " << target << " k " << k << " element " << e;
-      ASSERT_EQ(0, std::memcmp(&whole[e], &split[e], sizeof(float))) << "target " << target << " k " << k << " element " << e;
+      ASSERT_EQ(0, std::memcmp(&whole[e], &alone[e], sizeof(float)))
+          << "target " << target << " k " << k << " element " << e;
+      ASSERT_EQ(0, std::memcmp(&whole[e], &split[e], sizeof(float)))
+          << "target " << target << " k " << k << " element " << e;
     }
   }
   hwy::SetSupportedTargetsForTest(0);

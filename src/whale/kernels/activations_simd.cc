@@ -343,7 +343,8 @@ HWY_INLINE void MixColumnsBlock(const float* ct, int64_t padded, int64_t i0, int
   const MixTag df;
   HWY_ALIGN float lanes[kColumnLanes * R];
   for (int r = 0; r < R; ++r)
-    for (int64_t i = 0; i < kColumnLanes; ++i) lanes[r * kColumnLanes + i] = i < valid ? y[(i0 + i) * ldy + c + r] : 0.0f;
+    for (int64_t i = 0; i < kColumnLanes; ++i)
+      lanes[r * kColumnLanes + i] = i < valid ? y[(i0 + i) * ldy + c + r] : 0.0f;
   hn::Vec<MixTag> acc[R];
   for (int r = 0; r < R; ++r) acc[r] = hn::Load(df, lanes + r * kColumnLanes);
   const float* cj = ct + i0;

@@ -466,18 +466,18 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
   // bandwidth. Which thread computes a group does not change its result.
   std::vector<ChunkRange> ranges(static_cast<size_t>(slices));
   for (size_t s = 0, first = 0; s < ranges.size(); ++s) {
-    const size_t last = s + 1 < ranges.size() ? std::max(first, chunk_at(total_cost * static_cast<double>(s + 1) / slices))
-                                              : at[jobs.size()].first_chunk;
+    const size_t last = s + 1 < ranges.size()
+                            ? std::max(first, chunk_at(total_cost * static_cast<double>(s + 1) / slices))
+                            : at[jobs.size()].first_chunk;
     ranges[s].init(first, last);
     first = last;
   }
 
   auto run_chunk = [&](size_t chunk, Scratch& scratch) {
-    // The job holding the chunk: the last whose first chunk is at or before it.
-    size_t i = static_cast<size_t>(std::upper_bound(at.begin(), at.end() - 1, chunk,
-                                                    [](size_t c, const JobChunks& j) { return c < j.first_chunk; }) -
-                                   at.begin()) - 1;
-    while (at[i].groups == 0) ++i;  // jobs without groups share their first chunk index with the next job's
+    // The job holding the chunk: the last whose first chunk is at or before it (a job without groups shares its first
+    // chunk index with the job after it, so the search passes over it).
+    const auto before = [](size_t c, const JobChunks& j) { return c < j.first_chunk; };
+    const size_t i = static_cast<size_t>(std::upper_bound(at.begin(), at.end() - 1, chunk, before) - at.begin()) - 1;
     const int64_t g0 = static_cast<int64_t>(chunk - at[i].first_chunk) * at[i].chunk_groups;
     run_groups(jobs[i], prepared.x[i], g0, std::min(at[i].groups, g0 + at[i].chunk_groups), scratch);
   };

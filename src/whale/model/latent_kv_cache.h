@@ -13,7 +13,7 @@
 #include <span>
 #include <vector>
 
-#include "whale/core/aligned_vector.h"
+#include "whale/core/cache_line.h"
 
 namespace whale {
 

@@ -5,7 +5,7 @@
 #include <optional>
 #include <vector>
 
-#include "whale/core/aligned_vector.h"
+#include "whale/core/cache_line.h"
 #include "whale/core/error.h"
 #include "whale/core/uninit_vector.h"
 #include "whale/kernels/activations.h"
