@@ -40,7 +40,6 @@ constexpr int kMaxRepetitions = 1000;
 constexpr int kMaxThreads = 4096;
 constexpr int kMaxBandwidthMib = 1 << 20;
 constexpr int kMaxParallel = 1024;
-constexpr int kBandwidthPasses = 3;  // per probe: the best of these
 
 struct BenchOptions {
   std::string model;
@@ -204,7 +203,7 @@ class BenchRun {
           huge_pages = probe->huge_pages();
           buffer_bytes = probe->total_bytes();
         }
-        r.bandwidth.push_back(probe->ceiling(kBandwidthPasses));
+        r.bandwidth.push_back(probe->ceiling(kCeilingPasses));
         fmt::print(stderr, "threads {} run {}/{}:{}{}{} memory read {:.2f} GB/s\n", r.threads, rep + 1, opt_.repetitions,
                    r.prefill.empty() ? "" : fmt::format(" prefill {:.2f} tok/s,", r.prefill.back()),
                    r.decode.empty() ? "" : fmt::format(" decode {:.2f} tok/s,", r.decode.back()),

@@ -25,6 +25,9 @@ enum class ReadKernel { Simd, SimdFourStreams, Scalar };
 
 // Default buffer: 1 GiB in total, split evenly between the pool's threads (several times any last-level cache).
 inline constexpr size_t kDefaultBandwidthBytes = size_t{1} << 30;
+// Passes per kernel that `whale bench` (and the benchmarks that report a share of the probe beside it) take the best
+// of in ceiling(): the same count everywhere, so that their shares of the probe compare.
+inline constexpr int kCeilingPasses = 3;
 
 class ReadBandwidthProbe {
  public:
