@@ -23,6 +23,7 @@
 #include "whale/core/thread_pool.h"
 #include "whale/kernels/matmul.h"
 #include "whale/kernels/quant_format.h"
+#include "whale/kernels/quantize.h"
 #include "whale/runtime/memory_bandwidth.h"
 
 namespace whale {
@@ -31,15 +32,11 @@ namespace {
 constexpr int64_t kRows = 1408, kCols = 2048;
 
 // Bytes one matrix of `type` occupies, codes (or elements) and scales.
-struct Layout {
-  size_t data = 0, scales = 0;
-};
-Layout layout_of(DType type) {
-  if (type == DType::Q8 || type == DType::Q4) {
-    const int64_t blocks = quant_padded_cols(kCols) / kQuantBlock, pr = quant_padded_rows(kRows);
-    return {static_cast<size_t>(pr * blocks * (type == DType::Q8 ? 32 : 16)), static_cast<size_t>(pr * blocks * 2)};
-  }
-  return {static_cast<size_t>(kRows * kCols * 2), 0};
+// Bytes of one matrix (q8/q4: codes and scales in superblocks).
+size_t matrix_bytes(DType type) {
+  if (type == DType::Q8 || type == DType::Q4)
+    return static_cast<size_t>(quant_data_bytes(*quant_type_of(type), kRows, kCols));
+  return static_cast<size_t>(kRows * kCols * 2);
 }
 
 double median(std::vector<double> v) {
@@ -66,8 +63,7 @@ int run(int argc, char** argv) {
   for (const char* name : {"bf16", "q8", "q4"}) {
     if (formats.find(name) == std::string::npos) continue;
     const DType type = !std::strcmp(name, "bf16") ? DType::BF16 : !std::strcmp(name, "q8") ? DType::Q8 : DType::Q4;
-    const Layout l = layout_of(type);
-    const size_t per = l.data + l.scales;
+    const size_t per = matrix_bytes(type);
     const size_t count = std::max<size_t>(24, (mib << 20) / per / 24 * 24);  // whole layers of 3 × 8 matrices
     const size_t bytes = count * per;
     auto* base = static_cast<uint8_t*>(mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
@@ -85,13 +81,16 @@ int run(int argc, char** argv) {
       w.rows = kRows;
       w.cols = kCols;
       w.data = base + i * per;
-      if (l.scales) {
-        auto* s = reinterpret_cast<uint16_t*>(base + i * per + l.data);
-        std::fill(s, s + l.scales / 2, uint16_t{0x2000});
-        w.qscale = s;
+      if (const std::optional<QuantType> q = quant_type_of(type)) {  // every scale f16 2^-7
+        for (int64_t r = 0; r < quant_padded_rows(kRows); ++r)
+          for (int64_t kb = 0; kb < quant_padded_cols(kCols) / kQuantBlock; ++kb) {
+            uint8_t* s = base + i * per + quant_scale_offset(*q, quant_padded_cols(kCols), r, kb);
+            s[0] = 0x00;
+            s[1] = 0x20;
+          }
       } else {  // BF16: keep every element a normal number (exponents of 2^-8 .. 1)
         auto* e = base + i * per;
-        for (size_t j = 1; j < l.data; j += 2) e[j] = static_cast<uint8_t>(0x3C + (e[j] & 3));
+        for (size_t j = 1; j < per; j += 2) e[j] = static_cast<uint8_t>(0x3C + (e[j] & 3));
       }
     }
     std::vector<float> x(static_cast<size_t>(tokens) * kCols), gate(8 * tokens * kRows), up(8 * tokens * kRows),

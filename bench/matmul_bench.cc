@@ -13,6 +13,7 @@
 #include "whale/kernels/matmul.h"
 #include "whale/kernels/matmul_simd.h"
 #include "whale/kernels/quant_format.h"
+#include "whale/kernels/quantize.h"
 
 namespace whale {
 namespace {
@@ -20,7 +21,6 @@ namespace {
 struct BenchWeight {
   Weight2D w;
   std::vector<uint8_t> bytes;
-  std::vector<uint16_t> scales;
   int64_t size = 0;  // bytes read by one pass
 };
 
@@ -31,11 +31,8 @@ BenchWeight make(DType dtype, int64_t rows, int64_t cols) {
   b.w.rows = rows;
   b.w.cols = cols;
   if (dtype == DType::Q8 || dtype == DType::Q4) {
-    const int64_t blocks = quant_padded_cols(cols) / kQuantBlock, pr = quant_padded_rows(rows);
-    b.bytes.resize(static_cast<size_t>(pr * blocks * (dtype == DType::Q8 ? 32 : 16)));
-    b.scales.assign(static_cast<size_t>(pr * blocks), 0x2000);  // f16 2^-7
-    b.w.qscale = b.scales.data();
-    b.size = static_cast<int64_t>(b.bytes.size() + 2 * b.scales.size());
+    b.bytes.resize(static_cast<size_t>(quant_data_bytes(*quant_type_of(dtype), rows, cols)));
+    b.size = static_cast<int64_t>(b.bytes.size());
   } else {
     b.bytes.resize(static_cast<size_t>(rows * cols * 2));
     b.size = static_cast<int64_t>(b.bytes.size());
@@ -43,6 +40,13 @@ BenchWeight make(DType dtype, int64_t rows, int64_t cols) {
   // BF16: normal numbers of magnitude 2^-8 .. 1 (subnormals would measure the CPU's slow path); q8/q4: any codes.
   for (size_t i = 0; i < b.bytes.size(); ++i)
     b.bytes[i] = static_cast<uint8_t>(dtype == DType::BF16 && i % 2 ? 0x3C + rng() % 4 : rng() % 256);
+  if (const std::optional<QuantType> q = quant_type_of(dtype))  // every scale f16 2^-7
+    for (int64_t r = 0; r < quant_padded_rows(rows); ++r)
+      for (int64_t kb = 0; kb < quant_padded_cols(cols) / kQuantBlock; ++kb) {
+        uint8_t* s = b.bytes.data() + quant_scale_offset(*q, quant_padded_cols(cols), r, kb);
+        s[0] = 0x00;
+        s[1] = 0x20;
+      }
   b.w.data = b.bytes.data();
   return b;
 }

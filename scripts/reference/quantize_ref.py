@@ -10,12 +10,15 @@ input's other files.
 
 As a module:
   data, scales = quantize_matrix(w_f32, "q8")     # uint8 [pr/16, pc/32, 16 B], float16 [pr/16, pc/32, 16]
+  stored = pack_superblocks(data, scales, "q8")   # uint8 [pr/16, pc/64, 32 B + 64]: the tensor whale reads
+  data, scales = unpack_superblocks(stored, "q8")
   w = dequantize_matrix(data, scales, rows, cols, "q8")   # float64 [rows, cols], exact
 
-Format. A weight W [rows, cols] is padded with zeros to [pr, pc] (multiples of 4 and 32) and cut into blocks of 32
-consecutive values of a row. Each block has one f16 scale s and codes q with w ~= s * q. The four rows of a row
-group store their blocks of the same columns next to each other: the block of row r, columns 32kb..32kb+31 is
-data[r // 4, kb, r % 4, :] and its scale scales[r // 4, kb, r % 4].
+Format. A weight W [rows, cols] is padded with zeros to [pr, pc] (multiples of 16 and 64) and cut into blocks of 32
+consecutive values of a row. Each block has one f16 scale s and codes q with w ~= s * q. The sixteen rows of a row
+group store their blocks of the same columns together, a "group block" of 16 B bytes laid out line by line
+(quantize_matrix), and a group's blocks 2j and 2j + 1 with their 32 scales after them form a "superblock": the group
+blocks' 32 B bytes, then the scales of block 2j's rows 0..15 and of block 2j + 1's rows 0..15 as little-endian f16.
   q8: B = 32 bytes, byte j = q_j + 128, q in [-127, 127].
   q4: B = 16 bytes, byte j = (q_j + 8) | (q_{j+16} + 8) << 4, q in [-8, 7].
 Arithmetic, all in float32, in this order, per block:
@@ -26,7 +29,7 @@ Arithmetic, all in float32, in this order, per block:
   q = clip(rint(w / f32(s)), lo, hi): float32 division, ROUND HALF TO EVEN (np.rint); q = 0 where s == 0.
   A non-finite value, or a scale that rounds to f16 infinity, is an error.
 Which tensors: 2-D Linear weights (q/kv/o projections, dense and expert MLPs, embed_tokens, lm_head, MTP eh_proj and
-shared_head.head) become NAME (U8) + NAME_scale (F16); the MoE router mlp.gate.weight, norms and biases are copied
+shared_head.head) become NAME (U8, superblocks); the MoE router mlp.gate.weight, norms and biases are copied
 as they are; *_scale_inv tensors (FP8 block scales, applied before quantizing) are dropped.
 """
 
@@ -43,6 +46,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tensor_io as tio  # noqa: E402
 
 BLOCK = 32
+SUPER = 2  # blocks per superblock
 ROW_GROUP = 16
 BLOCK_BYTES = {"q8": 32, "q4": 16}
 CODE_RANGE = {"q8": (-127, 127), "q4": (-8, 7)}
@@ -81,7 +85,7 @@ def quantize_matrix(w, fmt):
     if not np.isfinite(w).all():
         r, c = np.argwhere(~np.isfinite(w))[0]
         raise ValueError(f"row {r}, column {c} holds {w[r, c]}, which cannot be quantized")
-    pr, pc = padded(rows, ROW_GROUP), padded(cols, BLOCK)
+    pr, pc = padded(rows, ROW_GROUP), padded(cols, SUPER * BLOCK)
     full = np.zeros((pr, pc), dtype=np.float32)
     full[:rows, :cols] = w
     blocks = full.reshape(pr, pc // BLOCK, BLOCK)
@@ -137,11 +141,34 @@ def quantize_matrix(w, fmt):
     return np.ascontiguousarray(data), np.ascontiguousarray(scales)
 
 
+def pack_superblocks(data, scales, fmt):
+    """(uint8 [G, nb, 16 B], float16 [G, nb, 16]) -> uint8 [G, nb/2, 2 * 16 B + 64]: per superblock two group blocks,
+    then their 32 scales (little-endian f16)."""
+    g, nb, gbb = data.shape
+    if nb % SUPER or gbb != ROW_GROUP * BLOCK_BYTES[fmt] or scales.shape != (g, nb, ROW_GROUP):
+        raise ValueError(f"{fmt} data {data.shape} / scales {scales.shape} cannot form superblocks")
+    codes = data.reshape(g, nb // SUPER, SUPER * gbb)
+    sbytes = np.ascontiguousarray(scales.astype("<f2")).view(np.uint8).reshape(g, nb // SUPER, SUPER * ROW_GROUP * 2)
+    return np.ascontiguousarray(np.concatenate([codes, sbytes], axis=-1))
+
+
+def unpack_superblocks(stored, fmt):
+    """The inverse of pack_superblocks: uint8 [G, nb/2, 2 * 16 B + 64] -> (data, scales)."""
+    stored = np.asarray(stored, dtype=np.uint8)
+    g, ns, sbb = stored.shape
+    gbb = ROW_GROUP * BLOCK_BYTES[fmt]
+    if sbb != SUPER * gbb + SUPER * ROW_GROUP * 2:
+        raise ValueError(f"{fmt} superblocks of {sbb} bytes (want {SUPER * gbb + SUPER * ROW_GROUP * 2})")
+    data = stored[..., :SUPER * gbb].reshape(g, ns * SUPER, gbb)
+    scales = np.ascontiguousarray(stored[..., SUPER * gbb:]).view("<f2").reshape(g, ns * SUPER, ROW_GROUP)
+    return np.ascontiguousarray(data), scales.astype(np.float16)
+
+
 def dequantize_matrix(data, scales, rows, cols, fmt):
     """(uint8 [pr/16, pc/32, 16 B], float16 [pr/16, pc/32, 16]) -> float64 [rows, cols] = s * q (exact)."""
     data = np.asarray(data, dtype=np.uint8)
     scales = np.asarray(scales)
-    pr, pc = padded(rows, ROW_GROUP), padded(cols, BLOCK)
+    pr, pc = padded(rows, ROW_GROUP), padded(cols, SUPER * BLOCK)
     nb, bb = pc // BLOCK, BLOCK_BYTES[fmt]
     want, want_s = (pr // ROW_GROUP, nb, ROW_GROUP * bb), (pr // ROW_GROUP, nb, ROW_GROUP)
     if data.shape != want or scales.shape != want_s:
@@ -204,34 +231,27 @@ def quantize_checkpoint(model_dir, out_dir, fmt):
         dtype, shape = ckpt.dtype(name), ckpt.shape(name)
         if is_linear_weight(name, shape):
             rows, cols = shape
-            pr, pc = padded(rows, ROW_GROUP), padded(cols, BLOCK)
-            entries.append((name, "U8", (pr // ROW_GROUP, pc // BLOCK, ROW_GROUP * BLOCK_BYTES[fmt])))
-            entries.append((name + "_scale", "F16", (pr // ROW_GROUP, pc // BLOCK, ROW_GROUP)))
+            pr, pc = padded(rows, ROW_GROUP), padded(cols, SUPER * BLOCK)
+            entries.append((name, "U8", (pr // ROW_GROUP, pc // (SUPER * BLOCK),
+                                         SUPER * (ROW_GROUP * BLOCK_BYTES[fmt] + ROW_GROUP * 2))))
             producers[name] = ("quantize", name)
-            producers[name + "_scale"] = ("scale", name)
         else:
             if dtype == "F8_E4M3":
                 raise ValueError(f"{name}: F8_E4M3 tensor that is not a Linear weight")
             entries.append((name, dtype, shape))
             producers[name] = ("copy", name)
 
-    cache = {}
-
     def produce(out_name):
         kind, src = producers[out_name]
         if kind == "copy":
             return ckpt.files[ckpt.where[src]].raw(src)
-        if kind == "quantize":
-            data, scales = quantize_matrix(source_f32(ckpt, src, block), fmt)
-            cache[src] = scales
-            return data
-        return cache.pop(src).view(np.uint16)
+        return pack_superblocks(*quantize_matrix(source_f32(ckpt, src, block), fmt), fmt)
 
     tio.write_safetensors(os.path.join(out_dir, "model.safetensors"), entries, produce, {"format": "pt"})
 
     cfg = dict(cfg)
     cfg["quantization_config"] = {"quant_method": "whale", "format": fmt, "group_size": BLOCK,
-                                  "row_interleave": ROW_GROUP}
+                                  "row_interleave": ROW_GROUP, "scales": "inline"}
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
         f.write("\n")

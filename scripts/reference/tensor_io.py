@@ -12,7 +12,7 @@ Number formats:
   F8_E4M3   float8_e4m3fn: 1 sign, 4 exponent (bias 7), 3 mantissa bits, no infinities,
             NaN = 0x7F / 0xFF, max finite 448.
   U8        in a whale-quantized checkpoint (config.json quantization_config.quant_method "whale"), the q8 / q4
-            blocks of a Linear weight NAME, with f16 scales in NAME_scale; Checkpoint.float64 dequantizes them
+            blocks of a Linear weight NAME, its f16 scales inside (superblocks); Checkpoint.float64 dequantizes them
             (quantize_ref.py).
 """
 
@@ -267,7 +267,7 @@ class Checkpoint:
 
     def float64(self, name):
         """Decoded float64 numpy array; FP8 weights are multiplied by their block scale (W = fp8 * scale_inv);
-        whale q8 / q4 weights (U8 + NAME_scale) are dequantized to s * q, shape [rows, cols] from config.json."""
+        whale q8 / q4 weights (U8 superblocks, scales inside) are dequantized to s * q, shape [rows, cols] from config.json."""
         if name not in self.where:
             raise KeyError(f"tensor {name} not in checkpoint {self.dir}")
         if self.dtype(name) == "U8":
@@ -290,12 +290,12 @@ class Checkpoint:
         if qc.get("quant_method") != "whale":
             raise ValueError(f"{name}: U8 tensor but config.json has no whale quantization_config")
         fmt = qc.get("format")
-        sname = name + "_scale"
-        if sname not in self.where or self.dtype(sname) != "F16":
-            raise ValueError(f"{name}: whale {fmt} tensor without F16 {sname}")
+        if qc.get("scales") != "inline":
+            raise ValueError(f"{name}: whale {fmt} checkpoint without \"scales\": \"inline\" (an older layout)")
         rows, cols = self.logical_shape(name)
-        data = self.files[self.where[name]].raw(name)
-        scales = self.files[self.where[sname]].raw(sname)
+        shape = self.shape(name)
+        stored = self.files[self.where[name]].raw(name).reshape(shape)
+        data, scales = quantize_ref.unpack_superblocks(stored, fmt)
         return quantize_ref.dequantize_matrix(data, scales, rows, cols, fmt)
 
     def logical_shape(self, name):

@@ -112,10 +112,10 @@ QUANTIZE_CASES = [
 
 # --- corrupted quantized checkpoints loaded by whale logits: mutate(model) -> expected words ---
 
-def scale_missing(model):
-    name = "model.layers.1.self_attn.kv_b_proj.weight_scale"
-    edit_header(os.path.join(model, "model.safetensors"), lambda h: h.pop(name))
-    return ["model.safetensors", name, "missing"]
+def old_separate_scales(model):
+    # A checkpoint from before the scales moved into the superblocks says nothing about "scales".
+    edit_json(os.path.join(model, "config.json"), lambda c: c["quantization_config"].pop("scales"))
+    return ["config.json", "scales", "quantize the original checkpoint again"]
 
 
 def wrong_u8_shape(model):
@@ -147,17 +147,19 @@ def config_group_size(model):
     return ["config.json", "group_size", "64"]
 
 
-def scale_wrong_dtype(model):
-    name = "model.layers.2.self_attn.o_proj.weight_scale"
+def superblock_lines(model):
+    # The same bytes as rows of 64-byte lines: no superblocks (codes and scale lines) whale could find.
+    name = "model.layers.2.self_attn.o_proj.weight"
 
     def fn(h):
-        h[name]["dtype"] = "BF16"
+        s = h[name]["shape"]
+        h[name]["shape"] = [s[0], s[1] * s[2] // 64, 64]
     edit_header(os.path.join(model, "model.safetensors"), fn)
-    return [name, "BF16", "F16"]
+    return [name, "shape", "q8"]
 
 
-def scale_wrong_shape(model):
-    name = "lm_head.weight_scale"
+def u8_flattened(model):
+    name = "lm_head.weight"
 
     def fn(h):
         s = h[name]["shape"]
@@ -166,8 +168,9 @@ def scale_wrong_shape(model):
     return [name, "shape"]
 
 
-def scale_misaligned(model):
-    # Shift every tensor by one byte (a 1-byte tensor in front): f16 scales start at odd offsets.
+def misaligned(model):
+    # Shift every tensor by one byte (a 1-byte tensor in front): every superblock, its f16 scales included, starts at
+    # an odd offset. Not an error: the logits must equal the intact checkpoint's (None: compared by the caller).
     path = os.path.join(model, "model.safetensors")
     header, data = read_safetensors(path)
     for name, info in header.items():
@@ -179,7 +182,7 @@ def scale_misaligned(model):
     import struct
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(text)) + text + b"\0" + data)
-    return ["model.safetensors", "_scale", "2-byte aligned"]
+    return None
 
 
 def u8_without_whale_config(model):
@@ -188,14 +191,14 @@ def u8_without_whale_config(model):
 
 
 LOAD_CASES = [
-    ("scale tensor missing", scale_missing),
+    ("scales in separate tensors (older layout)", old_separate_scales),
     ("wrong U8 shape", wrong_u8_shape),
     ("config format q3", config_format_q3),
     ("config q4, data q8", config_format_q4_for_q8_data),
     ("config group_size 64", config_group_size),
-    ("scale dtype BF16", scale_wrong_dtype),
-    ("scale shape flattened", scale_wrong_shape),
-    ("scales at odd offsets", scale_misaligned),
+    ("U8 as 64-byte lines", superblock_lines),
+    ("U8 flattened", u8_flattened),
+    ("weights at odd offsets", misaligned),
     ("U8 weights, no whale config", u8_without_whale_config),
 ]
 
@@ -253,7 +256,15 @@ def main():
             expect = mutate(model)
             proc = subprocess.run([args.whale, "logits", "--model", model, "--tokens", "1,2,3"],
                                   capture_output=True, text=True, timeout=120)
-            report(f"logits: {name}", *check_error(proc, expect))
+            if expect is not None:
+                report(f"logits: {name}", *check_error(proc, expect))
+                continue
+            intact = subprocess.run([args.whale, "logits", "--model", quantized[("v2-lite", "q8")], "--tokens",
+                                     "1,2,3"], capture_output=True, text=True, timeout=120)
+            problems = [] if proc.returncode == 0 else [f"exit status {proc.returncode}: {proc.stderr.strip()}"]
+            if not problems and proc.stdout != intact.stdout:
+                problems.append("logits differ from the intact checkpoint's")
+            report(f"logits: {name}", problems, "same logits as intact" if not problems else "")
 
     print(f"{total - failed} passed, {failed} failed")
     return 1 if failed else 0

@@ -171,7 +171,8 @@ def main():
             cfg = json.load(f)
         with open(os.path.join(args.model, "config.json")) as f:
             cfg_in = json.load(f)
-        want_qc = {"quant_method": "whale", "format": args.type, "group_size": 32, "row_interleave": 16}
+        want_qc = {"quant_method": "whale", "format": args.type, "group_size": 32, "row_interleave": 16,
+                   "scales": "inline"}
         if cfg.get("quantization_config") != want_qc:
             problems.append(f"config.json quantization_config is {cfg.get('quantization_config')}, want {want_qc}")
         cfg.pop("quantization_config", None)

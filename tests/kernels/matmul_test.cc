@@ -326,26 +326,29 @@ TEST(Dot, MatchesDouble) {
 
 // ---- whale q8 / q4 (kernels/quant_format.h) ----
 
-// Random codes and f16 scales laid out as the format specifies, padding (rows to 16, cols to 32) holding the zero
-// code; values[r][c] decoded here from the spec, independently of the library: group block (r/16, block) of
-// 16·B bytes; in it, line j/4 (of column j within the block; q4: j%16) holds 4 bytes per row, row r%16's at
-// (line·16 + r%16)·4, column j%4 within them; q4 columns j ≥ 16 are high nibbles.
+// Random codes and f16 scales laid out as the format specifies, padding (rows to 16, cols to 64) holding the zero
+// code; values[r][c] decoded here from the spec, independently of the library: row group r/16 is a run of
+// superblocks, each two group blocks of 16·B bytes (blocks 2j and 2j + 1) and then their 32 f16 scales (block 2j's
+// rows 0..15, then block 2j + 1's); in a group block, line j/4 (of column j within the block; q4: j%16) holds 4 bytes
+// per row, row r%16's at (line·16 + r%16)·4, column j%4 within them; q4 columns j ≥ 16 are high nibbles.
 TestWeight make_quant_weight(DType dtype, int64_t rows, int64_t cols, std::mt19937& rng) {
   TestWeight t;
   const bool q8 = dtype == DType::Q8;
-  const int64_t pr = (rows + 15) / 16 * 16, pc = (cols + 31) / 32 * 32, blocks = pc / 32;
+  const int64_t pr = (rows + 15) / 16 * 16, pc = (cols + 63) / 64 * 64, blocks = pc / 32;
   const int block_bytes = q8 ? 32 : 16;
-  t.storage.assign(static_cast<size_t>(pr * blocks * block_bytes + pr * blocks * 2), 0);
+  const int64_t super_bytes = 2 * 16 * block_bytes + 64, group_bytes = blocks / 2 * super_bytes;
+  t.storage.assign(static_cast<size_t>(pr / 16 * group_bytes), 0);
   uint8_t* codes = t.storage.data();
-  auto* scales = reinterpret_cast<uint16_t*>(codes + pr * blocks * block_bytes);
   t.values.assign(static_cast<size_t>(rows * cols), 0.0);
   std::uniform_int_distribution<int> code8(1, 255), code4(0, 15), mant(0, 0x3FF), expo(5, 20);
   for (int64_t r = 0; r < pr; ++r)
     for (int64_t kb = 0; kb < blocks; ++kb) {
-      const int64_t gb = r / 16 * blocks + kb;  // group block index
+      uint8_t* super = codes + r / 16 * group_bytes + kb / 2 * super_bytes;
       const uint16_t sbits = static_cast<uint16_t>(expo(rng) << 10 | mant(rng));
-      scales[gb * 16 + r % 16] = sbits;
-      uint8_t* block = codes + gb * 16 * block_bytes;
+      uint8_t* scale = super + 2 * 16 * block_bytes + (kb % 2 * 16 + r % 16) * 2;
+      scale[0] = static_cast<uint8_t>(sbits & 0xFF);
+      scale[1] = static_cast<uint8_t>(sbits >> 8);
+      uint8_t* block = super + kb % 2 * 16 * block_bytes;
       for (int j = 0; j < 32; ++j) {
         const int64_t c = kb * 32 + j;
         const bool real = r < rows && c < cols;
@@ -362,7 +365,6 @@ TestWeight make_quant_weight(DType dtype, int64_t rows, int64_t cols, std::mt199
   t.w.rows = rows;
   t.w.cols = cols;
   t.w.data = codes;
-  t.w.qscale = scales;
   return t;
 }
 

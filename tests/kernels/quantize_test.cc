@@ -193,16 +193,16 @@ TEST(Quantize, RejectsNonFiniteValuesAndScaleOverflow) {
   std::vector<float> m(5 * 40, 0.5f);
   m[3 * 40 + 37] = std::nanf("");
   std::vector<uint8_t> data(quant_data_bytes(QuantType::Q8, 5, 40));
-  std::vector<uint16_t> scales(quant_scale_count(5, 40));
   try {
-    quantize_matrix(QuantType::Q8, m.data(), 5, 40, data.data(), scales.data());
+    quantize_matrix(QuantType::Q8, m.data(), 5, 40, data.data());
     ADD_FAILURE() << "no Error thrown";
   } catch (const Error& e) {
     EXPECT_THAT(std::string(e.what()), AllOf(HasSubstr("row 3"), HasSubstr("columns 32..63"), HasSubstr("column 5")));
   }
 }
 
-// Padding: a [5, 40] matrix is stored as [16, 64]: rows 5..15 and columns 40..63 are zero blocks / zero codes.
+// Padding: a [5, 40] matrix is stored as [16, 64]: rows 5..15 and columns 40..63 are zero blocks / zero codes. One
+// superblock: blocks 0 and 1 (16·B bytes each), then their 32 scales.
 TEST(Quantize, PaddingRowsAndColumnsAndLayout) {
   for (QuantType t : {QuantType::Q8, QuantType::Q4}) {
     const int64_t rows = 5, cols = 40;
@@ -211,12 +211,10 @@ TEST(Quantize, PaddingRowsAndColumnsAndLayout) {
     std::vector<float> w(rows * cols);
     for (float& v : w) v = normal(rng);
     const int bb = quant_block_bytes(t);
-    EXPECT_EQ(quant_data_shape(t, rows, cols), (std::vector<int64_t>{1, 2, 16 * bb}));
-    EXPECT_EQ(quant_scale_shape(rows, cols), (std::vector<int64_t>{1, 2, 16}));
+    EXPECT_EQ(quant_data_shape(t, rows, cols), (std::vector<int64_t>{1, 1, 2 * 16 * bb + 64}));
     std::vector<uint8_t> data(quant_data_bytes(t, rows, cols), 0xAB);
-    std::vector<uint16_t> scales(quant_scale_count(rows, cols), 0xABCD);
-    ASSERT_EQ(data.size(), static_cast<size_t>(16 * 64 * bb / 32));
-    quantize_matrix(t, w.data(), rows, cols, data.data(), scales.data());
+    ASSERT_EQ(data.size(), static_cast<size_t>(16 * 64 * bb / 32 + 64));
+    quantize_matrix(t, w.data(), rows, cols, data.data());
 
     for (int64_t r = 0; r < 16; ++r)
       for (int64_t kb = 0; kb < 2; ++kb) {
@@ -226,8 +224,9 @@ TEST(Quantize, PaddingRowsAndColumnsAndLayout) {
           if (r < rows && kb * 32 + j < cols) block[j] = w[r * cols + kb * 32 + j];
         int8_t expect[32];
         const uint16_t h = quantize_block(t, block.data(), expect);
-        EXPECT_EQ(scales[quant_scale_index(64, r, kb)], h);
-        EXPECT_EQ(quant_scale_index(64, r, kb), kb * 16 + r);
+        const int64_t at = quant_scale_offset(t, 64, r, kb);
+        EXPECT_EQ(at, 2 * 16 * bb + (kb * 16 + r) * 2);
+        EXPECT_EQ(data[at] | data[at + 1] << 8, h);
         for (int j = 0; j < 32; ++j) {
           EXPECT_EQ(stored_code(t, data, 64, r, kb * 32 + j), expect[j]) << "row " << r << " col " << kb * 32 + j;
           if (r >= rows || kb * 32 + j >= cols) {
@@ -246,10 +245,8 @@ TEST(Quantize, PaddingRowsAndColumnsAndLayout) {
     }
     // Every byte is written: the same output over a buffer filled differently.
     std::vector<uint8_t> data2(data.size(), 0x00);
-    std::vector<uint16_t> scales2(scales.size(), 0);
-    quantize_matrix(t, w.data(), rows, cols, data2.data(), scales2.data());
+    quantize_matrix(t, w.data(), rows, cols, data2.data());
     EXPECT_EQ(data2, data);
-    EXPECT_EQ(scales2, scales);
   }
 }
 
@@ -488,23 +485,20 @@ TEST(QuantizeQ4Blocks, StopsAtTheFirstRejectedBlock) {
   std::vector<float> m(5 * 40, 0.5f);
   m[3 * 40 + 37] = std::nanf("");
   std::vector<uint8_t> data(quant_data_bytes(QuantType::Q4, 5, 40));
-  std::vector<uint16_t> scales(quant_scale_count(5, 40));
   try {
-    quantize_matrix(QuantType::Q4, m.data(), 5, 40, data.data(), scales.data());
+    quantize_matrix(QuantType::Q4, m.data(), 5, 40, data.data());
     ADD_FAILURE() << "no Error thrown";
   } catch (const Error& e) {
     EXPECT_THAT(std::string(e.what()), AllOf(HasSubstr("row 3"), HasSubstr("columns 32..63"), HasSubstr("column 5")));
   }
 }
 
-Weight2D make_weight(QuantType t, int64_t rows, int64_t cols, const std::vector<uint8_t>& data,
-                     const std::vector<uint16_t>& scales) {
+Weight2D make_weight(QuantType t, int64_t rows, int64_t cols, const std::vector<uint8_t>& data) {
   Weight2D w;
   w.dtype = quant_dtype(t);
   w.rows = rows;
   w.cols = cols;
   w.data = data.data();
-  w.qscale = scales.data();
   return w;
 }
 
@@ -516,17 +510,15 @@ TEST(Quantize, RoundTripErrorBounds) {
     std::vector<float> w(rows * cols);
     for (float& v : w) v = normal(rng) * 0.05f;
     std::vector<uint8_t> data(quant_data_bytes(t, rows, cols));
-    std::vector<uint16_t> scales(quant_scale_count(rows, cols));
-    quantize_matrix(t, w.data(), rows, cols, data.data(), scales.data());
-    const Weight2D wq = make_weight(t, rows, cols, data, scales);
-    const int64_t pc = quant_padded_cols(cols);
+    quantize_matrix(t, w.data(), rows, cols, data.data());
+    const Weight2D wq = make_weight(t, rows, cols, data);
     double worst_rel = 0.0;
     std::vector<float> row(cols + 1, 12345.0f);  // one guard value after the row: must stay untouched
     for (int64_t r = 0; r < rows; ++r) {
       dequantize_row(wq, r, row.data());
       EXPECT_EQ(row[cols], 12345.0f);
       for (int64_t c = 0; c < cols; ++c) {
-        const float s = f16_to_f32(scales[quant_scale_index(pc, r, c / 32)]);
+        const float s = f16_to_f32(quant_scale_bits(wq, r, c / 32));
         const double err = std::fabs(static_cast<double>(row[c]) - w[r * cols + c]);
         // Rounding error at most s/2, except q4 values clamped to 7 s or −8 s (the scale search may clip extremes).
         const double v = w[r * cols + c];
@@ -557,11 +549,10 @@ TEST(Quantize, NamesAndSizes) {
   EXPECT_STREQ(quant_type_name(QuantType::Q4), "q4");
   EXPECT_EQ(quant_type_of(DType::Q8), QuantType::Q8);
   EXPECT_FALSE(quant_type_of(DType::U8).has_value());
-  // DeepSeek-V3's q_b_proj [24576, 1536]: 24576 · 48 blocks.
-  EXPECT_EQ(quant_data_bytes(QuantType::Q8, 24576, 1536), 24576ll * 1536);
-  EXPECT_EQ(quant_data_bytes(QuantType::Q4, 24576, 1536), 24576ll * 1536 / 2);
-  EXPECT_EQ(quant_scale_count(24576, 1536), 24576ll * 48);
-  EXPECT_EQ(quant_data_bytes(QuantType::Q8, 1, 1), 16 * 32);  // padded to one 16-row group block
+  // DeepSeek-V3's q_b_proj [24576, 1536]: 24576 · 48 blocks, each its codes and a 2-byte scale.
+  EXPECT_EQ(quant_data_bytes(QuantType::Q8, 24576, 1536), 24576ll * 48 * (32 + 2));
+  EXPECT_EQ(quant_data_bytes(QuantType::Q4, 24576, 1536), 24576ll * 48 * (16 + 2));
+  EXPECT_EQ(quant_data_bytes(QuantType::Q8, 1, 1), 2 * 16 * 32 + 64);  // padded to one superblock of 16 rows
 }
 
 TEST(WeightBytes, EveryDtype) {
@@ -579,10 +570,10 @@ TEST(WeightBytes, EveryDtype) {
   w.block_rows = 64;
   w.block_cols = 32;  // 5 x 7 blocks
   EXPECT_EQ(weight_bytes(w), 300 * 200 + 5 * 7 * 4);
-  w.dtype = DType::Q8;  // padded [304, 224]: 304 · 7 blocks of 32 bytes + 2-byte scales
-  EXPECT_EQ(weight_bytes(w), 304 * 7 * (32 + 2));
+  w.dtype = DType::Q8;  // padded [304, 256] (columns to whole superblocks): 304 · 8 blocks of 32 bytes + 2-byte scales
+  EXPECT_EQ(weight_bytes(w), 304 * 8 * (32 + 2));
   w.dtype = DType::Q4;
-  EXPECT_EQ(weight_bytes(w), 304 * 7 * (16 + 2));
+  EXPECT_EQ(weight_bytes(w), 304 * 8 * (16 + 2));
   w.rows = 5;
   w.cols = 40;  // padded [16, 64]
   EXPECT_EQ(weight_bytes(w), 16 * 2 * (16 + 2));

@@ -380,7 +380,8 @@ TEST(ModelConfig, RejectsQuantMethodOtherThanFp8) {
 
 TEST(ModelConfig, WhaleQuantization) {
   json j = v3_config();
-  j["quantization_config"] = {{"quant_method", "whale"}, {"format", "q4"}, {"group_size", 32}, {"row_interleave", 16}};
+  j["quantization_config"] = {
+      {"quant_method", "whale"}, {"format", "q4"}, {"group_size", 32}, {"row_interleave", 16}, {"scales", "inline"}};
   ModelConfig c = parse_model_config(j, "config.json");
   EXPECT_EQ(c.whale_quant, QuantType::Q4);
   EXPECT_FALSE(c.quantization.has_value());
@@ -399,6 +400,12 @@ TEST(ModelConfig, WhaleQuantization) {
   EXPECT_THAT(config_error(j), HasSubstr("\"row_interleave\""));
   j["quantization_config"].erase("row_interleave");
   EXPECT_THAT(config_error(j), AllOf(HasSubstr("\"row_interleave\""), HasSubstr("missing")));
+  j["quantization_config"]["row_interleave"] = 16;
+  // A checkpoint of the layout before session 43 (scales in NAME_scale tensors) has no "scales": re-quantize.
+  j["quantization_config"].erase("scales");
+  EXPECT_THAT(config_error(j), AllOf(HasSubstr("\"scales\""), HasSubstr("quantize the original checkpoint again")));
+  j["quantization_config"]["scales"] = "separate";
+  EXPECT_THAT(config_error(j), AllOf(HasSubstr("\"scales\""), HasSubstr("separate")));
   j["quantization_config"] = "whale";
   EXPECT_THAT(config_error(j), HasSubstr("\"quantization_config\""));
 }

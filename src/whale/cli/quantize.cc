@@ -91,7 +91,7 @@ struct Job {
   TensorView source;
   enum class Fate { Copy, Quantize, ToBf16 } fate = Fate::Copy;  // as it is; q8/q4 codes and scales; BF16
   TensorView scale_inv;         // FP8 sources: weight_scale_inv
-  std::vector<TensorSpec> out;  // copy: {name}; quantize: {name U8, name_scale F16}; to BF16: {name BF16}
+  std::vector<TensorSpec> out;  // copy: {name}; quantize: {name U8, codes and scales}; to BF16: {name BF16}
   uint64_t out_bytes() const {
     uint64_t n = 0;
     for (const TensorSpec& s : out) n += s.nbytes();
@@ -179,8 +179,7 @@ class Quantizer {
                name, dtype_name(t.dtype));
         if (t.dtype == DType::F8_E4M3) attach_block_scales(job);
         job.fate = Job::Fate::Quantize;
-        job.out = {{name, DType::U8, quant_data_shape(*type_, t.shape[0], t.shape[1])},
-                   {name + "_scale", DType::F16, quant_scale_shape(t.shape[0], t.shape[1])}};
+        job.out = {{name, DType::U8, quant_data_shape(*type_, t.shape[0], t.shape[1])}};
         ++quantized_;
       } else if (!type_ && floating_matrix) {
         if (t.dtype == DType::F8_E4M3) attach_block_scales(job);
@@ -234,7 +233,6 @@ class Quantizer {
         }
       created.push_back(out / file);
       SafetensorsWriter writer((out / file).string(), std::move(specs), {{"format", "pt"}});
-      std::map<std::string, std::vector<uint16_t>> pending_scales;  // computed with their weight, written in order
       for (const TensorSpec& spec : writer.order()) {
         const Job& job = *by_name.at(spec.name);
         if (job.fate == Job::Fate::ToBf16) {
@@ -244,14 +242,9 @@ class Quantizer {
           writer.write(spec.name, job.source.data, job.source.nbytes);
           release_pages(job.source.data, job.source.nbytes);
           done_bytes_ += job.source.nbytes;
-        } else if (spec.name == job.name) {
-          with_context(fmt::format("{}: tensor {}", job.source.file, job.name), [&] {
-            quantize_tensor(job, writer, pool, pending_scales[job.name + "_scale"], bar, total_mib);
-          });
         } else {
-          const std::vector<uint16_t>& scales = pending_scales.at(spec.name);
-          writer.write(spec.name, scales.data(), scales.size() * sizeof(uint16_t));
-          pending_scales.erase(spec.name);
+          with_context(fmt::format("{}: tensor {}", job.source.file, job.name),
+                       [&] { quantize_tensor(job, writer, pool, bar, total_mib); });
         }
         bar.update(static_cast<int>(done_bytes_ >> 20), static_cast<int>(total_mib));
       }
@@ -334,17 +327,15 @@ class Quantizer {
     if (t.dtype == DType::F8_E4M3) done_bytes_ += job.scale_inv.nbytes;
   }
 
-  void quantize_tensor(const Job& job, SafetensorsWriter& writer, ThreadPool& pool, std::vector<uint16_t>& scales,
-                       ProgressBar& bar, uint64_t total_mib) {
+  void quantize_tensor(const Job& job, SafetensorsWriter& writer, ThreadPool& pool, ProgressBar& bar,
+                       uint64_t total_mib) {
     const TensorView& t = job.source;
     const int64_t rows = t.shape[0], cols = t.shape[1];
     int block_rows = 0, block_cols = 0;
     const std::vector<float> block_scale = block_scales(job, block_rows, block_cols);
     const int64_t groups = quant_padded_rows(rows) / kQuantRowGroup;
-    const int64_t group_scales = quant_padded_cols(cols) / kQuantBlock * kQuantRowGroup;
-    const int64_t group_bytes = group_scales * quant_block_bytes(*type_);
+    const int64_t group_bytes = quant_group_bytes(*type_, quant_padded_cols(cols));
     const int64_t chunk = std::max<int64_t>(1, kChunkBytes / group_bytes);
-    scales.assign(static_cast<size_t>(groups * group_scales), 0);
     std::vector<uint8_t> buffer(static_cast<size_t>(std::min(chunk, groups) * group_bytes));
     const uint64_t in_row_bytes = t.nbytes / static_cast<uint64_t>(std::max<int64_t>(rows, 1));
     for (int64_t g0 = 0; g0 < groups; g0 += chunk) {
@@ -355,8 +346,7 @@ class Quantizer {
           const int64_t r0 = g * kQuantRowGroup;
           const int n = static_cast<int>(std::min<int64_t>(kQuantRowGroup, rows - r0));
           decode_rows_f32(job, block_scale, block_rows, block_cols, r0, n, rows4.data());
-          quantize_row_group(*type_, rows4.data(), cols, n, cols, buffer.data() + (g - g0) * group_bytes,
-                             scales.data() + g * group_scales, r0);
+          quantize_row_group(*type_, rows4.data(), cols, n, cols, buffer.data() + (g - g0) * group_bytes, r0);
         }
       });
       writer.write(job.name, buffer.data(), static_cast<size_t>((g1 - g0) * group_bytes));
@@ -425,7 +415,8 @@ void run_quantize(const QuantizeOptions& opt) {
       cfg["quantization_config"] = {{"quant_method", "whale"},
                                     {"format", quant_type_name(*type)},
                                     {"group_size", kQuantBlock},
-                                    {"row_interleave", kQuantRowGroup}};
+                                    {"row_interleave", kQuantRowGroup},
+                                    {"scales", "inline"}};
     } else {
       cfg.erase("quantization_config");
       cfg["torch_dtype"] = "bfloat16";

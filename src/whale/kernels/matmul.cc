@@ -286,9 +286,7 @@ std::optional<Weight2D> weight_rows(const Weight2D& w, int64_t r0, int64_t r1) {
   s.rows = r1 - r0;
   if (is_quant(w.dtype)) {
     if (r0 % kQuantRowGroup != 0) return std::nullopt;
-    const int64_t blocks = quant_padded_cols(w.cols) / kQuantBlock;
-    s.data = w.data + r0 * blocks * quant_block_bytes(quant_type(w.dtype));
-    s.qscale = w.qscale + r0 * blocks;
+    s.data = w.data + r0 / kQuantRowGroup * quant_group_bytes(quant_type(w.dtype), quant_padded_cols(w.cols));
     return s;
   }
   if (w.dtype == DType::F8_E4M3) {
@@ -306,11 +304,9 @@ void prefetch_rows(const Weight2D& w, int64_t r0, int64_t r1) {
   };
   if (r0 >= r1) return;
   if (is_quant(w.dtype)) {
-    const int64_t blocks = quant_padded_cols(w.cols) / kQuantBlock;
+    const int64_t group_bytes = quant_group_bytes(quant_type(w.dtype), quant_padded_cols(w.cols));
     const int64_t g0 = r0 / kQuantRowGroup, g1 = (r1 + kQuantRowGroup - 1) / kQuantRowGroup;
-    prefetch(w.data + g0 * blocks * quant_group_block_bytes(quant_type(w.dtype)),
-             static_cast<size_t>((g1 - g0) * blocks * quant_group_block_bytes(quant_type(w.dtype))));
-    prefetch(w.qscale + g0 * blocks * kQuantRowGroup, static_cast<size_t>((g1 - g0) * blocks * kQuantRowGroup * 2));
+    prefetch(w.data + g0 * group_bytes, static_cast<size_t>((g1 - g0) * group_bytes));
     return;
   }
   const size_t row_bytes = static_cast<size_t>(w.cols) * dtype_size(w.dtype);

@@ -67,18 +67,22 @@ WHALE_AMX_ATTR void configure() {
 // Group g's codes as signed bytes in q8 line order, [blocks][8 lines][64]: q8 codes unbiased (xor 0x80), q4 nibbles
 // spread to one byte each (lines 0-3: low nibbles, columns 0-15; lines 4-7: high nibbles, columns 16-31) minus 8.
 WHALE_AMX_ATTR void signed_codes(const Weight2D& w, int64_t g, int64_t blocks, uint8_t* out) {
+  const int64_t padded_cols = blocks * kQuantBlock;
   if (w.dtype == DType::Q8) {
-    const uint8_t* p = w.data + g * blocks * quant_group_block_bytes(QuantType::Q8);
+    const uint8_t* p = w.data + g * quant_group_bytes(QuantType::Q8, padded_cols);
     const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
-    for (int64_t i = 0; i < blocks * 8; ++i)
-      _mm512_store_si512(out + 64 * i, _mm512_xor_si512(_mm512_loadu_si512(p + 64 * i), flip));
+    for (int64_t kb = 0; kb < blocks; ++kb)
+      for (int l = 0; l < 8; ++l)
+        _mm512_store_si512(out + kb * 512 + 64 * l,
+                           _mm512_xor_si512(_mm512_loadu_si512(p + quant_block_in_group(QuantType::Q8, kb) + 64 * l),
+                                            flip));
     return;
   }
-  const uint8_t* p = w.data + g * blocks * quant_group_block_bytes(QuantType::Q4);
+  const uint8_t* p = w.data + g * quant_group_bytes(QuantType::Q4, padded_cols);
   const __m512i low = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8);
   for (int64_t kb = 0; kb < blocks; ++kb)
     for (int l = 0; l < 4; ++l) {
-      const __m512i v = _mm512_loadu_si512(p + kb * 256 + 64 * l);
+      const __m512i v = _mm512_loadu_si512(p + quant_block_in_group(QuantType::Q4, kb) + 64 * l);
       _mm512_store_si512(out + kb * 512 + 64 * l, _mm512_sub_epi8(_mm512_and_si512(v, low), eight));
       _mm512_store_si512(out + kb * 512 + 64 * (l + 4),
                          _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), low), eight));
@@ -94,8 +98,9 @@ WHALE_AMX_ATTR inline void accumulate(const int32_t* c, __m512 sw, const float* 
 }
 
 WHALE_AMX_ATTR inline __m512 block_scales(const Weight2D& w, int64_t g, int64_t blocks, int64_t kb) {
-  return _mm512_cvtph_ps(
-      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qscale + (g * blocks + kb) * kQuantRowGroup)));
+  const QuantType t = w.dtype == DType::Q8 ? QuantType::Q8 : QuantType::Q4;
+  const uint8_t* p = w.data + g * quant_group_bytes(t, blocks * kQuantBlock) + quant_scales_in_group(t, kb);
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
 
 WHALE_AMX_ATTR void run(const Weight2D& w, int64_t g0, int64_t g1, const simd::QuantizedActivations& xq, float* y,

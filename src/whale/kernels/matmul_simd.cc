@@ -94,8 +94,8 @@ inline bool HasVnni() {
   return has;
 }
 
-// The 16 f16 scales of one group block (row i of the group in lane i) as f32.
-WHALE_VNNI_ATTR inline __m512 GroupBlockScales(const uint16_t* p) {
+// The 16 f16 scales of one group block (row i of the group in lane i) as f32, from their place in the superblock.
+WHALE_VNNI_ATTR inline __m512 GroupBlockScales(const uint8_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
 
@@ -115,20 +115,21 @@ WHALE_VNNI_ATTR inline void QuarterCodes(const uint8_t* p, QuantType type, __m51
   hi = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), values);
 }
 
-// Rows [r0, r1) of a q8/q4 weight whose cols are a multiple of 32, as f32 (out row stride w.cols): each 16-byte
+// Rows [r0, r1) of a q8/q4 weight whose cols are a multiple of 64 (no padding), as f32 (out row stride w.cols): each 16-byte
 // quarter of a line (4 rows × 4 columns) is widened, scaled by its rows' f16 scales and stored as four 4-float pieces.
 // code · scale is one exact f32 product, as in dequantize_row.
 WHALE_VNNI_ATTR void DecodeQuantRowsVnni(const Weight2D& w, int64_t r0, int64_t r1, float* out) {
   const QuantType type = w.dtype == DType::Q8 ? QuantType::Q8 : QuantType::Q4;
   const int64_t k = w.cols, blocks = k / kQuantBlock;
-  const int lines = type == QuantType::Q8 ? 8 : 4, gbb = quant_group_block_bytes(type);
+  const int lines = type == QuantType::Q8 ? 8 : 4;
+  const int64_t group_bytes = quant_group_bytes(type, k);
   const int n = type == QuantType::Q8 ? 1 : 2;  // code vectors per line quarter
   __m512i quarter_idx[4];
   QuarterRowIndices(quarter_idx);
   for (int64_t g = r0 / kQuantRowGroup; g * kQuantRowGroup < r1; ++g)
     for (int64_t kb = 0; kb < blocks; ++kb) {
-      const __m512 sw = GroupBlockScales(w.qscale + (g * blocks + kb) * kQuantRowGroup);
-      const uint8_t* gb = w.data + (g * blocks + kb) * gbb;
+      const __m512 sw = GroupBlockScales(w.data + g * group_bytes + quant_scales_in_group(type, kb));
+      const uint8_t* gb = w.data + g * group_bytes + quant_block_in_group(type, kb);
       for (int l = 0; l < lines; ++l)
         for (int q = 0; q < 4; ++q) {
           const __m512 s = _mm512_permutexvar_ps(quarter_idx[q], sw);
@@ -154,7 +155,7 @@ void DecodeRows(const Weight2D& w, int64_t r0, int64_t r1, float* out) {
   const int64_t k = w.cols;
   if (w.dtype == DType::Q8 || w.dtype == DType::Q4) {
 #if HWY_TARGET == HWY_AVX3_DL
-    if (HasVnni() && k % kQuantBlock == 0) return DecodeQuantRowsVnni(w, r0, r1, out);
+    if (HasVnni() && k == quant_padded_cols(k)) return DecodeQuantRowsVnni(w, r0, r1, out);
 #endif
     for (int64_t r = r0; r < r1; ++r) dequantize_row(w, r, out + (r - r0) * k);
     return;
@@ -486,7 +487,7 @@ void TileQuantPortable(const Weight2D& w, int64_t g, int n_rows, const Quantized
       for (int64_t kb = 0; kb < xq.blocks; ++kb) {
         int32_t dot = xq.corr[(t0 + t) * xq.blocks + kb];
         for (int64_t c = kb * kQuantBlock; c < (kb + 1) * kQuantBlock; ++c) dot += codes[c] * xrow[c];
-        const float sw = f16_to_f32(w.qscale[quant_scale_index(pc, r, kb)]);
+        const float sw = f16_to_f32(load_u16(w.data + quant_scale_offset(type, pc, r, kb), 0));
         acc = std::fma(static_cast<float>(dot), sw * xq.scale[(t0 + t) * xq.blocks + kb], acc);
       }
       y[t * ldy + i] = acc;
@@ -498,8 +499,9 @@ void TileQuantPortable(const Weight2D& w, int64_t g, int n_rows, const Quantized
 
 // Software prefetch for streamed weights: the hardware prefetcher alone leaves decode waiting on memory. Two
 // distances: far ahead into L2, so that enough lines are in flight to draw the memory's bandwidth while the core
-// computes, and near ahead into L1, so that the loads find them there. The scales are a second stream (32 bytes per
-// group block) and get the far prefetch too: without it each of their lines is a miss the core waits for. Measured on
+// computes, and near ahead into L1, so that the loads find them there. The scales' lines, in the same stream, get
+// the same prefetches (when they were a second stream, without a prefetch each of their lines was a miss the core
+// waited for). Measured on
 // a 2-vCPU Xeon (model 207), q4 decode over 1.5 GB of experts: 83% of the read probe with one 2 KB L1 distance, 95%
 // with an 8 KB far distance. The AMD Zen 4 and Zen 5 VMs do better with 32 KB (docs/performance.md, sessions 27-28):
 // on Zen 4 decode_stream_bench q4 70 → 83% of the probe and `whale bench` decode 4-9% faster, 64 KB slower again; on
@@ -514,60 +516,66 @@ void TileQuantPortable(const Weight2D& w, int64_t g, int n_rows, const Quantized
 constexpr int64_t kPrefetchFarBytes = WHALE_PREFETCH_FAR_BYTES;
 constexpr int64_t kPrefetchNearBytes = WHALE_PREFETCH_NEAR_BYTES;
 
-// The prefetches for line l of group block kb (codes at wp, the group's scales at sp): the line's far and near
-// successors, and every other block the scales' line as far ahead as the codes.
-template <QuantType type>
-WHALE_VNNI_ATTR inline void PrefetchGroupLine(const uint8_t* wp, const uint16_t* sp, int64_t kb, int l) {
-  constexpr int64_t far_blocks = kPrefetchFarBytes / quant_group_block_bytes(type);
-  _mm_prefetch(reinterpret_cast<const char*>(wp + 64 * l + kPrefetchFarBytes), _MM_HINT_T1);
-  _mm_prefetch(reinterpret_cast<const char*>(wp + 64 * l + kPrefetchNearBytes), _MM_HINT_T0);
-  if (l == 0 && kb % 2 == 0)
-    _mm_prefetch(reinterpret_cast<const char*>(sp + (kb + far_blocks) * kQuantRowGroup), _MM_HINT_T1);
+// The prefetches for one line of a group's stream (a code line, or a superblock's scale line): far and near
+// successors. The scales ride in the same stream, one line per superblock, and get the same two prefetches.
+WHALE_VNNI_ATTR inline void PrefetchGroupLine(const uint8_t* line) {
+  _mm_prefetch(reinterpret_cast<const char*>(line + kPrefetchFarBytes), _MM_HINT_T1);
+  _mm_prefetch(reinterpret_cast<const char*>(line + kPrefetchNearBytes), _MM_HINT_T0);
 }
 
-// The prefetches for line l of group block kb in a four (G = 4: four adjacent groups read side by side, one stream
-// each). There the far distance above, at least a group, lands in lines another of the four streams is reading (at
-// K = 2048 a q8 group is exactly 32 KB: each stream's far prefetch hit the next stream's current line), and the four
-// streams are enough to draw the bandwidth: each stream prefetches its own lines into L1 only, kQuadPrefetchBytes
-// ahead, and its scales kQuadScaleAheadBlocks ahead. `whale bench -p 0 -n 32` on the Zen 5 VM, alternated with the
-// binary before (session 35, docs/performance.md): q8 16.7-18.1 → 18.2-19.6 tok/s over 7 rounds, q4 27.6-28.0 →
-// 29.3-30.1 over 4; 2 and 6 KB measured the same as 4, 8 KB lower.
+// The prefetches for a four (G = 4: four adjacent groups read side by side, one stream each). There the far distance
+// above, at least a group, lands in lines another of the four streams is reading (at K = 2048 a q8 group is 34 KB:
+// each stream's far prefetch hit the next stream's current lines), and the four streams are enough to draw the
+// bandwidth: each stream prefetches its own lines into L1 only, about kQuadPrefetchBytes ahead (a whole number of
+// superblocks, kQuadAheadSuperblocks). `whale bench -p 0 -n 32` on the Zen 5 VM, alternated with the binary before
+// (session 35, docs/performance.md): q8 16.7-18.1 → 18.2-19.6 tok/s over 7 rounds, q4 27.6-28.0 → 29.3-30.1 over 4;
+// 2 and 6 KB measured the same as 4, 8 KB lower.
 #ifndef WHALE_QUAD_PREFETCH_BYTES
 #define WHALE_QUAD_PREFETCH_BYTES 4096
 #endif
 constexpr int64_t kQuadPrefetchBytes = WHALE_QUAD_PREFETCH_BYTES;
-constexpr int64_t kQuadScaleAheadBlocks = 8;
-// Near a group's end the distances reach past it, into the group after, which is the next stream of the same four
-// and already read: there they skip the rest of the four (3 groups) to the same stream of the next four, which this
-// thread usually reads next. QuadAhead gives block kb's distances: its codes' (exact for each of its lines, the
-// distance being a whole number of blocks) and its scales' in blocks. `whale bench -p 0 -n 32` on the Zen 5 VM,
-// alternated with the binary before (session 36): q4 medians 28.4 → 29.3 tok/s (10 rounds), q8 17.4 → 17.5 (13).
-struct QuadAhead {
-  int64_t code_bytes;
-  int64_t scale_blocks;
-};
 template <QuantType type>
-inline QuadAhead quad_ahead(int64_t kb, int64_t blocks) {
-  constexpr int64_t block_bytes = quant_group_block_bytes(type);
-  static_assert(kQuadPrefetchBytes % block_bytes == 0, "a block's lines must cross a group's end together");
-  constexpr int64_t code_blocks = kQuadPrefetchBytes / block_bytes;
-  return {kb + code_blocks >= blocks ? kQuadPrefetchBytes + 3 * blocks * block_bytes : kQuadPrefetchBytes,
-          kb + kQuadScaleAheadBlocks >= blocks ? kQuadScaleAheadBlocks + 3 * blocks : kQuadScaleAheadBlocks};
+inline constexpr int64_t kQuadAheadSuperblocks =
+    std::max<int64_t>(1, (kQuadPrefetchBytes + quant_superblock_bytes(type) / 2) / quant_superblock_bytes(type));
+// Near a group's end the distance reaches past it, into the group after, which is the next stream of the same four and
+// already read: there it skips the rest of the four (3 groups) to the same stream of the next four, which this thread
+// usually reads next. Superblock sb's distance in bytes (a superblock's lines cross a group's end together).
+template <QuantType type>
+inline int64_t quad_ahead(int64_t sb, int64_t superblocks, int64_t group_bytes) {
+  constexpr int64_t d = kQuadAheadSuperblocks<type> * quant_superblock_bytes(type);
+  return sb + kQuadAheadSuperblocks<type> >= superblocks ? d + 3 * group_bytes : d;
 }
-// Which lines of a block prefetch kQuadPrefetchBytes ahead: l % kQuadCodePrefetchEvery == 0. q8 prefetches only a
-// block's first line (one per 512 bytes, the hardware's stream prefetcher fetching the rest): `whale bench --model
-// .../v2lite-bench-q8 -p 0 -n 32`, alternated with every line prefetched (session 40, Zen 5 VM), paired medians
-// 1.046x, 1.060x, 1.041x and 1.038x over 10-12 rounds, ahead in 8 of 10-12 each; decode_stream_bench q8 2-9% faster
-// in 3 rounds. q4 keeps a prefetch per line: every 2 lines measured 0.78x, every 4 lines 0.90x (8-10 rounds each).
+// Which code lines of a block prefetch: l % kQuadCodePrefetchEvery == 0. q8 prefetches only a block's first line (one
+// per 512 bytes, the hardware's stream prefetcher fetching the rest): `whale bench --model .../v2lite-bench-q8 -p 0
+// -n 32`, alternated with every line prefetched (session 40, Zen 5 VM), paired medians 1.046x, 1.060x, 1.041x and
+// 1.038x over 10-12 rounds, ahead in 8 of 10-12 each; decode_stream_bench q8 2-9% faster in 3 rounds. q4 keeps a
+// prefetch per line: every 2 lines measured 0.78x, every 4 lines 0.90x (8-10 rounds each). Both prefetch the scale
+// line of each superblock, with the second block's first code line.
 template <QuantType type>
 inline constexpr int kQuadCodePrefetchEvery = type == QuantType::Q8 ? 8 : 1;
+// Line l of block kb (its codes at bp, its superblock's scale line scale_line bytes from bp), `ahead` bytes on.
 template <QuantType type>
-WHALE_VNNI_ATTR inline void PrefetchQuadLine(const uint8_t* wp, const uint16_t* sp, int64_t kb, int l,
-                                             QuadAhead ahead) {
+WHALE_VNNI_ATTR inline void PrefetchQuadLine(const uint8_t* bp, int64_t scale_line, int64_t kb, int l, int64_t ahead) {
   if (l % kQuadCodePrefetchEvery<type> == 0)
-    _mm_prefetch(reinterpret_cast<const char*>(wp + 64 * l + ahead.code_bytes), _MM_HINT_T0);
-  if (l == 0 && kb % 2 == 0)
-    _mm_prefetch(reinterpret_cast<const char*>(sp + (kb + ahead.scale_blocks) * kQuantRowGroup), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(bp + 64 * l + ahead), _MM_HINT_T0);
+  if (l == 0 && kb % kQuantSuperBlocks == kQuantSuperBlocks - 1)
+    _mm_prefetch(reinterpret_cast<const char*>(bp + scale_line + ahead), _MM_HINT_T0);
+}
+
+// The same with the scale line as an address (TileQ4Vnni).
+template <QuantType type>
+WHALE_VNNI_ATTR inline void PrefetchQuadLineAt(const uint8_t* bp, const uint8_t* scale_line, int64_t kb, int l,
+                                               int64_t ahead) {
+  if (l % kQuadCodePrefetchEvery<type> == 0)
+    _mm_prefetch(reinterpret_cast<const char*>(bp + 64 * l + ahead), _MM_HINT_T0);
+  if (l == 0 && kb % kQuantSuperBlocks == kQuantSuperBlocks - 1)
+    _mm_prefetch(reinterpret_cast<const char*>(scale_line + ahead), _MM_HINT_T0);
+}
+
+// Where block kb's superblock keeps its scale line, in bytes from the block's codes.
+template <QuantType type>
+inline int64_t ScaleLineFromCodes(int64_t kb) {
+  return kQuantScalesAt(type) - kQuantCodesAt - kb % kQuantSuperBlocks * quant_group_block_bytes(type);
 }
 
 WHALE_VNNI_ATTR inline __m512i Broadcast4(const int8_t* p) {
@@ -625,10 +633,10 @@ template <int T, int G = 1>
 WHALE_VNNI_ATTR void TileQ8Vnni(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq,
                                 int64_t t0, float* y, int64_t ldy) {
   constexpr int A = T <= 2 ? 2 : 1;
-  const int64_t blocks = xq.blocks, group_bytes = blocks * quant_group_block_bytes(QuantType::Q8);
-  const uint8_t* wp = w.data + g * group_bytes;
-  const uint16_t* sp[G];
-  for (int i = 0; i < G; ++i) sp[i] = w.qscale + (g + i) * blocks * kQuantRowGroup;
+  constexpr QuantType kType = QuantType::Q8;
+  constexpr int64_t kBlockStep = quant_group_block_bytes(kType), kSuperStep = kBlockStep + kQuantScaleLineBytes;
+  const int64_t blocks = xq.blocks, group_bytes = quant_group_bytes(kType, blocks * kQuantBlock);
+  const uint8_t* const wg = w.data + g * group_bytes;
   const TiledTokens x = TokensAt<T>(xq, t0);
   const int8_t* xb = x.q;
   const int32_t* corr = x.corr;
@@ -638,23 +646,34 @@ WHALE_VNNI_ATTR void TileQ8Vnni(const Weight2D& w, int64_t g, int n_rows, const 
   // q4 prompt, perf).
 #pragma GCC unroll 16
   for (int i = 0; i < G * T; ++i) f[i / T][i % T] = _mm512_setzero_ps();
-  for (int64_t kb = 0; kb < blocks; ++kb, wp += 512, xb += kTokenCodeStep<T>, corr += kTokenBlockStep<T>,
-               sx += kTokenBlockStep<T>) {
+  // wp: block kb's codes, one group block on from the last, or past the superblock's scale line after a pair.
+  const uint8_t* wp = wg + kQuantCodesAt;
+  for (int64_t kb = 0; kb < blocks; ++kb, xb += kTokenCodeStep<T>, corr += kTokenBlockStep<T>,
+               sx += kTokenBlockStep<T>, wp += kb % kQuantSuperBlocks == 0 ? kSuperStep : kBlockStep) {
     __m512i acc[G][T][A];
     for (int i = 0; i < G; ++i)
       for (int t = 0; t < T; ++t) {
         acc[i][t][0] = _mm512_set1_epi32(corr[t]);
         if constexpr (A == 2) acc[i][t][1] = _mm512_setzero_si512();
       }
-    const QuadAhead ahead = quad_ahead<QuantType::Q8>(kb, blocks);
+    const int64_t scale_line = ScaleLineFromCodes<kType>(kb);
+    // Each group's block as a pointer of its own: left as wp + i·group_bytes, GCC kept an offset per group and line
+    // in vector registers, moving it to a general one for each load (TileQ8Vnni<1, 4>: 34 such moves).
+    const uint8_t* bp[G];
+    for (int i = 0; i < G; ++i) bp[i] = wp + i * group_bytes;
+    const int64_t ahead = G == 4 ? quad_ahead<kType>(kb / kQuantSuperBlocks, blocks / kQuantSuperBlocks, group_bytes) : 0;
     // WHALE_VNNI_ATTR again: clang does not give a lambda the target of the function around it.
     const auto line = [&](int l) WHALE_VNNI_ATTR {
       for (int i = 0; i < G; ++i) {
-        if constexpr (G == 4) PrefetchQuadLine<QuantType::Q8>(wp + i * group_bytes, sp[i], kb, l, ahead);
-        else PrefetchGroupLine<QuantType::Q8>(wp + i * group_bytes, sp[i], kb, l);
+        if constexpr (G == 4) {
+          PrefetchQuadLine<kType>(bp[i], scale_line, kb, l, ahead);
+        } else {
+          PrefetchGroupLine(bp[i] + 64 * l);
+          if (l == 0 && kb % kQuantSuperBlocks == 0) PrefetchGroupLine(bp[i] + scale_line);
+        }
       }
       __m512i wv[G];
-      for (int i = 0; i < G; ++i) wv[i] = _mm512_loadu_si512(wp + i * group_bytes + 64 * l);
+      for (int i = 0; i < G; ++i) wv[i] = _mm512_loadu_si512(bp[i] + 64 * l);
       for (int t = 0; t < T; ++t) {
         const __m512i xv = Broadcast4(xb + t * kQuantBlock + 4 * l);
         for (int i = 0; i < G; ++i) acc[i][t][l % A] = _mm512_dpbusd_epi32(acc[i][t][l % A], wv[i], xv);
@@ -672,7 +691,7 @@ WHALE_VNNI_ATTR void TileQ8Vnni(const Weight2D& w, int64_t g, int n_rows, const 
       for (int l = 0; l < 8; ++l) line(l);
     }
     for (int i = 0; i < G; ++i) {
-      const __m512 sw = GroupBlockScales(sp[i] + kb * kQuantRowGroup);
+      const __m512 sw = GroupBlockScales(bp[i] + scale_line + kb % kQuantSuperBlocks * kQuantRowGroup * 2);
       for (int t = 0; t < T; ++t) {
         __m512i a = acc[i][t][0];
         if constexpr (A == 2) a = _mm512_add_epi32(a, acc[i][t][1]);
@@ -697,10 +716,9 @@ constexpr int kQ4OneAccumulatorTokens = 4;
 template <int T, int G = 1, bool Prefetch = true>
 WHALE_VNNI_ATTR void TileQ4Vnni(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq,
                                 int64_t t0, float* y, int64_t ldy) {
-  const int64_t blocks = xq.blocks, group_bytes = blocks * quant_group_block_bytes(QuantType::Q4);
-  const uint8_t* wp = w.data + g * group_bytes;
-  const uint16_t* sp[G];
-  for (int i = 0; i < G; ++i) sp[i] = w.qscale + (g + i) * blocks * kQuantRowGroup;
+  constexpr QuantType kType = QuantType::Q4;
+  const int64_t blocks = xq.blocks, group_bytes = quant_group_bytes(kType, blocks * kQuantBlock);
+  const uint8_t* const wg = w.data + g * group_bytes;
   const TiledTokens tiled = TokensAt<T>(xq, t0);
   const int8_t* xb = tiled.q;
   const int32_t* corr = tiled.corr;
@@ -715,7 +733,7 @@ WHALE_VNNI_ATTR void TileQ4Vnni(const Weight2D& w, int64_t g, int n_rows, const 
   // each token's block ends in 3 vector operations instead of 5. Few tokens: two, the high nibbles used in place
   // and one shift per block. The integer sums are the same.
   constexpr bool kOne = T >= kQ4OneAccumulatorTokens;
-  for (int64_t kb = 0; kb < blocks; ++kb, wp += 256, xb += kTokenCodeStep<T>, corr += kTokenBlockStep<T>,
+  for (int64_t kb = 0; kb < blocks; ++kb, xb += kTokenCodeStep<T>, corr += kTokenBlockStep<T>,
                sx += kTokenBlockStep<T>) {
     __m512i acc_lo[G][T], acc_hi[G][kOne ? 1 : T];
     for (int i = 0; i < G; ++i)
@@ -723,13 +741,23 @@ WHALE_VNNI_ATTR void TileQ4Vnni(const Weight2D& w, int64_t g, int n_rows, const 
         acc_lo[i][t] = _mm512_set1_epi32(corr[t]);
         if constexpr (!kOne) acc_hi[i][t] = _mm512_setzero_si512();
       }
-    const QuadAhead ahead = quad_ahead<QuantType::Q4>(kb, blocks);
+    // Addresses recomputed from the group's start for every block, not advanced as TileQ8Vnni's: GCC then keeps an
+    // offset per group and line in vector registers (about 16 register moves per block), which measured faster for
+    // this tile: q4 decode 1.047x against 0.975x the separate-scales layout (`whale bench -p 0 -n 32`, 10 alternated
+    // rounds, Zen 5 VM, session 43). TileQ8Vnni the other way round: 0.86x this way, 0.99x with pointers per group.
+    const uint8_t* const wp = wg + quant_block_in_group(kType, kb);
+    const uint8_t* const scale_line = wg + kb / kQuantSuperBlocks * quant_superblock_bytes(kType) + kQuantScalesAt(kType);
+    const int64_t ahead = G == 4 ? quad_ahead<kType>(kb / kQuantSuperBlocks, blocks / kQuantSuperBlocks, group_bytes) : 0;
     // WHALE_VNNI_ATTR again: clang does not give a lambda the target of the function around it.
     const auto line = [&](int l) WHALE_VNNI_ATTR {
       __m512i lo[G], hi[G];
       for (int i = 0; i < G; ++i) {
-        if constexpr (Prefetch && G == 4) PrefetchQuadLine<QuantType::Q4>(wp + i * group_bytes, sp[i], kb, l, ahead);
-        else if constexpr (Prefetch) PrefetchGroupLine<QuantType::Q4>(wp + i * group_bytes, sp[i], kb, l);
+        if constexpr (Prefetch && G == 4) {
+          PrefetchQuadLineAt<kType>(wp + i * group_bytes, scale_line + i * group_bytes, kb, l, ahead);
+        } else if constexpr (Prefetch) {
+          PrefetchGroupLine(wp + i * group_bytes + 64 * l);
+          if (l == 0 && kb % kQuantSuperBlocks == 0) PrefetchGroupLine(scale_line + i * group_bytes);
+        }
         const __m512i v = _mm512_loadu_si512(wp + i * group_bytes + 64 * l);
         lo[i] = _mm512_and_si512(v, low);
         hi[i] = kOne ? _mm512_and_si512(_mm512_srli_epi16(v, 4), low) : _mm512_and_si512(v, high);
@@ -755,7 +783,7 @@ WHALE_VNNI_ATTR void TileQ4Vnni(const Weight2D& w, int64_t g, int n_rows, const 
       for (int l = 0; l < 4; ++l) line(l);
     }
     for (int i = 0; i < G; ++i) {
-      const __m512 sw = GroupBlockScales(sp[i] + kb * kQuantRowGroup);
+      const __m512 sw = GroupBlockScales(wg + i * group_bytes + quant_scales_in_group(kType, kb));
       for (int t = 0; t < T; ++t) {
         __m512i a = acc_lo[i][t];
         if constexpr (!kOne) a = _mm512_add_epi32(a, _mm512_srai_epi32(acc_hi[i][t], 4));
@@ -805,18 +833,21 @@ void TileTokens(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivat
 // operations in the same order whatever the other tokens: bitwise the results of one token at a time. Several tokens
 // per widened line matter: one token's two accumulators are chains of 4-cycle FMAs.
 constexpr int kXwChunkTokens = 4;
-// Each line read prefetches the same line of its group this many blocks on, into L1; in the last blocks, the first
-// blocks of the rows `ahead` groups on (the caller's next rows). Prefetching the whole next call's rows a line per
+// Each line read prefetches the same line of its group this many blocks on (one superblock), into L1; in the last
+// blocks, the first blocks of the rows `ahead` groups on (the caller's next rows). Scale lines likewise, one per
+// superblock. Prefetching the whole next call's rows a line per
 // line read, into L2, instead: absorbed attention's q8 W_UK 49-63 µs per layer and thread (8 heads) against 38-42
 // (Zen 5 VM, session 37; q4 level).
-constexpr int64_t kXwPrefetchBlocks = 2;
+constexpr int64_t kXwPrefetchBlocks = kQuantSuperBlocks;
 
 // Tokens [0, MT) of x (row stride ldx) into y (row stride ldy); xs: scratch of MT · groups · 64 floats, 64-byte aligned.
 template <int MT>
 WHALE_VNNI_ATTR void XwQuantChunk(const Weight2D& w, QuantType type, int64_t g0, int64_t groups, const float* x,
                                   int64_t ldx, float* xs, float* y, int64_t ldy, int64_t ahead) {
   const int64_t blocks = quant_padded_cols(w.cols) / kQuantBlock;
-  const int lines = type == QuantType::Q8 ? 8 : 4, gbb = quant_group_block_bytes(type);
+  const int lines = type == QuantType::Q8 ? 8 : 4;
+  const int64_t group_bytes = quant_group_bytes(type, blocks * kQuantBlock);
+  const uint8_t* const w0 = w.data + g0 * group_bytes;
   __m512i quarter_idx[4];
   QuarterRowIndices(quarter_idx);
   const int64_t token_floats = groups * 4 * 16;  // xs per token: [groups][4][16], for the block column kb
@@ -824,26 +855,33 @@ WHALE_VNNI_ATTR void XwQuantChunk(const Weight2D& w, QuantType type, int64_t g0,
     const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
     return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
   };
+  // Block kb's codes (and scales) kXwPrefetchBlocks on, or in the last blocks those of the rows `ahead` groups on, as
+  // an offset from block kb's own (0: no prefetch).
+  const auto block_at = [&](int64_t kb, bool scales) {
+    return scales ? quant_scales_in_group(type, kb) : quant_block_in_group(type, kb);
+  };
   for (int64_t kb = 0; kb < blocks; ++kb) {
+    const bool within = kb + kXwPrefetchBlocks < blocks;
+    const auto skip_to = [&](bool scales) -> int64_t {
+      if (within) return block_at(kb + kXwPrefetchBlocks, scales) - block_at(kb, scales);
+      if (ahead == 0) return 0;
+      return ahead * group_bytes + block_at(kb + kXwPrefetchBlocks - blocks, scales) - block_at(kb, scales);
+    };
+    const int64_t skip = skip_to(false), scale_skip = kb % kQuantSuperBlocks == 0 ? skip_to(true) : 0;
     for (int t = 0; t < MT; ++t)
       for (int64_t g = 0; g < groups; ++g) {
-        const uint16_t* sp = w.qscale + ((g0 + g) * blocks + kb) * kQuantRowGroup;
-        if (ahead != 0 && t == 0 && kb % 2 == 0)
-          _mm_prefetch(reinterpret_cast<const char*>(sp + ahead * blocks * kQuantRowGroup), _MM_HINT_T1);
+        const uint8_t* sp = w0 + g * group_bytes + quant_scales_in_group(type, kb);
+        if (scale_skip != 0 && t == 0) _mm_prefetch(reinterpret_cast<const char*>(sp + scale_skip), _MM_HINT_T0);
         const __m512 as = _mm512_mul_ps(_mm512_loadu_ps(x + t * ldx + g * kQuantRowGroup), GroupBlockScales(sp));
         for (int k = 0; k < 4; ++k)
           _mm512_store_ps(xs + t * token_floats + (g * 4 + k) * 16, _mm512_permutexvar_ps(quarter_idx[k], as));
       }
-    // How far on, in blocks, this block column's lines prefetch (0: not at all).
-    const int64_t skip = kb + kXwPrefetchBlocks < blocks ? kXwPrefetchBlocks
-                         : ahead != 0                     ? ahead * blocks + kXwPrefetchBlocks - blocks
-                                                          : 0;
     for (int l = 0; l < lines; ++l) {
       __m512 lo_acc[MT], hi_acc[MT];
       for (int t = 0; t < MT; ++t) lo_acc[t] = hi_acc[t] = _mm512_setzero_ps();
       for (int64_t g = 0; g < groups; ++g) {
-        const uint8_t* line = w.data + ((g0 + g) * blocks + kb) * gbb + 64 * l;
-        if (skip != 0) _mm_prefetch(reinterpret_cast<const char*>(line + skip * gbb), _MM_HINT_T0);
+        const uint8_t* line = w0 + g * group_bytes + quant_block_in_group(type, kb) + 64 * l;
+        if (skip != 0) _mm_prefetch(reinterpret_cast<const char*>(line + skip), _MM_HINT_T0);
         for (int k = 0; k < 4; ++k) {
           __m512 lo, hi;
           QuarterCodes(line + 16 * k, type, lo, hi);

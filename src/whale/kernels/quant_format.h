@@ -6,17 +6,23 @@
 // same 32 columns form one "group block", laid out for integer dot-product instructions (x86 VNNI vpdpbusd, Arm
 // sdot/udot): four consecutive columns of one row are four consecutive bytes, and a 64-byte line holds those four
 // columns for all sixteen rows. A kernel multiplies one line by four activation bytes broadcast to every lane and
-// accumulates sixteen rows at once. rows and cols are padded with zeros (the zero code) up to multiples of 16 and 32.
+// accumulates sixteen rows at once. rows are padded with zeros (the zero code) up to a multiple of 16, cols up to a
+// multiple of 64 (two blocks).
 //
-// Tensor `NAME.weight`, dtype U8, shape [padded_rows/16, padded_cols/32, 16·B], B bytes per row-block (a group
-// block of 16·B bytes: q8 512, q4 256):
+// Two group blocks of a group (blocks 2j and 2j + 1) and then their 32 scales form a "superblock": the scales travel
+// in the stream of codes, one 64-byte line after every two group blocks, instead of in an array of their own. A decode
+// tile reading four row groups side by side then streams four runs of memory, not eight; on the Zen 5 VM a scratch
+// loop in the q4 tile's pattern read 1.11-1.19x as many bytes per second this way as with the scales apart (session
+// 43, docs/performance.md).
+//
+// Tensor `NAME.weight`, dtype U8, shape [padded_rows/16, padded_cols/64, 2·16·B + 64], B bytes per row-block (a group
+// block of 16·B bytes: q8 512, q4 256; a superblock of q8 1088, q4 576 bytes):
 //   q8: B = 32. Code q + 128, q = round(w / s) in [-127, 127]. Column c (0..31 within the block) of row i (0..15
 //       within the group) is byte ((c / 4)·16 + i)·4 + c % 4 of the group block: 8 lines of 64 bytes.
 //       (Biased to unsigned so that vpdpbusd, u8 × s8, takes the weights as they are: Σ (q + 128)·x − 128 Σ x.)
 //   q4: B = 16. Code q + 8, q = round(w / s) clamped to [-8, 7]. Columns c < 16 are low nibbles, c ≥ 16 high nibbles
 //       of the byte that holds column c − 16: byte (((c % 16) / 4)·16 + i)·4 + c % 4. 4 lines of 64 bytes.
-// Tensor `NAME.weight_scale`, dtype F16, shape [padded_rows/16, padded_cols/32, 16]: s of row i in block kb of
-// group g at index (g·blocks + kb)·16 + i.
+//   scales: the superblock's last 64 bytes, f16 little-endian: s of row i in block 2j + h at f16 index h·16 + i.
 //
 // Scales: q8 s = absmax / 127; q4 s = absmax / 8 when only a negative value reaches absmax (it becomes code -8),
 // otherwise absmax / 7 (s is never negative). s is rounded to f16 first and the codes are computed with the rounded
@@ -24,9 +30,9 @@
 // added on top. A zero scale (an all-zero block) gives zero codes.
 //
 // config.json of a quantized checkpoint: "quantization_config": {"quant_method": "whale", "format": "q8" | "q4",
-// "group_size": 32, "row_interleave": 16}. Every Linear weight is quantized except the MoE router (mlp.gate.weight),
-// which stays as it was; norms and biases are never quantized. The unpadded shape comes from config.json. See
-// docs/quantization.md.
+// "group_size": 32, "row_interleave": 16, "scales": "inline"}. Every Linear weight is quantized except the MoE router
+// (mlp.gate.weight), which stays as it was; norms and biases are never quantized. The unpadded shape comes from
+// config.json. See docs/quantization.md.
 #pragma once
 
 #include <cstdint>
@@ -42,12 +48,41 @@ enum class QuantType : uint8_t { Q8, Q4 };
 constexpr int quant_block_bytes(QuantType t) { return t == QuantType::Q8 ? 32 : 16; }
 constexpr int quant_group_block_bytes(QuantType t) { return kQuantRowGroup * quant_block_bytes(t); }
 
+// Blocks per superblock, and a superblock's bytes: its group blocks, then one line of their f16 scales.
+inline constexpr int kQuantSuperBlocks = 2;
+inline constexpr int kQuantScaleLineBytes = kQuantSuperBlocks * kQuantRowGroup * 2;
+constexpr int quant_superblock_bytes(QuantType t) {
+  return kQuantSuperBlocks * quant_group_block_bytes(t) + kQuantScaleLineBytes;
+}
+
 constexpr int64_t quant_padded_rows(int64_t rows) { return (rows + kQuantRowGroup - 1) / kQuantRowGroup * kQuantRowGroup; }
-constexpr int64_t quant_padded_cols(int64_t cols) { return (cols + kQuantBlock - 1) / kQuantBlock * kQuantBlock; }
+constexpr int64_t quant_padded_cols(int64_t cols) {
+  constexpr int64_t m = kQuantSuperBlocks * kQuantBlock;
+  return (cols + m - 1) / m * m;
+}
+
+// Bytes of one row group (16 rows × padded_cols), superblock after superblock.
+constexpr int64_t quant_group_bytes(QuantType t, int64_t padded_cols) {
+  return padded_cols / (kQuantSuperBlocks * kQuantBlock) * quant_superblock_bytes(t);
+}
+
+// Byte offset, within its row group, of block kb's group block, and of block kb's 16 scales.
+#ifndef WHALE_SCALES_FIRST
+#define WHALE_SCALES_FIRST 0
+#endif
+inline constexpr int kQuantCodesAt = WHALE_SCALES_FIRST ? kQuantScaleLineBytes : 0;
+constexpr int kQuantScalesAt(QuantType t) { return WHALE_SCALES_FIRST ? 0 : kQuantSuperBlocks * quant_group_block_bytes(t); }
+constexpr int64_t quant_block_in_group(QuantType t, int64_t kb) {
+  return kb / kQuantSuperBlocks * quant_superblock_bytes(t) + kQuantCodesAt + kb % kQuantSuperBlocks * quant_group_block_bytes(t);
+}
+constexpr int64_t quant_scales_in_group(QuantType t, int64_t kb) {
+  return kb / kQuantSuperBlocks * quant_superblock_bytes(t) + kQuantScalesAt(t) +
+         kb % kQuantSuperBlocks * kQuantRowGroup * 2;
+}
 
 // Byte offset of the group block holding row r's block kb.
 constexpr int64_t quant_group_block_offset(QuantType t, int64_t padded_cols, int64_t r, int64_t kb) {
-  return (r / kQuantRowGroup * (padded_cols / kQuantBlock) + kb) * quant_group_block_bytes(t);
+  return r / kQuantRowGroup * quant_group_bytes(t, padded_cols) + quant_block_in_group(t, kb);
 }
 
 // Where W[r, c]'s code lives: its byte's offset in `.weight`, and for q4 whether it is the high nibble.
@@ -63,9 +98,9 @@ constexpr QuantCodePosition quant_code_position(QuantType t, int64_t padded_cols
   return {base + ((jj / 4) * kQuantRowGroup + i) * 4 + jj % 4, j >= 16};
 }
 
-// Index of row r's block kb scale in `.weight_scale`.
-constexpr int64_t quant_scale_index(int64_t padded_cols, int64_t r, int64_t kb) {
-  return (r / kQuantRowGroup * (padded_cols / kQuantBlock) + kb) * kQuantRowGroup + r % kQuantRowGroup;
+// Byte offset in `.weight` of row r's block kb scale (2 bytes, f16 little-endian).
+constexpr int64_t quant_scale_offset(QuantType t, int64_t padded_cols, int64_t r, int64_t kb) {
+  return r / kQuantRowGroup * quant_group_bytes(t, padded_cols) + quant_scales_in_group(t, kb) + r % kQuantRowGroup * 2;
 }
 
 }  // namespace whale

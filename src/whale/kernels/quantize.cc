@@ -19,20 +19,17 @@ std::optional<QuantType> quant_type_from_name(std::string_view name) {
 }
 
 std::vector<int64_t> quant_data_shape(QuantType t, int64_t rows, int64_t cols) {
-  return {quant_padded_rows(rows) / kQuantRowGroup, quant_padded_cols(cols) / kQuantBlock,
-          quant_group_block_bytes(t)};
-}
-
-std::vector<int64_t> quant_scale_shape(int64_t rows, int64_t cols) {
-  return {quant_padded_rows(rows) / kQuantRowGroup, quant_padded_cols(cols) / kQuantBlock, kQuantRowGroup};
+  return {quant_padded_rows(rows) / kQuantRowGroup, quant_padded_cols(cols) / (kQuantSuperBlocks * kQuantBlock),
+          quant_superblock_bytes(t)};
 }
 
 int64_t quant_data_bytes(QuantType t, int64_t rows, int64_t cols) {
-  return quant_scale_count(rows, cols) * quant_block_bytes(t);
+  return quant_padded_rows(rows) / kQuantRowGroup * quant_group_bytes(t, quant_padded_cols(cols));
 }
 
-int64_t quant_scale_count(int64_t rows, int64_t cols) {
-  return quant_padded_rows(rows) * (quant_padded_cols(cols) / kQuantBlock);
+uint16_t quant_scale_bits(const Weight2D& w, int64_t r, int64_t kb) {
+  const QuantType t = w.dtype == DType::Q8 ? QuantType::Q8 : QuantType::Q4;
+  return load_u16(w.data + quant_scale_offset(t, quant_padded_cols(w.cols), r, kb), 0);
 }
 
 uint16_t quantize_block(QuantType t, const float* w, int8_t* q) {
@@ -113,11 +110,11 @@ int64_t quantize_blocks_q4_scalar(const float* w, int64_t n, int8_t* q, uint16_t
 }
 
 void quantize_row_group(QuantType t, const float* w, int64_t ld, int n_rows, int64_t cols, uint8_t* data,
-                        uint16_t* scales, int64_t first_row) {
+                        int64_t first_row) {
   const int64_t padded_cols = quant_padded_cols(cols);
   const int64_t blocks = padded_cols / kQuantBlock;
   const int bias = t == QuantType::Q8 ? 128 : 8;
-  std::fill(data, data + blocks * quant_group_block_bytes(t), uint8_t{0});
+  std::fill(data, data + quant_group_bytes(t, padded_cols), uint8_t{0});
   std::vector<float> row(static_cast<size_t>(padded_cols));
   std::vector<int8_t> q(static_cast<size_t>(padded_cols));
   std::vector<uint16_t> s(static_cast<size_t>(blocks));
@@ -136,7 +133,11 @@ void quantize_row_group(QuantType t, const float* w, int64_t ld, int n_rows, int
         fail("row {}, columns {}..{}: {}", first_row + i, c0, c0 + kQuantBlock - 1, e.what());
       }
     }
-    for (kb = 0; kb < blocks; ++kb) scales[quant_scale_index(padded_cols, i, kb)] = s[kb];
+    for (kb = 0; kb < blocks; ++kb) {  // little-endian f16, as safetensors stores F16
+      uint8_t* at = data + quant_scale_offset(t, padded_cols, i, kb);
+      at[0] = static_cast<uint8_t>(s[kb] & 0xFF);
+      at[1] = static_cast<uint8_t>(s[kb] >> 8);
+    }
     for (int64_t c = 0; c < padded_cols; ++c) {
       const QuantCodePosition p = quant_code_position(t, padded_cols, i, c);
       data[p.byte] |= static_cast<uint8_t>((q[c] + bias) << (p.high_nibble ? 4 : 0));
@@ -144,14 +145,13 @@ void quantize_row_group(QuantType t, const float* w, int64_t ld, int n_rows, int
   }
 }
 
-void quantize_matrix(QuantType t, const float* w, int64_t rows, int64_t cols, uint8_t* data, uint16_t* scales) {
+void quantize_matrix(QuantType t, const float* w, int64_t rows, int64_t cols, uint8_t* data) {
   const int64_t groups = quant_padded_rows(rows) / kQuantRowGroup;
-  const int64_t group_scales = quant_padded_cols(cols) / kQuantBlock * kQuantRowGroup;
+  const int64_t group_bytes = quant_group_bytes(t, quant_padded_cols(cols));
   for (int64_t g = 0; g < groups; ++g) {
     const int64_t r0 = g * kQuantRowGroup;
     const int n_rows = static_cast<int>(std::min<int64_t>(kQuantRowGroup, rows - r0));
-    quantize_row_group(t, w + r0 * cols, cols, n_rows, cols, data + g * group_scales * quant_block_bytes(t),
-                       scales + g * group_scales, r0);
+    quantize_row_group(t, w + r0 * cols, cols, n_rows, cols, data + g * group_bytes, r0);
   }
 }
 
@@ -162,7 +162,8 @@ void dequantize_row(const Weight2D& w, int64_t r, float* out) {
   for (int64_t c = 0; c < w.cols; ++c) {
     const QuantCodePosition p = quant_code_position(t, padded_cols, r, c);
     const int code = t == QuantType::Q8 ? w.data[p.byte] : (w.data[p.byte] >> (p.high_nibble ? 4 : 0)) & 0xF;
-    out[c] = f16_to_f32(w.qscale[quant_scale_index(padded_cols, r, c / kQuantBlock)]) * static_cast<float>(code - bias);
+    out[c] = f16_to_f32(load_u16(w.data + quant_scale_offset(t, padded_cols, r, c / kQuantBlock), 0)) *
+             static_cast<float>(code - bias);
   }
 }
 

@@ -39,11 +39,9 @@ inline std::optional<QuantType> quant_type_of(DType d) {
 const char* quant_type_name(QuantType t);
 std::optional<QuantType> quant_type_from_name(std::string_view name);
 
-// Shapes and sizes of the two tensors of a quantized [rows, cols] weight.
-std::vector<int64_t> quant_data_shape(QuantType t, int64_t rows, int64_t cols);  // U8 [pr/16, pc/32, 16·B]
-std::vector<int64_t> quant_scale_shape(int64_t rows, int64_t cols);              // F16 [pr/16, pc/32, 16]
+// Shape and size of the tensor of a quantized [rows, cols] weight: U8 [pr/16, pc/64, superblock bytes].
+std::vector<int64_t> quant_data_shape(QuantType t, int64_t rows, int64_t cols);
 int64_t quant_data_bytes(QuantType t, int64_t rows, int64_t cols);
-int64_t quant_scale_count(int64_t rows, int64_t cols);
 
 // Quantizes one block of kQuantBlock values to signed codes q (w ≈ s · q); returns the f16 scale's bits. q8: s =
 // max|w|/127. q4: the scale of least squared error among multiples of max|w|/7 (/8 when the extreme is negative).
@@ -64,14 +62,17 @@ int64_t quantize_blocks_q4(const float* w, int64_t n, int8_t* q, uint16_t* scale
 int64_t quantize_blocks_q4_scalar(const float* w, int64_t n, int8_t* q, uint16_t* scales);
 
 // Quantizes one group of kQuantRowGroup rows. Row i < n_rows starts at w + i·ld and has `cols` values; rows
-// n_rows..15 and columns cols..padded_cols are zero padding. Writes the group's padded_cols/32 group blocks (laid out
-// as quant_code_position says, relative to the group) to `data` and its scales to `scales`. `first_row` (the
+// n_rows..15 and columns cols..padded_cols are zero padding. Writes the group's quant_group_bytes: its superblocks,
+// codes and scales where quant_code_position and quant_scale_offset say, relative to the group. `first_row` (the
 // group's row index in the matrix) only names the row in error messages.
 void quantize_row_group(QuantType t, const float* w, int64_t ld, int n_rows, int64_t cols, uint8_t* data,
-                        uint16_t* scales, int64_t first_row = 0);
+                        int64_t first_row = 0);
 
-// Quantizes a row-major f32 matrix [rows, cols] into data (quant_data_bytes) and scales (quant_scale_count).
-void quantize_matrix(QuantType t, const float* w, int64_t rows, int64_t cols, uint8_t* data, uint16_t* scales);
+// Quantizes a row-major f32 matrix [rows, cols] into data (quant_data_bytes).
+void quantize_matrix(QuantType t, const float* w, int64_t rows, int64_t cols, uint8_t* data);
+
+// The f16 bits of row r's block kb scale in a Q8 / Q4 weight.
+uint16_t quant_scale_bits(const Weight2D& w, int64_t r, int64_t kb);
 
 // Row r of a Q8 / Q4 weight as its w.cols logical values (padding dropped), out[c] = s · q.
 void dequantize_row(const Weight2D& w, int64_t r, float* out);

@@ -13,8 +13,7 @@ int64_t weight_bytes(const Weight2D& w) {
     case DType::Q8:
     case DType::Q4: {
       const QuantType t = w.dtype == DType::Q8 ? QuantType::Q8 : QuantType::Q4;
-      const int64_t blocks = quant_padded_rows(w.rows) * (quant_padded_cols(w.cols) / kQuantBlock);
-      return blocks * (quant_block_bytes(t) + 2);
+      return quant_padded_rows(w.rows) / kQuantRowGroup * quant_group_bytes(t, quant_padded_cols(w.cols));
     }
     default:
       return w.rows * w.cols * static_cast<int64_t>(dtype_size(w.dtype));

@@ -11,14 +11,13 @@ struct Weight2D {
   DType dtype = DType::BF16;  // F32, F16, BF16, F8_E4M3, or whale's Q8 / Q4 (kernels/quant_format.h)
   int64_t rows = 0;
   int64_t cols = 0;
-  const uint8_t* data = nullptr;  // row-major, possibly unaligned; Q8/Q4: interleaved blocks (quant_format.h)
+  const uint8_t* data = nullptr;  // row-major, possibly unaligned; Q8/Q4: superblocks of interleaved codes and their f16
+                                  // scales (quant_format.h)
   // F8_E4M3 only: f32 multipliers, one per [block_rows x block_cols] block, row-major over
   // [ceil(rows/block_rows), ceil(cols/block_cols)]; edge blocks may be partial (deepseek-spec §3.3).
   const float* block_scale = nullptr;
   int block_rows = 128;
   int block_cols = 128;
-  // Q8/Q4 only: the f16 block scales, [padded_rows/16, padded_cols/32, 16], 2-byte aligned.
-  const uint16_t* qscale = nullptr;
   // BF16 only: products (of any number of tokens) may round the activations to bf16, as DeepSeek's reference model.py
   // computes and as the bf16 dot instruction needs (matmul_bf16_dot.h), instead of multiplying in f32. Set for the
   // whole model by its load options; ignored where the CPU lacks the instruction.
@@ -26,7 +25,7 @@ struct Weight2D {
 };
 
 // Bytes one full read of the weight touches: rows · cols · element size for F32 / BF16 / F16; for F8_E4M3 plus its
-// f32 block scales (4 bytes per block); for Q8 / Q4 the padded block data plus the f16 scales (2 bytes per block).
+// f32 block scales (4 bytes per block); for Q8 / Q4 the padded superblocks (codes and f16 scales).
 int64_t weight_bytes(const Weight2D& w);
 
 }  // namespace whale

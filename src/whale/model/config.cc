@@ -199,6 +199,13 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& sourc
       const nlohmann::json& interleave = s.need("row_interleave");
       if (!interleave.is_number_integer() || interleave.get<int64_t>() != kQuantRowGroup)
         s.bad("row_interleave", fmt::format("= {} is not supported (only {})", interleave.dump(), kQuantRowGroup));
+      // Since session 43 the scales sit in the code stream (superblocks); before, in NAME_scale tensors of their own.
+      const auto* scales = s.find("scales");
+      if (!scales)
+        s.bad("scales", "is missing: the checkpoint was written by an earlier whale quantize, with its block scales in "
+                        "separate tensors; quantize the original checkpoint again");
+      if (!scales->is_string() || *scales != "inline")
+        s.bad("scales", fmt::format("= {} is not supported (only \"inline\")", scales->dump()));
     } else {
       s.bad("quant_method", fmt::format("= \"{}\" is not supported (expected \"fp8\" or \"whale\")", method));
     }

@@ -43,7 +43,7 @@ class Loader {
     return l;
   }
 
-  // A whale q8 / q4 weight (kernels/quant_format.h): NAME U8 [pr/16, pc/32, 16·B] and NAME_scale F16 [pr/16, pc/32, 16].
+  // A whale q8 / q4 weight (kernels/quant_format.h): NAME U8 [pr/16, pc/64, superblock bytes], scales inside.
   Linear quantized(const TensorView& t, int64_t rows, int64_t cols) const {
     if (!config_.whale_quant)
       fail("{}: tensor {} has dtype U8, which holds whale q8/q4 blocks, but config.json has no whale "
@@ -51,23 +51,11 @@ class Loader {
            t.file, t.name);
     const QuantType qt = *config_.whale_quant;
     check_shape(t, quant_data_shape(qt, rows, cols), fmt::format(" for {} of [{}, {}]", quant_type_name(qt), rows, cols));
-    const std::string scale_name = t.name + "_scale";
-    if (!ckpt_.has(scale_name))
-      fail("{}: {} tensor {} has no block scales: missing tensor {}", t.file, quant_type_name(qt), t.name, scale_name);
-    const TensorView s = ckpt_.get(scale_name);
-    if (s.dtype != DType::F16)
-      fail("{}: tensor {} has dtype {}; expected F16", s.file, scale_name, dtype_name(s.dtype));
-    check_shape(s, quant_scale_shape(rows, cols), fmt::format(" for {} of [{}, {}]", quant_type_name(qt), rows, cols));
-    if (reinterpret_cast<uintptr_t>(s.data) % alignof(uint16_t) != 0)
-      fail("{}: tensor {} starts at an odd byte offset; f16 block scales must be 2-byte aligned (rewrite the "
-           "checkpoint with whale quantize)",
-           s.file, scale_name);
     Linear l;
     l.base.dtype = quant_dtype(qt);
     l.base.rows = rows;
     l.base.cols = cols;
     l.base.data = t.data;
-    l.base.qscale = reinterpret_cast<const uint16_t*>(s.data);
     return l;
   }
 
