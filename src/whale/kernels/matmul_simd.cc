@@ -115,9 +115,9 @@ WHALE_VNNI_ATTR inline void QuarterCodes(const uint8_t* p, QuantType type, __m51
   hi = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), values);
 }
 
-// Rows [r0, r1) of a q8/q4 weight whose cols are a multiple of 64 (no padding), as f32 (out row stride w.cols): each 16-byte
-// quarter of a line (4 rows × 4 columns) is widened, scaled by its rows' f16 scales and stored as four 4-float pieces.
-// code · scale is one exact f32 product, as in dequantize_row.
+// Rows [r0, r1) of a q8/q4 weight whose cols are a multiple of 64 (no padding), as f32 (out row stride w.cols): each
+// 16-byte quarter of a line (4 rows × 4 columns) is widened, scaled by its rows' f16 scales and stored as four
+// 4-float pieces. code · scale is one exact f32 product, as in dequantize_row.
 WHALE_VNNI_ATTR void DecodeQuantRowsVnni(const Weight2D& w, int64_t r0, int64_t r1, float* out) {
   const QuantType type = w.dtype == DType::Q8 ? QuantType::Q8 : QuantType::Q4;
   const int64_t k = w.cols, blocks = k / kQuantBlock;
@@ -553,16 +553,8 @@ inline int64_t quad_ahead(int64_t sb, int64_t superblocks, int64_t group_bytes) 
 // line of each superblock, with the second block's first code line.
 template <QuantType type>
 inline constexpr int kQuadCodePrefetchEvery = type == QuantType::Q8 ? 8 : 1;
-// Line l of block kb (its codes at bp, its superblock's scale line scale_line bytes from bp), `ahead` bytes on.
-template <QuantType type>
-WHALE_VNNI_ATTR inline void PrefetchQuadLine(const uint8_t* bp, int64_t scale_line, int64_t kb, int l, int64_t ahead) {
-  if (l % kQuadCodePrefetchEvery<type> == 0)
-    _mm_prefetch(reinterpret_cast<const char*>(bp + 64 * l + ahead), _MM_HINT_T0);
-  if (l == 0 && kb % kQuantSuperBlocks == kQuantSuperBlocks - 1)
-    _mm_prefetch(reinterpret_cast<const char*>(bp + scale_line + ahead), _MM_HINT_T0);
-}
-
-// The same with the scale line as an address (TileQ4Vnni).
+// Line l of block kb (its codes at bp, its superblock's scale line at scale_line), `ahead` bytes on: TileQ4Vnni's.
+// (TileQ8Vnni writes the same out: through a function like this one GCC 12 dropped its prefetches.)
 template <QuantType type>
 WHALE_VNNI_ATTR inline void PrefetchQuadLineAt(const uint8_t* bp, const uint8_t* scale_line, int64_t kb, int l,
                                                int64_t ahead) {
@@ -661,12 +653,18 @@ WHALE_VNNI_ATTR void TileQ8Vnni(const Weight2D& w, int64_t g, int n_rows, const 
     // in vector registers, moving it to a general one for each load (TileQ8Vnni<1, 4>: 34 such moves).
     const uint8_t* bp[G];
     for (int i = 0; i < G; ++i) bp[i] = wp + i * group_bytes;
-    const int64_t ahead = G == 4 ? quad_ahead<kType>(kb / kQuantSuperBlocks, blocks / kQuantSuperBlocks, group_bytes) : 0;
+    const int64_t ahead =
+        G == 4 ? quad_ahead<kType>(kb / kQuantSuperBlocks, blocks / kQuantSuperBlocks, group_bytes) : 0;
     // WHALE_VNNI_ATTR again: clang does not give a lambda the target of the function around it.
     const auto line = [&](int l) WHALE_VNNI_ATTR {
       for (int i = 0; i < G; ++i) {
         if constexpr (G == 4) {
-          PrefetchQuadLine<kType>(bp[i], scale_line, kb, l, ahead);
+          // Written out here: through a function like PrefetchQuadLineAt, GCC 12 dropped these prefetches from
+          // TileQ8Vnni<1, 4> altogether (q8 decode 0.92x of the separate-scales layout; written out, 0.99x).
+          if (l % kQuadCodePrefetchEvery<kType> == 0)
+            _mm_prefetch(reinterpret_cast<const char*>(bp[i] + 64 * l + ahead), _MM_HINT_T0);
+          if (l == 0 && kb % kQuantSuperBlocks == kQuantSuperBlocks - 1)
+            _mm_prefetch(reinterpret_cast<const char*>(bp[i] + scale_line + ahead), _MM_HINT_T0);
         } else {
           PrefetchGroupLine(bp[i] + 64 * l);
           if (l == 0 && kb % kQuantSuperBlocks == 0) PrefetchGroupLine(bp[i] + scale_line);
@@ -746,8 +744,10 @@ WHALE_VNNI_ATTR void TileQ4Vnni(const Weight2D& w, int64_t g, int n_rows, const 
     // this tile: q4 decode 1.047x against 0.975x the separate-scales layout (`whale bench -p 0 -n 32`, 10 alternated
     // rounds, Zen 5 VM, session 43). TileQ8Vnni the other way round: 0.86x this way, 0.99x with pointers per group.
     const uint8_t* const wp = wg + quant_block_in_group(kType, kb);
-    const uint8_t* const scale_line = wg + kb / kQuantSuperBlocks * quant_superblock_bytes(kType) + kQuantScalesAt(kType);
-    const int64_t ahead = G == 4 ? quad_ahead<kType>(kb / kQuantSuperBlocks, blocks / kQuantSuperBlocks, group_bytes) : 0;
+    const uint8_t* const scale_line =
+        wg + kb / kQuantSuperBlocks * quant_superblock_bytes(kType) + kQuantScalesAt(kType);
+    const int64_t ahead =
+        G == 4 ? quad_ahead<kType>(kb / kQuantSuperBlocks, blocks / kQuantSuperBlocks, group_bytes) : 0;
     // WHALE_VNNI_ATTR again: clang does not give a lambda the target of the function around it.
     const auto line = [&](int l) WHALE_VNNI_ATTR {
       __m512i lo[G], hi[G];

@@ -66,14 +66,15 @@ constexpr int64_t quant_group_bytes(QuantType t, int64_t padded_cols) {
   return padded_cols / (kQuantSuperBlocks * kQuantBlock) * quant_superblock_bytes(t);
 }
 
+// Where a superblock's codes and its scale line start (the scales after the codes; the other way round measured
+// level, q8 and q4, session 43).
+inline constexpr int kQuantCodesAt = 0;
+constexpr int kQuantScalesAt(QuantType t) { return kQuantSuperBlocks * quant_group_block_bytes(t); }
+
 // Byte offset, within its row group, of block kb's group block, and of block kb's 16 scales.
-#ifndef WHALE_SCALES_FIRST
-#define WHALE_SCALES_FIRST 0
-#endif
-inline constexpr int kQuantCodesAt = WHALE_SCALES_FIRST ? kQuantScaleLineBytes : 0;
-constexpr int kQuantScalesAt(QuantType t) { return WHALE_SCALES_FIRST ? 0 : kQuantSuperBlocks * quant_group_block_bytes(t); }
 constexpr int64_t quant_block_in_group(QuantType t, int64_t kb) {
-  return kb / kQuantSuperBlocks * quant_superblock_bytes(t) + kQuantCodesAt + kb % kQuantSuperBlocks * quant_group_block_bytes(t);
+  return kb / kQuantSuperBlocks * quant_superblock_bytes(t) + kQuantCodesAt +
+         kb % kQuantSuperBlocks * quant_group_block_bytes(t);
 }
 constexpr int64_t quant_scales_in_group(QuantType t, int64_t kb) {
   return kb / kQuantSuperBlocks * quant_superblock_bytes(t) + kQuantScalesAt(t) +
