@@ -72,10 +72,8 @@ class TrainModel(dsr.Model):
         names = set(self.ckpt.where)
         skip = set(self.mtp_copies)
         for n in names:
-            # block-scale partners of FP8 weights and f16 scales of whale q8/q4 weights are part of their weight
+            # block-scale partners of FP8 weights are part of their weight (whale q8/q4 keep theirs inside the U8)
             if n.endswith("_scale_inv") and n[: -len("_scale_inv")] in names:
-                skip.add(n)
-            if n.endswith("_scale") and n[: -len("_scale")] in names and self.ckpt.dtype(n[: -len("_scale")]) == "U8":
                 skip.add(n)
         self.params = {}
         self.buffers = {}
