@@ -501,11 +501,10 @@ void TileQuantPortable(const Weight2D& w, int64_t g, int n_rows, const Quantized
 // distances: far ahead into L2, so that enough lines are in flight to draw the memory's bandwidth while the core
 // computes, and near ahead into L1, so that the loads find them there. The scales' lines, in the same stream, get
 // the same prefetches (when they were a second stream, without a prefetch each of their lines was a miss the core
-// waited for). Measured on
-// a 2-vCPU Xeon (model 207), q4 decode over 1.5 GB of experts: 83% of the read probe with one 2 KB L1 distance, 95%
-// with an 8 KB far distance. The AMD Zen 4 and Zen 5 VMs do better with 32 KB (docs/performance.md, sessions 27-28):
-// on Zen 4 decode_stream_bench q4 70 → 83% of the probe and `whale bench` decode 4-9% faster, 64 KB slower again; on
-// Zen 5 q8 decode 3-15% faster, q4 level. A prefetch past a group's end fetches a following group (several where
+// waited for). Measured on a 2-vCPU Xeon (model 207), q4 decode over 1.5 GB of experts: 83% of the read probe with
+// one 2 KB L1 distance, 95% with an 8 KB far distance. The AMD Zen 4 and Zen 5 VMs do better with 32 KB
+// (docs/performance.md, sessions 27-28): on Zen 4 decode_stream_bench q4 70 → 83% of the probe and `whale bench`
+// decode 4-9% faster, 64 KB slower again; on Zen 5 q8 decode 3-15% faster, q4 level. A prefetch past a group's end fetches a following group (several where
 // groups are under 32 KB), usually this thread's next.
 #ifndef WHALE_PREFETCH_FAR_BYTES
 #define WHALE_PREFETCH_FAR_BYTES 32768
@@ -835,9 +834,8 @@ void TileTokens(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivat
 constexpr int kXwChunkTokens = 4;
 // Each line read prefetches the same line of its group this many blocks on (one superblock), into L1; in the last
 // blocks, the first blocks of the rows `ahead` groups on (the caller's next rows). Scale lines likewise, one per
-// superblock. Prefetching the whole next call's rows a line per
-// line read, into L2, instead: absorbed attention's q8 W_UK 49-63 µs per layer and thread (8 heads) against 38-42
-// (Zen 5 VM, session 37; q4 level).
+// superblock. Prefetching the whole next call's rows a line per line read, into L2, instead: absorbed attention's q8
+// W_UK 49-63 µs per layer and thread (8 heads) against 38-42 (Zen 5 VM, session 37; q4 level).
 constexpr int64_t kXwPrefetchBlocks = kQuantSuperBlocks;
 
 // Tokens [0, MT) of x (row stride ldx) into y (row stride ldy); xs: scratch of MT · groups · 64 floats, 64-byte aligned.
