@@ -525,24 +525,23 @@ WHALE_VNNI_ATTR inline void PrefetchGroupLine(const uint8_t* line) {
 // The prefetches for a four (G = 4: four adjacent groups read side by side, one stream each). There the far distance
 // above, at least a group, lands in lines another of the four streams is reading (at K = 2048 a q8 group is 34 KB:
 // each stream's far prefetch hit the next stream's current lines), and the four streams are enough to draw the
-// bandwidth: each stream prefetches its own lines into L1 only, about kQuadPrefetchBytes ahead (a whole number of
-// superblocks, kQuadAheadSuperblocks). `whale bench -p 0 -n 32` on the Zen 5 VM, alternated with the binary before
-// (session 35, docs/performance.md): q8 16.7-18.1 → 18.2-19.6 tok/s over 7 rounds, q4 27.6-28.0 → 29.3-30.1 over 4;
-// 2 and 6 KB measured the same as 4, 8 KB lower.
-#ifndef WHALE_QUAD_PREFETCH_BYTES
-#define WHALE_QUAD_PREFETCH_BYTES 4096
+// bandwidth: each stream prefetches its own lines into L1 only, kQuadAheadSuperblocks superblocks ahead. `whale bench
+// -p 0 -n 32` on the Zen 5 VM, alternated with the binary before (session 35, docs/performance.md, then 4 KB in the
+// separate-scales layout): q8 16.7-18.1 → 18.2-19.6 tok/s over 7 rounds, q4 27.6-28.0 → 29.3-30.1 over 4; 2 and 6 KB
+// measured the same as 4, 8 KB lower. With superblocks (session 43) 4 of them, q8 4352 bytes and q4 2304: q4 against
+// 7 superblocks (4032 bytes) 1.022x and 1.024x (10 and 12 rounds, ahead in 7 and 9), 12 superblocks 0.865x; q8 at 2
+// superblocks (2176 bytes) 0.958x against 4 (10 rounds).
+#ifndef WHALE_QUAD_AHEAD_SUPERBLOCKS
+#define WHALE_QUAD_AHEAD_SUPERBLOCKS 4
 #endif
-constexpr int64_t kQuadPrefetchBytes = WHALE_QUAD_PREFETCH_BYTES;
-template <QuantType type>
-inline constexpr int64_t kQuadAheadSuperblocks =
-    std::max<int64_t>(1, (kQuadPrefetchBytes + quant_superblock_bytes(type) / 2) / quant_superblock_bytes(type));
+inline constexpr int64_t kQuadAheadSuperblocks = WHALE_QUAD_AHEAD_SUPERBLOCKS;
 // Near a group's end the distance reaches past it, into the group after, which is the next stream of the same four and
 // already read: there it skips the rest of the four (3 groups) to the same stream of the next four, which this thread
 // usually reads next. Superblock sb's distance in bytes (a superblock's lines cross a group's end together).
 template <QuantType type>
 inline int64_t quad_ahead(int64_t sb, int64_t superblocks, int64_t group_bytes) {
-  constexpr int64_t d = kQuadAheadSuperblocks<type> * quant_superblock_bytes(type);
-  return sb + kQuadAheadSuperblocks<type> >= superblocks ? d + 3 * group_bytes : d;
+  constexpr int64_t d = kQuadAheadSuperblocks * quant_superblock_bytes(type);
+  return sb + kQuadAheadSuperblocks >= superblocks ? d + 3 * group_bytes : d;
 }
 // Which code lines of a block prefetch: l % kQuadCodePrefetchEvery == 0. q8 prefetches only a block's first line (one
 // per 512 bytes, the hardware's stream prefetcher fetching the rest): `whale bench --model .../v2lite-bench-q8 -p 0
