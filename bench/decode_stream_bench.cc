@@ -81,13 +81,8 @@ int run(int argc, char** argv) {
       w.rows = kRows;
       w.cols = kCols;
       w.data = base + i * per;
-      if (const std::optional<QuantType> q = quant_type_of(type)) {  // every scale f16 2^-7
-        for (int64_t r = 0; r < quant_padded_rows(kRows); ++r)
-          for (int64_t kb = 0; kb < quant_padded_cols(kCols) / kQuantBlock; ++kb) {
-            uint8_t* s = base + i * per + quant_scale_offset(*q, quant_padded_cols(kCols), r, kb);
-            s[0] = 0x00;
-            s[1] = 0x20;
-          }
+      if (const std::optional<QuantType> q = quant_type_of(type)) {
+        set_quant_scales(*q, kRows, kCols, base + i * per, 0x2000);  // f16 2^-7
       } else {  // BF16: keep every element a normal number (exponents of 2^-8 .. 1)
         auto* e = base + i * per;
         for (size_t j = 1; j < per; j += 2) e[j] = static_cast<uint8_t>(0x3C + (e[j] & 3));

@@ -40,13 +40,8 @@ BenchWeight make(DType dtype, int64_t rows, int64_t cols) {
   // BF16: normal numbers of magnitude 2^-8 .. 1 (subnormals would measure the CPU's slow path); q8/q4: any codes.
   for (size_t i = 0; i < b.bytes.size(); ++i)
     b.bytes[i] = static_cast<uint8_t>(dtype == DType::BF16 && i % 2 ? 0x3C + rng() % 4 : rng() % 256);
-  if (const std::optional<QuantType> q = quant_type_of(dtype))  // every scale f16 2^-7
-    for (int64_t r = 0; r < quant_padded_rows(rows); ++r)
-      for (int64_t kb = 0; kb < quant_padded_cols(cols) / kQuantBlock; ++kb) {
-        uint8_t* s = b.bytes.data() + quant_scale_offset(*q, quant_padded_cols(cols), r, kb);
-        s[0] = 0x00;
-        s[1] = 0x20;
-      }
+  if (const std::optional<QuantType> q = quant_type_of(dtype))
+    set_quant_scales(*q, rows, cols, b.bytes.data(), 0x2000);  // f16 2^-7
   b.w.data = b.bytes.data();
   return b;
 }

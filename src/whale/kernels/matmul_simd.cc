@@ -487,7 +487,7 @@ void TileQuantPortable(const Weight2D& w, int64_t g, int n_rows, const Quantized
       for (int64_t kb = 0; kb < xq.blocks; ++kb) {
         int32_t dot = xq.corr[(t0 + t) * xq.blocks + kb];
         for (int64_t c = kb * kQuantBlock; c < (kb + 1) * kQuantBlock; ++c) dot += codes[c] * xrow[c];
-        const float sw = f16_to_f32(load_u16(w.data + quant_scale_offset(type, pc, r, kb), 0));
+        const float sw = f16_to_f32(quant_scale_bits(w, r, kb));
         acc = std::fma(static_cast<float>(dot), sw * xq.scale[(t0 + t) * xq.blocks + kb], acc);
       }
       y[t * ldy + i] = acc;

@@ -27,6 +27,16 @@ int64_t quant_data_bytes(QuantType t, int64_t rows, int64_t cols) {
   return quant_padded_rows(rows) / kQuantRowGroup * quant_group_bytes(t, quant_padded_cols(cols));
 }
 
+void set_quant_scales(QuantType t, int64_t rows, int64_t cols, uint8_t* data, uint16_t bits) {
+  const int64_t padded_cols = quant_padded_cols(cols);
+  for (int64_t r = 0; r < quant_padded_rows(rows); ++r)
+    for (int64_t kb = 0; kb < padded_cols / kQuantBlock; ++kb) {
+      uint8_t* at = data + quant_scale_offset(t, padded_cols, r, kb);
+      at[0] = static_cast<uint8_t>(bits & 0xFF);
+      at[1] = static_cast<uint8_t>(bits >> 8);
+    }
+}
+
 uint16_t quant_scale_bits(const Weight2D& w, int64_t r, int64_t kb) {
   const QuantType t = w.dtype == DType::Q8 ? QuantType::Q8 : QuantType::Q4;
   return load_u16(w.data + quant_scale_offset(t, quant_padded_cols(w.cols), r, kb), 0);
@@ -162,8 +172,7 @@ void dequantize_row(const Weight2D& w, int64_t r, float* out) {
   for (int64_t c = 0; c < w.cols; ++c) {
     const QuantCodePosition p = quant_code_position(t, padded_cols, r, c);
     const int code = t == QuantType::Q8 ? w.data[p.byte] : (w.data[p.byte] >> (p.high_nibble ? 4 : 0)) & 0xF;
-    out[c] = f16_to_f32(load_u16(w.data + quant_scale_offset(t, padded_cols, r, c / kQuantBlock), 0)) *
-             static_cast<float>(code - bias);
+    out[c] = f16_to_f32(quant_scale_bits(w, r, c / kQuantBlock)) * static_cast<float>(code - bias);
   }
 }
 

@@ -71,6 +71,10 @@ void quantize_row_group(QuantType t, const float* w, int64_t ld, int n_rows, int
 // Quantizes a row-major f32 matrix [rows, cols] into data (quant_data_bytes).
 void quantize_matrix(QuantType t, const float* w, int64_t rows, int64_t cols, uint8_t* data);
 
+// Sets every block scale (padding rows and blocks included) of a quantized [rows, cols] weight's bytes to the f16
+// `bits`, leaving the codes: for synthetic weights in benchmarks.
+void set_quant_scales(QuantType t, int64_t rows, int64_t cols, uint8_t* data, uint16_t bits);
+
 // The f16 bits of row r's block kb scale in a Q8 / Q4 weight.
 uint16_t quant_scale_bits(const Weight2D& w, int64_t r, int64_t kb);
 
