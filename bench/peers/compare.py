@@ -15,6 +15,10 @@ Prefill: 512 tokens (`llama-bench -p 512 -n 0`; whale bench -p 512). Decode: 32 
 --ik-args / --mainline-args add (e.g. "-thp 1": ik_llama.cpp's weights in hugetlbfs pages, which need
 /proc/sys/vm/nr_hugepages reserved). whale runs with --load (default auto) and the width's WHALE_ARGS (space-separated,
 e.g. "--activations f32"; a second width of the same files can measure whale both ways). All with --threads.
+
+The summary gives each engine's medians, the ratio of whale's median to each peer's, and the ratios paired by round
+("paired median", "paired range"): whale and a peer of the same round run minutes apart at most, while the host's
+bandwidth moves between rounds.
 """
 import argparse
 import json
@@ -103,9 +107,9 @@ def main():
     samples = {}  # (width, engine) -> list of dicts
     failures = []
 
-    def attempt(key, fn):
+    def attempt(key, fn, rnd):
         try:
-            samples.setdefault(key, []).append(fn())
+            samples.setdefault(key, []).append(dict(fn(), round=rnd))
         except Failed as e:  # recorded, and the other runs go on
             failures.append(str(e))
             print(e, file=sys.stderr, flush=True)
@@ -118,17 +122,17 @@ def main():
         for name, wdir, ik, ml, wargs in widths:
             if wdir:
                 attempt((name, "whale"), lambda: whale_bench(args.whale, wdir, args.threads, args.prefill, args.decode,
-                                                                  args.load, wargs, args.depth))
+                                                                  args.load, wargs, args.depth), rnd)
             if ik and args.ik_bench:
                 attempt((name, "ik_llama.cpp"), lambda: llama_bench(
                     args.ik_bench, ik, args.threads, ["-mla", "3", "-fmoe", "1"] + args.ik_args.split(),
                     args.prefill, args.decode,
-                    ["-p", "0", "-n", "0", "-gp", f"{args.depth},{args.decode}"] if args.depth else ()))
+                    ["-p", "0", "-n", "0", "-gp", f"{args.depth},{args.decode}"] if args.depth else ()), rnd)
             if ml and args.mainline_bench:
                 attempt((name, "llama.cpp"), lambda: llama_bench(
                     args.mainline_bench, ml, args.threads, ["-fa", "on"] + args.mainline_args.split(),
                     args.prefill, args.decode,
-                    ["-p", "0", "-n", str(args.decode), "-d", str(args.depth)] if args.depth else ()))
+                    ["-p", "0", "-n", str(args.decode), "-d", str(args.depth)] if args.depth else ()), rnd)
             print(f"round {rnd + 1}/{args.rounds} {name} done", file=sys.stderr, flush=True)
 
     summary = []
@@ -139,11 +143,21 @@ def main():
             if not s:
                 continue
             for key in s[0]:
-                row[f"{engine} {key}"] = statistics.median(x[key] for x in s)
+                if key != "round":
+                    row[f"{engine} {key}"] = statistics.median(x[key] for x in s)
         for key in ("prefill_tok_s", "decode_tok_s"):
             for peer in ("ik_llama.cpp", "llama.cpp"):
                 if f"whale {key}" in row and f"{peer} {key}" in row:
                     row[f"whale/{peer} {key}"] = row[f"whale {key}"] / row[f"{peer} {key}"]
+                    # Paired by round: the host's bandwidth moves between rounds (and within them), and the two
+                    # engines of one round run minutes apart at most, so the ratio per round and its median say
+                    # more than the ratio of two medians taken over different rounds.
+                    ours = {x["round"]: x[key] for x in samples[(name, "whale")] if key in x}
+                    theirs = {x["round"]: x[key] for x in samples[(name, peer)] if key in x}
+                    ratios = sorted(ours[r] / theirs[r] for r in ours if r in theirs and theirs[r] > 0)
+                    if ratios:
+                        row[f"whale/{peer} {key} paired median"] = statistics.median(ratios)
+                        row[f"whale/{peer} {key} paired range"] = [ratios[0], ratios[-1]]
         summary.append(row)
 
     print(json.dumps(summary, indent=2))
