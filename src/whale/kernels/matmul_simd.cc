@@ -504,8 +504,8 @@ void TileQuantPortable(const Weight2D& w, int64_t g, int n_rows, const Quantized
 // waited for). Measured on a 2-vCPU Xeon (model 207), q4 decode over 1.5 GB of experts: 83% of the read probe with
 // one 2 KB L1 distance, 95% with an 8 KB far distance. The AMD Zen 4 and Zen 5 VMs do better with 32 KB
 // (docs/performance.md, sessions 27-28): on Zen 4 decode_stream_bench q4 70 → 83% of the probe and `whale bench`
-// decode 4-9% faster, 64 KB slower again; on Zen 5 q8 decode 3-15% faster, q4 level. A prefetch past a group's end fetches a following group (several where
-// groups are under 32 KB), usually this thread's next.
+// decode 4-9% faster, 64 KB slower again; on Zen 5 q8 decode 3-15% faster, q4 level. A prefetch past a group's end
+// fetches a following group (several where groups are under 32 KB), usually this thread's next.
 #ifndef WHALE_PREFETCH_FAR_BYTES
 #define WHALE_PREFETCH_FAR_BYTES 32768
 #endif
@@ -551,10 +551,11 @@ inline int64_t quad_ahead(int64_t sb, int64_t superblocks, int64_t group_bytes) 
 // line of each superblock, with the second block's first code line.
 template <QuantType type>
 inline constexpr int kQuadCodePrefetchEvery = type == QuantType::Q8 ? 8 : 1;
-// Line l of block kb (its codes at bp, its superblock's scale line at scale_line), `ahead` bytes on: TileQ4Vnni's.
-// (TileQ8Vnni writes the same out: through a function like this one GCC 12 dropped its prefetches.)
+// Line l of block kb (its codes at bp, its superblock's scale line at scale_line), `ahead` bytes on. Always inlined:
+// left to GCC 12, its partial inlining of this function dropped every prefetch from TileQ8Vnni<1, 4> (q8 decode 0.92x
+// of the separate-scales layout, session 43; objdump counted none).
 template <QuantType type>
-WHALE_VNNI_ATTR inline void PrefetchQuadLineAt(const uint8_t* bp, const uint8_t* scale_line, int64_t kb, int l,
+WHALE_VNNI_ATTR HWY_INLINE void PrefetchQuadLineAt(const uint8_t* bp, const uint8_t* scale_line, int64_t kb, int l,
                                                int64_t ahead) {
   if (l % kQuadCodePrefetchEvery<type> == 0)
     _mm_prefetch(reinterpret_cast<const char*>(bp + 64 * l + ahead), _MM_HINT_T0);
@@ -657,12 +658,7 @@ WHALE_VNNI_ATTR void TileQ8Vnni(const Weight2D& w, int64_t g, int n_rows, const 
     const auto line = [&](int l) WHALE_VNNI_ATTR {
       for (int i = 0; i < G; ++i) {
         if constexpr (G == 4) {
-          // Written out here: through a function like PrefetchQuadLineAt, GCC 12 dropped these prefetches from
-          // TileQ8Vnni<1, 4> altogether (q8 decode 0.92x of the separate-scales layout; written out, 0.99x).
-          if (l % kQuadCodePrefetchEvery<kType> == 0)
-            _mm_prefetch(reinterpret_cast<const char*>(bp[i] + 64 * l + ahead), _MM_HINT_T0);
-          if (l == 0 && kb % kQuantSuperBlocks == kQuantSuperBlocks - 1)
-            _mm_prefetch(reinterpret_cast<const char*>(bp[i] + scale_line + ahead), _MM_HINT_T0);
+          PrefetchQuadLineAt<kType>(bp[i], bp[i] + scale_line, kb, l, ahead);
         } else {
           PrefetchGroupLine(bp[i] + 64 * l);
           if (l == 0 && kb % kQuantSuperBlocks == 0) PrefetchGroupLine(bp[i] + scale_line);
