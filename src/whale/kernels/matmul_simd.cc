@@ -556,7 +556,7 @@ inline constexpr int kQuadCodePrefetchEvery = type == QuantType::Q8 ? 8 : 1;
 // of the separate-scales layout, session 43; objdump counted none).
 template <QuantType type>
 WHALE_VNNI_ATTR HWY_INLINE void PrefetchQuadLineAt(const uint8_t* bp, const uint8_t* scale_line, int64_t kb, int l,
-                                               int64_t ahead) {
+                                                   int64_t ahead) {
   if (l % kQuadCodePrefetchEvery<type> == 0)
     _mm_prefetch(reinterpret_cast<const char*>(bp + 64 * l + ahead), _MM_HINT_T0);
   if (l == 0 && kb % kQuantSuperBlocks == kQuantSuperBlocks - 1)
