@@ -159,12 +159,16 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   run_slice(n, slices, 0);
   wait_for_workers();
   job_ = nullptr;
+  // pending_ reached 0 after every slice's failed_ store (seq_cst decrement, acquire load; the caller's own slice ran
+  // here), so a relaxed load sees it.
+  if (!failed_.load(std::memory_order_relaxed)) return;
   std::exception_ptr error;
   {
     std::lock_guard lock(mutex_);
     error = std::exchange(error_, nullptr);
+    failed_.store(false, std::memory_order_relaxed);
   }
-  if (error) std::rethrow_exception(error);
+  std::rethrow_exception(error);
 }
 
 void ThreadPool::wait_for_workers() {
@@ -182,6 +186,7 @@ void ThreadPool::run_slice(int64_t n, int slices, int index) {
   } catch (...) {
     std::lock_guard lock(mutex_);
     if (!error_) error_ = std::current_exception();
+    failed_.store(true, std::memory_order_relaxed);
   }
 }
 

@@ -18,6 +18,8 @@
 #include <thread>
 #include <vector>
 
+#include "whale/core/cache_line.h"
+
 namespace whale {
 
 class ThreadPool {
@@ -53,29 +55,41 @@ class ThreadPool {
   void wait_for_workers();
   void run_slice(int64_t n, int slices, int index);
 
-  std::vector<std::thread> workers_;
-  std::chrono::microseconds spin_{0};
-  // steady_clock time (ns) before which nobody spins: set when a spinning thread finds it was descheduled.
-  std::atomic<int64_t> no_spin_until_ns_{0};
-  int64_t next_load_check_ns_ = 0;  // the caller's next look at the machine's load (check_load)
-  int hardware_threads_ = 1;
+  // The members are grouped by who writes them, a cache line per group, so that a hand-off moves as few lines
+  // between cores as it can (a line took about 240 ns from one vCPU to the other on the Zen 5 VM): the job, written
+  // by the caller and read by the workers; the count of unfinished slices, written by the workers and read by the
+  // caller; the rest, written rarely. With job_word_ and pending_ on the line of mutex_, which the caller locked after
+  // every job, a hand-off cost about twice a bare one (thread_pool_bench, docs/performance.md, session 46).
 
   // The current job. job_ and job_n_ are written by the caller before it publishes job_word_ and read only by
   // threads that take a slice of it; the caller does not write them again before all of those have finished.
-  const std::function<void(int64_t, int64_t)>* job_ = nullptr;
+  alignas(kCacheLine) const std::function<void(int64_t, int64_t)>* job_ = nullptr;
   int64_t job_n_ = 0;
   // generation << 16 | slices: one atomic load tells a worker both that there is a new job and whether it has a slice.
   std::atomic<uint64_t> job_word_{0};
-  uint64_t generation_ = 0;        // the caller's count of jobs published
-  std::atomic<int> pending_{0};    // worker slices of the current job not yet finished
-  std::atomic<bool> stopping_{false};
 
-  // Blocking fallback. sleepers_ and caller_waiting_ say whether anyone needs a notify (the fast path takes no lock).
-  std::mutex mutex_;
-  std::condition_variable work_ready_;
-  std::condition_variable work_done_;
+  alignas(kCacheLine) std::atomic<int> pending_{0};  // worker slices of the current job not yet finished
+
+  // The caller's own.
+  alignas(kCacheLine) uint64_t generation_ = 0;  // jobs published
+  int64_t next_load_check_ns_ = 0;              // the next look at the machine's load (check_load)
+
+  // Read by everyone, written rarely.
+  alignas(kCacheLine) std::vector<std::thread> workers_;
+  std::chrono::microseconds spin_{0};
+  // steady_clock time (ns) before which nobody spins: set when a spinning thread finds it was descheduled.
+  std::atomic<int64_t> no_spin_until_ns_{0};
+  int hardware_threads_ = 1;
+  std::atomic<bool> stopping_{false};
+  // Blocking fallback: sleepers_ and caller_waiting_ say whether anyone needs a notify (the fast path takes no lock).
   std::atomic<int> sleepers_{0};
   std::atomic<bool> caller_waiting_{false};
+  // Whether a slice threw (error_ is set): the caller takes the lock for error_ only then.
+  std::atomic<bool> failed_{false};
+
+  alignas(kCacheLine) std::mutex mutex_;
+  std::condition_variable work_ready_;
+  std::condition_variable work_done_;
   std::exception_ptr error_;  // guarded by mutex_
 };
 
