@@ -57,8 +57,8 @@ class ThreadPool {
 
   // The members are grouped by who writes them, a cache line per group, so that a hand-off moves as few lines
   // between cores as it can (a line took about 240 ns from one vCPU to the other on the Zen 5 VM): the job, written
-  // by the caller and read by the workers; the count of unfinished slices, written by the workers and read by the
-  // caller; the rest, written rarely. With job_word_ and pending_ on the line of mutex_, which the caller locked after
+  // by the caller and read by the workers; the count of unfinished slices, set by the caller before it publishes a
+  // job, then counted down by the workers while the caller waits on it; the rest, written rarely. With job_word_ and pending_ on the line of mutex_, which the caller locked after
   // every job, a hand-off cost about twice a bare one (thread_pool_bench, docs/performance.md, session 46).
 
   // The current job. job_ and job_n_ are written by the caller before it publishes job_word_ and read only by
