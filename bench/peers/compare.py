@@ -73,6 +73,8 @@ def whale_bench(binary, model, threads, prefill, decode, load, extra=(), depth=0
     j = json.loads(text)
     r = j["results"][0]
     out = {"load_seconds": j["load_seconds"], "bytes_per_token": j["bytes_per_token"]}
+    if "checkpoint_huge_page_bytes" in j:  # the share of the weights in huge pages (small pages slow decode)
+        out["huge_page_percent"] = 100.0 * j["checkpoint_huge_page_bytes"] / max(j["checkpoint_bytes"], 1)
     for key in ("prefill_tok_s", "decode_tok_s", "memory_read_gb_s", "bandwidth_percent"):
         if key in r:  # -p 0 has no prefill, -n 0 no decode
             out[key] = r[key]

@@ -25,7 +25,7 @@ def check(name, ok, detail=""):
 
 
 TOP = ["model", "prompt_tokens", "generated_tokens", "decode_prompt_tokens", "repetitions", "load_seconds",
-       "checkpoint_bytes", "bytes_per_token", "weight_bytes_per_token", "routed_expert_bytes_per_token",
+       "checkpoint_bytes", "checkpoint_huge_page_bytes", "bytes_per_token", "weight_bytes_per_token", "routed_expert_bytes_per_token",
        "cache_bytes_per_token", "decode_mean_context", "bandwidth_buffer_bytes", "bandwidth_kernel",
        "bandwidth_huge_pages", "results", "peak_rss_bytes"]
 PER_THREADS = ["threads"] + [f"{k}{s}" for k in ("prefill_tok_s", "decode_tok_s", "memory_read_gb_s")
@@ -76,6 +76,9 @@ def main():
           report["bytes_per_token"] == report["weight_bytes_per_token"] + report["cache_bytes_per_token"], report)
     check("routed experts are part of the weights",
           report["routed_expert_bytes_per_token"] < report["weight_bytes_per_token"], report)
+    check("huge pages within the checkpoint's memory",
+          isinstance(report["checkpoint_huge_page_bytes"], int)
+          and 0 <= report["checkpoint_huge_page_bytes"] <= report["checkpoint_bytes"] + (8 << 20), report)
     check("weights per token fit in the checkpoint", report["weight_bytes_per_token"] <= report["checkpoint_bytes"],
           report)
     check("mean decode context", report["decode_mean_context"] == report["decode_prompt_tokens"] + (4 + 1) / 2, report)

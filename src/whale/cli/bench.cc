@@ -334,6 +334,8 @@ class BenchRun {
     j["activations"] = opt_.activations == Activations::Bf16 && rounds_bf16_activations() ? "bf16" : "f32";
     j["load_seconds"] = load_seconds;
     j["checkpoint_bytes"] = model.checkpoint().total_file_bytes();
+    // After the runs: how much of the weights' memory the kernel backs with huge pages (small pages slow decode).
+    j["checkpoint_huge_page_bytes"] = model.checkpoint().huge_page_bytes();
     j["bytes_per_token"] = bytes_per_token;
     j["weight_bytes_per_token"] = w.weights;
     j["routed_expert_bytes_per_token"] = w.routed_experts;

@@ -9,6 +9,9 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <mutex>
@@ -197,6 +200,29 @@ void MappedFile::read_parallel(int fd, uint8_t* base, const FileReadProgress& pr
   };
   ThreadPool pool(readers, std::chrono::microseconds(0));
   pool.parallel_for(readers, read_pieces);
+}
+
+// smaps lists each mapping as a header line "start-end perms ..." followed by "Name:   N kB" fields. A mapping that
+// overlaps [begin, end) only in part counts in full: the file's own mappings are its alone (Read memory is one
+// anonymous mapping, mprotect'ed whole; a file mapping is its own), and whale maps nothing beside them by this path.
+size_t MappedFile::huge_page_bytes() const {
+  if (!region_) return 0;
+  const auto begin = reinterpret_cast<uintptr_t>(region_), end = begin + region_size_;
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  bool inside = false;
+  size_t kib = 0;
+  while (std::getline(smaps, line)) {
+    uintptr_t lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%" SCNxPTR "-%" SCNxPTR " ", &lo, &hi) == 2 && line.find(':') > line.find(' ')) {
+      inside = lo < end && hi > begin;
+      continue;
+    }
+    if (!inside) continue;
+    for (const char* field : {"AnonHugePages:", "FilePmdMapped:"})
+      if (line.rfind(field, 0) == 0) kib += std::strtoull(line.c_str() + std::strlen(field), nullptr, 10);
+  }
+  return kib * 1024;
 }
 
 MappedFile::MappedFile(MappedFile&& other) noexcept

@@ -49,6 +49,10 @@ class MappedFile {
   const std::string& path() const { return path_; }
   // Map or Read: how the bytes came in.
   FileLoad load() const { return load_; }
+  // Bytes of the file's memory that sit in huge pages now (/proc/self/smaps: AnonHugePages of Read memory,
+  // FilePmdMapped of a mapping), counted over the mappings that overlap it; 0 where smaps cannot be read. Small pages
+  // cost decode speed (each 4 KiB page a TLB entry and a stop for the hardware prefetcher).
+  size_t huge_page_bytes() const;
 
  private:
   // Reads the whole file into base over a few threads (Read mode); throws naming the file on a short or failed read.

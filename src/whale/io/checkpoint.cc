@@ -121,6 +121,12 @@ std::vector<std::string> Checkpoint::names() const {
   return out;
 }
 
+uint64_t Checkpoint::huge_page_bytes() const {
+  uint64_t total = 0;
+  for (const auto& s : shards_) total += s->huge_page_bytes();
+  return total;
+}
+
 uint64_t Checkpoint::total_file_bytes() const {
   uint64_t total = 0;
   for (const auto& s : shards_) total += s->file_size();
