@@ -58,6 +58,22 @@ TEST(MappedFile, ReadAndMapHoldTheSameBytes) {
   EXPECT_EQ(reinterpret_cast<uintptr_t>(read.data()) % (uintptr_t{2} << 20), 0u);
 }
 
+// huge_page_bytes counts only mappings that overlap the ranges it is given, each once: nothing for no ranges, at most
+// the read region (and its slack) for one file's memory, the same for that range given twice.
+TEST(MappedFile, HugePageBytesCountsTheGivenMemoryOnce) {
+  const std::vector<uint8_t> bytes = random_bytes((size_t{9} << 20) + 12345);
+  const TempFile f(bytes);
+  const MappedFile read(f.path(), FileLoad::Read);
+  const auto memory = read.memory();
+  ASSERT_LT(memory.first, memory.second);
+  EXPECT_LE(memory.first, reinterpret_cast<uintptr_t>(read.data()));
+  EXPECT_GE(memory.second, reinterpret_cast<uintptr_t>(read.data()) + read.size());
+  EXPECT_EQ(huge_page_bytes({}), 0u);
+  const size_t once = huge_page_bytes({memory});
+  EXPECT_LE(once, memory.second - memory.first);
+  EXPECT_EQ(huge_page_bytes({memory, memory}), once);
+}
+
 // Read can place any byte of the file on a 64-byte boundary (a safetensors data buffer), keeping every byte.
 TEST(MappedFile, ReadPlacesTheAskedOffsetOnALine) {
   const std::vector<uint8_t> bytes = random_bytes((size_t{3} << 20) + 77);

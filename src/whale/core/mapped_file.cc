@@ -43,7 +43,7 @@ uint64_t memory_available() {
 
 // Asks the kernel to back [p, p + bytes) (2 MiB-aligned) with huge pages where faulting it in gave small ones. With the
 // page cache filling memory (a model read from it after other large files were read), faults fall back to 4 KiB pages
-// whenever compaction fails: reading the 10 GB BF16 bench checkpoint right after ik_llama.cpp's GGUF of it left 7.2-8.7
+// whenever compaction fails: reading the 10 GB BF16 bench checkpoint right after ik_llama.cpp's GGUF of it left 7.2-9.1
 // GB of it in huge pages, and decode read 64-78% of the probe (Zen 5 VM, session 47). MADV_COLLAPSE (Linux 6.1)
 // reclaims and compacts as needed and copies the rest into huge pages; ranges already huge cost a look. A call stops
 // at the first page it cannot allocate, so it goes one huge page per call, in sweeps while they make progress (up to
@@ -202,12 +202,9 @@ void MappedFile::read_parallel(int fd, uint8_t* base, const FileReadProgress& pr
   pool.parallel_for(readers, read_pieces);
 }
 
-// smaps lists each mapping as a header line "start-end perms ..." followed by "Name:   N kB" fields. A mapping that
-// overlaps [begin, end) only in part counts in full: the file's own mappings are its alone (Read memory is one
-// anonymous mapping, mprotect'ed whole; a file mapping is its own), and whale maps nothing beside them by this path.
-size_t MappedFile::huge_page_bytes() const {
-  if (!region_) return 0;
-  const auto begin = reinterpret_cast<uintptr_t>(region_), end = begin + region_size_;
+// smaps lists each mapping as a header line "start-end perms offset device inode [path]" followed by "Name:   N kB"
+// fields (a field's name ends in ':' before any space; a header's first ':' is the device's, after a space).
+size_t huge_page_bytes(const std::vector<std::pair<uintptr_t, uintptr_t>>& ranges) {
   std::ifstream smaps("/proc/self/smaps");
   std::string line;
   bool inside = false;
@@ -215,7 +212,7 @@ size_t MappedFile::huge_page_bytes() const {
   while (std::getline(smaps, line)) {
     uintptr_t lo = 0, hi = 0;
     if (std::sscanf(line.c_str(), "%" SCNxPTR "-%" SCNxPTR " ", &lo, &hi) == 2 && line.find(':') > line.find(' ')) {
-      inside = lo < end && hi > begin;
+      inside = std::any_of(ranges.begin(), ranges.end(), [&](const auto& r) { return lo < r.second && hi > r.first; });
       continue;
     }
     if (!inside) continue;

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace whale {
 
@@ -49,10 +51,11 @@ class MappedFile {
   const std::string& path() const { return path_; }
   // Map or Read: how the bytes came in.
   FileLoad load() const { return load_; }
-  // Bytes of the file's memory that sit in huge pages now (/proc/self/smaps: AnonHugePages of Read memory,
-  // FilePmdMapped of a mapping), counted over the mappings that overlap it; 0 where smaps cannot be read. Small pages
-  // cost decode speed (each 4 KiB page a TLB entry and a stop for the hardware prefetcher).
-  size_t huge_page_bytes() const;
+  // The memory that holds the file: a mapping, or Read's region with its slack ({0, 0} for an empty file).
+  std::pair<uintptr_t, uintptr_t> memory() const {
+    const auto begin = reinterpret_cast<uintptr_t>(region_);
+    return {begin, begin + region_size_};
+  }
 
  private:
   // Reads the whole file into base over a few threads (Read mode); throws naming the file on a short or failed read.
@@ -64,5 +67,12 @@ class MappedFile {
   size_t region_size_ = 0;
   FileLoad load_ = FileLoad::Map;
 };
+
+// Bytes in huge pages now (/proc/self/smaps: AnonHugePages of read memory, FilePmdMapped of mappings) of the mappings
+// that overlap any of `ranges` ([begin, end) pairs, e.g. MappedFile::memory() of a checkpoint's shards), each mapping
+// counted once and in full: the kernel may merge the read regions of neighbouring shards into one mapping. 0 where
+// smaps cannot be read. Small pages cost decode speed (each 4 KiB page a TLB entry and a stop for the hardware
+// prefetcher).
+size_t huge_page_bytes(const std::vector<std::pair<uintptr_t, uintptr_t>>& ranges);
 
 }  // namespace whale

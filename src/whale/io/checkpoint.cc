@@ -122,9 +122,9 @@ std::vector<std::string> Checkpoint::names() const {
 }
 
 uint64_t Checkpoint::huge_page_bytes() const {
-  uint64_t total = 0;
-  for (const auto& s : shards_) total += s->huge_page_bytes();
-  return total;
+  std::vector<std::pair<uintptr_t, uintptr_t>> ranges;
+  for (const auto& s : shards_) ranges.push_back(s->memory());
+  return whale::huge_page_bytes(ranges);
 }
 
 uint64_t Checkpoint::total_file_bytes() const {

@@ -45,7 +45,7 @@ class SafetensorsFile {
   // A view of tensor `name`; throws Error naming the file if it is absent.
   TensorView view(const std::string& name) const;
   size_t file_size() const { return file_.size(); }
-  size_t huge_page_bytes() const { return file_.huge_page_bytes(); }  // MappedFile::huge_page_bytes
+  std::pair<uintptr_t, uintptr_t> memory() const { return file_.memory(); }  // MappedFile::memory
 
  private:
   MappedFile file_;
