@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "whale/core/error.h"
+#include "whale/core/process_stats.h"
 
 namespace whale {
 namespace {

@@ -9,9 +9,6 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <cinttypes>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <mutex>
@@ -200,26 +197,6 @@ void MappedFile::read_parallel(int fd, uint8_t* base, const FileReadProgress& pr
   };
   ThreadPool pool(readers, std::chrono::microseconds(0));
   pool.parallel_for(readers, read_pieces);
-}
-
-// smaps lists each mapping as a header line "start-end perms offset device inode [path]" followed by "Name:   N kB"
-// fields (a field's name ends in ':' before any space; a header's first ':' is the device's, after a space).
-size_t huge_page_bytes(const std::vector<std::pair<uintptr_t, uintptr_t>>& ranges) {
-  std::ifstream smaps("/proc/self/smaps");
-  std::string line;
-  bool inside = false;
-  size_t kib = 0;
-  while (std::getline(smaps, line)) {
-    uintptr_t lo = 0, hi = 0;
-    if (std::sscanf(line.c_str(), "%" SCNxPTR "-%" SCNxPTR " ", &lo, &hi) == 2 && line.find(':') > line.find(' ')) {
-      inside = std::any_of(ranges.begin(), ranges.end(), [&](const auto& r) { return lo < r.second && hi > r.first; });
-      continue;
-    }
-    if (!inside) continue;
-    for (const char* field : {"AnonHugePages:", "FilePmdMapped:"})
-      if (line.rfind(field, 0) == 0) kib += std::strtoull(line.c_str() + std::strlen(field), nullptr, 10);
-  }
-  return kib * 1024;
 }
 
 MappedFile::MappedFile(MappedFile&& other) noexcept

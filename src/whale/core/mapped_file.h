@@ -7,7 +7,6 @@
 #include <functional>
 #include <string>
 #include <utility>
-#include <vector>
 
 namespace whale {
 
@@ -67,12 +66,5 @@ class MappedFile {
   size_t region_size_ = 0;
   FileLoad load_ = FileLoad::Map;
 };
-
-// Bytes in huge pages now (/proc/self/smaps: AnonHugePages of read memory, FilePmdMapped of mappings) of the mappings
-// that overlap any of `ranges` ([begin, end) pairs, e.g. MappedFile::memory() of a checkpoint's shards), each mapping
-// counted once and in full: the kernel may merge the read regions of neighbouring shards into one mapping. 0 where
-// smaps cannot be read. Small pages cost decode speed (each 4 KiB page a TLB entry and a stop for the hardware
-// prefetcher).
-size_t huge_page_bytes(const std::vector<std::pair<uintptr_t, uintptr_t>>& ranges);
 
 }  // namespace whale

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "whale/core/error.h"
+#include "whale/core/process_stats.h"
 
 namespace whale {
 namespace fs = std::filesystem;
