@@ -21,8 +21,10 @@ namespace whale::bf16dot {
 
 namespace {
 
-// Weight rows held in L2 while every token sweeps them (each 6-token tile read from L1).
-constexpr int64_t kPanelBytes = 192 * 1024;
+// Weight rows held in L2 while every token sweeps them (each 6-token tile read from L1). Every CPU with the bf16 dot
+// instruction has 1 MB of L2 or more per core. Each 6-token group's activations come into L1 once per panel, so a
+// longer panel reloads them less often: 384 KB against 192, BF16 prefill 512 paired 1.039x (5 rounds of 3, Zen 5).
+constexpr int64_t kPanelBytes = 384 * 1024;
 // Values to round before a pool is worth waking.
 constexpr int64_t kParallelValues = 1 << 16;
 
