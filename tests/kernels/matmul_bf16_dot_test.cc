@@ -133,7 +133,7 @@ TEST(Bf16Dot, MatchesScalarModel) {
   std::mt19937 rng(13);
   const int64_t n = 23, k = 256;
   int bitwise = 0;
-  for (int64_t m : {1, 2, 11}) {
+  for (int64_t m : {1, 2, 3, 4, 5, 6, 11}) {
     const RandomProduct pr(n, k, m, rng);
     std::vector<float> y(m * n), ref(m * n);
     ASSERT_TRUE(bf16dot::rows(pr.weight(), 0, n, pr.xb, y.data(), n, scratch));
@@ -148,8 +148,8 @@ TEST(Bf16Dot, MatchesScalarModel) {
   RecordProperty("bitwise_equal", bitwise);
 }
 
-// A (row, token) result does not depend on the other tokens, on the token count (one and two tokens take the
-// streaming tiles, more the 4 × 6 ones), or on where the row range starts. Rows of 96 and 1440 elements: the
+// A (row, token) result does not depend on the other tokens, on the token count (up to kStreamTokens take the
+// streaming tiles of 8, 6 or 4 rows, more the 4 × 6 ones), or on where the row range starts. Rows of 96 and 1440 elements: the
 // streaming tiles change their prefetch distance 2 KB before a row's end, which only the longer rows have (and theirs
 // are not whole cache lines).
 TEST(Bf16Dot, BitwiseIndependentOfBatchAndRowRange) {
@@ -163,7 +163,7 @@ TEST(Bf16Dot, BitwiseIndependentOfBatchAndRowRange) {
     std::vector<float> y(m * n);
     ASSERT_TRUE(bf16dot::rows(w, 0, n, pr.xb, y.data(), n, scratch));
     for (int64_t t = 0; t < m; t += 5)
-      for (int64_t few : {1, 2, 3}) {  // tokens t .. t + few - 1 (the last ones repeated past the end)
+      for (int64_t few : {1, 2, 3, 4, 5, 6, 7}) {  // tokens t .. t + few - 1 (the last ones repeated past the end)
         std::vector<float> xs;
         for (int64_t i = 0; i < few; ++i) {
           const float* row = pr.x.data() + std::min(t + i, m - 1) * k;
@@ -215,11 +215,11 @@ TEST(Bf16Dot, MarkedWeightsInMatmul) {
 }
 
 // Weights on a 64-byte boundary are read in place, others through the aligned copy (prompts) or in place with loads
-// across lines (1-2 tokens): the same bits either way.
+// across lines (up to kStreamTokens tokens): the same bits either way.
 TEST(Bf16Dot, AlignedAndCopiedRowsAgree) {
   if (!bf16dot::available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
   std::mt19937 rng(23);
-  for (int64_t m : {1, 2, 13}) {
+  for (int64_t m : {1, 2, 4, 13}) {
     SCOPED_TRACE(fmt::format("m {}", m));
     const int64_t n = 9, k = 160;
     const std::vector<uint16_t> wd = random_bf16(n * k, rng);

@@ -10,10 +10,12 @@
 #include <cpuid.h>
 #include <immintrin.h>
 #define WHALE_HAVE_BF16_DOT 1
-// GCC 12's AVX-512 intrinsics start from _mm512_undefined_ps(), which -Wmaybe-uninitialized reports when they are
-// inlined into a function with a target attribute (a false positive: the value is fully overwritten).
+// GCC 12's AVX-512 intrinsics start from _mm512_undefined_ps(), which -Wmaybe-uninitialized (or -Wuninitialized,
+// depending on the inlining) reports when they are inlined into a function with a target attribute (a false positive:
+// the value is fully overwritten).
 #if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 #endif
 
@@ -135,104 +137,137 @@ WHALE_BF16_ATTR inline void store_group(__m512 v, int nt, int nr, float* yt, int
     for (int r = 0; r < nr; ++r) yt[t * ldy + r] = out[4 * t + r];
 }
 
-// Decode: W rows w[0..7] · tokens x[0..T), T ≤ 2, the weights streamed from memory once. Eight rows are eight
-// streams in flight, each prefetched kStreamPrefetchBytes ahead and, near its end, into the same row of the next
-// tile (8 rows on), which this thread usually reads next. Loads may straddle lines (no aligned copy: each weight is
-// read once). Accumulator r·T + t holds (row r, token t), the arithmetic of tile4x6's; reduce16 puts it in lane
-// 4·(i % 4) + i / 4 for i = r·T + t.
+// Decode and small batches: W rows w[0..R) · tokens x[0..T), T ≤ kStreamTokens, the weights streamed from memory
+// once. R rows are R streams in flight, each prefetched kStreamPrefetchBytes ahead and, near its end, into the same row
+// of the next tile (R rows on), which this thread usually reads next. Loads may straddle lines (no aligned copy: each
+// weight is read once). Accumulator r·T + t holds (row r, token t), the arithmetic of tile4x6's. R·T ≤ 24
+// accumulators: 8 rows for up to 3 tokens, 6 for 4, 4 for 5 and 6 (streams in flight traded for tokens, since every
+// row's line feeds T dot instructions).
 constexpr int64_t kStreamPrefetchBytes = 2048;
-
-// A streaming tile's results, rows [0, nr) of every token, to y[t·ldy + r].
 template <int T>
+constexpr int kStreamRows = T <= 3 ? 8 : T == 4 ? 6 : 4;
+
+// A streaming tile's results, rows [0, nr) of every token, to y[t·ldy + r]: accumulators 0-15 through reduce16 (to
+// lane 4·(i % 4) + i / 4), 16-23 through reduce8 (lane 16 + 4·(j % 2) + j / 2, j = i − 16); a tile of 8 or fewer
+// through reduce8 alone. Unused accumulators are zero.
+template <int R, int T>
 WHALE_BF16_ATTR inline void store_stream_tile(const __m512* acc, int nr, float* y, int64_t ldy) {
-  alignas(64) float out[16];
-  _mm512_store_ps(out, reduce16(acc));
+  constexpr int n = R * T;
+  alignas(64) float out[32];
+  if constexpr (n <= 8) {
+    _mm512_store_ps(out, reduce8(acc));
+  } else {
+    _mm512_store_ps(out, reduce16(acc));
+    if constexpr (n > 16) _mm512_store_ps(out + 16, reduce8(acc + 16));
+  }
   for (int r = 0; r < nr; ++r)
     for (int t = 0; t < T; ++t) {
       const int i = r * T + t;
-      y[t * ldy + r] = out[4 * (i % 4) + i / 4];
+      const int lane = n <= 8 ? 4 * (i % 2) + i / 2 : i < 16 ? 4 * (i % 4) + i / 4 : 16 + 4 * ((i - 16) % 2) + (i - 16) / 2;
+      y[t * ldy + r] = out[lane];
     }
 }
 
-template <int T>
+template <int R, int T>
 WHALE_BF16_ATTR void stream_tile(const uint16_t* const* w, const uint16_t* const* x, int64_t k, int nr, float* y,
                                  int64_t ldy) {
-  __m512 acc[16];
-#pragma GCC unroll 16
-  for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
+  __m512 acc[24];
+#pragma GCC unroll 24
+  for (int i = 0; i < 24; ++i) acc[i] = _mm512_setzero_ps();
   const int64_t row_bytes = 2 * k;
   for (int64_t c = 0; c < k; c += 32) {
     int64_t ahead = 2 * c + kStreamPrefetchBytes;
-    if (ahead >= row_bytes) ahead += 7 * row_bytes;
+    if (ahead >= row_bytes) ahead += (R - 1) * row_bytes;
     __m512bh b[T];
-#pragma GCC unroll 2
+#pragma GCC unroll 6
     for (int t = 0; t < T; ++t) b[t] = load_bh(x[t] + c);
 #pragma GCC unroll 8
-    for (int r = 0; r < 8; ++r) {
+    for (int r = 0; r < R; ++r) {
       _mm_prefetch(reinterpret_cast<const char*>(w[r]) + ahead, _MM_HINT_T0);
       const __m512bh a = load_bh(w[r] + c);
-#pragma GCC unroll 2
+#pragma GCC unroll 6
       for (int t = 0; t < T; ++t) acc[r * T + t] = _mm512_dpbf16_ps(acc[r * T + t], a, b[t]);
     }
   }
-  store_stream_tile<T>(acc, nr, y, ldy);
+  store_stream_tile<R, T>(acc, nr, y, ldy);
 }
 
-// stream_tile for 8 whole rows in a row (w, w + k, ..., w + 7k), which is every tile but a matrix's last: the same
-// accumulators, prefetches and results. Each row is addressed as one of three pointers (rows 0, 3 and 6) plus 0, 1 or
-// 2 row strides, so that a step's 8 loads and 8 prefetches take 4 registers and fixed offsets. Handed 8 row pointers,
+// stream_tile for R whole rows in a row (w, w + k, ..., w + (R − 1)k), which is every tile but a matrix's last, and
+// tokens in a row (x, x + k, ..., as RoundedActivations holds them): the same accumulators, prefetches and results.
+// Rows and tokens are addressed as pointers (rows 0, 3 and 6; tokens 0 and 3) plus 0, 1 or 2 strides (both are k
+// values long), so that a step's loads and prefetches take a few registers and fixed offsets. Handed 8 row pointers,
 // GCC kept most of them and the prefetch distance on the stack and reloaded them every step (about 40 instructions
 // per 8 lines instead of 27); the tile streamed 10% slower (one-token BF16 products over 1.5 GB at 2 threads, Zen 5).
-template <int T>
-WHALE_BF16_ATTR void stream_rows8(const uint16_t* w, const uint16_t* const* x, int64_t k, float* y, int64_t ldy) {
-  __m512 acc[16];
-#pragma GCC unroll 16
-  for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
-  const int64_t s = 2 * k;  // row stride in bytes
-  // Rows 0-7 as (pointer, strides): 0, 1 and 2 strides past rows 0, 3 and 6.
-  const auto step = [&](const char* p0, const char* p3, const char* p6, const char* f0, const char* f3,
-                        const char* f6, int64_t c) WHALE_BF16_ATTR {
+// Not inlined: inside its caller GCC ran short of registers and reloaded the far prefetch's offset from the stack every
+// step (36 instructions per 8 lines instead of 32, one token).
+template <int R, int T>
+WHALE_BF16_ATTR __attribute__((noinline)) void stream_rows(const uint16_t* w, const uint16_t* x, int64_t k, float* y,
+                                                           int64_t ldy) {
+  __m512 acc[24];
+#pragma GCC unroll 24
+  for (int i = 0; i < 24; ++i) acc[i] = _mm512_setzero_ps();
+  const int64_t s = 2 * k;  // row stride in bytes, of the weights and of the tokens
+  const auto step = [&](const char* p0, const char* p3, const char* p6, const char* x0, const char* x3,
+                        int64_t far) WHALE_BF16_ATTR {
+    const char* tokens[6] = {x0, x0 + s, x0 + 2 * s, x3, x3 + s, x3 + 2 * s};
     __m512bh b[T];
-#pragma GCC unroll 2
-    for (int t = 0; t < T; ++t) b[t] = load_bh(x[t] + c);
+#pragma GCC unroll 6
+    for (int t = 0; t < T; ++t) b[t] = (__m512bh)_mm512_loadu_si512(tokens[t]);
     const char* rows[8] = {p0, p0 + s, p0 + 2 * s, p3, p3 + s, p3 + 2 * s, p6, p6 + s};
-    const char* ahead[8] = {f0, f0 + s, f0 + 2 * s, f3, f3 + s, f3 + 2 * s, f6, f6 + s};
 #pragma GCC unroll 8
-    for (int r = 0; r < 8; ++r) {
-      _mm_prefetch(ahead[r], _MM_HINT_T0);
+    for (int r = 0; r < R; ++r) {
+      _mm_prefetch(rows[r] + far, _MM_HINT_T0);
       const __m512bh a = (__m512bh)_mm512_loadu_si512(rows[r]);
-#pragma GCC unroll 2
+#pragma GCC unroll 6
       for (int t = 0; t < T; ++t) acc[r * T + t] = _mm512_dpbf16_ps(acc[r * T + t], a, b[t]);
     }
   };
   const char* p0 = reinterpret_cast<const char*>(w);
   const char *p3 = p0 + 3 * s, *p6 = p0 + 6 * s;
+  const char* x0 = reinterpret_cast<const char*>(x);
+  const char* x3 = x0 + 3 * s;
   // Prefetches kStreamPrefetchBytes ahead in the row until that passes its end, then as far into the same row of the
-  // next tile (7 rows further on): two loops, each with one distance.
+  // next tile (R − 1 rows further on): two loops, each with one distance.
   const int64_t near_end = std::min(k, std::max<int64_t>(0, (s - kStreamPrefetchBytes + 63) / 64 * 32));
   int64_t c = 0;
-  for (; c < near_end; c += 32, p0 += 64, p3 += 64, p6 += 64)
-    step(p0, p3, p6, p0 + kStreamPrefetchBytes, p3 + kStreamPrefetchBytes, p6 + kStreamPrefetchBytes, c);
-  for (; c < k; c += 32, p0 += 64, p3 += 64, p6 += 64)
-    step(p0, p3, p6, p0 + 7 * s + kStreamPrefetchBytes, p3 + 7 * s + kStreamPrefetchBytes,
-         p6 + 7 * s + kStreamPrefetchBytes, c);
-  store_stream_tile<T>(acc, 8, y, ldy);
+  for (; c < near_end; c += 32, p0 += 64, p3 += 64, p6 += 64, x0 += 64, x3 += 64)
+    step(p0, p3, p6, x0, x3, kStreamPrefetchBytes);
+  const int64_t far = (R - 1) * s + kStreamPrefetchBytes;
+  for (; c < k; c += 32, p0 += 64, p3 += 64, p6 += 64, x0 += 64, x3 += 64) step(p0, p3, p6, x0, x3, far);
+  store_stream_tile<R, T>(acc, R, y, ldy);
+}
+
+template <int T>
+WHALE_BF16_ATTR void run_stream_tokens(const Weight2D& w, int64_t r0, int64_t r1, const RoundedActivations& xb,
+                                       float* y, int64_t ldy) {
+  constexpr int R = kStreamRows<T>;
+  const int64_t k = w.cols;
+  const auto* wd = reinterpret_cast<const uint16_t*>(w.data);
+  const uint16_t* xt[T];
+  for (int t = 0; t < T; ++t) xt[t] = xb.data() + t * k;
+  for (int64_t rr = r0; rr < r1; rr += R) {
+    const int nr = static_cast<int>(std::min<int64_t>(R, r1 - rr));
+    // A whole tile reads its rows from its first on (stream_rows), the last, partial one through row pointers.
+    if (nr == R) {
+      stream_rows<R, T>(wd + rr * k, xb.data(), k, y + (rr - r0), ldy);
+      continue;
+    }
+    const uint16_t* wr[R];
+    for (int r = 0; r < R; ++r) wr[r] = wd + (rr + std::min(r, nr - 1)) * k;
+    stream_tile<R, T>(wr, xt, k, nr, y + (rr - r0), ldy);
+  }
 }
 
 WHALE_BF16_ATTR void run_stream(const Weight2D& w, int64_t r0, int64_t r1, const RoundedActivations& xb, float* y,
                                 int64_t ldy) {
-  const int64_t k = w.cols, m = xb.m;
-  const auto* wd = reinterpret_cast<const uint16_t*>(w.data);
-  const uint16_t* xt[2] = {xb.data(), xb.data() + (m - 1) * k};
-  for (int64_t rr = r0; rr < r1; rr += 8) {
-    const int nr = static_cast<int>(std::min<int64_t>(8, r1 - rr));
-    const uint16_t* wr[8];
-    for (int r = 0; r < 8; ++r) wr[r] = wd + (rr + std::min(r, nr - 1)) * k;
-    // A whole tile reads its rows from wr[0] on (stream_rows8), the last, partial one through wr.
-    if (nr == 8 && m == 1) stream_rows8<1>(wr[0], xt, k, y + (rr - r0), ldy);
-    else if (nr == 8) stream_rows8<2>(wr[0], xt, k, y + (rr - r0), ldy);
-    else if (m == 1) stream_tile<1>(wr, xt, k, nr, y + (rr - r0), ldy);
-    else stream_tile<2>(wr, xt, k, nr, y + (rr - r0), ldy);
+  static_assert(kStreamTokens == 6);
+  switch (xb.m) {
+    case 1: return run_stream_tokens<1>(w, r0, r1, xb, y, ldy);
+    case 2: return run_stream_tokens<2>(w, r0, r1, xb, y, ldy);
+    case 3: return run_stream_tokens<3>(w, r0, r1, xb, y, ldy);
+    case 4: return run_stream_tokens<4>(w, r0, r1, xb, y, ldy);
+    case 5: return run_stream_tokens<5>(w, r0, r1, xb, y, ldy);
+    default: return run_stream_tokens<6>(w, r0, r1, xb, y, ldy);
   }
 }
 

@@ -18,11 +18,13 @@
 
 namespace whale::bf16dot {
 
-// Products of at most this many tokens (decode) stream the weights in tiles of 8 rows × those tokens, read in place;
-// more tokens go through the 4 × 6 tiles over panels of rows held in L2. Both give the same bits per (row, token), so
+// Products of at most this many tokens (decode, and batched steps of a few sequences) stream the weights in tiles of
+// 8 to 4 rows × those tokens, read in place, once; more tokens go through the 4 × 6 tiles over panels of rows held in
+// L2, which read each weight from memory with only the hardware's prefetch (3-5 tokens that way streamed at about half
+// the one-token rate). Both give the same bits per (row, token), so
 // a marked weight rounds every product, whatever its token count, and a token's result does not depend on its batch
 // (a served request's output on whom it shares a step with).
-inline constexpr int64_t kStreamTokens = 2;
+inline constexpr int64_t kStreamTokens = 6;
 
 // True when this CPU has AVX512-BF16 (with AVX512F/BW) and the OS saves the AVX-512 state. Cached after the first call.
 bool available();
