@@ -149,9 +149,9 @@ TEST(Bf16Dot, MatchesScalarModel) {
 }
 
 // A (row, token) result does not depend on the other tokens, on the token count (up to kStreamTokens take the
-// streaming tiles of 8, 6 or 4 rows, more the 4 × 6 ones), or on where the row range starts. Rows of 96 and 1440 elements: the
-// streaming tiles change their prefetch distance 2 KB before a row's end, which only the longer rows have (and theirs
-// are not whole cache lines).
+// streaming tiles of 8, 6 or 4 rows, more the 4 × 6 ones), or on where the row range starts. Rows of 96 and 1440
+// elements: the streaming tiles change their prefetch distance 2 KB before a row's end, which only the longer rows
+// have (and theirs are not whole cache lines).
 TEST(Bf16Dot, BitwiseIndependentOfBatchAndRowRange) {
   std::vector<uint16_t> scratch;
   if (!bf16dot::available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";

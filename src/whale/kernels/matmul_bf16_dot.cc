@@ -163,7 +163,8 @@ WHALE_BF16_ATTR inline void store_stream_tile(const __m512* acc, int nr, float* 
   for (int r = 0; r < nr; ++r)
     for (int t = 0; t < T; ++t) {
       const int i = r * T + t;
-      const int lane = n <= 8 ? 4 * (i % 2) + i / 2 : i < 16 ? 4 * (i % 4) + i / 4 : 16 + 4 * ((i - 16) % 2) + (i - 16) / 2;
+      const int j = i - 16;
+      const int lane = n <= 8 ? 4 * (i % 2) + i / 2 : i < 16 ? 4 * (i % 4) + i / 4 : 16 + 4 * (j % 2) + j / 2;
       y[t * ldy + r] = out[lane];
     }
 }
