@@ -31,7 +31,8 @@ class Checkpoint {
   std::vector<std::string> names() const;
   // Bytes of all shard files together.
   uint64_t total_file_bytes() const;
-  // Bytes of the shards' memory in huge pages now (huge_page_bytes of core/process_stats.h over their MappedFile::memory()).
+  // Bytes of the shards' memory in huge pages now (huge_page_bytes of core/process_stats.h over their
+  // MappedFile::memory()).
   uint64_t huge_page_bytes() const;
   // How the shards came into memory: Map or Read.
   FileLoad load() const { return load_; }
