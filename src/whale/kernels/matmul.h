@@ -1,7 +1,7 @@
 // Matrix products of f32 activations with weights in their stored format (F32, BF16, F16, FP8 e4m3 with block
 // scales, whale q8/q4), read in place: nothing is expanded at load.
 //
-// How a product is computed (matmul.cc; kernels in matmul_simd.cc and matmul_amx.cc):
+// How a product is computed (matmul.cc; kernels in matmul_simd*.cc, matmul_bf16_dot.cc and matmul_amx.cc):
 // - q8/q4, any number of tokens: activations quantized to int8 per 32-block, integer dot products per block in tiles
 //   of 16 rows × up to 8 tokens (AVX-512 VNNI, else portable integer code), or for more than 16 tokens AMX int8
 //   tiles where the CPU has them. The integer sums are exact and their f32 scaling runs in one fixed order, so a token's

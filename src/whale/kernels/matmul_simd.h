@@ -1,5 +1,6 @@
-// The SIMD building blocks of matmul (matmul_simd.cc, and quantize_activations_simd.cc for the activations' rounding:
-// Highway, one copy per instruction set, chosen at run time).
+// The SIMD building blocks of matmul (Highway, one copy per instruction set, chosen at run time): float-format rows,
+// tiles and panels in matmul_simd.cc; q8/q4 tiles in matmul_simd_quant.cc and their x·W in matmul_simd_xw.cc; the
+// activations' rounding in quantize_activations_simd.cc.
 // matmul.cc tiles and threads them; tests compare each against the scalar references.
 #pragma once
 
