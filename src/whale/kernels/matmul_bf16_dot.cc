@@ -10,13 +10,6 @@
 #include <cpuid.h>
 #include <immintrin.h>
 #define WHALE_HAVE_BF16_DOT 1
-// GCC 12's AVX-512 intrinsics start from _mm512_undefined_ps(), which -Wmaybe-uninitialized (or -Wuninitialized,
-// depending on the inlining) reports when they are inlined into a function with a target attribute (a false positive:
-// the value is fully overwritten).
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
 #endif
 
 namespace whale::bf16dot {
@@ -43,6 +36,26 @@ float reduce_lanes(const float lanes[16]) {
 
 #define WHALE_BF16_ATTR __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
 
+// GCC 12 writes the unmasked forms of these intrinsics with _mm512_undefined_*() as their merge source, which
+// -W(maybe-)uninitialized reports once they are inlined into a function with a target attribute (a false positive:
+// every lane is written). The zero-masking forms with every lane selected compile to the same instructions and have no
+// undefined source, so no pragma has to silence the warning (which would also hide a real uninitialised read here).
+template <int imm>
+WHALE_BF16_ATTR inline __m512 shuffle_f32x4(__m512 a, __m512 b) {
+  return _mm512_maskz_shuffle_f32x4(0xFFFF, a, b, imm);
+}
+WHALE_BF16_ATTR inline __m512 permute_lanes(__m512i index, __m512 v) {
+  return _mm512_maskz_permutexvar_ps(0xFFFF, index, v);
+}
+template <int imm>
+WHALE_BF16_ATTR inline __m128 quarter(__m512 v) {
+  return _mm512_maskz_extractf32x4_ps(0xF, v, imm);
+}
+WHALE_BF16_ATTR inline __m512i shift_right(__m512i v, unsigned bits) {
+  return _mm512_maskz_srli_epi32(0xFFFF, v, bits);
+}
+WHALE_BF16_ATTR inline __m256i narrow_to_16(__m512i v) { return _mm512_maskz_cvtepi32_epi16(0xFFFF, v); }
+
 bool detect() {
   unsigned a, b, c, d;
   if (!__get_cpuid_count(1, 0, &a, &b, &c, &d) || !(c & (1u << 27))) return false;  // OSXSAVE
@@ -61,13 +74,14 @@ bool detect() {
 WHALE_BF16_ATTR inline __m512 reduce16(const __m512* v) {
   __m512 c[8], e[4], g[2];
   for (int i = 0; i < 8; ++i)
-    c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44),
-                         _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE));
+    c[i] = _mm512_add_ps(shuffle_f32x4<0x44>(v[2 * i], v[2 * i + 1]),
+                         shuffle_f32x4<0xEE>(v[2 * i], v[2 * i + 1]));
   for (int i = 0; i < 4; ++i)
-    e[i] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0x88),
-                         _mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0xDD));
+    e[i] = _mm512_add_ps(shuffle_f32x4<0x88>(c[2 * i], c[2 * i + 1]),
+                         shuffle_f32x4<0xDD>(c[2 * i], c[2 * i + 1]));
   for (int i = 0; i < 2; ++i)
-    g[i] = _mm512_add_ps(_mm512_shuffle_ps(e[2 * i], e[2 * i + 1], 0x44), _mm512_shuffle_ps(e[2 * i], e[2 * i + 1], 0xEE));
+    g[i] = _mm512_add_ps(_mm512_shuffle_ps(e[2 * i], e[2 * i + 1], 0x44),
+                         _mm512_shuffle_ps(e[2 * i], e[2 * i + 1], 0xEE));
   return _mm512_add_ps(_mm512_shuffle_ps(g[0], g[1], 0x88), _mm512_shuffle_ps(g[0], g[1], 0xDD));
 }
 
@@ -77,17 +91,17 @@ WHALE_BF16_ATTR inline __m512 reduce16(const __m512* v) {
 WHALE_BF16_ATTR inline __m512 reduce8(const __m512* v) {
   __m512 c[4], e[2];
   for (int i = 0; i < 4; ++i)  // c[i]: v[2i] ‖ v[2i + 1], each 8 lanes (lane j + lane j + 8)
-    c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44),
-                         _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE));
+    c[i] = _mm512_add_ps(shuffle_f32x4<0x44>(v[2 * i], v[2 * i + 1]),
+                         shuffle_f32x4<0xEE>(v[2 * i], v[2 * i + 1]));
   for (int i = 0; i < 2; ++i)  // e[i]: v[4i] .. v[4i + 3], 4 lanes each (j + j + 4)
-    e[i] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0x88),
-                         _mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0xDD));
+    e[i] = _mm512_add_ps(shuffle_f32x4<0x88>(c[2 * i], c[2 * i + 1]),
+                         shuffle_f32x4<0xDD>(c[2 * i], c[2 * i + 1]));
   // Quarter q: v[q] and v[4 + q], 2 lanes each (j + j + 2); then 1 lane each (j + j + 1), twice over.
   const __m512 g = _mm512_add_ps(_mm512_shuffle_ps(e[0], e[1], 0x44), _mm512_shuffle_ps(e[0], e[1], 0xEE));
   const __m512 f = _mm512_add_ps(_mm512_shuffle_ps(g, g, 0x88), _mm512_shuffle_ps(g, g, 0xDD));
   // f's lane 4q + p holds v[q + 4p] (p < 2); v[i] goes to lane 4·(i % 2) + i / 2, from lane 4·(i % 4) + i / 4.
   const __m512i to = _mm512_setr_epi32(0, 8, 1, 9, 4, 12, 5, 13, 0, 0, 0, 0, 0, 0, 0, 0);
-  return _mm512_permutexvar_ps(to, f);
+  return permute_lanes(to, f);
 }
 
 WHALE_BF16_ATTR inline __m512bh load_bh(const uint16_t* p) { return (__m512bh)_mm512_loadu_si512(p); }
@@ -125,10 +139,10 @@ WHALE_BF16_ATTR Tile tile4x6(const uint16_t* const* w, const uint16_t* const* x,
 // Stores a reduced group: tokens [0, nt) of lanes 4t + r, rows [0, nr), to yt[t·ldy + r].
 WHALE_BF16_ATTR inline void store_group(__m512 v, int nt, int nr, float* yt, int64_t ldy) {
   if (nr == 4) {
-    _mm_storeu_ps(yt, _mm512_castps512_ps128(v));
-    if (nt > 1) _mm_storeu_ps(yt + ldy, _mm512_extractf32x4_ps(v, 1));
-    if (nt > 2) _mm_storeu_ps(yt + 2 * ldy, _mm512_extractf32x4_ps(v, 2));
-    if (nt > 3) _mm_storeu_ps(yt + 3 * ldy, _mm512_extractf32x4_ps(v, 3));
+    _mm_storeu_ps(yt, quarter<0>(v));
+    if (nt > 1) _mm_storeu_ps(yt + ldy, quarter<1>(v));
+    if (nt > 2) _mm_storeu_ps(yt + 2 * ldy, quarter<2>(v));
+    if (nt > 3) _mm_storeu_ps(yt + 3 * ldy, quarter<3>(v));
     return;
   }
   alignas(64) float out[16];
@@ -321,11 +335,11 @@ WHALE_BF16_ATTR void round_rows_avx512(const float* x, int64_t t0, int64_t t1, i
     int64_t c = 0;
     for (; c + 16 <= k; c += 16) {
       const __m512i b = _mm512_loadu_si512(src + c);
-      const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(b, 16), lsb_mask);
-      __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(b, bias), lsb), 16);
+      const __m512i lsb = _mm512_and_si512(shift_right(b, 16), lsb_mask);
+      __m512i r = shift_right(_mm512_add_epi32(_mm512_add_epi32(b, bias), lsb), 16);
       const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(b, abs_mask), inf);
-      r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(b, 16), quiet);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + c), _mm512_cvtepi32_epi16(r));
+      r = _mm512_mask_or_epi32(r, nan, shift_right(b, 16), quiet);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + c), narrow_to_16(r));
     }
     for (; c < k; ++c) dst[c] = f32_to_bf16(src[c]);
   }
