@@ -226,19 +226,20 @@ TEST(ExpShiftedSum, HandComputed) {
 }
 
 // The first index of the maximum, against a scalar scan: ties to the lowest index, the maximum in the vector part,
-// in the tail, first or last, −inf entries, and all entries equal.
-TEST(FirstArgmax, MatchesScalarScan) {
+// in the tail, first or last, −inf entries, and all entries equal; in f64 (the sampler's) and f32 (logits).
+template <typename T>
+void ExpectFirstArgmaxMatchesScalarScan() {
   std::mt19937 rng(22);
-  const double ninf = -std::numeric_limits<double>::infinity();
+  const T ninf = -std::numeric_limits<T>::infinity();
   for (int64_t target : supported_targets()) {
     hwy::SetSupportedTargetsForTest(target);
-    for (int64_t n : {1, 2, 5, 8, 9, 16, 31, 1000}) {
+    for (int64_t n : {1, 2, 5, 8, 9, 16, 17, 31, 33, 1000}) {
       for (int trial = 0; trial < 20; ++trial) {
-        std::vector<double> z(static_cast<size_t>(n));
+        std::vector<T> z(static_cast<size_t>(n));
         // Few distinct values, so ties are common.
-        for (double& v : z) v = static_cast<double>(std::uniform_int_distribution<int>(-3, 3)(rng));
-        if (trial % 5 == 1) for (double& v : z) v = 2.0;                 // all equal: index 0
-        if (trial % 5 == 2) z.back() = 10.0;                             // the maximum last
+        for (T& v : z) v = static_cast<T>(std::uniform_int_distribution<int>(-3, 3)(rng));
+        if (trial % 5 == 1) for (T& v : z) v = 2;                        // all equal: index 0
+        if (trial % 5 == 2) z.back() = 10;                                // the maximum last
         if (trial % 5 == 3) for (size_t i = 1; i < z.size(); ++i) z[i] = ninf;  // only the first finite
         if (trial % 5 == 4) z[0] = ninf;
         size_t want = 0;
@@ -251,6 +252,8 @@ TEST(FirstArgmax, MatchesScalarScan) {
   }
   hwy::SetSupportedTargetsForTest(0);
 }
+TEST(FirstArgmax, MatchesScalarScan) { ExpectFirstArgmaxMatchesScalarScan<double>(); }
+TEST(FirstArgmax, F32MatchesScalarScan) { ExpectFirstArgmaxMatchesScalarScan<float>(); }
 
 // ---- SwiGLU: silu(g)·u, silu(z) = z·σ(z) = z / (1 + e^{−z}) (deepseek-spec §2.3) -------------------------------
 

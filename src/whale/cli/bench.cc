@@ -23,6 +23,7 @@
 #include "whale/cli/progress.h"
 #include "whale/core/error.h"
 #include "whale/core/process_stats.h"
+#include "whale/kernels/activations.h"
 #include "whale/kernels/matmul.h"
 #include "whale/kernels/weight.h"
 #include "whale/model/config.h"
@@ -96,10 +97,10 @@ std::vector<int> parse_thread_list(const std::string& text, bool given) {
   return threads;
 }
 
-// The greedy token of logits' last row of `vocab` values (ties to the lowest id).
+// The greedy token of logits' last row of `vocab` values (ties to the lowest id). In SIMD: std::max_element took
+// about 100 µs of each decoded token over a 129280-token vocabulary (Zen 5 VM), llama-bench samples nothing.
 int32_t greedy_token(const std::vector<float>& logits, int vocab) {
-  const auto row = logits.end() - vocab;
-  return static_cast<int32_t>(std::max_element(row, logits.end()) - row);
+  return static_cast<int32_t>(first_argmax(logits.data() + (logits.size() - static_cast<size_t>(vocab)), vocab));
 }
 
 // Stored bytes of the weight (kernels/weight.h): F8_E4M3 with its block scales, q8/q4 padded, with their f16 scales.

@@ -18,6 +18,7 @@ double exp_shifted_sum(const double* z, double shift, double* w, int64_t n);
 
 // The lowest i < n with z[i] = max z (the greedy token, ties to the lowest id). n >= 1; z holds no NaN.
 int64_t first_argmax(const double* z, int64_t n);
+int64_t first_argmax(const float* z, int64_t n);
 
 // gate[i] = silu(gate[i]) · up[i]: the SwiGLU product (deepseek-spec §2.3).
 void swiglu_inplace(float* gate, const float* up, int64_t n);

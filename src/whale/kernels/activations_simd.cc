@@ -67,26 +67,30 @@ double ExpShiftedSum(const double* z, double shift, double* w, int64_t n) {
   return sum;
 }
 
-int64_t FirstArgmax(const double* z, int64_t n) {
-  const hn::ScalableTag<double> dd;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(dd));
-  double mx = z[0];
+// The lowest index of the maximum: the maximum in vectors, then the first lane equal to it.
+template <typename T>
+int64_t FirstArgmaxOf(const T* z, int64_t n) {
+  const hn::ScalableTag<T> d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  T mx = z[0];
   int64_t i = 0;
   if (n >= N) {
-    auto m = hn::LoadU(dd, z);
-    for (i = N; i + N <= n; i += N) m = hn::Max(m, hn::LoadU(dd, z + i));
-    mx = hn::GetLane(hn::MaxOfLanes(dd, m));
+    auto m = hn::LoadU(d, z);
+    for (i = N; i + N <= n; i += N) m = hn::Max(m, hn::LoadU(d, z + i));
+    mx = hn::GetLane(hn::MaxOfLanes(d, m));
   }
   for (; i < n; ++i) mx = std::max(mx, z[i]);
-  const auto vmx = hn::Set(dd, mx);
+  const auto vmx = hn::Set(d, mx);
   for (i = 0; i + N <= n; i += N) {
-    const intptr_t lane = hn::FindFirstTrue(dd, hn::Eq(hn::LoadU(dd, z + i), vmx));
+    const intptr_t lane = hn::FindFirstTrue(d, hn::Eq(hn::LoadU(d, z + i), vmx));
     if (lane >= 0) return i + lane;
   }
   for (; i < n; ++i)
     if (z[i] == mx) return i;
   return 0;  // unreachable: mx is one of the z
 }
+int64_t FirstArgmax(const double* z, int64_t n) { return FirstArgmaxOf(z, n); }
+int64_t FirstArgmaxF32(const float* z, int64_t n) { return FirstArgmaxOf(z, n); }
 
 void Swiglu(float* gate, const float* up, int64_t n) {
   const hn::ScalableTag<float> df;
@@ -403,6 +407,7 @@ namespace whale {
 HWY_EXPORT(Softmax);
 HWY_EXPORT(ExpShiftedSum);
 HWY_EXPORT(FirstArgmax);
+HWY_EXPORT(FirstArgmaxF32);
 HWY_EXPORT(Swiglu);
 HWY_EXPORT(SwigluBackward);
 HWY_EXPORT(AddScaledRows);
@@ -417,6 +422,7 @@ double exp_shifted_sum(const double* z, double shift, double* w, int64_t n) {
 }
 
 int64_t first_argmax(const double* z, int64_t n) { return HWY_DYNAMIC_DISPATCH(FirstArgmax)(z, n); }
+int64_t first_argmax(const float* z, int64_t n) { return HWY_DYNAMIC_DISPATCH(FirstArgmaxF32)(z, n); }
 
 void swiglu_inplace(float* gate, const float* up, int64_t n) { HWY_DYNAMIC_DISPATCH(Swiglu)(gate, up, n); }
 
