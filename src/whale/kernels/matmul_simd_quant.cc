@@ -10,6 +10,7 @@
 
 #include "whale/kernels/matmul_simd.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -103,22 +104,18 @@ inline int64_t quad_ahead(int64_t sb, int64_t superblocks, int64_t group_bytes) 
   constexpr int64_t d = kQuadAheadSuperblocks * quant_superblock_bytes(type);
   return sb + kQuadAheadSuperblocks >= superblocks ? d + 3 * group_bytes : d;
 }
-// Which code lines of a block prefetch: l % kQuadCodePrefetchEvery == 0. q8 prefetches only a block's first line (one
-// per 512 bytes, the hardware's stream prefetcher fetching the rest): `whale bench --model .../v2lite-bench-q8 -p 0
-// -n 32`, alternated with every line prefetched (session 40, Zen 5 VM), paired medians 1.046x, 1.060x, 1.041x and
-// 1.038x over 10-12 rounds, ahead in 8 of 10-12 each; decode_stream_bench q8 2-9% faster in 3 rounds. q4 keeps a
-// prefetch per line: every 2 lines measured 0.78x, every 4 lines 0.90x (8-10 rounds each). Both prefetch the scale
-// line of each superblock, with the second block's first code line.
-template <QuantType type>
-inline constexpr int kQuadCodePrefetchEvery = type == QuantType::Q8 ? 8 : 1;
-// Line l of block kb (its codes at bp, its superblock's scale line at scale_line), `ahead` bytes on. Always inlined:
-// left to GCC 12, its partial inlining of this function dropped every prefetch from TileQ8Vnni<1, 4> (q8 decode 0.92x
-// of the separate-scales layout, session 43; objdump counted none).
-template <QuantType type>
-WHALE_VNNI_ATTR HWY_INLINE void PrefetchQuadLineAt(const uint8_t* bp, const uint8_t* scale_line, int64_t kb, int l,
-                                                   int64_t ahead) {
-  if (l % kQuadCodePrefetchEvery<type> == 0)
-    _mm_prefetch(reinterpret_cast<const char*>(bp + 64 * l + ahead), _MM_HINT_T0);
+// Which code lines of a block prefetch. q8 (QuadQ8OneToken) prefetches only a block's first line (one per 512 bytes,
+// the hardware's stream prefetcher fetching the rest): `whale bench --model .../v2lite-bench-q8 -p 0 -n 32`,
+// alternated with every line prefetched (session 40, Zen 5 VM), paired medians 1.046x, 1.060x, 1.041x and 1.038x over
+// 10-12 rounds, ahead in 8 of 10-12 each; decode_stream_bench q8 2-9% faster in 3 rounds. q4 (PrefetchQ4QuadLineAt)
+// keeps a prefetch per line: every 2 lines measured 0.78x, every 4 lines 0.90x (8-10 rounds each). Both prefetch the
+// scale line of each superblock, with the second block's first code line.
+// q4 line l of block kb (its codes at bp, its superblock's scale line at scale_line), `ahead` bytes on. Always
+// inlined: left to GCC 12, its partial inlining of this function dropped every prefetch from the q8 four's tile
+// (q8 decode 0.92x of the separate-scales layout, session 43; objdump counted none).
+WHALE_VNNI_ATTR HWY_INLINE void PrefetchQ4QuadLineAt(const uint8_t* bp, const uint8_t* scale_line, int64_t kb, int l,
+                                                     int64_t ahead) {
+  _mm_prefetch(reinterpret_cast<const char*>(bp + 64 * l + ahead), _MM_HINT_T0);
   if (l == 0 && kb % kQuantSuperBlocks == kQuantSuperBlocks - 1)
     _mm_prefetch(reinterpret_cast<const char*>(scale_line + ahead), _MM_HINT_T0);
 }
@@ -177,9 +174,9 @@ inline TiledTokens TokensAt(const QuantizedActivations& xq, int64_t t0) {
 // start at the bias correction −bias·Σq_x, then go to f32 once per block: f = fma(float(sum), s_w · s_x, f). Few
 // tokens get two integer accumulators each (even and odd lines; integer sums are exact, so the split changes nothing)
 // to overlap vpdpbusd's latency.
-// G = 2 or 4: adjacent row groups at once (the last with n_rows rows, the others full), their lines read side by
-// side: G streams of weights in flight instead of one, and the same arithmetic per group as G = 1 (bitwise equal
-// results).
+// G = 2: two adjacent row groups at once (the second with n_rows rows), their lines read side by side: two streams of
+// weights in flight instead of one, and the same arithmetic per group as G = 1 (bitwise equal results). One token over
+// four groups is QuadQ8OneToken's.
 template <int T, int G = 1>
 WHALE_VNNI_ATTR void TileQ8Vnni(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq,
                                 int64_t t0, float* y, int64_t ldy) {
@@ -212,17 +209,11 @@ WHALE_VNNI_ATTR void TileQ8Vnni(const Weight2D& w, int64_t g, int n_rows, const 
     // in vector registers, moving it to a general one for each load (TileQ8Vnni<1, 4>: 34 such moves).
     const uint8_t* bp[G];
     for (int i = 0; i < G; ++i) bp[i] = wp + i * group_bytes;
-    const int64_t ahead =
-        G == 4 ? quad_ahead<kType>(kb / kQuantSuperBlocks, blocks / kQuantSuperBlocks, group_bytes) : 0;
     // WHALE_VNNI_ATTR again: clang does not give a lambda the target of the function around it.
     const auto line = [&](int l) WHALE_VNNI_ATTR {
       for (int i = 0; i < G; ++i) {
-        if constexpr (G == 4) {
-          PrefetchQuadLineAt<kType>(bp[i], bp[i] + scale_line, kb, l, ahead);
-        } else {
-          PrefetchGroupLine(bp[i] + 64 * l);
-          if (l == 0 && kb % kQuantSuperBlocks == 0) PrefetchGroupLine(bp[i] + scale_line);
-        }
+        PrefetchGroupLine(bp[i] + 64 * l);
+        if (l == 0 && kb % kQuantSuperBlocks == 0) PrefetchGroupLine(bp[i] + scale_line);
       }
       __m512i wv[G];
       for (int i = 0; i < G; ++i) wv[i] = _mm512_loadu_si512(bp[i] + 64 * l);
@@ -254,6 +245,67 @@ WHALE_VNNI_ATTR void TileQ8Vnni(const Weight2D& w, int64_t g, int n_rows, const 
   for (int t = 0; t < T; ++t)
     for (int i = 0; i < G; ++i)
       StoreRows(y + t * ldy + i * kQuantRowGroup, i + 1 < G ? kQuantRowGroup : n_rows, f[i][t]);
+}
+
+// One token over a four of q8 row groups (decode): the arithmetic of TileQ8Vnni (bitwise the same results; integer
+// sums are exact, so one accumulator per group instead of two changes nothing), written so that every address is a
+// pointer advanced by a constant: a superblock per step, its two blocks unrolled, each group's pointer, the scale
+// line at a fixed offset, and one prefetch distance per loop (the last superblocks' reaches into the next four).
+// Through TileQ8Vnni<1, 4> the addresses came from the block index by shifts, masks, a compare and moves between
+// vector and general registers, which held back the loads of the blocks ahead. Zen 5 VM, session 51: a scratch copy of
+// each, one core reading 512 MB of fours, 1.18x (95% of what the same loads read without arithmetic);
+// decode_stream_bench q8 alternated in one process, one thread 1.23-1.25x (70-75% → 87-92% of the probe), two threads
+// 0.99-1.08x; `whale bench -p 0 -n 32` q8 decode 1.06x (10 alternated rounds, ahead in 7-9). The same form for q4
+// streamed 0.84-1.0x of TileQ4Vnni<1, 4> and was not kept.
+WHALE_VNNI_ATTR void QuadQ8OneToken(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq,
+                                    int64_t t0, float* y) {
+  constexpr QuantType kType = QuantType::Q8;
+  constexpr int64_t kSuper = quant_superblock_bytes(kType), kBlock = quant_group_block_bytes(kType);
+  constexpr int64_t kScales = kQuantScalesAt(kType) - kQuantCodesAt;  // a superblock's scale line, from its codes
+  const int64_t blocks = xq.blocks, superblocks = blocks / kQuantSuperBlocks;
+  const int64_t group_bytes = quant_group_bytes(kType, blocks * kQuantBlock);
+  const TiledTokens x = TokensAt<1>(xq, t0);
+  const uint8_t* sb[4];  // each group's superblock
+  for (int i = 0; i < 4; ++i) sb[i] = w.data + (g + i) * group_bytes + kQuantCodesAt;
+  const int8_t* xb = x.q;
+  const int32_t* corr = x.corr;
+  const float* sx = x.scale;
+  __m512 f[4];
+  for (int i = 0; i < 4; ++i) f[i] = _mm512_setzero_ps();
+  // Superblocks [s0, s1), each line's prefetch `ahead` bytes on (quad_ahead: fixed but for the last superblocks).
+  const auto run = [&](int64_t s0, int64_t s1, int64_t ahead) WHALE_VNNI_ATTR {
+    for (int64_t s = s0; s < s1; ++s, xb += kQuantSuperBlocks * kQuantBlock, corr += kQuantSuperBlocks,
+                 sx += kQuantSuperBlocks) {
+#pragma GCC unroll 2
+      for (int b = 0; b < kQuantSuperBlocks; ++b) {
+        const __m512i c0 = _mm512_set1_epi32(corr[b]);
+        __m512i acc[4] = {c0, c0, c0, c0};
+#pragma GCC unroll 8
+        for (int l = 0; l < 8; ++l) {
+          const __m512i xv = Broadcast4(xb + b * kQuantBlock + 4 * l);
+#pragma GCC unroll 4
+          for (int i = 0; i < 4; ++i) {
+            const uint8_t* const line = sb[i] + b * kBlock + 64 * l;
+            if (l == 0) _mm_prefetch(reinterpret_cast<const char*>(line + ahead), _MM_HINT_T0);
+            if (l == 0 && b == kQuantSuperBlocks - 1)
+              _mm_prefetch(reinterpret_cast<const char*>(sb[i] + kScales + ahead), _MM_HINT_T0);
+            acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_loadu_si512(line), xv);
+          }
+        }
+        const __m512 sxv = _mm512_set1_ps(sx[b]);
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; ++i) {
+          const __m512 sw = GroupBlockScales(sb[i] + kScales + b * kQuantRowGroup * 2);
+          f[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i]), _mm512_mul_ps(sw, sxv), f[i]);
+        }
+      }
+      for (int i = 0; i < 4; ++i) sb[i] += kSuper;
+    }
+  };
+  const int64_t last = std::max<int64_t>(0, superblocks - kQuadAheadSuperblocks);
+  run(0, last, quad_ahead<kType>(0, superblocks, group_bytes));
+  run(last, superblocks, quad_ahead<kType>(superblocks - 1, superblocks, group_bytes));
+  for (int i = 0; i < 4; ++i) StoreRows(y + i * kQuantRowGroup, i + 1 < 4 ? kQuantRowGroup : n_rows, f[i]);
 }
 
 // q4: 4 lines per block; a line's low nibbles are columns 4l..4l+3, its high nibbles columns 16+4l..16+4l+3. The high
@@ -307,7 +359,7 @@ WHALE_VNNI_ATTR void TileQ4Vnni(const Weight2D& w, int64_t g, int n_rows, const 
       __m512i lo[G], hi[G];
       for (int i = 0; i < G; ++i) {
         if constexpr (Prefetch && G == 4) {
-          PrefetchQuadLineAt<kType>(wp + i * group_bytes, scale_line + i * group_bytes, kb, l, ahead);
+          PrefetchQ4QuadLineAt(wp + i * group_bytes, scale_line + i * group_bytes, kb, l, ahead);
         } else if constexpr (Prefetch) {
           PrefetchGroupLine(wp + i * group_bytes + 64 * l);
           if (l == 0 && kb % kQuantSuperBlocks == 0) PrefetchGroupLine(scale_line + i * group_bytes);
@@ -461,7 +513,7 @@ bool TileQuantQuad(const Weight2D& w, int64_t g, int n_rows, const QuantizedActi
                    int64_t ldy) {
 #if HWY_TARGET == HWY_AVX3_DL
   if (HasVnni()) {  // one token: the plain layout (VnniTilesHaveTokens)
-    if (xq.type == QuantType::Q8) TileQ8Vnni<1, 4>(w, g, n_rows, xq, t0, y, ldy);
+    if (xq.type == QuantType::Q8) QuadQ8OneToken(w, g, n_rows, xq, t0, y);
     else TileQ4Vnni<1, 4>(w, g, n_rows, xq, t0, y, ldy);
     return true;
   }
