@@ -6,8 +6,10 @@
 // --tokens N multiplies N tokens per matrix instead of one (a batched step's experts: 16 sequences routed top-6 over
 // 16 experts give each about 6), and also prints the integer (or f32) multiply-add rate, to tell whether such a pass is
 // bound by the weights' bytes or by the arithmetic.
+// BF16 weights multiply activations rounded to bf16, as whale's decode does by default (--activations bf16);
+// --bf16-activations 0 measures the f32-activation tiles instead.
 // Run: build/release/bench/decode_stream_bench [--mib 1536] [--threads 2] [--rounds 5] [--formats bf16,q8,q4]
-//      [--tokens 1]
+//      [--tokens 1] [--bf16-activations 1]
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -47,7 +49,7 @@ double median(std::vector<double> v) {
 int run(int argc, char** argv) {
   size_t mib = 1536;
   int threads = 2, rounds = 5, tokens = 1;
-  bool nosync = false;
+  bool nosync = false, bf16_activations = true;
   std::string formats = "bf16,q8,q4";
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--mib")) mib = std::strtoull(argv[i + 1], nullptr, 10);
@@ -56,6 +58,7 @@ int run(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--formats")) formats = argv[i + 1];
     else if (!std::strcmp(argv[i], "--nosync")) nosync = std::atoi(argv[i + 1]) != 0;
     else if (!std::strcmp(argv[i], "--tokens")) tokens = std::max(1, std::atoi(argv[i + 1]));
+    else if (!std::strcmp(argv[i], "--bf16-activations")) bf16_activations = std::atoi(argv[i + 1]) != 0;
   }
   if (nosync && tokens > 1) return std::fprintf(stderr, "--nosync measures one token only\n"), 1;
   ThreadPool pool(threads);
@@ -78,6 +81,7 @@ int run(int argc, char** argv) {
     for (size_t i = 0; i < count; ++i) {
       Weight2D& w = ws[i];
       w.dtype = type;
+      w.bf16_activations = bf16_activations;
       w.rows = kRows;
       w.cols = kCols;
       w.data = base + i * per;
