@@ -256,7 +256,8 @@ WHALE_VNNI_ATTR void TileQ8Vnni(const Weight2D& w, int64_t g, int n_rows, const 
 // each, one core reading 512 MB of fours, 1.18x (95% of what the same loads read without arithmetic);
 // decode_stream_bench q8 alternated in one process, one thread 1.23-1.25x (70-75% → 87-92% of the probe), two threads
 // 0.99-1.08x; `whale bench -p 0 -n 32` q8 decode 1.06x (10 alternated rounds, ahead in 7-9). The same form for q4
-// streamed 0.84-1.0x of TileQ4Vnni<1, 4> and was not kept.
+// streamed 0.75-1.0x of TileQ4Vnni<1, 4> in decode_stream_bench (sessions 51-52, depending on the host's phase) and
+// 0.86x in `whale bench` q4 decode (12 alternated rounds, ahead in none, session 52): not kept.
 WHALE_VNNI_ATTR void QuadQ8OneToken(const Weight2D& w, int64_t g, int n_rows, const QuantizedActivations& xq,
                                     int64_t t0, float* y) {
   constexpr QuantType kType = QuantType::Q8;
