@@ -210,7 +210,7 @@ TEST(MatmulWideActivations, WithinTwoRoundingsOfTheExactProduct) {
   for (int64_t target : targets) {
     hwy::SetSupportedTargetsForTest(target);
     for (DType dtype : {DType::Q8, DType::Q4})
-      for (const auto& [n, k] : {std::pair<int64_t, int64_t>{45, 96}, {13, 77}, {16, 32}})
+      for (const auto& [n, k] : {std::pair<int64_t, int64_t>{45, 96}, {13, 77}, {16, 32}, {128, 64}})
         for (int64_t m : {1, 2, 4, 6, 9}) {
           const TestWeight t = make_quant_weight(dtype, n, k, rng);
           const std::vector<float> x = random_activations(m * k, rng);
