@@ -155,6 +155,36 @@ def main():
               deep["cache_bytes_per_token"] * report["decode_mean_context"]
               == report["cache_bytes_per_token"] * deep["decode_mean_context"], (deep, report))
 
+    # --phases: each phase of the timed decode steps, the rest as "other"; together they are the decode's time, and
+    # the weight passes' bytes are the weights a token reads.
+    p = subprocess.run([w, "bench", "--model", m, "-p", "0", "-n", "3", "-r", "1", "--threads", "2", "--phases",
+                        "--bandwidth-mib", "4"], capture_output=True, timeout=300)
+    check("--phases runs", p.returncode == 0, p.stderr)
+    rep = json.loads(p.stdout) if p.returncode == 0 else {}
+    r = rep.get("results", [{}])[0]
+    phases = r.get("decode_phases", {})
+    names = ["attention_input", "cache_write", "attention", "attention_output", "norms", "router_shared", "routing",
+             "experts", "swiglu", "downs", "combine", "dense_mlp", "lm_head", "other"]
+    check("--phases: every phase", list(phases) == names, list(phases))
+    if list(phases) == names:
+        check("--phases: times not negative", all(v["ms_per_token"] >= 0 and v["share_percent"] >= 0
+                                                  for v in phases.values()), phases)
+        check("--phases: the passes took time", all(positive(phases[k]["ms_per_token"])
+                                                    for k in ("attention_input", "attention", "lm_head")), phases)
+        total = sum(v["ms_per_token"] for v in phases.values())
+        check("--phases: together the decode's time", math.isclose(total, 1000 / r["decode_tok_s"], rel_tol=1e-6),
+              (total, r["decode_tok_s"]))
+        check("--phases: shares add up to 100", math.isclose(sum(v["share_percent"] for v in phases.values()), 100,
+                                                             rel_tol=1e-6), phases)
+        weights = sum(v.get("weight_bytes_per_token", 0) for v in phases.values())
+        check("--phases: the passes read the weights of a token",
+              math.isclose(weights, rep["weight_bytes_per_token"], rel_tol=0.02), (weights, rep["weight_bytes_per_token"]))
+        check("--phases: rates where bytes are read",
+              all(positive(v["gb_s"]) and math.isclose(v["gb_s"], v["weight_bytes_per_token"] / v["ms_per_token"] / 1e6,
+                                                       rel_tol=1e-6)
+                  for v in phases.values() if "weight_bytes_per_token" in v), phases)
+    check("no --phases: no decode_phases", "decode_phases" not in results[0], results[0])
+
     def bad(name, args, *words, model=m):
         p = subprocess.run([w, "bench", "--model", model, "-r", "1", "--bandwidth-mib", "4"] + args,
                            capture_output=True, timeout=300)

@@ -55,6 +55,7 @@ struct BenchOptions {
   bool warmup = true;
   int bandwidth_mib = 1024;
   int parallel = 1;  // > 1: also decode this many sequences at once (one batched step per token of each)
+  bool phases = false;  // time each phase of the timed decode steps (decode_phases)
   std::string json_file;
 };
 
@@ -151,6 +152,7 @@ TokenBytes weight_bytes_per_token(const Model& model) {
 struct ThreadResult {
   int threads = 0;
   std::vector<double> prefill, decode, parallel_decode, bandwidth;
+  StepPhases phases;  // the timed decode steps of every repetition, with --phases
 };
 
 class BenchRun {
@@ -194,7 +196,7 @@ class BenchRun {
       }
       for (int rep = 0; rep < opt_.repetitions; ++rep) {
         if (opt_.prompt > 0) r.prefill.push_back(run_prefill(model, pool));
-        if (opt_.generate > 0) r.decode.push_back(run_decode(model, pool));
+        if (opt_.generate > 0) r.decode.push_back(run_decode(model, pool, -1, opt_.phases ? &r.phases : nullptr));
         if (opt_.generate > 0 && opt_.parallel > 1) r.parallel_decode.push_back(run_parallel_decode(model, pool));
         if (!probe) {
           // The peak of the model's own memory: load, and a prefill and a decode at this thread count, before the
@@ -266,8 +268,9 @@ class BenchRun {
     return opt_.prompt / seconds_since(t0);
   }
 
-  // tok/s of n greedy decode steps after a prompt of --depth tokens (prefilled untimed) in a fresh cache.
-  double run_decode(const Model& model, ThreadPool& pool, int steps = -1) {
+  // tok/s of n greedy decode steps after a prompt of --depth tokens (prefilled untimed) in a fresh cache; `phases`
+  // (may be null) gets the decode steps' phases.
+  double run_decode(const Model& model, ThreadPool& pool, int steps = -1, StepPhases* phases = nullptr) {
     if (steps < 0) steps = opt_.generate;
     const int vocab = model.config().vocab_size;
     const std::vector<int32_t> prompt = random_tokens(opt_.depth, vocab);
@@ -276,7 +279,7 @@ class BenchRun {
     int32_t token = greedy_token(logits, vocab);
     const auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < steps; ++i) {
-      logits = model.forward(std::span(&token, 1), cache, pool);
+      logits = model.forward(std::span(&token, 1), cache, pool, AttentionForm::Absorbed, Model::LogitRows::All, phases);
       token = greedy_token(logits, vocab);
     }
     return steps / seconds_since(t0);
@@ -382,11 +385,43 @@ class BenchRun {
       if (!r.prefill.empty()) o["prefill_speedup"] = stats(r.prefill).median / stats(first.prefill).median;
       if (!r.decode.empty()) o["decode_speedup"] = stats(r.decode).median / stats(first.decode).median;
       o["memory_read_speedup"] = bandwidth / stats(first.bandwidth).median;
+      if (opt_.phases && r.phases.steps > 0) {
+        double decode_seconds = 0;  // the timed decode runs, all of them
+        for (double tok_s : r.decode) decode_seconds += opt_.generate / tok_s;
+        o["decode_phases"] = phases_report(r.phases, decode_seconds, bandwidth);
+      }
       list.push_back(std::move(o));
     }
     j["results"] = std::move(list);
     j["peak_rss_bytes"] = peak_rss;
     return j;
+  }
+
+  // Per phase of the timed decode steps: ms per token, share of the decode's time, weight bytes per token and the
+  // rate they were read at (GB/s, and % of the probe's median) where the phase reads weights; "other" is the rest of
+  // the decode's time (embedding, the greedy pick, the calls' own setup).
+  static nlohmann::ordered_json phases_report(const StepPhases& p, double decode_seconds, double probe_gb_s) {
+    int64_t phased_ns = 0;
+    for (int64_t ns : p.ns) phased_ns += ns;
+    const double total_ns = std::max(decode_seconds * 1e9, static_cast<double>(phased_ns));
+    nlohmann::ordered_json out = nlohmann::ordered_json::object();
+    const double steps = static_cast<double>(p.steps);
+    const auto share = [&](double ns) { return total_ns > 0 ? 100.0 * ns / total_ns : 0.0; };
+    for (int i = 0; i < StepPhases::kCount; ++i) {
+      nlohmann::ordered_json o;
+      o["ms_per_token"] = static_cast<double>(p.ns[i]) / 1e6 / steps;
+      o["share_percent"] = share(static_cast<double>(p.ns[i]));
+      if (p.bytes[i] > 0) {
+        o["weight_bytes_per_token"] = static_cast<double>(p.bytes[i]) / steps;
+        const double gb_s = p.ns[i] > 0 ? static_cast<double>(p.bytes[i]) / static_cast<double>(p.ns[i]) : 0.0;
+        o["gb_s"] = gb_s;
+        o["bandwidth_percent"] = probe_gb_s > 0 ? 100.0 * gb_s / probe_gb_s : 0.0;
+      }
+      out[step_phase_name(static_cast<StepPhase>(i))] = std::move(o);
+    }
+    const double other_ns = total_ns - static_cast<double>(phased_ns);
+    out["other"] = {{"ms_per_token", other_ns / 1e6 / steps}, {"share_percent", share(other_ns)}};
+    return out;
   }
 
   const BenchOptions& opt_;
@@ -433,6 +468,10 @@ Command register_bench(CLI::App& root) {
                   "per token (what a server running that many streams gets); reports their aggregate tok/s "
                   "(default 1: off)")
       ->check(at_least(1));
+  app->add_flag("--phases", opt->phases,
+               "Also time each phase of the timed decode steps (projections, attention, routing, each weight pass, "
+               "the work between passes) and report them per token as decode_phases, with each pass's GB/s; the "
+               "timers cost about a microsecond a step");
   app->add_option("--json", opt->json_file, "Also write the JSON to this file");
   return {app, [opt] { BenchRun(*opt).run(); }};
 }

@@ -58,13 +58,13 @@ LatentKvCache Model::make_cache(int capacity, int page_tokens) const {
 }
 
 std::vector<float> Model::forward(std::span<const int32_t> tokens, LatentKvCache& cache, ThreadPool& pool,
-                                  AttentionForm form, LogitRows rows) const {
+                                  AttentionForm form, LogitRows rows, StepPhases* phases) const {
   const SequenceStep step{tokens, &cache, rows};
-  return std::move(forward_batch(std::span(&step, 1), pool, form)[0]);
+  return std::move(forward_batch(std::span(&step, 1), pool, form, phases)[0]);
 }
 
 std::vector<std::vector<float>> Model::forward_batch(std::span<const SequenceStep> steps, ThreadPool& pool,
-                                                     AttentionForm form) const {
+                                                     AttentionForm form, StepPhases* phases) const {
   const ModelConfig& c = config_;
   const int D = c.hidden_size;
   std::vector<AttentionSegment> segments;
@@ -92,16 +92,22 @@ std::vector<std::vector<float>> Model::forward_batch(std::span<const SequenceSte
   const Weight2D embed = weights_.embed_tokens.view();
   for (int t = 0; t < T; ++t) decode_rows(embed, tokens[t], tokens[t] + 1, x.data() + static_cast<size_t>(t) * D);
 
-  const MlaContext mla{c, rope_inv_freq_, form, pool};
+  if (phases) ++phases->steps;
+  const MlaContext mla{c, rope_inv_freq_, form, pool, phases};
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const LayerWeights& lw = weights_.layers[l];
+    PhaseTimer phase(phases, StepPhase::Norms);
     rmsnorm_rows(x.data(), lw.input_layernorm.data(), T, D, eps, h.data(), pool);
+    phase.stop();
     mla_forward(mla, lw.self_attn, l, segments, h.data(), y.data());
+    phase.start(StepPhase::Norms);
     for (size_t i = 0; i < x.size(); ++i) x[i] += y[i];
 
     rmsnorm_rows(x.data(), lw.post_attention_layernorm.data(), T, D, eps, h.data(), pool);
-    if (lw.moe) moe_forward(c, *lw.moe, router_, h.data(), T, y.data(), pool);
-    else mlp_forward(*lw.mlp, h.data(), T, y.data(), pool);
+    phase.stop();
+    if (lw.moe) moe_forward(c, *lw.moe, router_, h.data(), T, y.data(), pool, phases);
+    else mlp_forward(*lw.mlp, h.data(), T, y.data(), pool, phases);
+    phase.start(StepPhase::Norms);
     for (size_t i = 0; i < x.size(); ++i) x[i] += y[i];
   }
   for (const AttentionSegment& s : segments) s.cache->commit(s.pos0 + s.n_tokens);
@@ -119,6 +125,7 @@ std::vector<std::vector<float>> Model::forward_batch(std::span<const SequenceSte
     t0 += n;
   }
   const int R = static_cast<int>(head_rows.size());
+  const PhaseTimer phase(phases, StepPhase::LmHead, R > 0 ? weight_bytes(weights_.lm_head.view()) : 0);
   for (int r = 0; r < R; ++r)
     rmsnorm(x.data() + static_cast<size_t>(head_rows[r]) * D, weights_.norm.data(), D, eps,
             h.data() + static_cast<size_t>(r) * D);

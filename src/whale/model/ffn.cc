@@ -24,13 +24,24 @@ constexpr int64_t kSwigluGrain = 32768;
 constexpr int64_t kCombineTokenGrain = 8;
 // Gathering the experts' tokens over the pool from this many floats on.
 constexpr size_t kParallelGatherFloats = 65536;
+// The weight bytes a batch of products reads.
+int64_t jobs_bytes(const std::vector<MatmulJob>& jobs) {
+  int64_t bytes = 0;
+  for (const MatmulJob& j : jobs) bytes += j.m > 0 ? weight_bytes(j.w) : 0;
+  return bytes;
+}
+
 void swiglu_parallel(float* gate, const float* up, int64_t n, ThreadPool& pool) {
   pool.parallel_for(n, [&](int64_t a, int64_t b) { swiglu_inplace(gate + a, up + a, b - a); }, kSwigluGrain);
 }
 
 }  // namespace
 
-void mlp_forward(const MlpWeights& w, const float* x, int n_tokens, float* out, ThreadPool& pool) {
+void mlp_forward(const MlpWeights& w, const float* x, int n_tokens, float* out, ThreadPool& pool,
+                 StepPhases* phases) {
+  const PhaseTimer phase(phases, StepPhase::DenseMlp,
+                         weight_bytes(w.gate_proj.view()) + weight_bytes(w.up_proj.view()) +
+                             weight_bytes(w.down_proj.view()));
   const int64_t inter = w.gate_proj.rows();
   const size_t n = static_cast<size_t>(n_tokens) * inter;
   const auto gate = product_buffer(n), up = product_buffer(n);
@@ -41,7 +52,7 @@ void mlp_forward(const MlpWeights& w, const float* x, int n_tokens, float* out, 
 }
 
 void moe_forward(const ModelConfig& c, const MoeWeights& w, RouterFn router, const float* x, int n_tokens,
-                 float* out, ThreadPool& pool) {
+                 float* out, ThreadPool& pool, StepPhases* phases) {
   const int hidden = c.hidden_size, n_experts = c.n_routed_experts, top_k = c.num_experts_per_tok;
   const size_t T = static_cast<size_t>(n_tokens);
 
@@ -55,7 +66,9 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, RouterFn router, con
     jobs.push_back({w.shared_experts->gate_proj.view(), x, n_tokens, shared_gate.get()});
     jobs.push_back({w.shared_experts->up_proj.view(), x, n_tokens, shared_up.get()});
   }
+  PhaseTimer phase(phases, StepPhase::RouterShared, jobs_bytes(jobs));
   matmul_batch(jobs, pool);
+  phase.start(StepPhase::Routing);
 
   const RouterParams params =
       router_params(c, w.e_score_correction_bias.empty() ? nullptr : w.e_score_correction_bias.data());
@@ -110,7 +123,9 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, RouterFn router, con
     jobs.push_back({e.gate_proj.view(), in, a.m, gate.get() + a.h_at});
     jobs.push_back({e.up_proj.view(), in, a.m, up.get() + a.h_at});
   }
+  phase.start(StepPhase::Experts, jobs_bytes(jobs));
   matmul_batch(jobs, pool);
+  phase.start(StepPhase::Swiglu);
   swiglu_parallel(gate.get(), up.get(), static_cast<int64_t>(h_total), pool);
   if (w.shared_experts) swiglu_parallel(shared_gate.get(), shared_up.get(), static_cast<int64_t>(shared_n), pool);
 
@@ -121,7 +136,9 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, RouterFn router, con
   const auto shared_out = product_buffer(shared_out_n);
   if (w.shared_experts)
     jobs.push_back({w.shared_experts->down_proj.view(), shared_gate.get(), n_tokens, shared_out.get()});
+  phase.start(StepPhase::Downs, jobs_bytes(jobs));
   matmul_batch(jobs, pool);
+  phase.start(StepPhase::Combine);
 
   // Each token's output: its experts' rows weighted and summed in ascending expert order, then the shared experts'.
   // Tokens are independent, so they split over the pool; the order of the sums per token is fixed (the same bits

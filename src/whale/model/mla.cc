@@ -432,6 +432,10 @@ void mla_forward(const MlaContext& ctx, const AttentionWeights& w, int layer,
   UninitVector<float> q(static_cast<size_t>(T) * heads * d.dqk);
   UninitVector<float> kva(static_cast<size_t>(T) * row_size);
   UninitVector<float> qa;
+  PhaseTimer phase(ctx.phases, StepPhase::AttentionInput,
+                   (w.q_proj ? weight_bytes(w.q_proj->view())
+                             : weight_bytes(w.q_a_proj->view()) + weight_bytes(w.q_b_proj->view())) +
+                       weight_bytes(w.kv_a_proj_with_mqa.view()));
   if (w.q_proj) {
     const MatmulJob jobs[] = {{w.q_proj->view(), x, T, q.data()}, {w.kv_a_proj_with_mqa.view(), x, T, kva.data()}};
     matmul_batch(jobs, pool);
@@ -448,6 +452,7 @@ void mla_forward(const MlaContext& ctx, const AttentionWeights& w, int layer,
 
   // Per sequence: rope at its own positions, its latents into its own cache, attention over its own cache. Sequences
   // with a few queries each (decode) go through attention together.
+  phase.start(StepPhase::CacheWrite);
   UninitVector<float> o(static_cast<size_t>(T) * heads * d.dv);
   std::vector<FewQueries> few;
   int t0 = 0;
@@ -467,10 +472,16 @@ void mla_forward(const MlaContext& ctx, const AttentionWeights& w, int layer,
       rope_interleaved(row + d.rank, rotation);
     }
     float* os = o.data() + static_cast<size_t>(t0) * heads * d.dv;
-    if (ctx.form == AttentionForm::Naive) attend_naive(ctx, w, layer, cache, pos0, qs, n, os);
-    else if (n >= kExpandedMinTokens) attend_expanded(ctx, w, layer, cache, pos0, qs, n, os);
-    else if (n <= kFewQueries) few.push_back({&cache, pos0, t0, n});
-    else attend_absorbed(ctx, w, layer, cache, pos0, qs, n, os);
+    const bool few_queries = ctx.form != AttentionForm::Naive && n < kExpandedMinTokens && n <= kFewQueries;
+    if (few_queries) {
+      few.push_back({&cache, pos0, t0, n});
+    } else {
+      phase.start(StepPhase::Attention, weight_bytes(w.kv_b_proj.view()));
+      if (ctx.form == AttentionForm::Naive) attend_naive(ctx, w, layer, cache, pos0, qs, n, os);
+      else if (n >= kExpandedMinTokens) attend_expanded(ctx, w, layer, cache, pos0, qs, n, os);
+      else attend_absorbed(ctx, w, layer, cache, pos0, qs, n, os);
+      phase.start(StepPhase::CacheWrite);
+    }
     t0 += n;
   }
   // Sequences of a few queries each: their queries packed one after the other (their t0 then index the packed rows),
@@ -495,10 +506,12 @@ void mla_forward(const MlaContext& ctx, const AttentionWeights& w, int layer,
       std::copy_n(o_few.begin() + static_cast<std::ptrdiff_t>(group[i].t0 * o_row), group[i].n * o_row,
                   o.begin() + static_cast<std::ptrdiff_t>(at[i] * o_row));
   };
+  phase.start(StepPhase::Attention, few.empty() ? 0 : weight_bytes(w.kv_b_proj.view()));
   std::vector<FewQueries> short_caches, long_caches;
   for (const FewQueries& f : few) (f.pos0 + f.n >= kLongCacheContext ? long_caches : short_caches).push_back(f);
   attend_packed(std::move(short_caches), false);
   attend_packed(std::move(long_caches), true);
+  phase.start(StepPhase::AttentionOutput, weight_bytes(w.o_proj.view()));
   matmul(w.o_proj.view(), o.data(), T, out, pool);
 }
 

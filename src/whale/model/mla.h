@@ -8,6 +8,7 @@
 #include "whale/core/thread_pool.h"
 #include "whale/model/config.h"
 #include "whale/model/latent_kv_cache.h"
+#include "whale/model/step_phases.h"
 #include "whale/model/weights.h"
 
 namespace whale {
@@ -26,6 +27,7 @@ struct MlaContext {
   const std::vector<double>& rope_inv_freq;
   AttentionForm form;
   ThreadPool& pool;
+  StepPhases* phases = nullptr;  // where to add each phase's time (whale bench --phases); null: none
 };
 
 // out[T, hidden] = MLA(x[T, hidden]) for tokens at positions pos0 .. pos0+T-1 of layer `layer`, causal over all

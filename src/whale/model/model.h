@@ -13,6 +13,7 @@
 #include "whale/model/latent_kv_cache.h"
 #include "whale/model/mla.h"
 #include "whale/model/router.h"
+#include "whale/model/step_phases.h"
 #include "whale/model/weights.h"
 
 namespace whale {
@@ -48,8 +49,10 @@ class Model {
   // gives the same logits as one call, bit for bit while every chunk is under 64 tokens (docs/engine.md). Throws
   // Error if a token id is out of range or the cache is too small.
   enum class LogitRows { All, Last, None };  // None: no LM head (a prompt chunk that is not the last)
+  // `phases`, when not null, gets the wall time and weight bytes of each phase of the call added to it.
   std::vector<float> forward(std::span<const int32_t> tokens, LatentKvCache& cache, ThreadPool& pool,
-                             AttentionForm form = AttentionForm::Absorbed, LogitRows rows = LogitRows::All) const;
+                             AttentionForm form = AttentionForm::Absorbed, LogitRows rows = LogitRows::All,
+                             StepPhases* phases = nullptr) const;
 
   // One sequence's part of a batched step: its new tokens, its own cache, which logits it wants.
   struct SequenceStep {
@@ -63,7 +66,8 @@ class Model {
   // where the batch reaches the AMX prompt path (32+ tokens). Throws Error as forward does, or if two steps share
   // a cache.
   std::vector<std::vector<float>> forward_batch(std::span<const SequenceStep> steps, ThreadPool& pool,
-                                                AttentionForm form = AttentionForm::Absorbed) const;
+                                                AttentionForm form = AttentionForm::Absorbed,
+                                                StepPhases* phases = nullptr) const;
 
  private:
   ModelConfig config_;
