@@ -5,6 +5,9 @@ summarises the medians and the ratios paired by round.
   /usr/bin/python3 bench/ab.py --model DIR --rounds 10 build-before/whale build/release/whale \
       [--threads 2] [--key decode_tok_s] [--bench-args "-p 0 -n 64 --load read"]
 
+A phase of the decode step compares the same way: --key decode_phases.attention.ms_per_token with --phases in
+--bench-args (the ratio is then of times: below 1 is faster, and "ahead" counts the rounds where it was slower).
+
 The host's bandwidth moves by tens of percent between minutes (docs/performance.md), so one run of each build says
 little: the order of the binaries flips every round, each ratio compares runs seconds apart, and "ahead" counts the
 rounds in which a build beat the first. A change worth keeping shows in the paired median and in most rounds.
@@ -21,10 +24,16 @@ def bench(binary, model, threads, extra, key):
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         sys.exit(f"ab.py: {' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()[-500:]}")
-    result = json.loads(p.stdout)["results"][0]
-    if key not in result:
-        sys.exit(f"ab.py: whale bench reported no '{key}' (it has: {', '.join(sorted(result))})")
-    return result[key]
+    value = json.loads(p.stdout)["results"][0]
+    # A dotted key reaches into nested fields: decode_phases.attention.ms_per_token (with --phases).
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            have = ", ".join(sorted(value)) if isinstance(value, dict) else type(value).__name__
+            sys.exit(f"ab.py: whale bench reported no '{key}' (at '{part}' it has: {have})")
+        value = value[part]
+    if not isinstance(value, (int, float)):
+        sys.exit(f"ab.py: '{key}' is not a number ({value!r})")
+    return value
 
 
 def main():
@@ -33,7 +42,9 @@ def main():
     ap.add_argument("--model", required=True)
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--key", default="decode_tok_s", help="the field of whale bench's results to compare")
+    ap.add_argument("--key", default="decode_tok_s",
+                    help="the field of whale bench's results to compare; dots reach into nested ones, e.g. "
+                         "decode_phases.attention.ms_per_token with --bench-args \"-p 0 -n 64 --phases\"")
     ap.add_argument("--bench-args", default="-p 0 -n 64 --load read", help="more whale bench arguments")
     args = ap.parse_args()
     if len(args.binaries) < 2:
