@@ -472,7 +472,8 @@ void mla_forward(const MlaContext& ctx, const AttentionWeights& w, int layer,
       rope_interleaved(row + d.rank, rotation);
     }
     float* os = o.data() + static_cast<size_t>(t0) * heads * d.dv;
-    const bool few_queries = ctx.form != AttentionForm::Naive && n < kExpandedMinTokens && n <= kFewQueries;
+    static_assert(kFewQueries < kExpandedMinTokens);
+    const bool few_queries = ctx.form != AttentionForm::Naive && n <= kFewQueries;
     if (few_queries) {
       few.push_back({&cache, pos0, t0, n});
     } else {
