@@ -125,7 +125,8 @@ std::vector<std::vector<float>> Model::forward_batch(std::span<const SequenceSte
     t0 += n;
   }
   const int R = static_cast<int>(head_rows.size());
-  const PhaseTimer phase(phases, StepPhase::LmHead, R > 0 ? weight_bytes(weights_.lm_head.view()) : 0);
+  const PhaseTimer phase(phases, StepPhase::LmHead,
+                         [&] { return R > 0 ? weight_bytes(weights_.lm_head.view()) : int64_t{0}; });
   for (int r = 0; r < R; ++r)
     rmsnorm(x.data() + static_cast<size_t>(head_rows[r]) * D, weights_.norm.data(), D, eps,
             h.data() + static_cast<size_t>(r) * D);

@@ -39,9 +39,9 @@ void swiglu_parallel(float* gate, const float* up, int64_t n, ThreadPool& pool) 
 
 void mlp_forward(const MlpWeights& w, const float* x, int n_tokens, float* out, ThreadPool& pool,
                  StepPhases* phases) {
-  const PhaseTimer phase(phases, StepPhase::DenseMlp,
-                         weight_bytes(w.gate_proj.view()) + weight_bytes(w.up_proj.view()) +
-                             weight_bytes(w.down_proj.view()));
+  const PhaseTimer phase(phases, StepPhase::DenseMlp, [&] {
+    return weight_bytes(w.gate_proj.view()) + weight_bytes(w.up_proj.view()) + weight_bytes(w.down_proj.view());
+  });
   const int64_t inter = w.gate_proj.rows();
   const size_t n = static_cast<size_t>(n_tokens) * inter;
   const auto gate = product_buffer(n), up = product_buffer(n);
@@ -66,7 +66,7 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, RouterFn router, con
     jobs.push_back({w.shared_experts->gate_proj.view(), x, n_tokens, shared_gate.get()});
     jobs.push_back({w.shared_experts->up_proj.view(), x, n_tokens, shared_up.get()});
   }
-  PhaseTimer phase(phases, StepPhase::RouterShared, jobs_bytes(jobs));
+  PhaseTimer phase(phases, StepPhase::RouterShared, [&] { return jobs_bytes(jobs); });
   matmul_batch(jobs, pool);
   phase.start(StepPhase::Routing);
 
@@ -123,7 +123,7 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, RouterFn router, con
     jobs.push_back({e.gate_proj.view(), in, a.m, gate.get() + a.h_at});
     jobs.push_back({e.up_proj.view(), in, a.m, up.get() + a.h_at});
   }
-  phase.start(StepPhase::Experts, jobs_bytes(jobs));
+  phase.start(StepPhase::Experts, [&] { return jobs_bytes(jobs); });
   matmul_batch(jobs, pool);
   phase.start(StepPhase::Swiglu);
   swiglu_parallel(gate.get(), up.get(), static_cast<int64_t>(h_total), pool);
@@ -136,7 +136,7 @@ void moe_forward(const ModelConfig& c, const MoeWeights& w, RouterFn router, con
   const auto shared_out = product_buffer(shared_out_n);
   if (w.shared_experts)
     jobs.push_back({w.shared_experts->down_proj.view(), shared_gate.get(), n_tokens, shared_out.get()});
-  phase.start(StepPhase::Downs, jobs_bytes(jobs));
+  phase.start(StepPhase::Downs, [&] { return jobs_bytes(jobs); });
   matmul_batch(jobs, pool);
   phase.start(StepPhase::Combine);
 

@@ -432,10 +432,11 @@ void mla_forward(const MlaContext& ctx, const AttentionWeights& w, int layer,
   UninitVector<float> q(static_cast<size_t>(T) * heads * d.dqk);
   UninitVector<float> kva(static_cast<size_t>(T) * row_size);
   UninitVector<float> qa;
-  PhaseTimer phase(ctx.phases, StepPhase::AttentionInput,
-                   (w.q_proj ? weight_bytes(w.q_proj->view())
-                             : weight_bytes(w.q_a_proj->view()) + weight_bytes(w.q_b_proj->view())) +
-                       weight_bytes(w.kv_a_proj_with_mqa.view()));
+  PhaseTimer phase(ctx.phases, StepPhase::AttentionInput, [&] {
+    return (w.q_proj ? weight_bytes(w.q_proj->view())
+                     : weight_bytes(w.q_a_proj->view()) + weight_bytes(w.q_b_proj->view())) +
+           weight_bytes(w.kv_a_proj_with_mqa.view());
+  });
   if (w.q_proj) {
     const MatmulJob jobs[] = {{w.q_proj->view(), x, T, q.data()}, {w.kv_a_proj_with_mqa.view(), x, T, kva.data()}};
     matmul_batch(jobs, pool);
@@ -453,6 +454,7 @@ void mla_forward(const MlaContext& ctx, const AttentionWeights& w, int layer,
   // Per sequence: rope at its own positions, its latents into its own cache, attention over its own cache. Sequences
   // with a few queries each (decode) go through attention together.
   phase.start(StepPhase::CacheWrite);
+  const auto kv_b_bytes = [&] { return weight_bytes(w.kv_b_proj.view()); };
   UninitVector<float> o(static_cast<size_t>(T) * heads * d.dv);
   std::vector<FewQueries> few;
   int t0 = 0;
@@ -477,7 +479,7 @@ void mla_forward(const MlaContext& ctx, const AttentionWeights& w, int layer,
     if (few_queries) {
       few.push_back({&cache, pos0, t0, n});
     } else {
-      phase.start(StepPhase::Attention, weight_bytes(w.kv_b_proj.view()));
+      phase.start(StepPhase::Attention, kv_b_bytes);
       if (ctx.form == AttentionForm::Naive) attend_naive(ctx, w, layer, cache, pos0, qs, n, os);
       else if (n >= kExpandedMinTokens) attend_expanded(ctx, w, layer, cache, pos0, qs, n, os);
       else attend_absorbed(ctx, w, layer, cache, pos0, qs, n, os);
@@ -507,12 +509,12 @@ void mla_forward(const MlaContext& ctx, const AttentionWeights& w, int layer,
       std::copy_n(o_few.begin() + static_cast<std::ptrdiff_t>(group[i].t0 * o_row), group[i].n * o_row,
                   o.begin() + static_cast<std::ptrdiff_t>(at[i] * o_row));
   };
-  phase.start(StepPhase::Attention, few.empty() ? 0 : weight_bytes(w.kv_b_proj.view()));
+  phase.start(StepPhase::Attention, [&] { return few.empty() ? int64_t{0} : kv_b_bytes(); });
   std::vector<FewQueries> short_caches, long_caches;
   for (const FewQueries& f : few) (f.pos0 + f.n >= kLongCacheContext ? long_caches : short_caches).push_back(f);
   attend_packed(std::move(short_caches), false);
   attend_packed(std::move(long_caches), true);
-  phase.start(StepPhase::AttentionOutput, weight_bytes(w.o_proj.view()));
+  phase.start(StepPhase::AttentionOutput, [&] { return weight_bytes(w.o_proj.view()); });
   matmul(w.o_proj.view(), o.data(), T, out, pool);
 }
 

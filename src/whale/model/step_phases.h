@@ -38,20 +38,29 @@ struct StepPhases {
 };
 
 // Times one phase from construction to destruction (or to the next `start`), adding its weight bytes; nothing when
-// the StepPhases pointer is null.
+// the StepPhases pointer is null. `bytes` is a callable returning the phase's weight bytes, called only when timing,
+// so that an untimed forward pass counts no bytes.
 class PhaseTimer {
  public:
-  PhaseTimer(StepPhases* phases, StepPhase phase, int64_t bytes = 0) : phases_(phases) { start(phase, bytes); }
+  PhaseTimer(StepPhases* phases, StepPhase phase) : phases_(phases) { start(phase); }
+  template <class Bytes>
+  PhaseTimer(StepPhases* phases, StepPhase phase, Bytes&& bytes) : phases_(phases) {
+    start(phase, bytes);
+  }
   ~PhaseTimer() { stop(); }
   PhaseTimer(const PhaseTimer&) = delete;
   PhaseTimer& operator=(const PhaseTimer&) = delete;
 
   // Ends the running phase and begins `phase`.
-  void start(StepPhase phase, int64_t bytes = 0) {
+  void start(StepPhase phase) {
+    start(phase, [] { return int64_t{0}; });
+  }
+  template <class Bytes>
+  void start(StepPhase phase, Bytes&& bytes) {
     if (!phases_) return;
     stop();
     phase_ = static_cast<int>(phase);
-    phases_->bytes[phase_] += bytes;
+    phases_->bytes[phase_] += bytes();
     t0_ = std::chrono::steady_clock::now();
   }
   void stop() {
