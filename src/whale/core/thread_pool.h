@@ -73,6 +73,7 @@ class ThreadPool {
   // The caller's own.
   alignas(kCacheLine) uint64_t generation_ = 0;  // jobs published
   int64_t next_load_check_ns_ = 0;              // the next look at the machine's load (check_load)
+  int load_excess_looks_ = 0;                   // consecutive looks that found more runnable threads than cores
 
   // Read by everyone, written rarely.
   alignas(kCacheLine) std::vector<std::thread> workers_;
