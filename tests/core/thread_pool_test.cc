@@ -243,3 +243,36 @@ TEST(ThreadPool, RethrowsTheFirstExceptionAfterAllSlices) {
 
 }  // namespace
 }  // namespace whale
+
+namespace whale {
+namespace {
+
+// The load check stops the spinning only for an excess seen kLooks times in a row, kRecheckNs apart; a look without
+// one starts the count again and puts the next look kIntervalNs on.
+TEST(LoadLooks, OnlyAnExcessSeenInEveryLookInARowCounts) {
+  static_assert(LoadLooks::kLooks >= 2, "a single look's excess must not stop the spinning");
+  LoadLooks looks;
+  EXPECT_EQ(looks.next_look_ns(), 0);
+  int64_t now = 1'000;
+  for (int i = 1; i < LoadLooks::kLooks; ++i) {
+    EXPECT_FALSE(looks.record(true, now)) << "look " << i;
+    EXPECT_EQ(looks.next_look_ns(), now + LoadLooks::kRecheckNs);
+    now = looks.next_look_ns();
+  }
+  EXPECT_TRUE(looks.record(true, now));
+  EXPECT_EQ(looks.next_look_ns(), now + LoadLooks::kIntervalNs);
+
+  // A single quiet look in between: the count starts again.
+  now = looks.next_look_ns();
+  for (int i = 1; i < LoadLooks::kLooks; ++i) EXPECT_FALSE(looks.record(true, now += LoadLooks::kRecheckNs));
+  EXPECT_FALSE(looks.record(false, now += LoadLooks::kRecheckNs));
+  EXPECT_EQ(looks.next_look_ns(), now + LoadLooks::kIntervalNs);
+  for (int i = 1; i < LoadLooks::kLooks; ++i) EXPECT_FALSE(looks.record(true, now += LoadLooks::kRecheckNs));
+  EXPECT_TRUE(looks.record(true, now += LoadLooks::kRecheckNs));
+
+  // Quiet looks never stop the spinning.
+  for (int i = 0; i < 10; ++i) EXPECT_FALSE(looks.record(false, now += LoadLooks::kIntervalNs));
+}
+
+}  // namespace
+}  // namespace whale

@@ -121,33 +121,39 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-// /proc/loadavg's count of running threads is one instant's: a kernel thread or a short-lived process that happens to
-// be runnable then looks like a machine too busy to spin on. Such a false alarm cost a lot: blocking hand-offs took
-// about 24 µs instead of 0.7 on the 2-vCPU Zen 5 VM, and a decode step makes about 180 of them per token, so 100 ms of
-// blocking slowed decode by about a sixth while it lasted (it came 2-3 times per 64-token run, session 54). So an
-// excess stops the spinning only when kLoadLooks looks kLoadRecheckInterval apart all find it; a busy machine keeps
-// its excess from one look to the next.
+// A false alarm cost a lot: on the 2-vCPU Zen 5 VM a blocking hand-off took about 24 µs against 0.7 spinning, and a
+// decode step makes about 180 hand-offs per token, so each 100 ms of blocking after a single look's excess slowed decode
+// by about a sixth while it lasted (such looks came 0-6 times per 64-token run, session 54). A machine really busy
+// keeps its excess from one look to the next.
+bool LoadLooks::record(bool excess, int64_t now_ns) {
+  if (!excess) {
+    in_a_row_ = 0;
+    next_look_ns_ = now_ns + kIntervalNs;
+    return false;
+  }
+  if (++in_a_row_ < kLooks) {
+    next_look_ns_ = now_ns + kRecheckNs;
+    return false;
+  }
+  in_a_row_ = 0;
+  next_look_ns_ = now_ns + kIntervalNs;
+  return true;
+}
+
 void ThreadPool::check_load() {
-  constexpr int64_t kLoadCheckInterval = 100'000'000, kLoadRecheckInterval = 2'000'000;  // ns
-  constexpr int kLoadLooks = 3;
   const int64_t now = now_ns();
-  if (now < next_load_check_ns_) return;
-  next_load_check_ns_ = now + kLoadCheckInterval;
+  if (now < load_looks_.next_look_ns()) return;
   const int runnable = runnable_threads();
-  if (runnable < 0) return;
+  if (runnable < 0) {
+    load_looks_.record(false, now);
+    return;
+  }
   // The pool's own threads that count as runnable now: the caller and every worker not blocked.
   const int ours = size() - sleepers_.load(std::memory_order_relaxed);
-  if (runnable - ours + size() <= hardware_threads_) {
-    load_excess_looks_ = 0;
-    return;
-  }
-  if (++load_excess_looks_ < kLoadLooks) {
-    next_load_check_ns_ = now + kLoadRecheckInterval;
-    return;
-  }
-  load_excess_looks_ = 0;
-  no_spin_until_ns_.store(std::max(no_spin_until_ns_.load(std::memory_order_relaxed), now + kLoadCheckInterval),
-                          std::memory_order_relaxed);
+  if (load_looks_.record(runnable - ours + size() > hardware_threads_, now))
+    no_spin_until_ns_.store(
+        std::max(no_spin_until_ns_.load(std::memory_order_relaxed), now + LoadLooks::kIntervalNs),
+        std::memory_order_relaxed);
 }
 
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain) {

@@ -22,6 +22,24 @@
 
 namespace whale {
 
+// Whether the machine is too busy for the pool to spin, from looks at its count of runnable threads (/proc/loadavg):
+// one look sees one instant, and a kernel thread runnable just then looks like a busy machine, so an excess counts only
+// when kLooks looks in a row, kRecheckNs apart, all find it. Without an excess the next look is kIntervalNs on.
+class LoadLooks {
+ public:
+  static constexpr int64_t kIntervalNs = 100'000'000, kRecheckNs = 2'000'000;
+  static constexpr int kLooks = 3;
+
+  // Records a look at time now_ns (excess: more runnable threads than cores); returns whether it confirms the excess.
+  bool record(bool excess, int64_t now_ns);
+  // When to look next (steady_clock ns): 0 before the first look.
+  int64_t next_look_ns() const { return next_look_ns_; }
+
+ private:
+  int in_a_row_ = 0;
+  int64_t next_look_ns_ = 0;
+};
+
 class ThreadPool {
  public:
   // How long an idle worker (or the waiting caller) spins before it blocks.
@@ -72,8 +90,7 @@ class ThreadPool {
 
   // The caller's own.
   alignas(kCacheLine) uint64_t generation_ = 0;  // jobs published
-  int64_t next_load_check_ns_ = 0;              // the next look at the machine's load (check_load)
-  int load_excess_looks_ = 0;                   // consecutive looks that found more runnable threads than cores
+  LoadLooks load_looks_;                        // the looks at the machine's load (check_load)
 
   // Read by everyone, written rarely.
   alignas(kCacheLine) std::vector<std::thread> workers_;
