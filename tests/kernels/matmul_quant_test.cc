@@ -11,6 +11,9 @@
 
 #include "whale/core/dtype.h"
 #include "whale/core/thread_pool.h"
+#include "whale/kernels/matmul_simd.h"
+#include "whale/kernels/quant_format.h"
+#include "whale/kernels/quantize.h"
 #include "instruction_sets.h"
 #include "matmul_test_util.h"
 
@@ -147,11 +150,63 @@ TEST(DecodeRows, QuantizedMatchesSpec) {
   hwy::SetSupportedTargetsForTest(0);
 }
 
+// The q8/q4 code of W[r, c] (q, not the stored q + bias), read where quant_format.h places it.
+int quant_code(const Weight2D& w, int64_t r, int64_t c) {
+  const QuantType t = w.dtype == DType::Q8 ? QuantType::Q8 : QuantType::Q4;
+  const QuantCodePosition at = quant_code_position(t, quant_padded_cols(w.cols), r, c);
+  const uint8_t byte = w.data[at.byte];
+  return t == QuantType::Q8 ? byte - 128 : (at.high_nibble ? byte >> 4 : byte & 0x0F) - 8;
+}
+
+// Scalar reference of x·W read in place from q8/q4 rows (docs/quantization.md, "x·W"), one token: y[c] +=
+// Σ_i x[i]·W[16·g0 + i, c] over rows i < 16·groups (x[i] = 0 from i = n on), in runs of 8 row groups. Per run and
+// 32-column block: a_i = x_i·s_i (f32), d = max|a| / 127, α_i = round(a_i·(127 / max|a|)), β_i = round((a_i −
+// α_i·d)·(256·127 / max|a|)) within [−128, 127], S_c = Σ_i q_ic·(256·α_i + β_i) exactly, y[c] = fma(S_c, d / 256,
+// y[c]); a block whose a holds a NaN or infinity makes its columns NaN, an all-zero one adds nothing.
+void xw_twice_rounded_reference(const Weight2D& w, int64_t g0, int64_t groups, const float* x, int64_t n, float* y) {
+  const int64_t blocks = quant_padded_cols(w.cols) / kQuantBlock;
+  for (int64_t run = 0; run < groups; run += 8) {
+    const int64_t rows = std::min<int64_t>(8, groups - run) * kQuantRowGroup, first = run * kQuantRowGroup;
+    for (int64_t kb = 0; kb < blocks; ++kb) {
+      std::vector<float> a(static_cast<size_t>(rows));
+      float m = 0.0f;
+      bool finite = true;
+      for (int64_t i = 0; i < rows; ++i) {
+        const int64_t r = (g0 * kQuantRowGroup) + first + i;
+        const float xi = first + i < n ? x[first + i] : 0.0f;
+        a[i] = xi * f16_to_f32(quant_scale_bits(w, r, kb));
+        finite = finite && std::isfinite(a[i]);
+        m = std::max(m, std::fabs(a[i]));
+      }
+      const int64_t c1 = std::min(w.cols, (kb + 1) * kQuantBlock);
+      if (!finite) {
+        for (int64_t c = kb * kQuantBlock; c < c1; ++c) y[c] += NAN;
+        continue;
+      }
+      if (m == 0.0f) continue;
+      const float d = m / 127.0f, inv = 127.0f / m;
+      std::vector<int64_t> weight(static_cast<size_t>(rows));
+      for (int64_t i = 0; i < rows; ++i) {
+        const float alpha = std::nearbyint(a[i] * inv);
+        const float rest = std::fma(-alpha, d, a[i]);
+        const float beta = std::clamp(std::nearbyint(rest * (inv * 256.0f)), -128.0f, 127.0f);
+        weight[i] = 256 * static_cast<int64_t>(alpha) + static_cast<int64_t>(beta);
+      }
+      for (int64_t c = kb * kQuantBlock; c < c1; ++c) {
+        int64_t sum = 0;
+        for (int64_t i = 0; i < rows; ++i) sum += quant_code(w, g0 * kQuantRowGroup + first + i, c) * weight[i];
+        y[c] = std::fma(static_cast<float>(sum), d * (1.0f / 256.0f), y[c]);
+      }
+    }
+  }
+}
+
 // x·W over a slice of rows, as absorbed attention uses W_UK: y += Σ_i x[i] · W[r0 + i, :], against double sums over
 // the spec-decoded values. Covers q8/q4 slices at 16-row boundaries (read in place) and elsewhere (decoded), partial
 // row groups and column counts that are not multiples of 4 or 32, few and many tokens, and every instruction set;
 // each token's result is bitwise the same as with that token alone, for any token count (a prompt chunk's queries
-// must get what they get one by one).
+// must get what they get one by one). Read in place with VNNI, q8/q4 rows take x·s rounded twice to int8 (about 16
+// bits): within Σ_i |q_ic|·d/256 more, d the step of the row's run and block (xw_twice_rounded_reference).
 TEST(AddScaledWeightRows, MatchesDoubleSums) {
   std::mt19937 rng(15);
   const std::vector<int64_t> targets = supported_targets();
@@ -185,12 +240,22 @@ TEST(AddScaledWeightRows, MatchesDoubleSums) {
                   ASSERT_EQ(y[j], y0[j]) << "column " << c << " past the weight's end was written";
                   continue;
                 }
-                double want = y0[j], abs = std::fabs(y0[j]);
+                double want = y0[j], abs = std::fabs(y0[j]), rounding = 0.0;
                 for (int64_t r = 0; r < n; ++r) {
                   want += static_cast<double>(x[i * n + r]) * t.values[(r0 + r) * cols + c];
                   abs += std::fabs(static_cast<double>(x[i * n + r]) * t.values[(r0 + r) * cols + c]);
                 }
-                ASSERT_LE(std::fabs(y[j] - want), 2 * gamma(n + 2.0, kF32Eps) * abs)
+                if (dtype != DType::BF16 && r0 % kQuantRowGroup == 0)
+                  for (int64_t r = 0; r < n; ++r) {
+                    // This row's run of 8 groups (from r0) and its step d in column c's block.
+                    const int64_t run0 = r / 128 * 128, run1 = std::min(n, run0 + 128), kb = c / kQuantBlock;
+                    double m = 0.0;
+                    for (int64_t rr = run0; rr < run1; ++rr)
+                      m = std::max(m, std::fabs(x[i * n + rr] * static_cast<double>(
+                                                    f16_to_f32(quant_scale_bits(t.w, r0 + rr, kb)))));
+                    rounding += std::abs(quant_code(t.w, r0 + r, c)) * m / 127.0 / 256.0;
+                  }
+                ASSERT_LE(std::fabs(y[j] - want), 2 * gamma(n + 2.0, kF32Eps) * abs + rounding)
                     << matmul_target_name() << " " << dtype_name(dtype) << " cols " << cols << " rows " << r0 << ".."
                     << r1 << " m " << m << " y[" << i << "][" << c << "]";
               }
@@ -203,6 +268,41 @@ TEST(AddScaledWeightRows, MatchesDoubleSums) {
 // block's amax / 254² (half a step of the second rounding, whose step is at most half the first's / 127), plus f32
 // rounding, so |y − exact| ≤ Σ_c |W[r, c]| · amax(block of c) / 254² + f32 rounding. On every instruction set, serial
 // and over the pool, for decode-sized batches and larger ones; a token's result does not depend on m.
+// q8/q4 x·W read in place (VNNI) is the scalar reference's twice-rounded integer product, bitwise: W_UK-sized slices
+// (8 groups, 512 columns), partial runs and rows, columns not a multiple of 16, an all-zero block, a NaN.
+TEST(AddScaledWeightRows, QuantInPlaceIsTheTwiceRoundedReference) {
+  std::mt19937 rng(16);
+  bool ran = false;
+  for (DType dtype : {DType::Q8, DType::Q4})
+    for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{256, 512}, {300, 70}, {40, 3}})
+      for (const auto& [g0, groups] : {std::pair<int64_t, int64_t>{0, 8}, {8, 8}, {2, 11}, {1, 1}}) {
+        if ((g0 + groups) * kQuantRowGroup > (rows + 15) / 16 * 16) continue;
+        const TestWeight t = make_quant_weight(dtype, rows, cols, rng);
+        const int64_t n = std::min(groups * kQuantRowGroup, rows - g0 * kQuantRowGroup);
+        std::vector<float> x(static_cast<size_t>(groups * kQuantRowGroup), 0.0f);
+        for (int64_t i = 0; i < n; ++i) x[i] = std::uniform_real_distribution<float>(-2.0f, 2.0f)(rng);
+        if (groups > 1) std::fill_n(x.begin(), 16, 0.0f);  // the first group zero: other groups set the step
+        for (const bool nan : {false, true}) {
+          if (nan) x[n - 1] = NAN;
+          std::vector<float> y(static_cast<size_t>(cols));
+          for (float& v : y) v = std::uniform_real_distribution<float>(-1, 1)(rng);
+          std::vector<float> want = y;
+          if (!simd::xw_quant(t.w, g0, groups, x.data(), groups * kQuantRowGroup, 1, y.data(), cols)) continue;
+          ran = true;
+          xw_twice_rounded_reference(t.w, g0, groups, x.data(), n, want.data());
+          for (int64_t c = 0; c < cols; ++c) {
+            if (std::isnan(want[c])) {
+              ASSERT_TRUE(std::isnan(y[c])) << dtype_name(dtype) << " column " << c << " should be NaN";
+              continue;
+            }
+            ASSERT_EQ(y[c], want[c]) << dtype_name(dtype) << " " << rows << "x" << cols << " groups " << g0 << "+"
+                                     << groups << " column " << c;
+          }
+        }
+      }
+  if (!ran) GTEST_SKIP() << "no in-place x·W kernel on this CPU (it needs AVX-512 VNNI)";
+}
+
 TEST(MatmulWideActivations, WithinTwoRoundingsOfTheExactProduct) {
   std::mt19937 rng(17);
   ThreadPool pool(2);

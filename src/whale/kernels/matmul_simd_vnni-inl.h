@@ -53,8 +53,7 @@ WHALE_VNNI_ATTR inline void QuarterCodes(const uint8_t* p, QuantType type, __m51
     return;
   }
   // A nibble's value as a lookup of 16 floats (code − 8 exactly): vpermps reads only an index's low 4 bits, so the
-  // low nibble needs no mask. Two operations per vector fewer than masking, subtracting and converting, which made
-  // x·W (absorbed attention's W_UK in decode) bound by arithmetic at about 4 GB/s per thread.
+  // low nibble needs no mask. Two operations per vector fewer than masking, subtracting and converting.
   const __m512 values = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
   lo = _mm512_permutexvar_ps(v, values);
   hi = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), values);
