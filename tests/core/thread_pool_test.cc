@@ -241,12 +241,6 @@ TEST(ThreadPool, RethrowsTheFirstExceptionAfterAllSlices) {
   }
 }
 
-}  // namespace
-}  // namespace whale
-
-namespace whale {
-namespace {
-
 // The load check stops the spinning only for an excess seen kLooks times in a row, kRecheckNs apart; a look without
 // one starts the count again and puts the next look kIntervalNs on.
 TEST(LoadLooks, OnlyAnExcessSeenInEveryLookInARowCounts) {
