@@ -150,12 +150,9 @@ TEST(DecodeRows, QuantizedMatchesSpec) {
   hwy::SetSupportedTargetsForTest(0);
 }
 
-// The q8/q4 code of W[r, c] (q, not the stored q + bias), read where quant_format.h places it.
+// The q8/q4 code of W[r, c] (q, not the stored q + bias).
 int quant_code(const Weight2D& w, int64_t r, int64_t c) {
-  const QuantType t = w.dtype == DType::Q8 ? QuantType::Q8 : QuantType::Q4;
-  const QuantCodePosition at = quant_code_position(t, quant_padded_cols(w.cols), r, c);
-  const uint8_t byte = w.data[at.byte];
-  return t == QuantType::Q8 ? byte - 128 : (at.high_nibble ? byte >> 4 : byte & 0x0F) - 8;
+  return stored_code(w.dtype == DType::Q8 ? QuantType::Q8 : QuantType::Q4, w.data, quant_padded_cols(w.cols), r, c);
 }
 
 // Scalar reference of x·W read in place from q8/q4 rows (docs/quantization.md, "x·W"), one token: y[c] +=
@@ -246,14 +243,15 @@ TEST(AddScaledWeightRows, MatchesDoubleSums) {
                   abs += std::fabs(static_cast<double>(x[i * n + r]) * t.values[(r0 + r) * cols + c]);
                 }
                 if (dtype != DType::BF16 && r0 % kQuantRowGroup == 0)
-                  for (int64_t r = 0; r < n; ++r) {
-                    // This row's run of 8 groups (from r0) and its step d in column c's block.
-                    const int64_t run0 = r / 128 * 128, run1 = std::min(n, run0 + 128), kb = c / kQuantBlock;
+                  for (int64_t run0 = 0; run0 < n; run0 += 128) {
+                    // Each run of 8 groups (from r0) and its step d in column c's block.
+                    const int64_t run1 = std::min(n, run0 + 128), kb = c / kQuantBlock;
                     double m = 0.0;
-                    for (int64_t rr = run0; rr < run1; ++rr)
-                      m = std::max(m, std::fabs(x[i * n + rr] * static_cast<double>(
-                                                    f16_to_f32(quant_scale_bits(t.w, r0 + rr, kb)))));
-                    rounding += std::abs(quant_code(t.w, r0 + r, c)) * m / 127.0 / 256.0;
+                    for (int64_t r = run0; r < run1; ++r)
+                      m = std::max(m, std::fabs(x[i * n + r] * static_cast<double>(
+                                                    f16_to_f32(quant_scale_bits(t.w, r0 + r, kb)))));
+                    for (int64_t r = run0; r < run1; ++r)
+                      rounding += std::abs(quant_code(t.w, r0 + r, c)) * m / 127.0 / 256.0;
                   }
                 ASSERT_LE(std::fabs(y[j] - want), 2 * gamma(n + 2.0, kF32Eps) * abs + rounding)
                     << matmul_target_name() << " " << dtype_name(dtype) << " cols " << cols << " rows " << r0 << ".."

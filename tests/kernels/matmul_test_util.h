@@ -1,6 +1,6 @@
 // Shared by the matmul tests (matmul_test.cc: float formats; matmul_quant_test.cc: q8/q4): random weights in each
 // stored format with their exact values, decoded from the format definitions independently of the library, and the
-// error bounds the products are checked against.
+// error bounds the products are checked against. quantize_test.cc reads codes back with stored_code.
 #pragma once
 
 #include <algorithm>
@@ -15,8 +15,17 @@
 #include "whale/core/dtype.h"
 #include "whale/core/thread_pool.h"
 #include "whale/kernels/matmul.h"
+#include "whale/kernels/quant_format.h"
 
 namespace whale::matmul_test {
+
+// Code of W[r, c] read back from a q8/q4 matrix's bytes where quant_code_position places it: q8 byte − 128, q4
+// nibble − 8.
+inline int stored_code(QuantType t, const uint8_t* data, int64_t padded_cols, int64_t r, int64_t c) {
+  const QuantCodePosition p = quant_code_position(t, padded_cols, r, c);
+  if (t == QuantType::Q8) return data[p.byte] - 128;
+  return ((data[p.byte] >> (p.high_nibble ? 4 : 0)) & 0xF) - 8;
+}
 
 constexpr double kF32Eps = 0x1p-24;  // unit roundoff u of f32 (round to nearest)
 constexpr double kF64Eps = 0x1p-53;  // unit roundoff of double

@@ -14,6 +14,7 @@
 #include "whale/core/dtype.h"
 #include "whale/core/error.h"
 #include "instruction_sets.h"
+#include "matmul_test_util.h"
 
 namespace whale {
 namespace {
@@ -33,13 +34,6 @@ std::string block_error(QuantType t, const std::vector<float>& w) {
   }
   ADD_FAILURE() << "no Error thrown";
   return "";
-}
-
-// Code of W[r, c] read back from a quantized matrix's bytes: q8 byte - 128, q4 nibble - 8.
-int stored_code(QuantType t, const std::vector<uint8_t>& data, int64_t padded_cols, int64_t r, int64_t c) {
-  const QuantCodePosition p = quant_code_position(t, padded_cols, r, c);
-  if (t == QuantType::Q8) return data[p.byte] - 128;
-  return ((data[p.byte] >> (p.high_nibble ? 4 : 0)) & 0xF) - 8;
 }
 
 TEST(Quantize, Q8ExactCodesAndTiesToEven) {
@@ -228,7 +222,7 @@ TEST(Quantize, PaddingRowsAndColumnsAndLayout) {
         EXPECT_EQ(at, 2 * 16 * bb + (kb * 16 + r) * 2);
         EXPECT_EQ(data[at] | data[at + 1] << 8, h);
         for (int j = 0; j < 32; ++j) {
-          EXPECT_EQ(stored_code(t, data, 64, r, kb * 32 + j), expect[j]) << "row " << r << " col " << kb * 32 + j;
+          EXPECT_EQ(matmul_test::stored_code(t, data.data(), 64, r, kb * 32 + j), expect[j]) << "row " << r << " col " << kb * 32 + j;
           if (r >= rows || kb * 32 + j >= cols) {
             EXPECT_EQ(expect[j], 0);
           }
