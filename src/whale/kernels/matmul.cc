@@ -41,6 +41,11 @@ bool streams(const MatmulJob& j) {
   return j.w.dtype != DType::F8_E4M3 || j.w.block_cols % 16 == 0;
 }
 
+// Rows of the f32 panel that the prefill path decodes once and sweeps every token over, at K = k.
+int64_t float_panel_rows(int64_t k, int gr) {
+  return std::clamp<int64_t>(kPanelBytes / (4 * std::max<int64_t>(k, 1)) / gr * gr, gr, 64);
+}
+
 // Per-thread scratch of run_groups.
 struct Scratch {
   std::vector<float> panel;     // decoded f32 rows (float prefill)
@@ -137,7 +142,7 @@ void run_groups(const MatmulJob& j, const JobActivations& xa, int64_t g0, int64_
     return;
   }
   // Prefill: decode a panel of rows to f32 once, then sweep all tokens over it in tiles.
-  const int64_t panel_rows = std::clamp<int64_t>(kPanelBytes / (4 * std::max<int64_t>(k, 1)) / gr * gr, gr, 64);
+  const int64_t panel_rows = float_panel_rows(k, gr);
   for (int64_t r0 = g0 * gr; r0 < std::min(n, g1 * gr); r0 += panel_rows) {
     const int64_t r1 = std::min({n, g1 * gr, r0 + panel_rows});
     simd::panel_rows(w, r0, r1, j.x, k, j.m, j.y + r0, n, scratch.panel);
@@ -262,6 +267,18 @@ struct PreparedActivations {
   std::vector<size_t> owner_;                    // per job: the job whose conversion it reads (kNone: none)
   std::unique_ptr<std::atomic<int>[]> state_;    // per converting job, when deferred
 };
+
+// Rows that a prompt-sized product of job j sweeps all of its tokens over at a time, a panel held in L2 (BF16 rows
+// for the bf16 dot, or f32 rows decoded from a float format); 0 where the kernels hold no such panel (decode's
+// streaming tiles, q8/q4, whose prompt tiles sweep the tokens over one or two row groups, and AMX).
+int64_t prompt_panel_rows(const MatmulJob& j) {
+  if (j.m <= kTileTokens || is_quant(j.w.dtype)) return 0;
+  switch (PreparedActivations::form_for(j)) {
+    case PreparedActivations::Form::Rounded: return j.m > bf16dot::kStreamTokens ? bf16dot::panel_rows(j.w.cols) : 0;
+    case PreparedActivations::Form::None: return streams(j) ? 0 : float_panel_rows(j.w.cols, group_rows(j.w));
+    default: return 0;
+  }
+}
 
 // W[r, c] in double for the float formats: exact, the FP8 block scale applied without rounding.
 double scalar_weight(const Weight2D& w, int64_t r, int64_t c) {
@@ -503,11 +520,16 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
   // (run_groups) find all their groups in one chunk: with 64 KB chunks a q8 group at K = 2048 (35 KB) otherwise often
   // ran alone. Cut per job, by arithmetic, so that setting up a pass costs the same for any number of chunks: walking
   // a few hundred cuts took about 2.5 µs per pass before, about 2% of a q4 decode step (with its allocations).
+  // A prompt's chunk holds at least the panel of rows its kernel sweeps every token over: a chunk of fewer rows has
+  // its tokens' activations (megabytes, from L3) read once per chunk instead of once per panel. Cut by cost alone,
+  // a BF16 prompt's attention projections came in 16-row chunks (matmul_bench bf16a_expert at 256 tokens 1.13-1.17x
+  // with whole panels, BF16 prefill of 512 tokens 1.05x; session 56).
   const double chunk_cost = std::max(kChunkCost, total_cost / slices / kMaxChunksPerSlice);
   for (size_t i = 0; i < jobs.size(); ++i) {
     JobChunks& c = at[i];
     if (c.groups > 0) {
-      const int64_t g = std::max<int64_t>(1, static_cast<int64_t>(chunk_cost / c.group_cost + 0.5));
+      const int64_t panel_groups = (prompt_panel_rows(jobs[i]) + group_rows(jobs[i].w) - 1) / group_rows(jobs[i].w);
+      const int64_t g = std::max<int64_t>({1, static_cast<int64_t>(chunk_cost / c.group_cost + 0.5), panel_groups});
       c.chunk_groups = (g + kChunkGroups - 1) / kChunkGroups * kChunkGroups;
     }
     at[i + 1].first_chunk = c.first_chunk + static_cast<size_t>((c.groups + c.chunk_groups - 1) / c.chunk_groups);

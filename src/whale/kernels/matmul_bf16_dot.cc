@@ -290,7 +290,7 @@ WHALE_BF16_ATTR void run(const Weight2D& w, int64_t r0, int64_t r1, const Rounde
                          int64_t ldy, std::vector<uint16_t>& scratch) {
   const int64_t k = w.cols, m = xb.m;
   if (m <= kStreamTokens) return run_stream(w, r0, r1, xb, y, ldy);
-  const int64_t panel = std::max<int64_t>(4, kPanelBytes / (2 * k) / 4 * 4);
+  const int64_t panel = panel_rows(k);
   // Rows off a 64-byte boundary go through an aligned copy: a straddling load costs two of L1's.
   const bool copy = reinterpret_cast<uintptr_t>(w.data) % 64 != 0;
   uint16_t* aligned = nullptr;
@@ -356,6 +356,8 @@ void round_rows(const float* x, int64_t t0, int64_t t1, int64_t k, int64_t ldx, 
 }
 
 }  // namespace
+
+int64_t panel_rows(int64_t k) { return std::max<int64_t>(4, kPanelBytes / (2 * std::max<int64_t>(k, 1)) / 4 * 4); }
 
 bool available() {
 #if WHALE_HAVE_BF16_DOT

@@ -26,6 +26,10 @@ namespace whale::bf16dot {
 // (a served request's output on whom it shares a step with).
 inline constexpr int64_t kStreamTokens = 6;
 
+// Rows of the panel that a product of more than kStreamTokens tokens holds in L2 while every token sweeps it, at
+// K = k columns.
+int64_t panel_rows(int64_t k);
+
 // True when this CPU has AVX512-BF16 (with AVX512F/BW) and the OS saves the AVX-512 state. Cached after the first call.
 bool available();
 
