@@ -381,28 +381,40 @@ void attend_expanded(const MlaContext& ctx, const AttentionWeights& w, int layer
   // moved the test models' logits several times further from the reference.
   matmul_wide_activations(w.kv_b_proj.view(), latents.data(), n_total, kv.data(), ctx.pool);
 
+  // Per head its keys transposed, [dn + dr, n_ctx], so that the scores are x·W products (add_scaled_rows: each query
+  // element broadcast against a row of keys, no sums across lanes), as the mix already is. As dot products of
+  // 192-long rows (matmul_serial's f32 panels, or row_dots) they took 2.5x (1.9x) the time of this form: a prompt of 512
+  // tokens spent about 5% of its time on them (BF16 bench model, session 56).
   ctx.pool.parallel_for(heads, [&](int64_t h0, int64_t h1) {
-    std::vector<float> keys(static_cast<size_t>(n_total) * key), values(static_cast<size_t>(n_total) * d.dv);
+    // Rows of keys_t padded past a multiple of 16 floats: at n_ctx = 512 they were 2 KB apart, and the transpose's
+    // stores to one column of them fell into two of L1's sets.
+    constexpr int kBlock = 16;  // tokens transposed at a time: their rows read, each key row's 16 values stored at once
+    const int64_t ldk = (n_total + kBlock - 1) / kBlock * kBlock + kBlock;
+    std::vector<float> keys_t(static_cast<size_t>(key * ldk)), values(static_cast<size_t>(n_total) * d.dv);
     std::vector<float> q_cat(static_cast<size_t>(T) * key), scores, oh(static_cast<size_t>(T) * d.dv);
     for (int64_t h = h0; h < h1; ++h) {
-      for (int s = 0; s < n_total; ++s) {
-        const float* src = kv.data() + (static_cast<size_t>(s) * heads + h) * rows_per_head;
-        std::copy_n(src, d.dn, keys.data() + static_cast<size_t>(s) * key);
-        std::copy_n(cache.row(layer, s) + d.rank, d.dr, keys.data() + static_cast<size_t>(s) * key + d.dn);
-        std::copy_n(src + d.dn, d.dv, values.data() + static_cast<size_t>(s) * d.dv);
+      for (int s0 = 0; s0 < n_total; s0 += kBlock) {
+        const int n = std::min(kBlock, n_total - s0);
+        const float* src[kBlock];
+        const float* rope[kBlock];
+        for (int j = 0; j < n; ++j) {
+          src[j] = kv.data() + (static_cast<size_t>(s0 + j) * heads + h) * rows_per_head;
+          rope[j] = cache.row(layer, s0 + j) + d.rank;
+          std::copy_n(src[j] + d.dn, d.dv, values.data() + static_cast<size_t>(s0 + j) * d.dv);
+        }
+        for (int c = 0; c < d.dn; ++c)
+          for (int j = 0; j < n; ++j) keys_t[c * ldk + s0 + j] = src[j][c];
+        for (int c = 0; c < d.dr; ++c)
+          for (int j = 0; j < n; ++j) keys_t[(d.dn + c) * ldk + s0 + j] = rope[j][c];
       }
       for (int t = 0; t < T; ++t)
         std::copy_n(q + (static_cast<size_t>(t) * heads + h) * d.dqk, key, q_cat.data() + static_cast<size_t>(t) * key);
-      Weight2D keys_w{};
-      keys_w.dtype = DType::F32;
-      keys_w.cols = key;
-      keys_w.data = reinterpret_cast<const uint8_t*>(keys.data());
       std::fill(oh.begin(), oh.end(), 0.0f);
       for (int t0 = 0; t0 < T; t0 += kQueryChunk) {
         const int m = std::min(kQueryChunk, T - t0), n_ctx = pos0 + t0 + m;
-        keys_w.rows = n_ctx;
         scores.assign(static_cast<size_t>(m) * n_ctx, 0.0f);
-        matmul_serial(keys_w, q_cat.data() + static_cast<size_t>(t0) * key, m, scores.data());
+        add_scaled_rows(q_cat.data() + static_cast<size_t>(t0) * key, key, m, keys_t.data(), ldk, key, n_ctx,
+                        scores.data(), n_ctx);
         causal_softmax(scores.data(), m, n_ctx, pos0 + t0 + 1, scale);
         add_scaled_rows(scores.data(), n_ctx, m, values.data(), d.dv, n_ctx, d.dv,
                         oh.data() + static_cast<size_t>(t0) * d.dv, d.dv);
