@@ -522,8 +522,8 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
   // a few hundred cuts took about 2.5 µs per pass before, about 2% of a q4 decode step (with its allocations).
   // A prompt's chunk holds at least the panel of rows its kernel sweeps every token over: a chunk of fewer rows has
   // its tokens' activations (megabytes, from L3) read once per chunk instead of once per panel. Cut by cost alone,
-  // a BF16 prompt's attention projections came in 16-row chunks (matmul_bench bf16a_expert at 256 tokens 1.13-1.17x
-  // with whole panels, BF16 prefill of 512 tokens 1.05x; session 56).
+  // a BF16 prompt's attention projections came in 16-row chunks (matmul_bench bf16a_expert at 256 tokens 1.10-1.14x
+  // with whole panels, BF16 prefill of 512 tokens 1.04x; session 56).
   const double chunk_cost = std::max(kChunkCost, total_cost / slices / kMaxChunksPerSlice);
   for (size_t i = 0; i < jobs.size(); ++i) {
     JobChunks& c = at[i];

@@ -383,8 +383,8 @@ void attend_expanded(const MlaContext& ctx, const AttentionWeights& w, int layer
 
   // Per head its keys transposed, [dn + dr, n_ctx], so that the scores are x·W products (add_scaled_rows: each query
   // element broadcast against a row of keys, no sums across lanes), as the mix already is. As dot products of
-  // 192-long rows (matmul_serial's f32 panels, or row_dots) they took 2.5x (1.9x) the time of this form: a prompt of 512
-  // tokens spent about 5% of its time on them (BF16 bench model, session 56).
+  // 192-long rows (matmul_serial's f32 panels, or row_dots) they took 2.0-2.3x (1.4-1.5x) the time of this form: a
+  // prompt of 512 tokens spent about 4% of its time on them (BF16 bench model, session 56).
   ctx.pool.parallel_for(heads, [&](int64_t h0, int64_t h1) {
     // Rows of keys_t padded past a multiple of 16 floats: at n_ctx = 512 they were 2 KB apart, and the transpose's
     // stores to one column of them fell into two of L1's sets.
