@@ -272,7 +272,6 @@ struct PreparedActivations {
 // for the bf16 dot, or f32 rows decoded from a float format); 0 where the kernels hold no such panel (decode's
 // streaming tiles, q8/q4, whose prompt tiles sweep the tokens over one or two row groups, and AMX).
 int64_t prompt_panel_rows(const MatmulJob& j) {
-  if (j.m <= kTileTokens || is_quant(j.w.dtype)) return 0;
   switch (PreparedActivations::form_for(j)) {
     case PreparedActivations::Form::Rounded: return j.m > bf16dot::kStreamTokens ? bf16dot::panel_rows(j.w.cols) : 0;
     case PreparedActivations::Form::None: return streams(j) ? 0 : float_panel_rows(j.w.cols, group_rows(j.w));
