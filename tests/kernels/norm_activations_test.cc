@@ -398,28 +398,28 @@ TEST(AddScaledRows, RowBlocksKeepRowOrder) {
       }
 }
 
-// The column form of the mix must give add_scaled_rows' bits (decode's attention and a prompt's must agree), on every
-// instruction set: queries as lanes, more of them than a vector holds, columns past the last whole vector, and rows
-// scattered over pages.
-TEST(AddScaledRows, ByColumnsBitwiseEqual) {
+// The long-cache form of the mix must give add_scaled_rows' bits (decode's attention and a prompt's must agree), on
+// every instruction set: rows of y in fours and alone, columns in panels, single vectors and past the last whole
+// vector, rows scattered over pages, and more rows than one block of them (300).
+TEST(AddScaledRows, AtRowAddressesBitwiseEqual) {
   std::mt19937 rng(27);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   for (int64_t target : supported_targets()) {
     hwy::SetSupportedTargetsForTest(target);
     for (int64_t m : {1, 5, 16, 17, 35})
-      for (int64_t k : {1, 7, 70})
-        for (int64_t n : {1, 15, 16, 64, 77}) {
+      for (int64_t k : {1, 7, 70, 300})
+        for (int64_t n : {1, 15, 16, 64, 77, 131}) {
           const int64_t ldc = k + 2, ldy = n + 3, ldr = n + 5;
           std::vector<float> coef(m * ldc), rows(k * 2 * ldr), y(m * ldy);
           for (float& v : coef) v = u(rng);
           for (float& v : rows) v = u(rng);
           for (float& v : y) v = u(rng);
-          // Row j at 2j (every other row of `rows`): the by-columns form takes any row pointers.
+          // Row j at 2j (every other row of `rows`): the form takes any row addresses.
           std::vector<const float*> ptrs(k);
           for (int64_t j = 0; j < k; ++j) ptrs[j] = rows.data() + 2 * j * ldr;
           std::vector<float> want = y, got = y;
           add_scaled_rows(coef.data(), ldc, m, rows.data(), 2 * ldr, k, n, want.data(), ldy);
-          add_scaled_rows_by_columns(coef.data(), ldc, m, ptrs.data(), k, n, got.data(), ldy);
+          add_scaled_rows_at(coef.data(), ldc, m, ptrs.data(), k, n, got.data(), ldy);
           for (size_t e = 0; e < want.size(); ++e)
             ASSERT_EQ(0, std::memcmp(&want[e], &got[e], sizeof(float)))
                 << "target " << target << " m " << m << " k " << k << " n " << n << " element " << e;
@@ -476,7 +476,9 @@ TEST(RowDots, BitwiseIndependentOfGrouping) {
     std::vector<float> q(m * k), keys(n * k), whole(m * n), alone(m * n), split(m * n);
     for (float& v : q) v = u(rng);
     for (float& v : keys) v = u(rng);
-    row_dots(q.data(), k, m, keys.data(), k, n, k, whole.data(), n);
+    // With a prefetch range (here the keys themselves): prefetching changes no result.
+    row_dots(q.data(), k, m, keys.data(), k, n, k, whole.data(), n, keys.data(),
+             n * k * static_cast<int64_t>(sizeof(float)));
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) row_dots(q.data() + i * k, k, 1, keys.data() + j * k, k, 1, k, &alone[i * n + j], 1);
     // Queries from 1, 6 and 2 on; keys from 3, then 5 pages of 4.
@@ -485,7 +487,8 @@ TEST(RowDots, BitwiseIndependentOfGrouping) {
       row_dots(q.data() + i0 * k, k, i1 - i0, keys.data(), k, 3, k, split.data() + i0 * n, n);
       for (int64_t j0 = 3; j0 < n; j0 += 4)
         row_dots(q.data() + i0 * k, k, i1 - i0, keys.data() + j0 * k, k, std::min<int64_t>(4, n - j0), k,
-                 split.data() + i0 * n + j0, n);
+                 split.data() + i0 * n + j0, n, j0 + 4 < n ? keys.data() + (j0 + 4) * k : nullptr,
+                 std::min<int64_t>(4, std::max<int64_t>(0, n - j0 - 4)) * k * static_cast<int64_t>(sizeof(float)));
     }
     for (size_t e = 0; e < whole.size(); ++e) {
       ASSERT_EQ(0, std::memcmp(&whole[e], &alone[e], sizeof(float)))

@@ -36,18 +36,18 @@ void add_scaled_rows(const float* coef, int64_t ldc, int64_t m, const float* row
 void add_scaled_bf16_rows(const float* coef, int64_t ldc, int64_t m, const uint16_t* rows, int64_t ldr, int64_t k,
                           int64_t n, float* y, int64_t ldy, int64_t prefetch_bytes = 0);
 
-// add_scaled_rows with row j at rows[j] (pages of a cache), bitwise the same, for few rows of y (up to 16 per pass)
-// and many rows j streamed from memory: y's rows are a vector's lanes, each row value broadcast to them, so that a
-// row's lines are read once per call (add_scaled_rows reads them once per four rows of y).
-void add_scaled_rows_by_columns(const float* coef, int64_t ldc, int64_t m, const float* const* rows, int64_t k,
-                                int64_t n, float* y, int64_t ldy);
+// add_scaled_rows with row j at rows[j] (pages of a cache), bitwise the same, for many rows j streamed from memory:
+// each row's lines are read from memory once per call and prefetched a block of rows ahead.
+void add_scaled_rows_at(const float* coef, int64_t ldc, int64_t m, const float* const* rows, int64_t k, int64_t n,
+                        float* y, int64_t ldy);
 
 // out[i·ldo + j] = Σ_c q[i·ldq + c] · keys[j·ldk + c] for i < m, j < n, c < k: every query against every key, such as
 // attention's scores against cached latents. A dot product's bits depend only on its two rows (and the instruction
 // set), not on m, n or where a call starts, so that scores come out the same however queries and cache pages are
-// grouped.
+// grouped. While it computes, the call prefetches prefetch_bytes from `prefetch` on (null: none), such as the next
+// cache page's keys, spread over its work.
 void row_dots(const float* q, int64_t ldq, int64_t m, const float* keys, int64_t ldk, int64_t n, int64_t k, float* out,
-              int64_t ldo);
+              int64_t ldo, const float* prefetch = nullptr, int64_t prefetch_bytes = 0);
 
 // The same in double precision, one product at a time, rounded to f32 once at the end: row_dots' reference.
 void row_dots_reference(const float* q, int64_t ldq, int64_t m, const float* keys, int64_t ldk, int64_t n, int64_t k,

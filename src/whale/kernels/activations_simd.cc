@@ -27,11 +27,21 @@ namespace hn = hwy::HWY_NAMESPACE;
 void Softmax(float* x, int64_t n) {
   const hn::ScalableTag<float> df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  // The max a vector at a time (a scalar loop waits a compare's latency per value: the softmax of a long-cache decode
+  // layer's 16 × 2048 scores took 24-32 µs that way, 17-22 with this). Exact, so the same value as std::max value by
+  // value; a NaN is passed over as std::max(mx, NaN) passes it (x86's max returns its second operand, the running
+  // max, when the first is NaN).
   float mx = -std::numeric_limits<float>::infinity();
-  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
+  int64_t i = 0;
+  if (n >= N) {
+    auto vm = hn::Set(df, mx);
+    for (; i + N <= n; i += N) vm = hn::Max(hn::LoadU(df, x + i), vm);
+    mx = hn::GetLane(hn::MaxOfLanes(df, vm));
+  }
+  for (; i < n; ++i) mx = std::max(mx, x[i]);
   const auto vmx = hn::Set(df, mx);
   double sum = 0.0;
-  int64_t i = 0;
+  i = 0;
   for (; i + N <= n; i += N) {
     const auto e = hn::Exp(df, hn::Sub(hn::LoadU(df, x + i), vmx));
     hn::StoreU(e, df, x + i);
@@ -265,10 +275,18 @@ HWY_INLINE __m512 SumsOfLanes16(const __m512 a[16]) {
 // vectors in column order, its lanes summed, then the columns past the last whole vector one by one. Every instance
 // computes a pair this way, so a dot product does not depend on the block it falls in (on AVX-512 a 4 × 4 block
 // without column tail sums its 16 accumulators' lanes together, by the same tree as each alone: SumsOfLanes16).
-// ahead (may be null): RK rows (stride ldk) to prefetch, a vector's worth of each per step.
+// Each vector step also prefetches `pf.per_step` lines of the caller's prefetch range (RowDotsPrefetch).
+struct RowDotsPrefetch {
+  const char* next = nullptr;
+  const char* end = nullptr;
+  int per_step = 0;
+  HWY_INLINE void step() {
+    for (int i = 0; i < per_step && next < end; ++i, next += 64) hwy::Prefetch(next);
+  }
+};
 template <int RQ, int RK>
 HWY_INLINE void RowDotsBlock(const float* q, int64_t ldq, const float* keys, int64_t ldk, int64_t k, float* out,
-                             int64_t ldo, const float* ahead = nullptr) {
+                             int64_t ldo, RowDotsPrefetch& pf) {
   using DF = hn::ScalableTag<float>;
   const DF df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
@@ -277,8 +295,7 @@ HWY_INLINE void RowDotsBlock(const float* q, int64_t ldq, const float* keys, int
     for (int j = 0; j < RK; ++j) acc[i][j] = hn::Zero(df);
   int64_t c = 0;
   for (; c + N <= k; c += N) {
-    if (ahead)
-      for (int j = 0; j < RK; ++j) hwy::Prefetch(ahead + j * ldk + c);
+    pf.step();
     hn::Vec<DF> kv[RK];
     for (int j = 0; j < RK; ++j) kv[j] = hn::LoadU(df, keys + j * ldk + c);
     for (int i = 0; i < RQ; ++i) {
@@ -309,81 +326,116 @@ HWY_INLINE void RowDotsBlock(const float* q, int64_t ldq, const float* keys, int
     }
 }
 
-// Blocks of 4 keys × 4 queries (16 accumulators: each load of a key or query vector feeds 4 FMAs); the keys in the
-// outer loop, so that a block of them stays in L1 while every query passes over it.
+// Blocks of 4 queries × 4 keys (16 accumulators: each load of a key or query vector feeds 4 FMAs). Queries go in
+// groups of two blocks, each group over every key block: a key block read from memory (or L2) by the first query block
+// is in L1 for the second, and the group's 8 queries (18 KB at MLA's 576) stay in L1 throughout. Long-cache decode
+// scores 16 heads against a 64-token page at a time; with the next page prefetched (prefetch_bytes from `prefetch`
+// on, spread evenly over the call's vector steps) a layer's scores at 2048 cached tokens took 212 µs against 237 with
+// the keys outside, the queries inside and only the next key block prefetched (whale bench -d 2048, q4, medians of
+// 4 alternated runs; docs/performance.md, session 57).
 void RowDots(const float* q, int64_t ldq, int64_t m, const float* keys, int64_t ldk, int64_t n, int64_t k, float* out,
-             int64_t ldo) {
-  constexpr int kBlock = 4;
-  int64_t j = 0;
-  for (; j + kBlock <= n; j += kBlock) {
-    const float* kj = keys + j * ldk;
-    // The next block of keys is prefetched while the first queries pass over this one, a line of each key per step.
-    const float* next = j + 2 * kBlock <= n ? kj + kBlock * ldk : nullptr;
-    int64_t i = 0;
-    for (; i + kBlock <= m; i += kBlock, next = nullptr)
-      RowDotsBlock<kBlock, kBlock>(q + i * ldq, ldq, kj, ldk, k, out + i * ldo + j, ldo, next);
-    for (; i < m; ++i, next = nullptr) RowDotsBlock<1, kBlock>(q + i * ldq, ldq, kj, ldk, k, out + i * ldo + j, ldo, next);
+             int64_t ldo, const float* prefetch, int64_t prefetch_bytes) {
+  constexpr int kBlock = 4, kGroup = 2 * kBlock;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(hn::ScalableTag<float>()));
+  RowDotsPrefetch pf;
+  if (prefetch && prefetch_bytes > 0) {
+    const int64_t lines = (prefetch_bytes + 63) / 64;
+    const int64_t steps = std::max<int64_t>(1, ((m + kBlock - 1) / kBlock) * ((n + kBlock - 1) / kBlock) * (k / N));
+    pf.next = reinterpret_cast<const char*>(prefetch);
+    pf.end = pf.next + prefetch_bytes;
+    pf.per_step = static_cast<int>((lines + steps - 1) / steps);
   }
-  for (; j < n; ++j) {
-    const float* kj = keys + j * ldk;
-    int64_t i = 0;
-    for (; i + kBlock <= m; i += kBlock) RowDotsBlock<kBlock, 1>(q + i * ldq, ldq, kj, ldk, k, out + i * ldo + j, ldo);
-    for (; i < m; ++i) RowDotsBlock<1, 1>(q + i * ldq, ldq, kj, ldk, k, out + i * ldo + j, ldo);
-  }
-}
-
-// y[t, :n] += Σ_j coef[t·ldc + j] · rows[j][:n], the t (at most kColumnLanes per pass) as a vector's lanes and each
-// row value broadcast to all of them: for few rows of y (decode's queries) over many rows j read from memory (cached
-// latents), each row's lines are read once per call in place of once per four rows of y, and each step is one load
-// of coefficients and 16 fused multiply-adds. Bitwise AddScaledRowsOf: every element gets fma(coef, row value, y) in
-// j order, and the columns past the last whole vector of that kernel (ScalableTag) a multiply, then an add.
-constexpr int64_t kColumnLanes = 16;  // rows of y per pass, a vector's lanes at most
-constexpr int kMixBlock = 16;       // columns of y per pass over the rows: one line of each row
-constexpr int64_t kMixAhead = 32;   // rows ahead whose line of the block's columns each step prefetches
-using MixTag = hn::CappedTag<float, kColumnLanes>;
-template <int R, bool Fused>
-HWY_INLINE void MixColumnsBlock(const float* ct, int64_t padded, int64_t i0, int64_t valid, const float* const* rows,
-                                int64_t k, int64_t c, float* y, int64_t ldy) {
-  const MixTag df;
-  HWY_ALIGN float lanes[kColumnLanes * R];
-  for (int r = 0; r < R; ++r)
-    for (int64_t i = 0; i < kColumnLanes; ++i)
-      lanes[r * kColumnLanes + i] = i < valid ? y[(i0 + i) * ldy + c + r] : 0.0f;
-  hn::Vec<MixTag> acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = hn::Load(df, lanes + r * kColumnLanes);
-  const float* cj = ct + i0;
-  for (int64_t j = 0; j < k; ++j, cj += padded) {
-    if (j + kMixAhead < k) hwy::Prefetch(rows[j + kMixAhead] + c);
-    const auto cv = hn::LoadU(df, cj);
-    const float* rj = rows[j] + c;
-    for (int r = 0; r < R; ++r) {
-      if constexpr (Fused) acc[r] = hn::MulAdd(cv, hn::Set(df, rj[r]), acc[r]);
-      else acc[r] = hn::Add(acc[r], hn::Mul(cv, hn::Set(df, rj[r])));
+  for (int64_t i0 = 0; i0 < m; i0 += kGroup) {
+    const int64_t i1 = std::min(m, i0 + kGroup);
+    int64_t j = 0;
+    for (; j + kBlock <= n; j += kBlock) {
+      const float* kj = keys + j * ldk;
+      int64_t i = i0;
+      for (; i + kBlock <= i1; i += kBlock)
+        RowDotsBlock<kBlock, kBlock>(q + i * ldq, ldq, kj, ldk, k, out + i * ldo + j, ldo, pf);
+      for (; i < i1; ++i) RowDotsBlock<1, kBlock>(q + i * ldq, ldq, kj, ldk, k, out + i * ldo + j, ldo, pf);
+    }
+    for (; j < n; ++j) {
+      const float* kj = keys + j * ldk;
+      int64_t i = i0;
+      for (; i + kBlock <= i1; i += kBlock)
+        RowDotsBlock<kBlock, 1>(q + i * ldq, ldq, kj, ldk, k, out + i * ldo + j, ldo, pf);
+      for (; i < i1; ++i) RowDotsBlock<1, 1>(q + i * ldq, ldq, kj, ldk, k, out + i * ldo + j, ldo, pf);
     }
   }
-  for (int r = 0; r < R; ++r) hn::Store(acc[r], df, lanes + r * kColumnLanes);
-  for (int r = 0; r < R; ++r)
-    for (int64_t i = 0; i < valid; ++i) y[(i0 + i) * ldy + c + r] = lanes[r * kColumnLanes + i];
 }
 
-void AddScaledRowsByColumns(const float* coef, int64_t ldc, int64_t m, const float* const* rows, int64_t k, int64_t n,
-                            float* y, int64_t ldy) {
-  const MixTag df;
+// y[t, :n] += Σ_j coef[t·ldc + j] · rows[j][:n], row j at rows[j] (a cache's pages). Panels of 4 rows of y × 4
+// vectors of columns over blocks of kAtBlockRows rows j: a row's panel of lines is read from memory once per block,
+// by the first 4 rows of y, which also prefetch the same lines of the row kAtBlockRows on, and from L1 by the others.
+// Bitwise AddScaledRowsOf: every element gets fma(coef, row value, y) in j order, and the columns past AddScaledRowsOf's
+// last whole vector a multiply, then an add. Long-cache decode's mix (16 heads, a thread's 256 latent columns, 2048
+// cached rows): 120-131 µs per layer against 300-330 in a standalone loop for the same sums with the heads as lanes
+// and a pass over the rows per 16 columns; inside decode 109-197 against 161-239, depending on the host's phase
+// (docs/performance.md, session 57).
+constexpr int64_t kAtBlockRows = 128;
+void AddScaledRowsAt(const float* coef, int64_t ldc, int64_t m, const float* const* rows, int64_t k, int64_t n,
+                     float* y, int64_t ldy) {
+  using DF = hn::ScalableTag<float>;
+  using VF = hn::Vec<DF>;
+  const DF df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
-  const int64_t padded = (m + N - 1) / N * N;
-  // Where AddScaledRowsOf's whole vectors end: its columns from there on are a multiply and an add.
-  const int64_t wide = static_cast<int64_t>(hn::Lanes(hn::ScalableTag<float>()));
-  const int64_t fused_end = n / wide * wide;
-  std::vector<float> ct(static_cast<size_t>(k * padded), 0.0f);
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < k; ++j) ct[static_cast<size_t>(j * padded + i)] = coef[i * ldc + j];
-  for (int64_t i0 = 0; i0 < m; i0 += N) {
-    const int64_t valid = std::min(N, m - i0);
-    int64_t c = 0;
-    for (; c + kMixBlock <= fused_end; c += kMixBlock)
-      MixColumnsBlock<kMixBlock, true>(ct.data(), padded, i0, valid, rows, k, c, y, ldy);
-    for (; c < fused_end; ++c) MixColumnsBlock<1, true>(ct.data(), padded, i0, valid, rows, k, c, y, ldy);
-    for (; c < n; ++c) MixColumnsBlock<1, false>(ct.data(), padded, i0, valid, rows, k, c, y, ldy);
+  const int64_t fused_end = n / N * N, panel_end = fused_end / (4 * N) * (4 * N);
+  const int64_t panel_bytes = 4 * N * static_cast<int64_t>(sizeof(float));
+  // The first rows of y read a panel of rows [j0, j1) from memory: they prefetch its lines kAtBlockRows rows on.
+  const auto prefetch = [&](int64_t j, int64_t c) {
+    if (j + kAtBlockRows >= k) return;
+    const char* p = reinterpret_cast<const char*>(rows[j + kAtBlockRows] + c);
+    for (int64_t b = 0; b < panel_bytes; b += 64) hwy::Prefetch(p + b);
+  };
+  for (int64_t j0 = 0; j0 < k; j0 += kAtBlockRows) {
+    const int64_t j1 = std::min(k, j0 + kAtBlockRows);
+    for (int64_t c = 0; c < panel_end; c += 4 * N) {
+      int64_t t = 0;
+      for (; t + 4 <= m; t += 4) {
+        VF a[4][4];
+        for (int i = 0; i < 4; ++i)
+          for (int v = 0; v < 4; ++v) a[i][v] = hn::LoadU(df, y + (t + i) * ldy + c + v * N);
+        for (int64_t j = j0; j < j1; ++j) {
+          if (t == 0) prefetch(j, c);
+          const float* r = rows[j] + c;
+          const VF r0 = hn::LoadU(df, r), r1 = hn::LoadU(df, r + N), r2 = hn::LoadU(df, r + 2 * N),
+                   r3 = hn::LoadU(df, r + 3 * N);
+          for (int i = 0; i < 4; ++i) {
+            const VF s = hn::Set(df, coef[(t + i) * ldc + j]);
+            a[i][0] = hn::MulAdd(s, r0, a[i][0]);
+            a[i][1] = hn::MulAdd(s, r1, a[i][1]);
+            a[i][2] = hn::MulAdd(s, r2, a[i][2]);
+            a[i][3] = hn::MulAdd(s, r3, a[i][3]);
+          }
+        }
+        for (int i = 0; i < 4; ++i)
+          for (int v = 0; v < 4; ++v) hn::StoreU(a[i][v], df, y + (t + i) * ldy + c + v * N);
+      }
+      for (; t < m; ++t) {
+        VF a[4];
+        for (int v = 0; v < 4; ++v) a[v] = hn::LoadU(df, y + t * ldy + c + v * N);
+        for (int64_t j = j0; j < j1; ++j) {
+          if (t == 0) prefetch(j, c);
+          const VF s = hn::Set(df, coef[t * ldc + j]);
+          for (int v = 0; v < 4; ++v) a[v] = hn::MulAdd(s, hn::LoadU(df, rows[j] + c + v * N), a[v]);
+        }
+        for (int v = 0; v < 4; ++v) hn::StoreU(a[v], df, y + t * ldy + c + v * N);
+      }
+    }
+    // Past the panels: single vectors, then the columns past the last whole vector.
+    for (int64_t t = 0; t < m; ++t) {
+      for (int64_t c = panel_end; c < fused_end; c += N) {
+        VF a = hn::LoadU(df, y + t * ldy + c);
+        for (int64_t j = j0; j < j1; ++j) a = hn::MulAdd(hn::Set(df, coef[t * ldc + j]), hn::LoadU(df, rows[j] + c), a);
+        hn::StoreU(a, df, y + t * ldy + c);
+      }
+      for (int64_t c = fused_end; c < n; ++c) {
+        float a = y[t * ldy + c];
+        for (int64_t j = j0; j < j1; ++j) a += coef[t * ldc + j] * rows[j][c];
+        y[t * ldy + c] = a;
+      }
+    }
   }
 }
 
@@ -412,7 +464,7 @@ HWY_EXPORT(Swiglu);
 HWY_EXPORT(SwigluBackward);
 HWY_EXPORT(AddScaledRows);
 HWY_EXPORT(AddScaledBf16Rows);
-HWY_EXPORT(AddScaledRowsByColumns);
+HWY_EXPORT(AddScaledRowsAt);
 HWY_EXPORT(RowDots);
 
 void softmax_inplace(float* x, int64_t n) { HWY_DYNAMIC_DISPATCH(Softmax)(x, n); }
@@ -435,10 +487,10 @@ void add_scaled_rows(const float* coef, int64_t ldc, int64_t m, const float* row
   HWY_DYNAMIC_DISPATCH(AddScaledRows)(coef, ldc, m, rows, ldr, k, n, y, ldy);
 }
 
-void add_scaled_rows_by_columns(const float* coef, int64_t ldc, int64_t m, const float* const* rows, int64_t k,
-                                int64_t n, float* y, int64_t ldy) {
+void add_scaled_rows_at(const float* coef, int64_t ldc, int64_t m, const float* const* rows, int64_t k, int64_t n,
+                        float* y, int64_t ldy) {
   if (m <= 0 || k <= 0 || n <= 0) return;
-  HWY_DYNAMIC_DISPATCH(AddScaledRowsByColumns)(coef, ldc, m, rows, k, n, y, ldy);
+  HWY_DYNAMIC_DISPATCH(AddScaledRowsAt)(coef, ldc, m, rows, k, n, y, ldy);
 }
 
 void add_scaled_bf16_rows(const float* coef, int64_t ldc, int64_t m, const uint16_t* rows, int64_t ldr, int64_t k,
@@ -447,9 +499,9 @@ void add_scaled_bf16_rows(const float* coef, int64_t ldc, int64_t m, const uint1
 }
 
 void row_dots(const float* q, int64_t ldq, int64_t m, const float* keys, int64_t ldk, int64_t n, int64_t k, float* out,
-              int64_t ldo) {
+              int64_t ldo, const float* prefetch, int64_t prefetch_bytes) {
   if (m <= 0 || n <= 0) return;
-  HWY_DYNAMIC_DISPATCH(RowDots)(q, ldq, m, keys, ldk, n, k, out, ldo);
+  HWY_DYNAMIC_DISPATCH(RowDots)(q, ldq, m, keys, ldk, n, k, out, ldo, prefetch, prefetch_bytes);
 }
 
 void row_dots_reference(const float* q, int64_t ldq, int64_t m, const float* keys, int64_t ldk, int64_t n, int64_t k,

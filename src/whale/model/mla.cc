@@ -69,13 +69,16 @@ void causal_softmax(float* scores, int m, int n_ctx, int first_len, float scale)
 
 // scores [m, n_ctx] (row stride n_ctx) = q [m, rank + dr] · [c ‖ k_rope]ᵀ over the layer's cached tokens [k0, k1)
 // (columns k0..k1 of scores), read in place page by page. Each score is one dot product (row_dots), computed the same
-// whatever the page size, the range and however many queries come together.
+// whatever the page size, the range and however many queries come together. Each page's call prefetches the next
+// page's rows of the range (a layer's rows of a page are contiguous), which the hardware would fetch only on demand.
 void score_cached(const LatentKvCache& cache, int layer, int n_ctx, const float* q, int m, float* scores, int k0,
                   int k1) {
   const int pt = cache.page_tokens(), row = cache.row_size();
   for (int p0 = k0; p0 < k1; p0 = (p0 / pt + 1) * pt) {
-    const int end = std::min(k1, (p0 / pt + 1) * pt);
-    row_dots(q, row, m, cache.row(layer, p0), row, end - p0, row, scores + p0, n_ctx);
+    const int end = std::min(k1, (p0 / pt + 1) * pt), next_end = std::min(k1, end + pt);
+    const float* next = end < k1 ? cache.row(layer, end) : nullptr;
+    row_dots(q, row, m, cache.row(layer, p0), row, end - p0, row, scores + p0, n_ctx, next,
+             static_cast<int64_t>(next_end - end) * row * static_cast<int64_t>(sizeof(float)));
   }
 }
 void score_cached(const LatentKvCache& cache, int layer, int n_ctx, const float* q, int m, float* scores) {
@@ -92,16 +95,15 @@ void mix_cached(const float* p, int64_t ldp, int m, const LatentKvCache& cache, 
                     cache.kv_lora_rank(), y, ldy);
 }
 
-// The same for latent columns [c0, c1) only, the rows read in place by add_scaled_rows_by_columns (bitwise
-// add_scaled_rows: c0 a multiple of kMixColumns, a column gets the bits of the call above). For long caches, where
-// this reads each cached row's lines once per call instead of once per four queries: at 2048 cached tokens the mix of
-// a q8 decode step took 241-290 µs per layer against 258-309 in 4 alternated runs (faster in 5 of 6, session 40).
+// The same for latent columns [c0, c1) only, the rows read in place by add_scaled_rows_at (bitwise add_scaled_rows:
+// c0 a multiple of kMixColumns, a column gets the bits of the call above), for long caches: each cached row's lines
+// are read from memory once per call and prefetched ahead, across the pages.
 constexpr int kMixColumns = 64;
 void mix_cached_columns(const float* p, int64_t ldp, int m, const LatentKvCache& cache, int layer, int n_ctx, float* y,
                         int64_t ldy, int c0, int c1) {
   std::vector<const float*> rows(static_cast<size_t>(n_ctx));
   for (int j = 0; j < n_ctx; ++j) rows[j] = cache.row(layer, j) + c0;
-  add_scaled_rows_by_columns(p, ldp, m, rows.data(), n_ctx, c1 - c0, y + c0, ldy);
+  add_scaled_rows_at(p, ldp, m, rows.data(), n_ctx, c1 - c0, y + c0, ldy);
 }
 
 // o [T, heads·dv] from q [T, heads·dqk] and the cached latents, naive form: every cached latent is expanded to this
