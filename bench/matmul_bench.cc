@@ -126,14 +126,41 @@ void BM_ScoresLongCache(benchmark::State& state) {
   size_t l = 0;
   for (auto _ : state) {
     const float* kl = keys[l++ % keys.size()].data() + offset;
-    for (int64_t p = 0; p < n; p += page)
-      row_dots(q.data() + offset, k, m, kl + p * k, k, page, k, out.data() + p, n);
+    for (int64_t p = 0; p < n; p += page)  // each page's call prefetching the next, as score_cached does
+      row_dots(q.data() + offset, k, m, kl + p * k, k, page, k, out.data() + p, n,
+               p + page < n ? kl + (p + page) * k : nullptr, page * k * static_cast<int64_t>(sizeof(float)));
     benchmark::DoNotOptimize(out.data());
   }
   state.counters["GMAC/s"] =
       benchmark::Counter(static_cast<double>(state.iterations()) * m * n * k / 1e9, benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_ScoresLongCache)->Args({27, 0})->Args({27, 4})->Args({1, 0})->Args({1, 4})->UseRealTime();
+
+// The long-cache decode form's mix as a thread computes it (add_scaled_rows_at: 16 heads' probabilities over 2048
+// cached latents, a thread's 256 of the 512 latent columns, the rows in pages of 64 tokens × 576 floats). Arg: layers,
+// 27 cycling 27 layers' caches (127 MB, read from memory) or 1 (4.7 MB, in the last-level cache).
+void BM_MixLongCache(benchmark::State& state) {
+  const int64_t m = 16, row = 576, n_ctx = 2048, cols = 256, page = 64, layers = state.range(0);
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(0, 1);
+  std::vector<float> p(static_cast<size_t>(m * n_ctx)), y(static_cast<size_t>(m * cols));
+  for (float& v : p) v = u(rng) / n_ctx;
+  std::vector<AlignedVector<float>> pages(static_cast<size_t>(n_ctx / page),
+                                          AlignedVector<float>(static_cast<size_t>(layers * page * row)));
+  for (auto& pg : pages)
+    for (float& v : pg) v = u(rng);
+  std::vector<const float*> rows(static_cast<size_t>(n_ctx));
+  int64_t l = 0;
+  for (auto _ : state) {
+    const int64_t layer = l++ % layers;
+    for (int64_t j = 0; j < n_ctx; ++j) rows[j] = pages[j / page].data() + (layer * page + j % page) * row;
+    add_scaled_rows_at(p.data(), n_ctx, m, rows.data(), n_ctx, cols, y.data(), cols);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GMAC/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * m * n_ctx * cols / 1e9, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_MixLongCache)->Arg(27)->Arg(1)->UseRealTime();
 
 // Rounding one decode token's activations (V2-Lite's hidden width) to the int8 blocks q8/q4 products read: done once
 // per product on the calling thread, about 270 times per q4 token.
