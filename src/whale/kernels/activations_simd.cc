@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <vector>
 
 #include "whale/core/dtype.h"
 #include "whale/kernels/activations.h"
